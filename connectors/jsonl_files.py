@@ -1,0 +1,126 @@
+"""JSON Lines files: reading event logs in chunks, and writing replay output deterministically."""
+
+from __future__ import annotations
+
+import gzip
+import heapq
+import io
+import shutil
+from itertools import islice
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from connectors.errors import ConnectorError
+
+_TIME_WIDTH = 16  # hex digits of the emission-time prefix on part files
+
+
+def open_event_log(path: Path) -> IO[bytes]:
+    """Open a ``.jsonl`` or ``.jsonl.gz`` event log for binary reading."""
+    try:
+        if path.suffix == ".gz":
+            return io.BufferedReader(gzip.open(path, "rb"), buffer_size=1 << 20)  # type: ignore[arg-type]
+        return open(path, "rb", buffering=1 << 20)
+    except OSError as error:
+        raise ConnectorError(f"cannot open event log {path}: {error.strerror or error}.") from None
+
+
+def read_event_chunks(path: Path, chunk_lines: int, skip_lines: int = 0) -> Iterator[tuple[list[bytes], list[int]]]:
+    """Yield ``(events, line numbers)`` for each ``chunk_lines`` lines; blank lines carry no event."""
+    line_no = 0
+    with open_event_log(path) as handle:
+        try:
+            while True:
+                lines = list(islice(handle, chunk_lines))
+                if not lines:
+                    return
+                events: list[bytes] = []
+                numbers: list[int] = []
+                for line in lines:
+                    line_no += 1
+                    if line_no <= skip_lines:
+                        continue
+                    stripped = line.rstrip(b"\r\n")
+                    if stripped.strip():
+                        events.append(stripped)
+                        numbers.append(line_no)
+                if events:
+                    yield events, numbers
+        except (OSError, EOFError, gzip.BadGzipFile) as error:
+            raise ConnectorError(f"event log {path} is damaged after line {line_no}: {error}.") from None
+
+
+class ReplayFiles:
+    """The replay output directory.
+
+    Late and rejected events are written straight to ``late.jsonl`` and
+    ``rejected.jsonl`` in source order. Results, updates and decisions are
+    ordered per partition by emission time as they come, kept in part files,
+    and merged by ``(emission time, partition)`` when the run finishes, so the
+    files are identical whatever the batch size.
+    """
+
+    MERGED = ("results", "updates", "decisions")
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.parts_dir = out_dir / ".parts"
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            if self.parts_dir.exists():
+                shutil.rmtree(self.parts_dir)
+            self.parts_dir.mkdir()
+            self._late = open(out_dir / "late.jsonl", "wb")
+            self._rejected = open(out_dir / "rejected.jsonl", "wb")
+        except OSError as error:
+            raise ConnectorError(f"cannot write replay output to {out_dir}: {error.strerror or error}.") from None
+        self._parts: dict[tuple[str, int], IO[str]] = {}
+
+    def _part(self, kind: str, partition: int) -> IO[str]:
+        handle = self._parts.get((kind, partition))
+        if handle is None:
+            handle = open(self.parts_dir / f"{kind}-{partition}.part", "w", encoding="utf-8", buffering=1 << 20)
+            self._parts[(kind, partition)] = handle
+        return handle
+
+    def _write_timed(self, kind: str, partition: int, emitted_at: list[int], lines: list[str]) -> None:
+        self._part(kind, partition).writelines(f"{t:016x}{line}" for t, line in zip(emitted_at, lines))
+
+    def results(self, partition: int, emitted_at: list[int], lines: list[str], *, final: bool) -> None:
+        self._write_timed("results" if final else "updates", partition, emitted_at, lines)
+
+    def decisions(self, partition: int, emitted_at: list[int], lines: list[str]) -> None:
+        self._write_timed("decisions", partition, emitted_at, lines)
+
+    def late(self, lines: list[bytes]) -> None:
+        self._late.writelines(lines)
+
+    def rejected(self, lines: list[bytes]) -> None:
+        self._rejected.writelines(lines)
+
+    def finish(self) -> None:
+        """Merge part files into the final files and remove them."""
+        self._late.close()
+        self._rejected.close()
+        for handle in self._parts.values():
+            handle.close()
+        for kind in self.MERGED:
+            parts = sorted(p for k, p in self._parts if k == kind)
+            handles = [open(self.parts_dir / f"{kind}-{p}.part", encoding="utf-8") for p in parts]
+            try:
+                with open(self.out_dir / f"{kind}.jsonl", "w", encoding="utf-8", buffering=1 << 20) as out:
+                    if len(handles) == 1:
+                        out.writelines(line[_TIME_WIDTH:] for line in handles[0])
+                    else:
+                        merged = heapq.merge(*handles, key=lambda line: line[:_TIME_WIDTH])
+                        out.writelines(line[_TIME_WIDTH:] for line in merged)
+            finally:
+                for handle in handles:
+                    handle.close()
+        shutil.rmtree(self.parts_dir)
+
+    def abort(self) -> None:
+        """Close everything after a failure, leaving what was written for inspection."""
+        for handle in (self._late, self._rejected, *self._parts.values()):
+            handle.close()

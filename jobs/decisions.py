@@ -1,0 +1,62 @@
+"""Rules applied to emitted window results, producing decisions with deterministic ids."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import orjson
+
+from jobs.records import values_json
+from jobs.spec import RuleSpec
+from windows.results import WindowResults
+
+
+def decision_id(job: str, rule: str, window: str, key: str, start: int, end: int) -> str:
+    """The id every copy of one decision shares, so consumers can drop duplicates."""
+    text = f"{job}\x1f{rule}\x1f{window}\x1f{key}\x1f{start}\x1f{end}".encode()
+    return hashlib.blake2b(text, digest_size=16).hexdigest()
+
+
+class RuleSet:
+    """The rules of a job, grouped by the window they read."""
+
+    def __init__(self, job: str, rules: Sequence[RuleSpec]) -> None:
+        self.job = job
+        self.rules = tuple(rules)
+        self.by_window: dict[str, list[RuleSpec]] = {}
+        for rule in self.rules:
+            self.by_window.setdefault(rule.window, []).append(rule)
+
+    def decide(
+        self, chunk: WindowResults, partition: int, keys: list[str], key_json: list[str]
+    ) -> list[tuple[int, str]]:
+        """``(emitted_at, line)`` of a decision for each result in ``chunk`` that satisfies a rule."""
+        rules = self.by_window.get(chunk.window)
+        if not rules or not len(chunk):
+            return []
+        lines: list[tuple[int, int, int, str]] = []
+        job_json = orjson.dumps(self.job).decode()
+        window_json = orjson.dumps(chunk.window).decode()
+        final = "true" if chunk.final else "false"
+        for rule_index, rule in enumerate(rules):
+            fired = rule.condition.evaluate(chunk.values, len(chunk)).nonzero()[0]
+            if fired.shape[0] == 0:
+                continue
+            hits = chunk.take(fired)
+            head = '{"job":%s,"rule":%s,"action":%s,"window":%s,"partition":%d,"final":%s,' % (
+                job_json, orjson.dumps(rule.name).decode(), orjson.dumps(rule.action).decode(),
+                window_json, partition, final,
+            )
+            for position, k, s, e, t, v in zip(
+                fired.tolist(), hits.key_ids.tolist(), hits.starts.tolist(), hits.ends.tolist(),
+                hits.emitted_at.tolist(), values_json(hits),
+            ):
+                ident = decision_id(self.job, rule.name, chunk.window, keys[k], s, e)
+                lines.append((position, rule_index, t, (
+                    f'{head}"id":"{ident}","key":{key_json[k]},"start":{s},"end":{e},'
+                    f'"emitted_at":{t},"values":{v}}}\n'
+                )))
+        # Result order first, then rule order: independent of how results were chunked.
+        lines.sort(key=lambda item: (item[0], item[1]))
+        return [(t, line) for _, _, t, line in lines]

@@ -1,0 +1,54 @@
+"""Interning of event keys: string keys become dense integer ids for the engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+
+from connectors.partitioner import partition_for
+from windows.events import Int64Array
+
+
+class KeyRegistry:
+    """Maps event keys to integer ids and back, with each key's partition and JSON form."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self._ids: dict[str, int] = {}
+        self.keys: list[str] = []
+        self.json: list[str] = []
+        self._partition: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def _add(self, key: str) -> int:
+        key_id = len(self.keys)
+        self._ids[key] = key_id
+        self.keys.append(key)
+        self.json.append(orjson.dumps(key).decode())
+        self._partition.append(partition_for(key.encode("utf-8"), self.partitions))
+        return key_id
+
+    def ids(self, keys: list[str]) -> Int64Array:
+        """Ids of ``keys``, registering new ones."""
+        get = self._ids.get
+        ids = [get(k) for k in keys]
+        if None in ids:
+            ids = [i if i is not None else (self._ids.get(k) if k in self._ids else self._add(k)) for i, k in zip(ids, keys)]
+        return np.asarray(ids, dtype=np.int64)
+
+    def id_of(self, key: bytes) -> int:
+        """Id of a key given as UTF-8 bytes, registering it if new."""
+        text = key.decode("utf-8")
+        found = self._ids.get(text)
+        return found if found is not None else self._add(text)
+
+    def key_bytes(self, key_id: int) -> bytes:
+        """The UTF-8 bytes of a key id."""
+        return self.keys[key_id].encode("utf-8")
+
+    def partitions_of(self, ids: Int64Array) -> Int64Array:
+        """Kafka default-partitioner partition of each key id."""
+        table = np.asarray(self._partition, dtype=np.int64)
+        return table[ids]

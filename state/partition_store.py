@@ -1,0 +1,84 @@
+"""One RocksDB database per input partition, written one atomic batch at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from rocksdict import Options, Rdict, ReadOptions, WriteBatch
+
+from state.errors import StateError
+from state.key_encoding import meta_key
+
+
+class PartitionStore:
+    """The window state and source position of one input partition.
+
+    Everything one processed batch changes (pane puts, pane deletions and
+    metadata such as the source offset) goes into one ``WriteBatch``, so the
+    offset on disk always matches the state on disk.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = Rdict(str(path), options)
+        except Exception as error:  # rocksdict raises plain Exceptions
+            raise StateError(f"cannot open window state at {path}: {error}") from None
+        self._closed = False
+
+    def meta(self, name: str) -> bytes | None:
+        """A metadata value, or None when absent."""
+        value = self._db.get(meta_key(name))
+        return value if value is None else bytes(value)
+
+    def commit(
+        self,
+        puts: list[tuple[bytes, bytes]],
+        deletes: list[bytes],
+        meta: Mapping[str, bytes],
+    ) -> int:
+        """Write puts, deletions and metadata atomically; return the bytes written."""
+        batch = WriteBatch(raw_mode=True)
+        written = 0
+        for key in deletes:
+            batch.delete(key)
+        for key, value in puts:
+            batch.put(key, value)
+            written += len(key) + len(value)
+        for name, value in meta.items():
+            batch.put(meta_key(name), value)
+            written += len(value)
+        try:
+            self._db.write(batch)
+        except Exception as error:
+            raise StateError(f"cannot write window state at {self.path}: {error}") from None
+        return written
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, value) whose key starts with ``prefix``, in key order."""
+        read = ReadOptions()
+        upper = prefix[:-1] + bytes((prefix[-1] + 1,)) if prefix and prefix[-1] < 255 else None
+        if upper is not None:
+            read.set_iterate_upper_bound(upper)
+        iterator = self._db.iter(read)
+        iterator.seek(prefix)
+        while iterator.valid():
+            key = bytes(iterator.key())
+            if not key.startswith(prefix):
+                break
+            yield key, bytes(iterator.value())
+            iterator.next()
+
+    def count(self, prefix: bytes) -> int:
+        """Number of keys under ``prefix``."""
+        return sum(1 for _ in self.scan(prefix))
+
+    def close(self) -> None:
+        """Flush and close the database."""
+        if not self._closed:
+            self._db.close()
+            self._closed = True

@@ -1,0 +1,49 @@
+"""The columnar event batch the engine consumes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+Int64Array = npt.NDArray[np.int64]
+Float64Array = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class EventBatch:
+    """Decoded events of one partition in arrival order, held as columns.
+
+    ``ts`` are epoch milliseconds, ``key_ids`` are interned key ids, ``seq`` is
+    the position of each event in its source (line number or offset) and is
+    used to break timestamp ties. ``numbers`` holds numeric fields with NaN
+    where an event lacks the field; ``hashes`` holds stable 64-bit hashes of the
+    fields counted by ``distinct``, with 0 where an event lacks the field.
+    """
+
+    ts: Int64Array
+    key_ids: Int64Array
+    seq: Int64Array
+    numbers: Mapping[str, Float64Array] = field(default_factory=dict)
+    hashes: Mapping[str, Int64Array] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+    def take(self, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_] | slice) -> EventBatch:
+        """The sub-batch selected by ``index`` (positions, a mask or a slice)."""
+        return EventBatch(
+            ts=self.ts[index],
+            key_ids=self.key_ids[index],
+            seq=self.seq[index],
+            numbers={name: column[index] for name, column in self.numbers.items()},
+            hashes={name: column[index] for name, column in self.hashes.items()},
+        )
+
+    @staticmethod
+    def empty() -> EventBatch:
+        """A batch with no events."""
+        nothing = np.zeros(0, dtype=np.int64)
+        return EventBatch(ts=nothing, key_ids=nothing, seq=nothing)

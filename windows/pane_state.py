@@ -1,0 +1,422 @@
+"""Columnar aggregation state: one column set per piece of state, one row (slot) per pane.
+
+Each ``StateColumn`` implements the aggregator interface over many panes at
+once: ``reset`` gives fresh slots their initial state, ``add`` folds a batch of
+events into their panes, ``merge`` combines panes into windows, and
+``snapshot``/``restore`` move a slot's state to and from plain data for the
+state store. The output functions in ``windows.outputs`` turn merged state into
+result values. Every running quantity is kept exactly (integers, exact
+fixed-point sums, bucket counts, hash sets) so results never depend on how the
+input was batched.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from windows import fixed_point, sketch
+from windows.events import EventBatch, Float64Array, Int64Array
+
+_INT64_MAX = np.iinfo(np.int64).max
+_INT64_MIN = np.iinfo(np.int64).min
+
+
+@dataclass(frozen=True)
+class AddContext:
+    """A batch of events to fold in, with the slot and pane end of each event."""
+
+    batch: EventBatch
+    slots: Int64Array
+    pane_ends: Int64Array
+    unique_slots: Int64Array
+    inverse: Int64Array
+
+
+@dataclass(frozen=True)
+class MergePlan:
+    """Which panes make up which windows: ``(group, slot)`` pairs sorted by group, then pane time."""
+
+    groups: Int64Array
+    slots: Int64Array
+    n_groups: int
+    window_ends: Int64Array  # exclusive end of each group's window
+    pane_ends: Int64Array  # exclusive end of each pair's pane
+
+
+class StateColumn(Protocol):
+    """The aggregator interface, over slots of a pane table."""
+
+    def grow(self, capacity: int) -> None:
+        """Make room for ``capacity`` slots, keeping existing rows."""
+
+    def reset(self, slots: Int64Array) -> None:
+        """Give ``slots`` the initial (empty) state."""
+
+    def add(self, ctx: AddContext) -> None:
+        """Fold the events of ``ctx`` into their panes."""
+
+    def merge(self, plan: MergePlan) -> Any:
+        """Combine panes into windows as ``plan`` says; the shape is the column's own."""
+
+    def snapshot(self, slots: list[int]) -> list[Any]:
+        """The state of each slot as plain JSON-compatible data."""
+
+    def restore(self, slots: Int64Array, states: list[Any]) -> None:
+        """Set slots from data produced by ``snapshot``."""
+
+
+def _grown(array: np.ndarray, capacity: int, fill: Any) -> np.ndarray:
+    if array.shape[0] >= capacity:
+        return array
+    out = np.full(capacity, fill, dtype=array.dtype)
+    out[: array.shape[0]] = array
+    return out
+
+
+class CountColumn:
+    """Number of events per pane."""
+
+    def __init__(self) -> None:
+        self.n = np.zeros(0, dtype=np.int64)
+
+    def grow(self, capacity: int) -> None:
+        self.n = _grown(self.n, capacity, 0)
+
+    def reset(self, slots: Int64Array) -> None:
+        self.n[slots] = 0
+
+    def add(self, ctx: AddContext) -> None:
+        self.n[ctx.unique_slots] += np.bincount(ctx.inverse, minlength=ctx.unique_slots.shape[0])
+
+    def merge(self, plan: MergePlan) -> Int64Array:
+        out = np.zeros(plan.n_groups, dtype=np.int64)
+        np.add.at(out, plan.groups, self.n[plan.slots])
+        return out
+
+    def snapshot(self, slots: list[int]) -> list[Any]:
+        return [int(v) for v in self.n[slots]]
+
+    def restore(self, slots: Int64Array, states: list[Any]) -> None:
+        self.n[slots] = np.asarray(states, dtype=np.int64)
+
+
+class FixedSumColumn:
+    """An exact sum per pane (see ``windows.fixed_point``)."""
+
+    def __init__(self) -> None:
+        self.whole = np.zeros(0, dtype=np.int64)
+        self.fraction = np.zeros(0, dtype=np.int64)
+
+    def grow(self, capacity: int) -> None:
+        self.whole = _grown(self.whole, capacity, 0)
+        self.fraction = _grown(self.fraction, capacity, 0)
+
+    def reset(self, slots: Int64Array) -> None:
+        self.whole[slots] = 0
+        self.fraction[slots] = 0
+
+    def add_values(self, slots: Int64Array, values: Float64Array) -> None:
+        whole, fraction = fixed_point.split(values)
+        np.add.at(self.whole, slots, whole)
+        np.add.at(self.fraction, slots, fraction)
+
+    def merged(self, plan: MergePlan) -> tuple[Int64Array, Int64Array]:
+        whole = np.zeros(plan.n_groups, dtype=np.int64)
+        fraction = np.zeros(plan.n_groups, dtype=np.int64)
+        np.add.at(whole, plan.groups, self.whole[plan.slots])
+        np.add.at(fraction, plan.groups, self.fraction[plan.slots])
+        return whole, fraction
+
+    def snapshot(self, slots: list[int]) -> list[Any]:
+        return [[int(w), int(f)] for w, f in zip(self.whole[slots], self.fraction[slots])]
+
+    def restore(self, slots: Int64Array, states: list[Any]) -> None:
+        pairs = np.asarray(states, dtype=np.int64).reshape(-1, 2)
+        self.whole[slots] = pairs[:, 0]
+        self.fraction[slots] = pairs[:, 1]
+
+
+@dataclass(frozen=True)
+class MergedSum:
+    """Merged sum state: the exact sum and how many values it holds."""
+
+    total: Float64Array
+    count: Int64Array
+
+
+class SumColumn:
+    """Sum and number of present values of a numeric field (serves sum and mean)."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+        self.sum = FixedSumColumn()
+        self.present = CountColumn()
+
+    def grow(self, capacity: int) -> None:
+        self.sum.grow(capacity)
+        self.present.grow(capacity)
+
+    def reset(self, slots: Int64Array) -> None:
+        self.sum.reset(slots)
+        self.present.reset(slots)
+
+    def add(self, ctx: AddContext) -> None:
+        values = ctx.batch.numbers[self.field]
+        ok = ~np.isnan(values)
+        slots = ctx.slots[ok]
+        self.sum.add_values(slots, values[ok])
+        np.add.at(self.present.n, slots, 1)
+
+    def merge(self, plan: MergePlan) -> MergedSum:
+        whole, fraction = self.sum.merged(plan)
+        return MergedSum(fixed_point.to_float(whole, fraction), self.present.merge(plan))
+
+    def snapshot(self, slots: list[int]) -> list[Any]:
+        return [s + [n] for s, n in zip(self.sum.snapshot(slots), self.present.snapshot(slots))]
+
+    def restore(self, slots: Int64Array, states: list[Any]) -> None:
+        self.sum.restore(slots, [s[:2] for s in states])
+        self.present.restore(slots, [s[2] for s in states])
+
+
+class ExtremeColumn:
+    """Minimum or maximum of a numeric field; NaN where a pane has no value."""
+
+    def __init__(self, field: str, *, maximum: bool) -> None:
+        self.field = field
+        self.maximum = maximum
+        self.empty = -math.inf if maximum else math.inf
+        self.ufunc = np.fmax if maximum else np.fmin
+        self.v = np.zeros(0, dtype=np.float64)
+
+    def grow(self, capacity: int) -> None:
+        self.v = _grown(self.v, capacity, self.empty)
+
+    def reset(self, slots: Int64Array) -> None:
+        self.v[slots] = self.empty
+
+    def add(self, ctx: AddContext) -> None:
+        values = ctx.batch.numbers[self.field]
+        ok = ~np.isnan(values)
+        self.ufunc.at(self.v, ctx.slots[ok], values[ok])
+
+    def merge(self, plan: MergePlan) -> Float64Array:
+        out = np.full(plan.n_groups, self.empty, dtype=np.float64)
+        self.ufunc.at(out, plan.groups, self.v[plan.slots])
+        out[np.isinf(out) & (out == self.empty)] = np.nan
+        return out
+
+    def snapshot(self, slots: list[int]) -> list[Any]:
+        return [None if math.isinf(v) else float(v) for v in self.v[slots]]
+
+    def restore(self, slots: Int64Array, states: list[Any]) -> None:
+        self.v[slots] = [self.empty if s is None else s for s in states]
+
+
+class ArrivalColumn:
+    """The value of the earliest (``first``) or latest (``last``) event by timestamp.
+
+    Ties on timestamp go to the earlier (first) or later (last) arrival.
+    """
+
+    def __init__(self, field: str, *, latest: bool) -> None:
+        self.field = field
+        self.latest = latest
+        self.none_ts = _INT64_MIN if latest else _INT64_MAX
+        self.ts = np.zeros(0, dtype=np.int64)
+        self.seq = np.zeros(0, dtype=np.int64)
+        self.v = np.zeros(0, dtype=np.float64)
+
+    def grow(self, capacity: int) -> None:
+        self.ts = _grown(self.ts, capacity, self.none_ts)
+        self.seq = _grown(self.seq, capacity, 0)
+        self.v = _grown(self.v, capacity, np.nan)
+
+    def reset(self, slots: Int64Array) -> None:
+        self.ts[slots] = self.none_ts
+        self.seq[slots] = 0
+        self.v[slots] = np.nan
+
+    def _pick(self, groups: Int64Array, ts: Int64Array, seq: Int64Array) -> tuple[Int64Array, Int64Array]:
+        """Index of the winning row of each group, and the groups (sorted)."""
+        order = np.lexsort((seq, ts, groups))
+        sorted_groups = groups[order]
+        if self.latest:
+            boundary = np.flatnonzero(np.diff(sorted_groups, append=sorted_groups[-1] + 1))
+        else:
+            boundary = np.flatnonzero(np.diff(sorted_groups, prepend=sorted_groups[0] - 1))
+        return order[boundary], sorted_groups[boundary]
+
+    def add(self, ctx: AddContext) -> None:
+        values = ctx.batch.numbers[self.field]
+        ok = np.flatnonzero(~np.isnan(values))
+        if ok.shape[0] == 0:
+            return
+        ts, seq, slots = ctx.batch.ts[ok], ctx.batch.seq[ok], ctx.slots[ok]
+        winners, winner_slots = self._pick(slots, ts, seq)
+        cand_ts, cand_seq = ts[winners], seq[winners]
+        cur_ts, cur_seq = self.ts[winner_slots], self.seq[winner_slots]
+        if self.latest:
+            better = (cand_ts > cur_ts) | ((cand_ts == cur_ts) & (cand_seq > cur_seq))
+        else:
+            better = (cand_ts < cur_ts) | ((cand_ts == cur_ts) & (cand_seq < cur_seq))
+        chosen = winner_slots[better]
+        self.ts[chosen] = cand_ts[better]
+        self.seq[chosen] = cand_seq[better]
+        self.v[chosen] = values[ok][winners][better]
+
+    def merge(self, plan: MergePlan) -> Float64Array:
+        out = np.full(plan.n_groups, np.nan)
+        if plan.slots.shape[0] == 0:
+            return out
+        ts = self.ts[plan.slots]
+        # Panes without a value must never win: push them to the losing end.
+        winners, groups = self._pick(plan.groups, ts, self.seq[plan.slots])
+        has_value = ts[winners] != self.none_ts
+        out[groups[has_value]] = self.v[plan.slots[winners[has_value]]]
+        return out
+
+    def snapshot(self, slots: list[int]) -> list[Any]:
+        return [
+            None if t == self.none_ts else [int(t), int(s), float(v)]
+            for t, s, v in zip(self.ts[slots], self.seq[slots], self.v[slots])
+        ]
+
+    def restore(self, slots: Int64Array, states: list[Any]) -> None:
+        for slot, state in zip(slots.tolist(), states):
+            if state is None:
+                self.ts[slot], self.seq[slot], self.v[slot] = self.none_ts, 0, np.nan
+            else:
+                self.ts[slot], self.seq[slot], self.v[slot] = state
+
+
+class DistinctColumn:
+    """The exact set of distinct values (as stable 64-bit hashes) per pane."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+        self.sets: list[set[int] | None] = []
+
+    def grow(self, capacity: int) -> None:
+        self.sets.extend([None] * (capacity - len(self.sets)))
+
+    def reset(self, slots: Int64Array) -> None:
+        for slot in slots.tolist():
+            self.sets[slot] = set()
+
+    def add(self, ctx: AddContext) -> None:
+        hashes = ctx.batch.hashes[self.field]
+        ok = hashes != 0
+        sets = self.sets
+        for slot, value in zip(ctx.slots[ok].tolist(), hashes[ok].tolist()):
+            sets[slot].add(value)  # type: ignore[union-attr]
+
+    def merge(self, plan: MergePlan) -> Int64Array:
+        merged: list[set[int]] = [set() for _ in range(plan.n_groups)]
+        sets = self.sets
+        for group, slot in zip(plan.groups.tolist(), plan.slots.tolist()):
+            merged[group] |= sets[slot]  # type: ignore[operator]
+        return np.array([len(s) for s in merged], dtype=np.int64)
+
+    def snapshot(self, slots: list[int]) -> list[Any]:
+        return [sorted(self.sets[s] or ()) for s in slots]
+
+    def restore(self, slots: Int64Array, states: list[Any]) -> None:
+        for slot, state in zip(slots.tolist(), states):
+            self.sets[slot] = set(state)
+
+
+class SketchColumn:
+    """Quantile sketch bucket counts of a numeric field per pane (see ``windows.sketch``)."""
+
+    _CODE_SHIFT = 1 << 17  # bucket codes lie well inside +-2**17
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+        self.buckets: list[dict[int, int] | None] = []
+
+    def grow(self, capacity: int) -> None:
+        self.buckets.extend([None] * (capacity - len(self.buckets)))
+
+    def reset(self, slots: Int64Array) -> None:
+        for slot in slots.tolist():
+            self.buckets[slot] = {}
+
+    def add(self, ctx: AddContext) -> None:
+        values = ctx.batch.numbers[self.field]
+        ok = ~np.isnan(values)
+        if not ok.any():
+            return
+        codes = sketch.bucket_codes(values[ok])
+        composite = ctx.slots[ok] * (2 * self._CODE_SHIFT) + (codes + self._CODE_SHIFT)
+        unique, counts = np.unique(composite, return_counts=True)
+        slots = unique // (2 * self._CODE_SHIFT)
+        codes_u = unique - slots * (2 * self._CODE_SHIFT) - self._CODE_SHIFT
+        buckets = self.buckets
+        for slot, code, count in zip(slots.tolist(), codes_u.tolist(), counts.tolist()):
+            pane = buckets[slot]
+            pane[code] = pane.get(code, 0) + count  # type: ignore[union-attr]
+
+    def merge(self, plan: MergePlan) -> list[dict[int, int]]:
+        merged: list[dict[int, int]] = [{} for _ in range(plan.n_groups)]
+        buckets = self.buckets
+        for group, slot in zip(plan.groups.tolist(), plan.slots.tolist()):
+            target = merged[group]
+            for code, count in buckets[slot].items():  # type: ignore[union-attr]
+                target[code] = target.get(code, 0) + count
+        return merged
+
+    def snapshot(self, slots: list[int]) -> list[Any]:
+        return [sorted((self.buckets[s] or {}).items()) for s in slots]
+
+    def restore(self, slots: Int64Array, states: list[Any]) -> None:
+        for slot, state in zip(slots.tolist(), states):
+            self.buckets[slot] = {int(code): int(count) for code, count in state}
+
+
+class DecayColumn:
+    """Exponentially decayed event count (or field sum), referenced to each pane's end.
+
+    A pane keeps ``sum(w * 2 ** -((pane_end - t) / half_life))``; a window scales
+    each pane's sum by ``2 ** -((window_end - pane_end) / half_life)`` and adds them.
+    """
+
+    def __init__(self, field: str | None, half_life: int) -> None:
+        self.field = field
+        self.half_life = half_life
+        self.sum = FixedSumColumn()
+
+    def grow(self, capacity: int) -> None:
+        self.sum.grow(capacity)
+
+    def reset(self, slots: Int64Array) -> None:
+        self.sum.reset(slots)
+
+    def add(self, ctx: AddContext) -> None:
+        ages = (ctx.pane_ends - ctx.batch.ts).astype(np.float64)
+        weights = np.exp2(-ages / self.half_life)
+        if self.field is None:
+            self.sum.add_values(ctx.slots, weights)
+            return
+        values = ctx.batch.numbers[self.field]
+        ok = ~np.isnan(values)
+        self.sum.add_values(ctx.slots[ok], weights[ok] * values[ok])
+
+    def merge(self, plan: MergePlan) -> Float64Array:
+        pane_sums = fixed_point.to_float(self.sum.whole[plan.slots], self.sum.fraction[plan.slots])
+        ages = (plan.window_ends[plan.groups] - plan.pane_ends).astype(np.float64)
+        decayed = pane_sums * np.exp2(-ages / self.half_life)
+        # bincount adds in index order, and plan pairs come in a canonical order,
+        # so the float result is the same however the input was batched.
+        total = np.bincount(plan.groups, weights=decayed, minlength=plan.n_groups)
+        return total * (math.log(2.0) / (self.half_life / 1000.0))
+
+    def snapshot(self, slots: list[int]) -> list[Any]:
+        return self.sum.snapshot(slots)
+
+    def restore(self, slots: Int64Array, states: list[Any]) -> None:
+        self.sum.restore(slots, states)

@@ -1,0 +1,139 @@
+"""Tumbling and hopping windows over panes of ``gcd(size, step)`` milliseconds."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from windows.definitions import HoppingWindows, TumblingWindows, WindowSpec
+from windows.events import Int64Array
+from windows.operator import WindowOperator
+from windows.pane_state import MergePlan
+from windows.pane_table import unique_pairs
+from windows.results import WindowResults
+from windows.stream_time import NO_TIME
+
+
+class PaneWindowOperator(WindowOperator):
+    """Epoch-aligned ``[start, start + size)`` windows starting every ``step`` ms."""
+
+    def __init__(self, spec: WindowSpec, index: int) -> None:
+        definition = spec.definition
+        assert isinstance(definition, (TumblingWindows, HoppingWindows))
+        super().__init__(spec, index, definition.pane)
+        self.size = definition.size
+        self.step = definition.step
+        self.grace = definition.grace
+        self.shares_panes = self.size != self.step
+
+    # ---- geometry --------------------------------------------------------------------
+    def pane_starts(self, ts: Int64Array) -> Int64Array:
+        return ts - np.mod(ts, self.table.pane_size)
+
+    def _first_start(self, ts: Int64Array) -> Int64Array:
+        return (np.floor_divide(ts - self.size, self.step) + 1) * self.step
+
+    def _last_start(self, ts: Int64Array) -> Int64Array:
+        return ts - np.mod(ts, self.step)
+
+    def first_close(self, ts: Int64Array) -> Int64Array:
+        return self._first_start(ts) + self.size + self.grace
+
+    def last_close(self, ts: Int64Array) -> Int64Array:
+        return self._last_start(ts) + self.size + self.grace
+
+    # ---- emission ----------------------------------------------------------------------
+    def _windows_of(self, slots: Int64Array) -> tuple[Int64Array, Int64Array]:
+        """Every (slot, window start) pair for the windows containing each slot's pane."""
+        panes = self.table.panes[slots]
+        first = self._first_start(panes)
+        count = (self._last_start(panes) - first) // self.step + 1
+        pair_slots = np.repeat(slots, count)
+        offsets = np.arange(pair_slots.shape[0]) - np.repeat(np.cumsum(count) - count, count)
+        return pair_slots, np.repeat(first, count) + offsets * self.step
+
+    def _emit_windows(
+        self, pair_slots: Int64Array, pair_starts: Int64Array, *, final: bool, now: int
+    ) -> WindowResults | None:
+        if pair_slots.shape[0] == 0:
+            return None
+        keys = self.table.key_ids[pair_slots]
+        panes = self.table.panes[pair_slots]
+        order = np.lexsort((panes, keys, pair_starts))
+        pair_slots, pair_starts, keys, panes = pair_slots[order], pair_starts[order], keys[order], panes[order]
+        window_keys, window_starts, groups = unique_pairs(keys, pair_starts)
+        # unique_pairs sorts by (key, start); regroup so group ids follow the pair order.
+        plan = MergePlan(
+            groups=groups,
+            slots=pair_slots,
+            n_groups=int(window_keys.shape[0]),
+            window_ends=window_starts + self.size,
+            pane_ends=panes + self.table.pane_size,
+        )
+        values = self.table.aggregation.values(plan)
+        ends = window_starts + self.size
+        emitted_at = ends + self.grace if final else np.full(window_keys.shape[0], now, dtype=np.int64)
+        return self._results(
+            final=final,
+            key_ids=window_keys,
+            starts=window_starts,
+            ends=ends,
+            emitted_at=emitted_at,
+            values=values,
+        )
+
+    def close(self, upto: int) -> WindowResults | None:
+        if upto <= self.closed_upto:
+            return None
+        if self.closed_upto != NO_TIME:
+            next_start = (int(np.floor_divide(self.closed_upto - self.size - self.grace, self.step)) + 1) * self.step
+            if next_start + self.size + self.grace > upto:
+                self.closed_upto = upto
+                return None
+        live = self.table.live_slots()
+        pair_slots, pair_starts = self._windows_of(live)
+        closes = pair_starts + self.size + self.grace
+        closing = (closes <= upto) & (closes > self.closed_upto)
+        results = self._emit_windows(pair_slots[closing], pair_starts[closing], final=True, now=upto)
+        dead = live[self.last_close(self.table.panes[live]) <= upto]
+        self.forget_pending(dead.tolist())
+        self.table.release(dead.tolist())
+        self.closed_upto = upto
+        return results
+
+    def updates(self, now: int) -> WindowResults | None:
+        if not self.pending:
+            return None
+        changed = np.fromiter(sorted(self.pending), dtype=np.int64)
+        self.pending = set()
+        changed_slots, changed_starts = self._windows_of(changed)
+        open_ = changed_starts + self.size + self.grace > now
+        targets_keys, targets_starts, _ = unique_pairs(self.table.key_ids[changed_slots[open_]], changed_starts[open_])
+        if targets_keys.shape[0] == 0:
+            return None
+        live = self.table.live_slots()
+        live = live[np.isin(self.table.key_ids[live], targets_keys)]
+        pair_slots, pair_starts = self._windows_of(live)
+        wanted = _pairs_in(self.table.key_ids[pair_slots], pair_starts, targets_keys, targets_starts)
+        return self._emit_windows(pair_slots[wanted], pair_starts[wanted], final=False, now=now)
+
+    def close_everything(self) -> WindowResults | None:
+        live = self.table.live_slots()
+        pair_slots, pair_starts = self._windows_of(live)
+        closes = pair_starts + self.size + self.grace
+        keep = closes > self.closed_upto
+        results = self._emit_windows(pair_slots[keep], pair_starts[keep], final=True, now=0)
+        self.table.release(live.tolist())
+        self.pending = set()
+        return results
+
+
+def _pairs_in(a: Int64Array, b: Int64Array, set_a: Int64Array, set_b: Int64Array) -> np.ndarray:
+    """Mask of the ``(a, b)`` pairs that appear among the ``(set_a, set_b)`` pairs."""
+    if a.shape[0] == 0:
+        return np.zeros(0, dtype=bool)
+    all_a = np.concatenate([set_a, a])
+    all_b = np.concatenate([set_b, b])
+    _, _, inverse = unique_pairs(all_a, all_b)
+    known = np.zeros(int(inverse.max()) + 1, dtype=bool)
+    known[inverse[: set_a.shape[0]]] = True
+    return known[inverse[set_a.shape[0]:]]

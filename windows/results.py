@@ -1,0 +1,65 @@
+"""What the engine emits: window results in columns, and the late-event report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from windows.events import Float64Array, Int64Array
+
+Values = dict[str, "Int64Array | Float64Array"]
+
+
+@dataclass(frozen=True)
+class WindowResults:
+    """Results of one window definition emitted at one point, sorted in emission order.
+
+    ``ends`` are as reported to users: exclusive for tumbling and hopping
+    windows, inclusive for sliding windows. ``emitted_at`` is the partition's
+    stream time at emission: a window's close point for final results, the
+    stream time of the update tick for updates. NaN in ``values`` means the
+    window had no value for that output (e.g. ``max`` of a field no event had).
+    """
+
+    window: str
+    window_index: int
+    final: bool
+    key_ids: Int64Array
+    starts: Int64Array
+    ends: Int64Array
+    emitted_at: Int64Array
+    values: Values
+
+    def __len__(self) -> int:
+        return int(self.key_ids.shape[0])
+
+    def take(self, index: Int64Array) -> WindowResults:
+        """The results at positions ``index``."""
+        return WindowResults(
+            window=self.window,
+            window_index=self.window_index,
+            final=self.final,
+            key_ids=self.key_ids[index],
+            starts=self.starts[index],
+            ends=self.ends[index],
+            emitted_at=self.emitted_at[index],
+            values={name: column[index] for name, column in self.values.items()},
+        )
+
+
+@dataclass
+class BatchOutcome:
+    """Everything one engine step produced for a partition.
+
+    ``results`` are in emission order. ``late`` holds the positions (in the
+    processed batch) of events that were late for every window; ``late_reasons``
+    says why, one string per late event. ``late_by_window`` counts, per window
+    name, events late for at least one window of that definition.
+    """
+
+    results: list[WindowResults] = field(default_factory=list)
+    late: Int64Array = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    late_reasons: list[str] = field(default_factory=list)
+    late_by_window: dict[str, int] = field(default_factory=dict)
+    applied: int = 0
