@@ -184,7 +184,6 @@ class EventDecoder:
 
     # ---- slow path: event by event, to find and explain the bad ones -----------------------
     def _slow(self, raws: Sequence[bytes], seqs: Sequence[int]) -> tuple[DecodedBatch, list[Rejected]]:
-        o = self.options
         good_raws: list[bytes] = []
         good_seqs: list[int] = []
         rejected: list[Rejected] = []
@@ -224,7 +223,10 @@ class EventDecoder:
             raise _Bad("missing_timestamp", f"missing timestamp field {o.timestamp_field!r}")
         ts = self._one_time(doc[o.timestamp_field])
         if ts < MIN_TIMESTAMP_MS:
-            raise _Bad("implausible_timestamp", f"timestamp {doc[o.timestamp_field]!r} is before 2000-01-01, which is not plausible")
+            raise _Bad(
+                "implausible_timestamp",
+                f"timestamp {doc[o.timestamp_field]!r} is before 2000-01-01, which is not plausible",
+            )
         for name in o.numeric_fields:
             value = doc.get(name)
             if value is None:
@@ -242,7 +244,10 @@ class EventDecoder:
         fmt, name = self.options.timestamp_format, self.options.timestamp_field
         if fmt is TimeFormat.EPOCH_MS:
             if isinstance(value, bool) or not isinstance(value, int):
-                raise _Bad("bad_timestamp", f"timestamp field {name!r} must be integer epoch milliseconds, got {_json_type(value)}")
+                raise _Bad(
+                    "bad_timestamp",
+                    f"timestamp field {name!r} must be integer epoch milliseconds, got {_json_type(value)}",
+                )
             if abs(value) >= 2**62:
                 raise _Bad("bad_timestamp", f"timestamp {value} is out of range")
             return value
@@ -251,7 +256,7 @@ class EventDecoder:
                 raise _Bad("bad_timestamp", f"timestamp field {name!r} must be epoch seconds, got {_json_type(value)}")
             if abs(value) > 1e13:
                 raise _Bad("bad_timestamp", f"timestamp {value} is out of range")
-            return int(round(value * 1000.0))
+            return round(value * 1000.0)
         if not isinstance(value, str):
             raise _Bad("bad_timestamp", f"timestamp field {name!r} must be an RFC 3339 string, got {_json_type(value)}")
         return _rfc3339_ms(value)
@@ -264,8 +269,10 @@ def _rfc3339_ms(text: str) -> int:
         raise _Bad("bad_timestamp", f"timestamp {text!r} is not RFC 3339") from None
     if moment.tzinfo is None:
         raise _Bad("bad_timestamp", f"timestamp {text!r} has no time zone offset")
-    return int(moment.timestamp() * 1000) if moment.microsecond == 0 else (
-        int(moment.timestamp()) * 1000 + moment.microsecond // 1000
+    return (
+        int(moment.timestamp() * 1000)
+        if moment.microsecond == 0
+        else (int(moment.timestamp()) * 1000 + moment.microsecond // 1000)
     )
 
 

@@ -17,10 +17,31 @@ import numpy as np
 import orjson
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-_PATHS = [f"/api/v1/{name}" for name in (
-    "orders", "users", "search", "cart", "checkout", "items", "login", "logout", "profile", "payments",
-    "reviews", "stock", "shipping", "returns", "coupons", "wishlist", "history", "alerts", "export", "import",
-)]
+_PATHS = [
+    f"/api/v1/{name}"
+    for name in (
+        "orders",
+        "users",
+        "search",
+        "cart",
+        "checkout",
+        "items",
+        "login",
+        "logout",
+        "profile",
+        "payments",
+        "reviews",
+        "stock",
+        "shipping",
+        "returns",
+        "coupons",
+        "wishlist",
+        "history",
+        "alerts",
+        "export",
+        "import",
+    )
+]
 
 
 @dataclass(frozen=True)
@@ -32,7 +53,7 @@ class GeneratorOptions:
     zipf: float = 1.1
     rate: float = 2_000.0  # events per second of event time
     disorder: float = 0.05  # share arriving up to 3 s behind
-    late: float = 0.005  # share arriving 15 s to 5 min behind
+    late: float = 0.005  # share arriving 15 s to 10 min behind
     bad: float = 0.0  # share of deliberately broken lines
     seed: int = 7
 
@@ -53,7 +74,7 @@ def generate_lines(options: GeneratorOptions) -> Iterator[bytes]:
     disordered = roll < options.disorder
     delay[disordered] = rng.uniform(0, 3_000, disordered.sum())
     late = (roll >= options.disorder) & (roll < options.disorder + options.late)
-    delay[late] = rng.uniform(15_000, 300_000, late.sum())
+    delay[late] = rng.uniform(15_000, 600_000, late.sum())
     arrival = np.argsort(event_ms + delay, kind="stable")
     ranks = _zipf_ranks(rng, n, options.keys, options.zipf)
     sizes = np.rint(rng.lognormal(7.0, 1.2, n)).astype(np.int64)

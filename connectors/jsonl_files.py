@@ -6,8 +6,8 @@ import gzip
 import heapq
 import io
 import shutil
-from itertools import islice
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import IO
 

@@ -27,9 +27,18 @@ import numpy as np
 
 from windows.errors import SpecError
 
-_TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)|([A-Za-z_][A-Za-z0-9_]*)|(<=|>=|==|!=|<|>|\+|-|\*|/|\(|\)))")
+_TOKEN = re.compile(
+    r"\s*(?:(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)|([A-Za-z_][A-Za-z0-9_]*)|(<=|>=|==|!=|<|>|\+|-|\*|/|\(|\)))"
+)
 _KEYWORDS = {"and", "or", "not"}
-_COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal, "==": np.equal, "!=": np.not_equal}
+_COMPARE = {
+    "<": np.less,
+    "<=": np.less_equal,
+    ">": np.greater,
+    ">=": np.greater_equal,
+    "==": np.equal,
+    "!=": np.not_equal,
+}
 _ARITH = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}
 
 
@@ -112,6 +121,14 @@ def _eval_bool(node: BoolNode, values: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.asarray(combine(_eval_bool(node.left, values), _eval_bool(node.right, values)))
 
 
+class _ParseError(SpecError):
+    """A condition syntax error that knows how far the parser got."""
+
+    def __init__(self, message: str, column: int) -> None:
+        super().__init__(message)
+        self.column = column
+
+
 class _Parser:
     def __init__(self, text: str, where: str) -> None:
         self.text = text
@@ -140,7 +157,7 @@ class _Parser:
     def fail(self, message: str, column: int | None = None) -> None:
         if column is None:
             column = self.tokens[self.position][2] if self.position < len(self.tokens) else len(self.text) + 1
-        raise SpecError(f"{self.where}condition {self.text!r}: {message} at column {column}.")
+        raise _ParseError(f"{self.where}condition {self.text!r}: {message} at column {column}.", column)
 
     def peek(self) -> tuple[str, str, int] | None:
         return self.tokens[self.position] if self.position < len(self.tokens) else None
@@ -192,9 +209,13 @@ class _Parser:
             try:
                 inner = self.or_expr()
                 self.take(")")
-            except SpecError:
+            except _ParseError as as_group:
                 self.position = saved
-                return self.comparison()
+                try:
+                    return self.comparison()
+                except _ParseError as as_arithmetic:
+                    # report whichever reading of "(" got further into the text
+                    raise as_group if as_group.column >= as_arithmetic.column else as_arithmetic from None
             if self.at(*_COMPARE):
                 self.position = saved
                 return self.comparison()

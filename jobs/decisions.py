@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+import numpy as np
 import orjson
 
 from jobs.records import values_json
@@ -27,11 +28,25 @@ class RuleSet:
         self.by_window: dict[str, list[RuleSpec]] = {}
         for rule in self.rules:
             self.by_window.setdefault(rule.window, []).append(rule)
+        # (partition, rule, key id, start, end) of open windows that already fired on an update
+        self._fired: set[tuple[int, str, int, int, int]] = set()
+
+    def _forget_closed(self, chunk: WindowResults, partition: int, rule: str) -> set[int]:
+        """Drop the fired marks of the windows a final chunk closes; return the rows that had one."""
+        had: set[int] = set()
+        for position, (key, start, end) in enumerate(
+            zip(chunk.key_ids.tolist(), chunk.starts.tolist(), chunk.ends.tolist())
+        ):
+            mark = (partition, rule, key, start, end)
+            if mark in self._fired:
+                self._fired.discard(mark)
+                had.add(position)
+        return had
 
     def decide(
         self, chunk: WindowResults, partition: int, keys: list[str], key_json: list[str]
     ) -> list[tuple[int, str]]:
-        """``(emitted_at, line)`` of a decision for each result in ``chunk`` that satisfies a rule."""
+        """``(emitted_at, line)`` of each new decision: results of ``chunk`` that satisfy a rule."""
         rules = self.by_window.get(chunk.window)
         if not rules or not len(chunk):
             return []
@@ -41,22 +56,56 @@ class RuleSet:
         final = "true" if chunk.final else "false"
         for rule_index, rule in enumerate(rules):
             fired = rule.condition.evaluate(chunk.values, len(chunk)).nonzero()[0]
-            if fired.shape[0] == 0:
+            # A decision fires once per (rule, key, window): at the first emission where
+            # its condition holds. Copies after a restart carry the same id.
+            if chunk.final:
+                had = self._forget_closed(chunk, partition, rule.name) if self._fired else set()
+                keep = [p for p in fired.tolist() if p not in had]
+            else:
+                keep = []
+                for position in fired.tolist():
+                    mark = (
+                        partition,
+                        rule.name,
+                        int(chunk.key_ids[position]),
+                        int(chunk.starts[position]),
+                        int(chunk.ends[position]),
+                    )
+                    if mark not in self._fired:
+                        self._fired.add(mark)
+                        keep.append(position)
+            if not keep:
                 continue
+            fired = np.asarray(keep, dtype=np.int64)
             hits = chunk.take(fired)
             head = '{"job":%s,"rule":%s,"action":%s,"window":%s,"partition":%d,"final":%s,' % (
-                job_json, orjson.dumps(rule.name).decode(), orjson.dumps(rule.action).decode(),
-                window_json, partition, final,
+                job_json,
+                orjson.dumps(rule.name).decode(),
+                orjson.dumps(rule.action).decode(),
+                window_json,
+                partition,
+                final,
             )
             for position, k, s, e, t, v in zip(
-                fired.tolist(), hits.key_ids.tolist(), hits.starts.tolist(), hits.ends.tolist(),
-                hits.emitted_at.tolist(), values_json(hits),
+                fired.tolist(),
+                hits.key_ids.tolist(),
+                hits.starts.tolist(),
+                hits.ends.tolist(),
+                hits.emitted_at.tolist(),
+                values_json(hits),
             ):
                 ident = decision_id(self.job, rule.name, chunk.window, keys[k], s, e)
-                lines.append((position, rule_index, t, (
-                    f'{head}"id":"{ident}","key":{key_json[k]},"start":{s},"end":{e},'
-                    f'"emitted_at":{t},"values":{v}}}\n'
-                )))
+                lines.append(
+                    (
+                        position,
+                        rule_index,
+                        t,
+                        (
+                            f'{head}"id":"{ident}","key":{key_json[k]},"start":{s},"end":{e},'
+                            f'"emitted_at":{t},"values":{v}}}\n'
+                        ),
+                    )
+                )
         # Result order first, then rule order: independent of how results were chunked.
         lines.sort(key=lambda item: (item[0], item[1]))
         return [(t, line) for _, _, t, line in lines]

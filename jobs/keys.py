@@ -35,7 +35,10 @@ class KeyRegistry:
         get = self._ids.get
         ids = [get(k) for k in keys]
         if None in ids:
-            ids = [i if i is not None else (self._ids.get(k) if k in self._ids else self._add(k)) for i, k in zip(ids, keys)]
+            ids = [
+                i if i is not None else (self._ids.get(k) if k in self._ids else self._add(k))
+                for i, k in zip(ids, keys)
+            ]
         return np.asarray(ids, dtype=np.int64)
 
     def id_of(self, key: bytes) -> int:

@@ -121,12 +121,15 @@ class JobRunner:
             ahead = too_far_ahead(ts, engine.stream_time, self.spec.source.max_ahead)
             if ahead.any():
                 for i in index[ahead].tolist():
-                    rejected.append(Rejected(
-                        int(decoded.seq[i]), decoded.raws[i],
-                        f"timestamp {int(decoded.ts[i])} is more than {self.spec.source.max_ahead} ms ahead "
-                        f"of partition {p}'s stream time",
-                        "future_timestamp",
-                    ))
+                    rejected.append(
+                        Rejected(
+                            int(decoded.seq[i]),
+                            decoded.raws[i],
+                            f"timestamp {int(decoded.ts[i])} is more than {self.spec.source.max_ahead} ms ahead "
+                            f"of partition {p}'s stream time",
+                            "future_timestamp",
+                        )
+                    )
                 index = index[~ahead]
             if index.shape[0] == 0:
                 continue
@@ -142,18 +145,28 @@ class JobRunner:
             self.stats.late_by_window.update(outcome.late_by_window)
             for position, reason in zip(outcome.late.tolist(), outcome.late_reasons):
                 event = int(index[position])
-                late.append((int(decoded.seq[event]), late_line(
-                    self.spec.name, p, self.position_field, int(decoded.seq[event]), reason, decoded.raws[event],
-                )))
+                late.append(
+                    (
+                        int(decoded.seq[event]),
+                        late_line(
+                            self.spec.name,
+                            p,
+                            self.position_field,
+                            int(decoded.seq[event]),
+                            reason,
+                            decoded.raws[event],
+                        ),
+                    )
+                )
             self._emit(p, outcome.results)
             self.positions[p] = int(decoded.seq[index].max()) + 1
         if rejected:
             rejected.sort(key=lambda r: r.seq)
             self.stats.rejected += len(rejected)
             self.stats.rejected_by_reason.update(r.kind for r in rejected)
-            self.sink.rejected([
-                rejected_line(self.spec.name, self.position_field, r.seq, r.reason, r.raw) for r in rejected
-            ])
+            self.sink.rejected(
+                [rejected_line(self.spec.name, self.position_field, r.seq, r.reason, r.raw) for r in rejected]
+            )
         if late:
             late.sort(key=lambda item: item[0])
             self.stats.late += len(late)

@@ -53,7 +53,10 @@ def result_lines(chunk: WindowResults, job: str, partition: int, key_json: list[
     return [
         f'{head}"key":{key_json[k]},"start":{s},"end":{e},"emitted_at":{t},"values":{v}}}\n'
         for k, s, e, t, v in zip(
-            chunk.key_ids.tolist(), chunk.starts.tolist(), chunk.ends.tolist(), chunk.emitted_at.tolist(),
+            chunk.key_ids.tolist(),
+            chunk.starts.tolist(),
+            chunk.ends.tolist(),
+            chunk.emitted_at.tolist(),
             values_json(chunk),
         )
     ]

@@ -70,8 +70,12 @@ class JobSpec:
     def state_fingerprint(self) -> str:
         """Hash of everything that shapes window state; stored state from another shape is refused."""
         shape = [
-            [w.name, type(w.definition).__name__, sorted(vars(w.definition).items()),
-             [[a.name, a.kind.value, a.field, a.quantile, a.half_life] for a in w.aggregates]]
+            [
+                w.name,
+                type(w.definition).__name__,
+                sorted(vars(w.definition).items()),
+                [[a.name, a.kind.value, a.field, a.quantile, a.half_life] for a in w.aggregates],
+            ]
             for w in self.windows
         ]
         payload = orjson.dumps([self.name, self.source.partitions, self.source.key, shape])
@@ -137,7 +141,8 @@ def parse_job_spec(text: str, source: str = "<spec>") -> JobSpec:
     name = r.text(top["name"], ("name",))
 
     src = r.mapping(
-        top["source"], ("source",),
+        top["source"],
+        ("source",),
         {"topic", "key", "timestamp", "timestamp_format", "partitions", "max_event_bytes", "max_ahead"},
         {"key", "timestamp"},
     )
@@ -175,8 +180,12 @@ def parse_job_spec(text: str, source: str = "<spec>") -> JobSpec:
 
 def _window(r: _Reader, name: str, data: Any) -> WindowSpec:
     path: tuple[Any, ...] = ("windows", name)
-    w = r.mapping(data, path, {"type", "size", "step", "grace", "emit", "aggregate", "update_interval"},
-                  {"type", "size", "aggregate"})
+    w = r.mapping(
+        data,
+        path,
+        {"type", "size", "step", "grace", "emit", "aggregate", "update_interval"},
+        {"type", "size", "aggregate"},
+    )
     kind = w["type"]
     size = r.duration(w["size"], (*path, "size"))
     grace = r.duration(w.get("grace", 0), (*path, "grace"))
@@ -205,7 +214,9 @@ def _window(r: _Reader, name: str, data: Any) -> WindowSpec:
         raise r.fail((*path, "emit"), f"expected final or update, got {w.get('emit')!r}.") from None
     aggregate = w["aggregate"]
     if not isinstance(aggregate, dict) or not aggregate:
-        raise r.fail((*path, "aggregate"), "expected a mapping of output names to aggregations, e.g. {requests: count}.")
+        raise r.fail(
+            (*path, "aggregate"), "expected a mapping of output names to aggregations, e.g. {requests: count}."
+        )
     specs = []
     for out_name, expression in aggregate.items():
         try:
@@ -224,7 +235,9 @@ def _rule(r: _Reader, index: int, data: Any, windows: tuple[WindowSpec, ...]) ->
     window_name = r.text(rule["window"], (*path, "window"))
     window = next((w for w in windows if w.name == window_name), None)
     if window is None:
-        raise r.fail((*path, "window"), f"no window named {window_name!r}; windows are {', '.join(w.name for w in windows)}.")
+        raise r.fail(
+            (*path, "window"), f"no window named {window_name!r}; windows are {', '.join(w.name for w in windows)}."
+        )
     try:
         condition = parse_condition(rule["when"], known={a.name for a in window.aggregates})
     except SpecError as error:

@@ -58,9 +58,7 @@ def persist(
         progress.append(
             {
                 "closed_upto": operator.closed_upto,
-                "pending": [
-                    [key_bytes(int(table.key_ids[s])).decode(), int(table.panes[s])] for s in pending
-                ],
+                "pending": [[key_bytes(int(table.key_ids[s])).decode(), int(table.panes[s])] for s in pending],
             }
         )
     engine_meta = orjson.dumps({"stream_time": engine.stream_time, "windows": progress})

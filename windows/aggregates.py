@@ -83,7 +83,9 @@ def parse_aggregate(name: str, expression: object, *, where: str = "") -> Aggreg
         raise SpecError(f"{label}: expected an expression such as 'count' or 'sum(bytes)', got {expression!r}.")
     match = _CALL.match(expression)
     if not match:
-        raise SpecError(f"{label}: cannot parse {expression!r}; write e.g. 'count', 'max(latency_ms)', 'p99(latency_ms)'.")
+        raise SpecError(
+            f"{label}: cannot parse {expression!r}; write e.g. 'count', 'max(latency_ms)', 'p99(latency_ms)'."
+        )
     function, raw_args = match.group(1), match.group(2)
     args = [a.strip() for a in raw_args.split(",")] if raw_args is not None and raw_args.strip() else []
 

@@ -26,9 +26,7 @@ def parse_duration_ms(value: object, *, field: str) -> int:
         match = _DURATION.match(value)
         if match:
             return int(match.group(1)) * _UNITS_MS[match.group(2)]
-    raise SpecError(
-        f"{field}: expected a duration such as '250ms', '30s', '5m', '1h' or '1d', got {value!r}."
-    )
+    raise SpecError(f"{field}: expected a duration such as '250ms', '30s', '5m', '1h' or '1d', got {value!r}.")
 
 
 def format_duration_ms(ms: int) -> str:

@@ -16,10 +16,10 @@ import numpy as np
 from windows.definitions import SlidingWindows, WindowSpec
 from windows.events import EventBatch
 from windows.operator import WindowOperator
-from windows.stream_time import NO_TIME, stream_times
 from windows.pane_windows import PaneWindowOperator
 from windows.results import BatchOutcome, WindowResults
 from windows.sliding_windows import SlidingWindowOperator
+from windows.stream_time import NO_TIME, stream_times
 
 
 def build_operator(spec: WindowSpec, index: int) -> WindowOperator:
@@ -47,8 +47,7 @@ def emission_order(chunks: list[WindowResults]) -> list[WindowResults]:
     run_starts = np.flatnonzero(np.diff(ordered_chunks, prepend=-1))
     run_ends = np.append(run_starts[1:], order.shape[0])
     return [
-        chunks[int(ordered_chunks[a])].take(ordered_pos[a:b])
-        for a, b in zip(run_starts.tolist(), run_ends.tolist())
+        chunks[int(ordered_chunks[a])].take(ordered_pos[a:b]) for a, b in zip(run_starts.tolist(), run_ends.tolist())
     ]
 
 

@@ -23,7 +23,6 @@ from windows.results import WindowResults
 from windows.stream_time import NO_TIME
 
 
-
 class WindowOperator(ABC):
     """Runtime state and logic of one window definition over one partition's keys."""
 

@@ -176,7 +176,7 @@ class SumColumn:
         return MergedSum(fixed_point.to_float(whole, fraction), self.present.merge(plan))
 
     def snapshot(self, slots: list[int]) -> list[Any]:
-        return [s + [n] for s, n in zip(self.sum.snapshot(slots), self.present.snapshot(slots))]
+        return [[*s, n] for s, n in zip(self.sum.snapshot(slots), self.present.snapshot(slots))]
 
     def restore(self, slots: Int64Array, states: list[Any]) -> None:
         self.sum.restore(slots, [s[:2] for s in states])
@@ -412,8 +412,9 @@ class DecayColumn:
         decayed = pane_sums * np.exp2(-ages / self.half_life)
         # bincount adds in index order, and plan pairs come in a canonical order,
         # so the float result is the same however the input was batched.
-        total = np.bincount(plan.groups, weights=decayed, minlength=plan.n_groups)
-        return total * (math.log(2.0) / (self.half_life / 1000.0))
+        total = np.bincount(plan.groups, weights=decayed, minlength=plan.n_groups).astype(np.float64)
+        scaled: Float64Array = total * (math.log(2.0) / (self.half_life / 1000.0))
+        return scaled
 
     def snapshot(self, slots: list[int]) -> list[Any]:
         return self.sum.snapshot(slots)

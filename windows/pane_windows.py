@@ -136,4 +136,4 @@ def _pairs_in(a: Int64Array, b: Int64Array, set_a: Int64Array, set_b: Int64Array
     _, _, inverse = unique_pairs(all_a, all_b)
     known = np.zeros(int(inverse.max()) + 1, dtype=bool)
     known[inverse[: set_a.shape[0]]] = True
-    return known[inverse[set_a.shape[0]:]]
+    return known[inverse[set_a.shape[0] :]]

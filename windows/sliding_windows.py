@@ -54,8 +54,12 @@ class _Windows:
 
     @staticmethod
     def join(a: _Windows, b: _Windows) -> _Windows:
-        return _Windows(*(np.concatenate([x, y]) for x, y in zip(
-            (a.rank, a.starts, a.ends, a.lo, a.hi), (b.rank, b.starts, b.ends, b.lo, b.hi))))
+        return _Windows(
+            *(
+                np.concatenate([x, y])
+                for x, y in zip((a.rank, a.starts, a.ends, a.lo, a.hi), (b.rank, b.starts, b.ends, b.lo, b.hi))
+            )
+        )
 
 
 class SlidingWindowOperator(WindowOperator):
@@ -99,8 +103,11 @@ class SlidingWindowOperator(WindowOperator):
         """Left and (existing) right windows anchored at the given point indices."""
         rank, t = points.key_rank[anchors], points.times[anchors]
         left = _Windows(
-            rank, t - self.size, t,
-            points.locate(rank, t - self.size, "left"), points.locate(rank, t, "right"),
+            rank,
+            t - self.size,
+            t,
+            points.locate(rank, t - self.size, "left"),
+            points.locate(rank, t, "right"),
         )
         lo = points.locate(rank, t + 1, "left")
         within = points.locate(rank, t + self.size, "right")

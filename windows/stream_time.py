@@ -30,7 +30,7 @@ def too_far_ahead(ts: Int64Array, start: int, max_ahead: int) -> np.ndarray:
     otherwise the batch is walked event by event.
     """
     before, _ = stream_times(ts, start)
-    flagged = (before != NO_TIME) & (ts > before + max_ahead)
+    flagged: np.ndarray = (before != NO_TIME) & (ts > before + max_ahead)
     if not flagged.any():
         return flagged
     mask = np.zeros(ts.shape[0], dtype=bool)

@@ -1,0 +1,98 @@
+"""Replay throughput against the bare floor, measured in the same run.
+
+Prints events/s of ``winnow replay`` over the example job (tumbling + hopping
++ sliding + percentiles) on a seeded 1M-event log, and events/s of the floor
+(read the same file and JSON-decode every line, nothing else), with the ratio.
+Targets (issue 2): at least 500,000 events/s, within 4x of the floor.
+
+    .venv/bin/python benchmarks/replay_benchmark.py [--events 1000000] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from connectors.event_generator import GeneratorOptions, write_log  # noqa: E402
+from jobs.replay import ReplayOptions, run_replay  # noqa: E402
+from jobs.spec import load_job_spec  # noqa: E402
+
+TARGET_EVENTS_PER_S = 500_000
+TARGET_RATIO = 4.0
+
+
+def event_log(events: int) -> Path:
+    """The seeded benchmark log, generated once and cached under benchmarks/data."""
+    path = ROOT / "benchmarks" / "data" / f"events-{events}.jsonl"
+    if not path.exists():
+        print(f"generating {events:,} events into {path} ...", flush=True)
+        write_log(path, GeneratorOptions(events=events, keys=10_000, rate=2_000.0, seed=7))
+    return path
+
+
+def floor(path: Path) -> float:
+    """events/s of reading the file and decoding every line with orjson."""
+    started = time.perf_counter()
+    count = 0
+    loads = orjson.loads
+    with open(path, "rb", buffering=1 << 20) as handle:
+        for line in handle:
+            loads(line)
+            count += 1
+    return count / (time.perf_counter() - started)
+
+
+def replay(path: Path, spec_path: Path, profile: bool) -> tuple[float, dict[str, int]]:
+    spec = load_job_spec(spec_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        options = ReplayOptions(input=path, out=Path(tmp) / "out", state_dir=Path(tmp) / "state")
+        if profile:
+            from pyinstrument import Profiler
+
+            profiler = Profiler()
+            profiler.start()
+        stats, seconds = run_replay(spec, options)
+        if profile:
+            profiler.stop()
+            print(profiler.output_text(unicode=False, color=False, show_all=False))
+        counts = {
+            "results": stats.results,
+            "updates": stats.updates,
+            "decisions": stats.decisions,
+            "late": stats.late,
+            "rejected": stats.rejected,
+        }
+        return stats.events / seconds, counts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--spec", default=str(ROOT / "jobs" / "examples" / "api-abuse.yaml"))
+    parser.add_argument("--profile", action="store_true", help="profile the replay with pyinstrument")
+    args = parser.parse_args()
+    path = event_log(args.events)
+    floor_rate = floor(path)
+    replay_rate, counts = replay(path, Path(args.spec), args.profile)
+    ratio = floor_rate / replay_rate
+    print(f"events:              {args.events:,}")
+    print(f"floor (read+decode): {floor_rate:>12,.0f} events/s")
+    print(
+        f"winnow replay:       {replay_rate:>12,.0f} events/s   ({', '.join(f'{k} {v:,}' for k, v in counts.items())})"
+    )
+    print(f"floor / replay:      {ratio:>12.2f}x   (target <= {TARGET_RATIO}x)")
+    verdict = "met" if replay_rate >= TARGET_EVENTS_PER_S else "NOT met"
+    print(f"target:              {TARGET_EVENTS_PER_S:>12,} events/s   -> {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Helpers that drive a PartitionEngine the way the job pipeline does, for tests."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from tests.windows.reference_model import Event
+from windows.definitions import WindowSpec
+from windows.engine import PartitionEngine
+from windows.events import EventBatch
+from windows.results import WindowResults
+
+
+def to_batch(events: Sequence[Event], fields: Sequence[str]) -> EventBatch:
+    """Columns of ``events``; missing values become NaN, distinct hashes use the value itself."""
+    numbers = {
+        f: np.array([e.values.get(f, math.nan) if e.values.get(f) is not None else math.nan for e in events])
+        for f in fields
+    }
+    hashes = {
+        f: np.array(
+            [0 if e.values.get(f) is None else int(e.values[f] * 4) + 1_000_003 for e in events], dtype=np.int64
+        )
+        for f in fields
+    }
+    return EventBatch(
+        ts=np.array([e.ts for e in events], dtype=np.int64),
+        key_ids=np.array([e.key for e in events], dtype=np.int64),
+        seq=np.array([e.seq for e in events], dtype=np.int64),
+        numbers=numbers,
+        hashes=hashes,
+    )
+
+
+def run_engine(
+    specs: Sequence[WindowSpec],
+    events: Sequence[Event],
+    batch_sizes: Sequence[int] = (10**9,),
+    fields: Sequence[str] = ("v",),
+    close_all: bool = True,
+) -> tuple[list[WindowResults], list[int]]:
+    """Feed ``events`` in batches cycling through ``batch_sizes``; return emitted chunks and late seqs."""
+    engine = PartitionEngine(specs)
+    chunks: list[WindowResults] = []
+    late: list[int] = []
+    position, turn = 0, 0
+    while position < len(events):
+        size = max(1, batch_sizes[turn % len(batch_sizes)])
+        part = list(events[position : position + size])
+        batch = to_batch(part, fields)
+        outcome = engine.process(batch)
+        chunks.extend(outcome.results)
+        late.extend(batch.seq[outcome.late].tolist())
+        position += size
+        turn += 1
+    if close_all:
+        chunks.extend(engine.close_all().results)
+    return chunks, late
+
+
+def flatten(chunks: Sequence[WindowResults], *, final: bool | None = True) -> list[tuple[object, ...]]:
+    """``(window, key, start, end, emitted_at, values)`` rows in emission order."""
+    rows: list[tuple[object, ...]] = []
+    for chunk in chunks:
+        if final is not None and chunk.final != final:
+            continue
+        for i in range(len(chunk)):
+            values = {}
+            for name, column in chunk.values.items():
+                value = float(column[i])
+                values[name] = None if math.isnan(value) else value
+            rows.append(
+                (
+                    chunk.window,
+                    int(chunk.key_ids[i]),
+                    int(chunk.starts[i]),
+                    int(chunk.ends[i]),
+                    int(chunk.emitted_at[i]),
+                    values,
+                )
+            )
+    return rows

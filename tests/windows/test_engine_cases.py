@@ -1,0 +1,93 @@
+"""Hand-computed engine cases and the properties the README promises."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.windows.engine_runner import flatten, run_engine
+from tests.windows.reference_model import Event
+from windows.aggregates import parse_aggregate
+from windows.definitions import EmitMode, HoppingWindows, SlidingWindows, TumblingWindows, WindowSpec
+
+COUNT = (parse_aggregate("n", "count"), parse_aggregate("total", "sum(v)"))
+
+
+def ev(ts: int, key: int = 0, v: float = 1.0, seq: int = 0) -> Event:
+    return Event(ts=ts, key=key, values={"v": v}, seq=seq)
+
+
+def events(times: list[int], key: int = 0) -> list[Event]:
+    return [ev(t, key, float(i), i) for i, t in enumerate(times)]
+
+
+def test_tumbling_window_closes_at_end_plus_grace_and_late_events_are_reported() -> None:
+    spec = WindowSpec("t", TumblingWindows(10, 2), COUNT)
+    chunks, late = run_engine([spec], events([1, 3, 11, 12, 4]), close_all=False)
+    # stream time 12 reaches the close point 10 + 2 of [0, 10): it is emitted, and the
+    # event at 4 arriving afterwards is late for it (its only window).
+    assert flatten(chunks) == [("t", 0, 0, 10, 12, {"n": 2.0, "total": 1.0})]
+    assert late == [4]
+
+
+def test_sliding_windows_follow_kafka_streams() -> None:
+    spec = WindowSpec("s", SlidingWindows(5, 1), (parse_aggregate("n", "count"),))
+    # records at 1, 3 in order, 12, then 7 out of order (late for windows ending before 11)
+    chunks, late = run_engine([spec], events([1, 3, 12, 7]))
+    got = [(s, e, v["n"]) for _, _, s, e, _, v in flatten(chunks)]
+    assert got == [
+        (-4, 1, 1.0),  # left window of 1
+        (-2, 3, 2.0),  # left window of 3
+        (2, 7, 1.0),  # right window of 1 holds 3; 7 arrived after it closed
+        (7, 12, 2.0),  # left window of 12 gained 7
+        (8, 13, 1.0),  # right window of 7: 12
+    ]
+    assert late == []
+
+
+def test_update_windows_emit_at_each_tick_and_once_when_closed() -> None:
+    spec = WindowSpec("t", TumblingWindows(10, 0), COUNT, EmitMode.UPDATE, update_interval=4)
+    chunks, _ = run_engine([spec], events([1, 2, 5, 6, 9, 10]), close_all=False)
+    rows = [(r[2], r[4], r[5]["n"], chunk.final) for chunk in chunks for r in flatten([chunk], final=None)]
+    assert rows == [
+        (0, 2, 2.0, False),  # tick at stream time 4 crossed by the event at 5: state up to 2
+        (0, 6, 4.0, False),  # tick at 8 crossed by 9
+        (0, 10, 5.0, True),  # closed when stream time reached 10
+    ]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    size=st.integers(1, 50),
+    grace=st.integers(0, 20),
+    times=st.lists(st.integers(0, 400), max_size=60),
+    seed=st.integers(0, 1000),
+)
+def test_shuffling_within_the_grace_period_does_not_change_final_results(size, grace, times, seed) -> None:  # type: ignore[no-untyped-def]
+    specs = [
+        WindowSpec("t", TumblingWindows(size, grace), COUNT),
+        WindowSpec("h", HoppingWindows(size, max(1, size // 3), grace), COUNT),
+        WindowSpec("s", SlidingWindows(size, grace), COUNT),
+    ]
+    ordered = sorted(times)
+    base = [ev(1_000 + t, key=t % 3, v=float(t % 7), seq=i) for i, t in enumerate(ordered)]
+    rng = random.Random(seed)
+    # delay each event by at most `grace`: no event can become late for any window
+    shuffled = sorted(base, key=lambda e: (e.ts + rng.randint(0, grace), e.seq))
+    in_order, late_a = run_engine(specs, base)
+    disordered, late_b = run_engine(specs, shuffled)
+    assert late_a == late_b == []
+    strip = lambda rows: sorted((w, k, s, e, t, v["n"], v["total"]) for w, k, s, e, t, v in rows)  # noqa: E731
+    assert strip(flatten(disordered)) == strip(flatten(in_order))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(size=st.integers(1, 60), grace=st.integers(0, 20), times=st.lists(st.integers(0, 500), max_size=50))
+def test_hopping_with_step_equal_to_size_is_tumbling(size: int, grace: int, times: list[int]) -> None:
+    log = [ev(10_000 + t, key=t % 2, v=float(t), seq=i) for i, t in enumerate(times)]
+    tumbling, late_t = run_engine([WindowSpec("w", TumblingWindows(size, grace), COUNT)], log)
+    hopping, late_h = run_engine([WindowSpec("w", HoppingWindows(size, size, grace), COUNT)], log)
+    assert flatten(tumbling) == flatten(hopping)
+    assert late_t == late_h
