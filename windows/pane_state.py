@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -36,15 +37,76 @@ class AddContext:
     inverse: Int64Array
 
 
-@dataclass(frozen=True)
 class MergePlan:
-    """Which panes make up which windows: ``(group, slot)`` pairs sorted by group, then pane time."""
+    """Which panes make up which windows.
 
-    groups: Int64Array
-    slots: Int64Array
-    n_groups: int
-    window_ends: Int64Array  # exclusive end of each group's window
-    pane_ends: Int64Array  # exclusive end of each pair's pane
+    Either explicit ``(group, slot)`` pairs, each group's pairs contiguous and in
+    pane-time order, or *ranges*: panes sorted by time and, per group, the
+    half-open range ``[lo, hi)`` of them it holds. Ranges let additive state
+    merge with prefix sums in O(windows) instead of O(window sizes); pairs are
+    derived from them only for state that needs them.
+    """
+
+    def __init__(
+        self,
+        n_groups: int,
+        window_ends: Int64Array,
+        *,
+        groups: Int64Array | None = None,
+        slots: Int64Array | None = None,
+        pane_ends: Int64Array | None = None,
+        ranges: tuple[Int64Array, Int64Array, Int64Array, Int64Array] | None = None,
+    ) -> None:
+        self.n_groups = n_groups
+        self.window_ends = window_ends  # exclusive end of each group's window
+        self.ranges = ranges  # (sorted slots, their pane ends, lo, hi)
+        if ranges is None:
+            assert groups is not None and slots is not None and pane_ends is not None
+            self.__dict__.update(groups=groups, slots=slots, pane_ends=pane_ends)
+
+    @cached_property
+    def _expanded(self) -> tuple[Int64Array, Int64Array, Int64Array]:
+        assert self.ranges is not None
+        sorted_slots, sorted_ends, lo, hi = self.ranges
+        counts = hi - lo
+        index = np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
+        groups = np.repeat(np.arange(self.n_groups, dtype=np.int64), counts)
+        return groups, sorted_slots[index], sorted_ends[index]
+
+    @cached_property
+    def groups(self) -> Int64Array:
+        return self._expanded[0]
+
+    @cached_property
+    def slots(self) -> Int64Array:
+        return self._expanded[1]
+
+    @cached_property
+    def pane_ends(self) -> Int64Array:
+        return self._expanded[2]
+
+    @cached_property
+    def runs(self) -> tuple[Int64Array, Int64Array]:
+        """Start index of each group's run of pairs, and the group of each run."""
+        starts = np.flatnonzero(np.diff(self.groups, prepend=-1)).astype(np.int64)
+        return starts, self.groups[starts]
+
+    def reduce(self, ufunc: np.ufunc, values: np.ndarray, empty: Any) -> np.ndarray:
+        """Reduce per-pair ``values`` into one value per group with ``ufunc`` (sum, min, max)."""
+        out = np.full(self.n_groups, empty, dtype=values.dtype)
+        if values.shape[0]:
+            starts, groups = self.runs
+            out[groups] = ufunc.reduceat(values, starts)
+        return out
+
+    def total(self, per_slot: Int64Array) -> Int64Array:
+        """Exact per-group sums of an int64 per-slot column."""
+        if self.ranges is None:
+            return self.reduce(np.add, per_slot[self.slots], 0)
+        sorted_slots, _, lo, hi = self.ranges
+        prefix = np.zeros(sorted_slots.shape[0] + 1, dtype=np.int64)
+        np.cumsum(per_slot[sorted_slots], out=prefix[1:])
+        return prefix[hi] - prefix[lo]
 
 
 class StateColumn(Protocol):
@@ -93,9 +155,7 @@ class CountColumn:
         self.n[ctx.unique_slots] += np.bincount(ctx.inverse, minlength=ctx.unique_slots.shape[0])
 
     def merge(self, plan: MergePlan) -> Int64Array:
-        out = np.zeros(plan.n_groups, dtype=np.int64)
-        np.add.at(out, plan.groups, self.n[plan.slots])
-        return out
+        return plan.total(self.n)
 
     def snapshot(self, slots: list[int]) -> list[Any]:
         return [int(v) for v in self.n[slots]]
@@ -125,11 +185,7 @@ class FixedSumColumn:
         np.add.at(self.fraction, slots, fraction)
 
     def merged(self, plan: MergePlan) -> tuple[Int64Array, Int64Array]:
-        whole = np.zeros(plan.n_groups, dtype=np.int64)
-        fraction = np.zeros(plan.n_groups, dtype=np.int64)
-        np.add.at(whole, plan.groups, self.whole[plan.slots])
-        np.add.at(fraction, plan.groups, self.fraction[plan.slots])
-        return whole, fraction
+        return plan.total(self.whole), plan.total(self.fraction)
 
     def snapshot(self, slots: list[int]) -> list[Any]:
         return [[int(w), int(f)] for w, f in zip(self.whole[slots], self.fraction[slots])]
@@ -205,9 +261,8 @@ class ExtremeColumn:
         self.ufunc.at(self.v, ctx.slots[ok], values[ok])
 
     def merge(self, plan: MergePlan) -> Float64Array:
-        out = np.full(plan.n_groups, self.empty, dtype=np.float64)
-        self.ufunc.at(out, plan.groups, self.v[plan.slots])
-        out[np.isinf(out) & (out == self.empty)] = np.nan
+        out = plan.reduce(self.ufunc, self.v[plan.slots], self.empty)
+        out[out == self.empty] = np.nan
         return out
 
     def snapshot(self, slots: list[int]) -> list[Any]:
@@ -410,9 +465,9 @@ class DecayColumn:
         pane_sums = fixed_point.to_float(self.sum.whole[plan.slots], self.sum.fraction[plan.slots])
         ages = (plan.window_ends[plan.groups] - plan.pane_ends).astype(np.float64)
         decayed = pane_sums * np.exp2(-ages / self.half_life)
-        # bincount adds in index order, and plan pairs come in a canonical order,
+        # reduceat adds each group's pairs in pane-time order, a canonical order,
         # so the float result is the same however the input was batched.
-        total = np.bincount(plan.groups, weights=decayed, minlength=plan.n_groups).astype(np.float64)
+        total = plan.reduce(np.add, decayed, 0.0)
         scaled: Float64Array = total * (math.log(2.0) / (self.half_life / 1000.0))
         return scaled
 

@@ -63,10 +63,10 @@ class PaneWindowOperator(WindowOperator):
         window_keys, window_starts, groups = unique_pairs(keys, pair_starts)
         # unique_pairs sorts by (key, start); regroup so group ids follow the pair order.
         plan = MergePlan(
+            int(window_keys.shape[0]),
+            window_starts + self.size,
             groups=groups,
             slots=pair_slots,
-            n_groups=int(window_keys.shape[0]),
-            window_ends=window_starts + self.size,
             pane_ends=panes + self.table.pane_size,
         )
         values = self.table.aggregation.values(plan)

@@ -120,17 +120,10 @@ class SlidingWindowOperator(WindowOperator):
         n = int(windows.rank.shape[0])
         if n == 0:
             return None
-        counts = windows.hi - windows.lo
-        pair_index = np.repeat(windows.lo, counts) + (
-            np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-        )
-        groups = np.repeat(np.arange(n, dtype=np.int64), counts)
         plan = MergePlan(
-            groups=groups,
-            slots=points.slots[pair_index],
-            n_groups=n,
-            window_ends=windows.ends + 1,
-            pane_ends=points.times[pair_index] + 1,
+            n,
+            windows.ends + 1,
+            ranges=(points.slots, points.times + 1, windows.lo, windows.hi),
         )
         values = self.table.aggregation.values(plan)
         key_of_rank = points.keys[np.searchsorted(points.key_rank, windows.rank)]
@@ -148,19 +141,29 @@ class SlidingWindowOperator(WindowOperator):
         if upto <= self.closed_upto:
             return None
         live = self.table.live_slots()
-        points = self._points(live)
-        times = points.times
-        low = self.closed_upto if self.closed_upto != NO_TIME else NO_TIME
-        # Only anchors whose left or right window closes in (closed_upto, upto] matter.
+        times = self.table.panes[live]
+        low = self.closed_upto
+        # Anchors whose left or right window closes in (closed_upto, upto]; only their
+        # keys' points need sorting, which keeps frequent small closes cheap.
         left_close = times + 1 + self.grace
         right_close = times + self.size + 2 + self.grace
         near = ((left_close <= upto) & (left_close > low)) | ((right_close <= upto) & (right_close > low))
-        windows = self._candidates(points, np.flatnonzero(near))
-        closes = self._close_of_end(windows.ends)
-        results = self._emit_windows(points, windows.select((closes <= upto) & (closes > low)), final=True, now=upto)
-        dead = points.slots[right_close <= upto]
-        self.forget_pending(dead.tolist())
-        self.table.release(dead.tolist())
+        results = None
+        if near.any():
+            keys = self.table.key_ids[live]
+            involved = live[np.isin(keys, np.unique(keys[near]))]
+            points = self._points(involved)
+            p_times = points.times
+            p_near = ((p_times + 1 + self.grace <= upto) & (p_times + 1 + self.grace > low)) | (
+                (p_times + self.size + 2 + self.grace <= upto) & (p_times + self.size + 2 + self.grace > low)
+            )
+            windows = self._candidates(points, np.flatnonzero(p_near))
+            closes = self._close_of_end(windows.ends)
+            results = self._emit_windows(points, windows.select((closes <= upto) & (closes > low)), final=True, now=upto)
+        dead = live[right_close <= upto]
+        if dead.shape[0]:
+            self.forget_pending(dead.tolist())
+            self.table.release(dead.tolist())
         self.closed_upto = upto
         return results
 
