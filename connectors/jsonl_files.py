@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import gzip
-import heapq
 import io
 import shutil
+from array import array
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 from typing import IO
 
+import numpy as np
+
 from connectors.errors import ConnectorError
-
-_TIME_WIDTH = 16  # hex digits of the emission-time prefix on part files
-
 
 def open_event_log(path: Path) -> IO[bytes]:
     """Open a ``.jsonl`` or ``.jsonl.gz`` event log for binary reading."""
@@ -55,10 +54,11 @@ class ReplayFiles:
     """The replay output directory.
 
     Late and rejected events are written straight to ``late.jsonl`` and
-    ``rejected.jsonl`` in source order. Results, updates and decisions are
-    ordered per partition by emission time as they come, kept in part files,
-    and merged by ``(emission time, partition)`` when the run finishes, so the
-    files are identical whatever the batch size.
+    ``rejected.jsonl`` in source order. Results, updates and decisions arrive
+    per partition in emission order; they are kept in one part file per
+    partition, with their emission times in memory, and merged by ``(emission
+    time, partition)`` when the run finishes, so the files are identical
+    whatever the batch size.
     """
 
     MERGED = ("results", "updates", "decisions")
@@ -76,16 +76,16 @@ class ReplayFiles:
         except OSError as error:
             raise ConnectorError(f"cannot write replay output to {out_dir}: {error.strerror or error}.") from None
         self._parts: dict[tuple[str, int], IO[str]] = {}
+        self._times: dict[tuple[str, int], list[array[int]]] = {}
 
-    def _part(self, kind: str, partition: int) -> IO[str]:
+    def _write_timed(self, kind: str, partition: int, emitted_at: list[int], lines: list[str]) -> None:
         handle = self._parts.get((kind, partition))
         if handle is None:
             handle = open(self.parts_dir / f"{kind}-{partition}.part", "w", encoding="utf-8", buffering=1 << 20)
             self._parts[(kind, partition)] = handle
-        return handle
-
-    def _write_timed(self, kind: str, partition: int, emitted_at: list[int], lines: list[str]) -> None:
-        self._part(kind, partition).writelines(f"{t:016x}{line}" for t, line in zip(emitted_at, lines))
+            self._times[(kind, partition)] = []
+        handle.writelines(lines)
+        self._times[(kind, partition)].append(array("q", emitted_at))
 
     def results(self, partition: int, emitted_at: list[int], lines: list[str], *, final: bool) -> None:
         self._write_timed("results" if final else "updates", partition, emitted_at, lines)
@@ -107,14 +107,18 @@ class ReplayFiles:
             handle.close()
         for kind in self.MERGED:
             parts = sorted(p for k, p in self._parts if k == kind)
+            times = [np.concatenate([np.frombuffer(a, dtype=np.int64) for a in self._times[(kind, p)]]) for p in parts]
+            source = np.repeat(np.arange(len(parts)), [t.shape[0] for t in times])
+            # a stable sort of partition-major rows by time keeps partition order among equal times
+            order = source[np.argsort(np.concatenate(times) if times else np.zeros(0), kind="stable")]
             handles = [open(self.parts_dir / f"{kind}-{p}.part", encoding="utf-8") for p in parts]
             try:
                 with open(self.out_dir / f"{kind}.jsonl", "w", encoding="utf-8", buffering=1 << 20) as out:
                     if len(handles) == 1:
-                        out.writelines(line[_TIME_WIDTH:] for line in handles[0])
+                        shutil.copyfileobj(handles[0], out)
                     else:
-                        merged = heapq.merge(*handles, key=lambda line: line[:_TIME_WIDTH])
-                        out.writelines(line[_TIME_WIDTH:] for line in merged)
+                        readers = [handle.readline for handle in handles]
+                        out.writelines(readers[i]() for i in order.tolist())
             finally:
                 for handle in handles:
                     handle.close()
