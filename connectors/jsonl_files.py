@@ -15,6 +15,7 @@ import numpy as np
 
 from connectors.errors import ConnectorError
 
+
 def open_event_log(path: Path) -> IO[bytes]:
     """Open a ``.jsonl`` or ``.jsonl.gz`` event log for binary reading."""
     try:

@@ -17,7 +17,7 @@ class KeyRegistry:
         self._ids: dict[str, int] = {}
         self.keys: list[str] = []
         self.json: list[str] = []
-        self._partition: list[int] = []
+        self._partition = np.zeros(1024, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -27,7 +27,9 @@ class KeyRegistry:
         self._ids[key] = key_id
         self.keys.append(key)
         self.json.append(orjson.dumps(key).decode())
-        self._partition.append(partition_for(key.encode("utf-8"), self.partitions))
+        if key_id >= self._partition.shape[0]:
+            self._partition = np.concatenate([self._partition, np.zeros_like(self._partition)])
+        self._partition[key_id] = partition_for(key.encode("utf-8"), self.partitions)
         return key_id
 
     def ids(self, keys: list[str]) -> Int64Array:
@@ -53,5 +55,4 @@ class KeyRegistry:
 
     def partitions_of(self, ids: Int64Array) -> Int64Array:
         """Kafka default-partitioner partition of each key id."""
-        table = np.asarray(self._partition, dtype=np.int64)
-        return table[ids]
+        return self._partition[ids]

@@ -159,7 +159,9 @@ class SlidingWindowOperator(WindowOperator):
             )
             windows = self._candidates(points, np.flatnonzero(p_near))
             closes = self._close_of_end(windows.ends)
-            results = self._emit_windows(points, windows.select((closes <= upto) & (closes > low)), final=True, now=upto)
+            results = self._emit_windows(
+                points, windows.select((closes <= upto) & (closes > low)), final=True, now=upto
+            )
         dead = live[right_close <= upto]
         if dead.shape[0]:
             self.forget_pending(dead.tolist())
