@@ -79,11 +79,6 @@ class Aggregation:
                 self.columns[spec.state_key] = _column_for(spec)
         self._readers = [(spec.name, spec.state_key, _reader_for(spec)) for spec in self.specs]
 
-    @property
-    def state_keys(self) -> list[StateKey]:
-        """The state columns in their stable order (the order of the persisted state)."""
-        return list(self.columns)
-
     def values(self, plan: MergePlan) -> Values:
         """Merge panes into windows as ``plan`` says and read every output."""
         merged = {key: column.merge(plan) for key, column in self.columns.items()}

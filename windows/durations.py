@@ -27,11 +27,3 @@ def parse_duration_ms(value: object, *, field: str) -> int:
         if match:
             return int(match.group(1)) * _UNITS_MS[match.group(2)]
     raise SpecError(f"{field}: expected a duration such as '250ms', '30s', '5m', '1h' or '1d', got {value!r}.")
-
-
-def format_duration_ms(ms: int) -> str:
-    """Render milliseconds in the largest unit that divides them exactly."""
-    for unit in ("d", "h", "m", "s"):
-        if ms and ms % _UNITS_MS[unit] == 0:
-            return f"{ms // _UNITS_MS[unit]}{unit}"
-    return f"{ms}ms"
