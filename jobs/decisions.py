@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,20 +29,15 @@ class RuleSet:
         self.by_window: dict[str, list[RuleSpec]] = {}
         for rule in self.rules:
             self.by_window.setdefault(rule.window, []).append(rule)
-        # (partition, rule, key id, start, end) of open windows that already fired on an update
-        self._fired: set[tuple[int, str, int, int, int]] = set()
+        # Per (partition, rule): windows that already fired on an update and are still
+        # open, as a set of (key id, start, end) and a heap of their ends for expiry.
+        self._fired: dict[tuple[int, str], tuple[set[tuple[int, int, int]], list[tuple[int, int, int]]]] = {}
 
-    def _forget_closed(self, chunk: WindowResults, partition: int, rule: str) -> set[int]:
-        """Drop the fired marks of the windows a final chunk closes; return the rows that had one."""
-        had: set[int] = set()
-        for position, (key, start, end) in enumerate(
-            zip(chunk.key_ids.tolist(), chunk.starts.tolist(), chunk.ends.tolist())
-        ):
-            mark = (partition, rule, key, start, end)
-            if mark in self._fired:
-                self._fired.discard(mark)
-                had.add(position)
-        return had
+    def _marks(self, partition: int, rule: str) -> tuple[set[tuple[int, int, int]], list[tuple[int, int, int]]]:
+        marks = self._fired.get((partition, rule))
+        if marks is None:
+            marks = self._fired[(partition, rule)] = (set(), [])
+        return marks
 
     def decide(
         self, chunk: WindowResults, partition: int, keys: list[str], key_json: list[str]
@@ -58,21 +54,26 @@ class RuleSet:
             fired = rule.condition.evaluate(chunk.values, len(chunk)).nonzero()[0]
             # A decision fires once per (rule, key, window): at the first emission where
             # its condition holds. Copies after a restart carry the same id.
+            marked, ends_heap = self._marks(partition, rule.name)
+            rows = zip(
+                fired.tolist(), chunk.key_ids[fired].tolist(), chunk.starts[fired].tolist(), chunk.ends[fired].tolist()
+            )
+            keep = []
             if chunk.final:
-                had = self._forget_closed(chunk, partition, rule.name) if self._fired else set()
-                keep = [p for p in fired.tolist() if p not in had]
+                for position, key, start, end in rows:
+                    if (key, start, end) not in marked:
+                        keep.append(position)
+                # Finals of one window come in close order, and close grows with end, so every
+                # marked window ending by this chunk's last end has now been emitted.
+                horizon = int(chunk.ends.max())
+                while ends_heap and ends_heap[0][0] <= horizon:
+                    end, key, start = heapq.heappop(ends_heap)
+                    marked.discard((key, start, end))
             else:
-                keep = []
-                for position in fired.tolist():
-                    mark = (
-                        partition,
-                        rule.name,
-                        int(chunk.key_ids[position]),
-                        int(chunk.starts[position]),
-                        int(chunk.ends[position]),
-                    )
-                    if mark not in self._fired:
-                        self._fired.add(mark)
+                for position, key, start, end in rows:
+                    if (key, start, end) not in marked:
+                        marked.add((key, start, end))
+                        heapq.heappush(ends_heap, (end, key, start))
                         keep.append(position)
             if not keep:
                 continue

@@ -49,6 +49,10 @@ class WindowOperator(ABC):
     def last_close(self, ts: Int64Array) -> Int64Array:
         """Close point of the latest-closing window that can contain each timestamp."""
 
+    def panes_created(self, slots: Int64Array) -> None:
+        """Hook: ``slots`` were just created (subclasses that index panes override it)."""
+        return None
+
     @abstractmethod
     def close(self, upto: int) -> WindowResults | None:
         """Emit windows closing in ``(closed_upto, upto]``, release dead panes."""
@@ -103,6 +107,8 @@ class WindowOperator(ABC):
             segment = np.arange(start, end)[keep[start:end]]
             if segment.shape[0]:
                 touched = self.table.add(batch.take(segment), self.pane_starts(batch.ts[segment]))
+                if self.table.last_created.shape[0]:
+                    self.panes_created(self.table.last_created)
                 if self.emits_updates:
                     self.pending.update(touched.tolist())
             now = int(st_after[end - 1])

@@ -57,6 +57,7 @@ class PaneTable:
         self._high_water = 0
         self.changed: set[int] = set()  # slots changed since the store last took them
         self.released: list[PaneId] = []  # panes removed since the store last took them
+        self.last_created = np.zeros(0, dtype=np.int64)  # slots the latest slots_for call created
 
     def __len__(self) -> int:
         return len(self.index)
@@ -80,6 +81,7 @@ class PaneTable:
         pairs = list(zip(key_ids.tolist(), panes.tolist()))
         slots = [index.get(pair, -1) for pair in pairs]
         missing = [i for i, slot in enumerate(slots) if slot < 0]
+        self.last_created = np.zeros(0, dtype=np.int64)
         if missing:
             fresh: list[int] = []
             take_free = min(len(missing), len(self._free))
@@ -94,6 +96,7 @@ class PaneTable:
                 index[pairs[i]] = slot
                 slots[i] = slot
             new = np.asarray(fresh, dtype=np.int64)
+            self.last_created = new
             self.key_ids[new] = key_ids[missing]
             self.panes[new] = panes[missing]
             self.alive[new] = True

@@ -23,43 +23,93 @@ from windows.results import WindowResults
 from windows.stream_time import NO_TIME
 
 
-@dataclass(frozen=True)
-class _Points:
-    """Live points sorted by (key, time), with positions that order them in one int64 axis."""
+class _PointIndex:
+    """Live points sorted by (key, time), kept in order as points come and go.
 
-    slots: Int64Array
-    keys: Int64Array
-    times: Int64Array
-    positions: Int64Array
-    key_rank: Int64Array
-    base: int
-    span: int
+    Each point's position is ``key << shift | (time - base)``, one int64 axis on
+    which a key's points are contiguous and time-ordered, so the points of any
+    window are one ``searchsorted`` range. New points are inserted in place; the
+    index is rebuilt (re-sorted, new base) only when a point falls outside the
+    range the current base and shift can encode.
+    """
 
-    def locate(self, rank: Int64Array, t: Int64Array, side: str) -> Int64Array:
-        return np.searchsorted(self.positions, rank * self.span + (t - self.base), side=side)  # type: ignore[call-overload, no-any-return]
+    _MIN_KEY_BITS = 20
+
+    def __init__(self, margin: int) -> None:
+        self.margin = margin  # widest offset a query adds to or subtracts from a time
+        self.slots = np.zeros(0, dtype=np.int64)
+        self.keys = np.zeros(0, dtype=np.int64)
+        self.times = np.zeros(0, dtype=np.int64)
+        self.positions = np.zeros(0, dtype=np.int64)
+        self.base = 0
+        self.shift = 62 - self._MIN_KEY_BITS
+
+    def __len__(self) -> int:
+        return int(self.slots.shape[0])
+
+    def _fits(self, keys: Int64Array, times: Int64Array) -> bool:
+        if keys.shape[0] == 0:
+            return True
+        if int(keys.max()).bit_length() + self.shift > 62:
+            return False
+        low, high = int(times.min()) - self.margin, int(times.max()) + self.margin
+        return low >= self.base and high - self.base < (1 << self.shift)
+
+    def encode(self, keys: Int64Array, times: Int64Array) -> Int64Array:
+        return (keys << self.shift) + (times - self.base)
+
+    def rebuild(self, slots: Int64Array, keys: Int64Array, times: Int64Array) -> None:
+        order = np.lexsort((times, keys))
+        self.slots, self.keys, self.times = slots[order], keys[order], times[order]
+        if slots.shape[0]:
+            key_bits = max(int(keys.max()).bit_length(), self._MIN_KEY_BITS)
+            self.shift = 62 - key_bits
+            self.base = int(times.min()) - 2 * self.margin
+            if int(times.max()) + 2 * self.margin - self.base >= (1 << self.shift):
+                raise OverflowError("sliding window points span too much time to index")
+        self.positions = self.encode(self.keys, self.times)
+
+    def insert(self, slots: Int64Array, keys: Int64Array, times: Int64Array) -> None:
+        if not self._fits(keys, times):
+            self.rebuild(
+                np.concatenate([self.slots, slots]), np.concatenate([self.keys, keys]),
+                np.concatenate([self.times, times]),
+            )
+            return
+        order = np.lexsort((times, keys))
+        slots, keys, times = slots[order], keys[order], times[order]
+        positions = self.encode(keys, times)
+        at = np.searchsorted(self.positions, positions)
+        self.slots = np.insert(self.slots, at, slots)
+        self.keys = np.insert(self.keys, at, keys)
+        self.times = np.insert(self.times, at, times)
+        self.positions = np.insert(self.positions, at, positions)
+
+    def keep(self, mask: np.ndarray) -> None:
+        self.slots, self.keys = self.slots[mask], self.keys[mask]
+        self.times, self.positions = self.times[mask], self.positions[mask]
+
+    def locate(self, keys: Int64Array, t: Int64Array, side: str) -> Int64Array:
+        return np.searchsorted(self.positions, self.encode(keys, t), side=side)  # type: ignore[call-overload, no-any-return]
 
 
 @dataclass(frozen=True)
 class _Windows:
-    """Candidate windows: key rank, inclusive bounds and the point range they hold."""
+    """Candidate windows: key, inclusive bounds and the range of index points they hold."""
 
-    rank: Int64Array
+    keys: Int64Array
     starts: Int64Array
     ends: Int64Array
     lo: Int64Array
     hi: Int64Array
 
     def select(self, mask: np.ndarray) -> _Windows:
-        return _Windows(self.rank[mask], self.starts[mask], self.ends[mask], self.lo[mask], self.hi[mask])
+        return _Windows(self.keys[mask], self.starts[mask], self.ends[mask], self.lo[mask], self.hi[mask])
 
     @staticmethod
     def join(a: _Windows, b: _Windows) -> _Windows:
-        return _Windows(
-            *(
-                np.concatenate([x, y])
-                for x, y in zip((a.rank, a.starts, a.ends, a.lo, a.hi), (b.rank, b.starts, b.ends, b.lo, b.hi))
-            )
-        )
+        pairs = zip((a.keys, a.starts, a.ends, a.lo, a.hi), (b.keys, b.starts, b.ends, b.lo, b.hi))
+        return _Windows(*(np.concatenate([x, y]) for x, y in pairs))
 
 
 class SlidingWindowOperator(WindowOperator):
@@ -71,6 +121,7 @@ class SlidingWindowOperator(WindowOperator):
         super().__init__(spec, index, 1)
         self.size = definition.size
         self.grace = definition.grace
+        self.point_index = _PointIndex(margin=self.size + 4)
 
     # ---- geometry --------------------------------------------------------------------
     def pane_starts(self, ts: Int64Array) -> Int64Array:
@@ -85,52 +136,43 @@ class SlidingWindowOperator(WindowOperator):
     def _close_of_end(self, ends: Int64Array) -> Int64Array:
         return ends + 1 + self.grace
 
-    # ---- window derivation -------------------------------------------------------------
-    def _points(self, slots: Int64Array) -> _Points:
-        keys = self.table.key_ids[slots]
-        times = self.table.panes[slots]
-        order = np.lexsort((times, keys))
-        slots, keys, times = slots[order], keys[order], times[order]
-        if keys.shape[0]:
-            rank = np.concatenate([[0], np.cumsum(keys[1:] != keys[:-1])]).astype(np.int64)
-            base = int(times.min()) - self.size - 2
-            span = int(times.max()) - base + self.size + 3
+    # ---- the point index -----------------------------------------------------------------
+    def panes_created(self, slots: Int64Array) -> None:
+        if len(self.point_index) + slots.shape[0] == len(self.table):
+            self.point_index.insert(slots, self.table.key_ids[slots], self.table.panes[slots])
         else:
-            rank, base, span = np.zeros(0, dtype=np.int64), 0, 1
-        return _Points(slots, keys, times, rank * span + (times - base), rank, base, span)
+            self.point_index.slots = np.zeros(0, dtype=np.int64)  # out of step (e.g. after a restore): rebuild
 
-    def _candidates(self, points: _Points, anchors: Int64Array) -> _Windows:
-        """Left and (existing) right windows anchored at the given point indices."""
-        rank, t = points.key_rank[anchors], points.times[anchors]
+    def _points(self) -> _PointIndex:
+        if len(self.point_index) != len(self.table):
+            live = self.table.live_slots()
+            self.point_index.rebuild(live, self.table.key_ids[live], self.table.panes[live])
+        return self.point_index
+
+    # ---- window derivation -------------------------------------------------------------
+    def _candidates(self, points: _PointIndex, anchors: Int64Array) -> _Windows:
+        """Left and (existing) right windows anchored at the given index positions."""
+        keys, t = points.keys[anchors], points.times[anchors]
         left = _Windows(
-            rank,
-            t - self.size,
-            t,
-            points.locate(rank, t - self.size, "left"),
-            points.locate(rank, t, "right"),
+            keys, t - self.size, t, points.locate(keys, t - self.size, "left"), points.locate(keys, t, "right")
         )
-        lo = points.locate(rank, t + 1, "left")
-        within = points.locate(rank, t + self.size, "right")
-        hi = points.locate(rank, t + 1 + self.size, "right")
+        lo = points.locate(keys, t + 1, "left")
+        within = points.locate(keys, t + self.size, "right")
+        hi = points.locate(keys, t + 1 + self.size, "right")
         exists = (within > lo) & (hi == within)  # a later point in (t, t+size], none at t+1+size
-        right = _Windows(rank, t + 1, t + 1 + self.size, lo, hi).select(exists)
+        right = _Windows(keys, t + 1, t + 1 + self.size, lo, hi).select(exists)
         return _Windows.join(left, right)
 
-    def _emit_windows(self, points: _Points, windows: _Windows, *, final: bool, now: int) -> WindowResults | None:
-        n = int(windows.rank.shape[0])
+    def _emit_windows(self, points: _PointIndex, windows: _Windows, *, final: bool, now: int) -> WindowResults | None:
+        n = int(windows.keys.shape[0])
         if n == 0:
             return None
-        plan = MergePlan(
-            n,
-            windows.ends + 1,
-            ranges=(points.slots, points.times + 1, windows.lo, windows.hi),
-        )
+        plan = MergePlan(n, windows.ends + 1, ranges=(points.slots, points.times + 1, windows.lo, windows.hi))
         values = self.table.aggregation.values(plan)
-        key_of_rank = points.keys[np.searchsorted(points.key_rank, windows.rank)]
         emitted_at = self._close_of_end(windows.ends) if final else np.full(n, now, dtype=np.int64)
         return self._results(
             final=final,
-            key_ids=key_of_rank,
+            key_ids=windows.keys,
             starts=windows.starts,
             ends=windows.ends,
             emitted_at=emitted_at,
@@ -140,32 +182,25 @@ class SlidingWindowOperator(WindowOperator):
     def close(self, upto: int) -> WindowResults | None:
         if upto <= self.closed_upto:
             return None
-        live = self.table.live_slots()
-        times = self.table.panes[live]
+        points = self._points()
+        times = points.times
         low = self.closed_upto
-        # Anchors whose left or right window closes in (closed_upto, upto]; only their
-        # keys' points need sorting, which keeps frequent small closes cheap.
+        # Anchors whose left or right window closes in (closed_upto, upto].
         left_close = times + 1 + self.grace
         right_close = times + self.size + 2 + self.grace
         near = ((left_close <= upto) & (left_close > low)) | ((right_close <= upto) & (right_close > low))
         results = None
         if near.any():
-            keys = self.table.key_ids[live]
-            involved = live[np.isin(keys, np.unique(keys[near]))]
-            points = self._points(involved)
-            p_times = points.times
-            p_near = ((p_times + 1 + self.grace <= upto) & (p_times + 1 + self.grace > low)) | (
-                (p_times + self.size + 2 + self.grace <= upto) & (p_times + self.size + 2 + self.grace > low)
-            )
-            windows = self._candidates(points, np.flatnonzero(p_near))
+            windows = self._candidates(points, np.flatnonzero(near))
             closes = self._close_of_end(windows.ends)
-            results = self._emit_windows(
-                points, windows.select((closes <= upto) & (closes > low)), final=True, now=upto
-            )
-        dead = live[right_close <= upto]
-        if dead.shape[0]:
-            self.forget_pending(dead.tolist())
-            self.table.release(dead.tolist())
+            windows = windows.select((closes <= upto) & (closes > low))
+            results = self._emit_windows(points, windows, final=True, now=upto)
+        dead = right_close <= upto
+        if dead.any():
+            released = points.slots[dead].tolist()
+            self.forget_pending(released)
+            self.table.release(released)
+            points.keep(~dead)
         self.closed_upto = upto
         return results
 
@@ -181,25 +216,25 @@ class SlidingWindowOperator(WindowOperator):
             return None
         changed = np.fromiter(sorted(self.pending), dtype=np.int64)
         self.pending = set()
-        live = self.table.live_slots()
-        live = live[np.isin(self.table.key_ids[live], self.table.key_ids[changed])]
-        points = self._points(live)
-        if points.slots.shape[0] == 0:
+        points = self._points()
+        if len(points) == 0:
             return None
-        newest = np.flatnonzero(np.diff(points.key_rank, append=points.key_rank[-1] + 1))
-        rank, t = points.key_rank[newest], points.times[newest]
+        # the last index position of each key is its newest point
+        last_of_key = np.flatnonzero(np.diff(points.keys, append=points.keys[-1] + 1))
+        newest = last_of_key[np.isin(points.keys[last_of_key], self.table.key_ids[changed])]
+        keys, t = points.keys[newest], points.times[newest]
         windows = _Windows(
-            rank, t - self.size, t, points.locate(rank, t - self.size, "left"), points.locate(rank, t, "right")
+            keys, t - self.size, t, points.locate(keys, t - self.size, "left"), points.locate(keys, t, "right")
         )
         return self._emit_windows(points, windows.select(self._close_of_end(windows.ends) > now), final=False, now=now)
 
     def close_everything(self) -> WindowResults | None:
-        live = self.table.live_slots()
-        points = self._points(live)
-        windows = self._candidates(points, np.arange(points.slots.shape[0]))
+        points = self._points()
+        windows = self._candidates(points, np.arange(len(points)))
         if self.closed_upto != NO_TIME:
             windows = windows.select(self._close_of_end(windows.ends) > self.closed_upto)
         results = self._emit_windows(points, windows, final=True, now=0)
-        self.table.release(live.tolist())
+        self.table.release(points.slots.tolist())
+        points.keep(np.zeros(len(points), dtype=bool))
         self.pending = set()
         return results
