@@ -49,6 +49,10 @@ class WindowOperator(ABC):
     def last_close(self, ts: Int64Array) -> Int64Array:
         """Close point of the latest-closing window that can contain each timestamp."""
 
+    def cut_needed(self, batch: EventBatch, partly_late: np.ndarray) -> np.ndarray:
+        """Which partly-late events need the batch cut before them (conservative: all)."""
+        return partly_late
+
     def panes_created(self, slots: Int64Array) -> None:
         """Hook: ``slots`` were just created (subclasses that index panes override it)."""
         return None
@@ -84,7 +88,9 @@ class WindowOperator(ABC):
         late_some = st_before >= self.first_close(batch.ts)
         cuts = np.zeros(n + 1, dtype=bool)
         if self.shares_panes:
-            cuts[:n] |= late_some & ~late_all
+            partly_late = late_some & ~late_all
+            if partly_late.any():
+                cuts[:n] |= self.cut_needed(batch, partly_late)
         ticks = np.zeros(n + 1, dtype=bool)
         if self.emits_updates:
             interval = self.spec.update_interval

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from windows.definitions import SlidingWindows, WindowSpec
-from windows.events import Int64Array
+from windows.events import EventBatch, Int64Array
 from windows.operator import WindowOperator
 from windows.pane_state import MergePlan
 from windows.results import WindowResults
@@ -47,7 +47,7 @@ class _PointIndex:
     def __len__(self) -> int:
         return int(self.slots.shape[0])
 
-    def _fits(self, keys: Int64Array, times: Int64Array) -> bool:
+    def fits(self, keys: Int64Array, times: Int64Array) -> bool:
         if keys.shape[0] == 0:
             return True
         if int(keys.max()).bit_length() + self.shift > 62:
@@ -70,9 +70,10 @@ class _PointIndex:
         self.positions = self.encode(self.keys, self.times)
 
     def insert(self, slots: Int64Array, keys: Int64Array, times: Int64Array) -> None:
-        if not self._fits(keys, times):
+        if not self.fits(keys, times):
             self.rebuild(
-                np.concatenate([self.slots, slots]), np.concatenate([self.keys, keys]),
+                np.concatenate([self.slots, slots]),
+                np.concatenate([self.keys, keys]),
                 np.concatenate([self.times, times]),
             )
             return
@@ -122,6 +123,8 @@ class SlidingWindowOperator(WindowOperator):
         self.size = definition.size
         self.grace = definition.grace
         self.point_index = _PointIndex(margin=self.size + 4)
+        # (key, time) of points whose left window had closed before the point was created
+        self.expired_left: set[tuple[int, int]] = set()
 
     # ---- geometry --------------------------------------------------------------------
     def pane_starts(self, ts: Int64Array) -> Int64Array:
@@ -149,6 +152,41 @@ class SlidingWindowOperator(WindowOperator):
             self.point_index.rebuild(live, self.table.key_ids[live], self.table.panes[live])
         return self.point_index
 
+    def cut_needed(self, batch: EventBatch, partly_late: np.ndarray) -> np.ndarray:
+        """A partly-late event needs a cut only if a window containing it could close first.
+
+        Such a window is anchored at a point of the same key within
+        ``[t - size - 1, t + size]``; when the key has no other point there (in
+        state or anywhere in the batch), no cut is needed. Over-cutting is always
+        safe, so every doubt answers yes.
+        """
+        index = np.flatnonzero(partly_late)
+        keys, t = batch.key_ids[index], batch.ts[index]
+        low, high = t - self.size - 1, t + self.size
+        points = self._points()
+        if len(points) == 0:
+            in_state = np.zeros(index.shape[0], dtype=bool)
+        elif points.fits(keys, low) and points.fits(keys, high):
+            in_state = points.locate(keys, high, "right") > points.locate(keys, low, "left")
+        else:
+            in_state = np.ones(index.shape[0], dtype=bool)
+        t_min = int(batch.ts.min()) - self.size - 2
+        span = int(batch.ts.max()) + self.size + 2 - t_min
+        if int(batch.key_ids.max()).bit_length() + span.bit_length() > 62:
+            return partly_late
+        axis = np.sort(batch.key_ids * span + (batch.ts - t_min))
+        others = np.searchsorted(axis, keys * span + (high - t_min), "right") - np.searchsorted(
+            axis, keys * span + (low - t_min), "left"
+        )
+        needed = np.zeros_like(partly_late)
+        needed[index] = in_state | (others > 1)
+        # An uncut event creates a point whose own left window closed before it came:
+        # that window must not be emitted (the cut would have closed past it first).
+        skipped = ~(in_state | (others > 1))
+        for key, time in zip(keys[skipped].tolist(), t[skipped].tolist()):
+            self.expired_left.add((key, time))
+        return needed
+
     # ---- window derivation -------------------------------------------------------------
     def _candidates(self, points: _PointIndex, anchors: Int64Array) -> _Windows:
         """Left and (existing) right windows anchored at the given index positions."""
@@ -156,6 +194,9 @@ class SlidingWindowOperator(WindowOperator):
         left = _Windows(
             keys, t - self.size, t, points.locate(keys, t - self.size, "left"), points.locate(keys, t, "right")
         )
+        if self.expired_left:
+            expired = self.expired_left
+            left = left.select(np.array([(k, s) not in expired for k, s in zip(keys.tolist(), t.tolist())], dtype=bool))
         lo = points.locate(keys, t + 1, "left")
         within = points.locate(keys, t + self.size, "right")
         hi = points.locate(keys, t + 1 + self.size, "right")
@@ -195,6 +236,8 @@ class SlidingWindowOperator(WindowOperator):
             closes = self._close_of_end(windows.ends)
             windows = windows.select((closes <= upto) & (closes > low))
             results = self._emit_windows(points, windows, final=True, now=upto)
+        if self.expired_left:
+            self.expired_left = {(k, t) for k, t in self.expired_left if t + 1 + self.grace > upto}
         dead = right_close <= upto
         if dead.any():
             released = points.slots[dead].tolist()
