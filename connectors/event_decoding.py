@@ -138,17 +138,19 @@ class EventDecoder:
             if (np.abs(column) > MAX_MAGNITUDE).any():
                 return None
             numbers[name] = column
-        hashes = {name: self._hash_column([doc.get(name) for doc in docs]) for name in o.distinct_fields}
-        for column in hashes.values():
-            if column is None:
+        hashes: dict[str, Int64Array] = {}
+        for name in o.distinct_fields:
+            hashed = self._hash_column([doc.get(name) for doc in docs])
+            if hashed is None:
                 return None
+            hashes[name] = hashed
         return DecodedBatch(
             keys=keys,
             ts=ts,
             seq=np.asarray(seqs, dtype=np.int64),
             raws=list(raws),
             numbers=numbers,
-            hashes=hashes,  # type: ignore[arg-type]
+            hashes=hashes,
         )
 
     def _fast_times(self, times: list[Any]) -> Int64Array | None:

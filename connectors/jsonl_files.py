@@ -85,7 +85,7 @@ class ReplayFiles:
             handle = open(self.parts_dir / f"{kind}-{partition}.part", "w", encoding="utf-8", buffering=1 << 20)
             self._parts[(kind, partition)] = handle
             self._times[(kind, partition)] = []
-        handle.writelines(lines)
+        handle.write("".join(lines))  # one encode and write per batch, not per line
         self._times[(kind, partition)].append(array("q", emitted_at))
 
     def results(self, partition: int, emitted_at: list[int], lines: list[str], *, final: bool) -> None:
@@ -112,20 +112,24 @@ class ReplayFiles:
             source = np.repeat(np.arange(len(parts)), [t.shape[0] for t in times])
             # a stable sort of partition-major rows by time keeps partition order among equal times
             order = source[np.argsort(np.concatenate(times) if times else np.zeros(0), kind="stable")]
-            handles = [open(self.parts_dir / f"{kind}-{p}.part", encoding="utf-8") for p in parts]
+            part_files = [open(self.parts_dir / f"{kind}-{p}.part", "rb", buffering=1 << 20) for p in parts]
             try:
-                with open(self.out_dir / f"{kind}.jsonl", "w", encoding="utf-8", buffering=1 << 20) as out:
-                    if len(handles) == 1:
-                        shutil.copyfileobj(handles[0], out)
+                with open(self.out_dir / f"{kind}.jsonl", "wb", buffering=1 << 20) as out:
+                    if len(part_files) == 1:
+                        shutil.copyfileobj(part_files[0], out)
                     else:
-                        readers = [handle.readline for handle in handles]
-                        out.writelines(readers[i]() for i in order.tolist())
+                        readers = [part.readline for part in part_files]
+                        sources = order.tolist()
+                        for at in range(0, len(sources), 65_536):
+                            out.write(b"".join([readers[i]() for i in sources[at : at + 65_536]]))
             finally:
-                for handle in handles:
-                    handle.close()
+                for part in part_files:
+                    part.close()
         shutil.rmtree(self.parts_dir)
 
     def abort(self) -> None:
         """Close everything after a failure, leaving what was written for inspection."""
-        for handle in (self._late, self._rejected, *self._parts.values()):
+        self._late.close()
+        self._rejected.close()
+        for handle in self._parts.values():
             handle.close()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Union
+from typing import NoReturn, Union
 
 import numpy as np
 
@@ -154,7 +154,7 @@ class _Parser:
         self.position = 0
         self.names: set[str] = set()
 
-    def fail(self, message: str, column: int | None = None) -> None:
+    def fail(self, message: str, column: int | None = None) -> NoReturn:
         if column is None:
             column = self.tokens[self.position][2] if self.position < len(self.tokens) else len(self.text) + 1
         raise _ParseError(f"{self.where}condition {self.text!r}: {message} at column {column}.", column)
