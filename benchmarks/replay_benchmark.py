@@ -38,19 +38,23 @@ def event_log(events: int) -> Path:
     return path
 
 
-def floor(path: Path) -> float:
-    """events/s of reading the file and decoding every line with orjson."""
-    started = time.perf_counter()
-    count = 0
-    loads = orjson.loads
-    with open(path, "rb", buffering=1 << 20) as handle:
-        for line in handle:
-            loads(line)
-            count += 1
-    return count / (time.perf_counter() - started)
+def floor(path: Path) -> tuple[float, float]:
+    """Best of three: (wall, CPU) events/s of reading the file and decoding every line with orjson."""
+    best_wall = best_cpu = 0.0
+    for _ in range(3):
+        wall, cpu = time.perf_counter(), time.process_time()
+        count = 0
+        loads = orjson.loads
+        with open(path, "rb", buffering=1 << 20) as handle:
+            for line in handle:
+                loads(line)
+                count += 1
+        best_wall = max(best_wall, count / (time.perf_counter() - wall))
+        best_cpu = max(best_cpu, count / (time.process_time() - cpu))
+    return best_wall, best_cpu
 
 
-def replay(path: Path, spec_path: Path, profile: bool) -> tuple[float, dict[str, int]]:
+def replay(path: Path, spec_path: Path, profile: bool) -> tuple[float, float, dict[str, int]]:
     spec = load_job_spec(spec_path)
     with tempfile.TemporaryDirectory() as tmp:
         options = ReplayOptions(input=path, out=Path(tmp) / "out", state_dir=Path(tmp) / "state")
@@ -59,7 +63,9 @@ def replay(path: Path, spec_path: Path, profile: bool) -> tuple[float, dict[str,
 
             profiler = Profiler()
             profiler.start()
+        cpu = time.process_time()
         stats, seconds = run_replay(spec, options)
+        cpu = time.process_time() - cpu
         if profile:
             profiler.stop()
             print(profiler.output_text(unicode=False, color=False, show_all=False))
@@ -70,7 +76,7 @@ def replay(path: Path, spec_path: Path, profile: bool) -> tuple[float, dict[str,
             "late": stats.late,
             "rejected": stats.rejected,
         }
-        return stats.events / seconds, counts
+        return stats.events / seconds, stats.events / cpu, counts
 
 
 def main() -> int:
@@ -80,17 +86,17 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="profile the replay with pyinstrument")
     args = parser.parse_args()
     path = event_log(args.events)
-    floor_rate = floor(path)
-    replay_rate, counts = replay(path, Path(args.spec), args.profile)
-    ratio = floor_rate / replay_rate
-    print(f"events:              {args.events:,}")
-    print(f"floor (read+decode): {floor_rate:>12,.0f} events/s")
-    print(
-        f"winnow replay:       {replay_rate:>12,.0f} events/s   ({', '.join(f'{k} {v:,}' for k, v in counts.items())})"
-    )
-    print(f"floor / replay:      {ratio:>12.2f}x   (target <= {TARGET_RATIO}x)")
-    verdict = "met" if replay_rate >= TARGET_EVENTS_PER_S else "NOT met"
-    print(f"target:              {TARGET_EVENTS_PER_S:>12,} events/s   -> {verdict}")
+    floor_wall, floor_cpu = floor(path)
+    replay_wall, replay_cpu, counts = replay(path, Path(args.spec), args.profile)
+    print(f"events:                 {args.events:,}")
+    print("                        wall-clock events/s   CPU-time events/s")
+    print(f"floor (read + decode):  {floor_wall:>19,.0f}   {floor_cpu:>17,.0f}   (best of 3)")
+    print(f"winnow replay:          {replay_wall:>19,.0f}   {replay_cpu:>17,.0f}")
+    wall_ratio, cpu_ratio = floor_wall / replay_wall, floor_cpu / replay_cpu
+    print(f"floor / replay:         {wall_ratio:>18.1f}x   {cpu_ratio:>16.1f}x   (target <= {TARGET_RATIO}x)")
+    print("output:                 " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    verdict = "met" if replay_wall >= TARGET_EVENTS_PER_S else "NOT met"
+    print(f"target {TARGET_EVENTS_PER_S:,} events/s: {verdict}")
     return 0
 
 

@@ -126,13 +126,18 @@ class PaneTable:
 
     def release(self, slots: Iterable[int]) -> None:
         """Drop panes whose last window has closed."""
-        for slot in slots:
-            pane: PaneId = (int(self.key_ids[slot]), int(self.panes[slot]))
-            del self.index[pane]
-            self.alive[slot] = False
-            self.changed.discard(slot)
-            self.released.append(pane)
-            self._free.append(slot)
+        slot_list = list(slots)
+        if not slot_list:
+            return
+        at = np.asarray(slot_list, dtype=np.int64)
+        panes: list[PaneId] = list(zip(self.key_ids[at].tolist(), self.panes[at].tolist()))
+        index = self.index
+        for pane in panes:
+            del index[pane]
+        self.alive[at] = False
+        self.changed.difference_update(slot_list)
+        self.released.extend(panes)
+        self._free.extend(slot_list)
 
     def restore(self, key_ids: Int64Array, panes: Int64Array, states: list[list[object]]) -> None:
         """Load panes from the state store; ``states[i]`` lists one state per column, in order."""
