@@ -161,3 +161,48 @@ def test_a_bad_spec_stops_before_any_output(tmp_path: Path, winnow: WinnowRunner
     assert proc.returncode == 2
     assert message in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_progress_shows_on_a_terminal_and_nowhere_else(tmp_path: Path, winnow: WinnowRunner) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    quiet = winnow("replay", "--spec", EXAMPLE_SPEC, "--input", SAMPLE_LOG, "--out", tmp_path / "piped")
+    assert quiet.stderr == ""
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "jobs.cli",
+                "replay",
+                "--spec",
+                str(EXAMPLE_SPEC),
+                "--input",
+                str(SAMPLE_LOG),
+                "--out",
+                str(tmp_path / "tty"),
+            ],
+            cwd=Path(__file__).resolve().parents[2],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            timeout=300,
+            check=True,
+        )
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+    assert b"events/s" in shown and b"events  line" in shown
+    assert b"events/s" in proc.stdout  # the summary still goes to stdout
