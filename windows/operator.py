@@ -5,8 +5,9 @@ event, the split of a batch into segments, and the order of emission. Within
 a batch the engine applies events in bulk, which is exact because the batch
 is cut wherever per-event processing would have observed something in
 between: before an event that is late for some (but not all) of its windows,
-so those windows close without it, and at every update tick of an
-``emit: update`` window. Subclasses supply the window geometry.
+so those windows close without it (a subclass may prove a cut unnecessary,
+see ``cut_needed``), and at every update tick of an ``emit: update`` window.
+Subclasses supply the window geometry.
 """
 
 from __future__ import annotations
