@@ -11,6 +11,7 @@ can write exactly that.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import repeat
 
 import numpy as np
 
@@ -79,30 +80,28 @@ class PaneTable:
         """Slots of the given distinct panes, creating (and resetting) missing ones."""
         index = self.index
         pairs = list(zip(key_ids.tolist(), panes.tolist()))
-        slots = [index.get(pair, -1) for pair in pairs]
-        missing = [i for i, slot in enumerate(slots) if slot < 0]
-        self.last_created = np.zeros(0, dtype=np.int64)
-        if missing:
-            fresh: list[int] = []
-            take_free = min(len(missing), len(self._free))
-            for _ in range(take_free):
-                fresh.append(self._free.pop())
-            extra = len(missing) - take_free
+        slots = np.fromiter(map(index.get, pairs, repeat(-1, len(pairs))), dtype=np.int64, count=len(pairs))
+        missing = np.flatnonzero(slots < 0)
+        self.last_created = missing[:0]
+        if missing.shape[0]:
+            take_free = min(missing.shape[0], len(self._free))
+            fresh = self._free[len(self._free) - take_free :]
+            del self._free[len(self._free) - take_free :]
+            extra = missing.shape[0] - take_free
             if extra:
                 self._grow(self._high_water + extra)
                 fresh.extend(range(self._high_water, self._high_water + extra))
                 self._high_water += extra
-            for i, slot in zip(missing, fresh):
-                index[pairs[i]] = slot
-                slots[i] = slot
             new = np.asarray(fresh, dtype=np.int64)
+            index.update(zip([pairs[i] for i in missing.tolist()], fresh))
+            slots[missing] = new
             self.last_created = new
             self.key_ids[new] = key_ids[missing]
             self.panes[new] = panes[missing]
             self.alive[new] = True
             for column in self.aggregation.columns.values():
                 column.reset(new)
-        return np.asarray(slots, dtype=np.int64)
+        return slots
 
     def add(self, batch: EventBatch, pane_starts: Int64Array) -> Int64Array:
         """Fold ``batch`` into the panes starting at ``pane_starts``; return the slots touched."""
