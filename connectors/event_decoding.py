@@ -56,6 +56,16 @@ class Rejected:
     kind: str = "invalid"
 
 
+@dataclass(frozen=True)
+class LateRecord:
+    """An event late for every window it belongs to, encoded for output."""
+
+    partition: int
+    seq: int
+    key_id: int
+    line: bytes
+
+
 @dataclass
 class DecodedBatch:
     """Good events in source order: keys as strings, everything else as columns."""

@@ -14,6 +14,7 @@ from typing import IO
 import numpy as np
 
 from connectors.errors import ConnectorError
+from connectors.event_decoding import LateRecord, Rejected
 
 
 def open_event_log(path: Path) -> IO[bytes]:
@@ -88,16 +89,18 @@ class ReplayFiles:
         handle.write("".join(lines))  # one encode and write per batch, not per line
         self._times[(kind, partition)].append(array("q", emitted_at))
 
-    def results(self, partition: int, emitted_at: list[int], lines: list[str], *, final: bool) -> None:
+    def results(
+        self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[str], *, final: bool
+    ) -> None:
         self._write_timed("results" if final else "updates", partition, emitted_at, lines)
 
-    def decisions(self, partition: int, emitted_at: list[int], lines: list[str]) -> None:
+    def decisions(self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[str]) -> None:
         self._write_timed("decisions", partition, emitted_at, lines)
 
-    def late(self, lines: list[bytes]) -> None:
-        self._late.writelines(lines)
+    def late(self, records: list[LateRecord]) -> None:
+        self._late.writelines(record.line for record in records)
 
-    def rejected(self, lines: list[bytes]) -> None:
+    def rejected(self, partition: int | None, rejected: list[Rejected], lines: list[bytes]) -> None:
         self._rejected.writelines(lines)
 
     def finish(self) -> None:

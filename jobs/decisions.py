@@ -33,6 +33,11 @@ class RuleSet:
         # open, as a set of (key id, start, end) and a heap of their ends for expiry.
         self._fired: dict[tuple[int, str], tuple[set[tuple[int, int, int]], list[tuple[int, int, int]]]] = {}
 
+    def forget(self, partition: int) -> None:
+        """Drop the fired marks of a partition this process no longer owns."""
+        for owner in [owner for owner in self._fired if owner[0] == partition]:
+            del self._fired[owner]
+
     def _marks(self, partition: int, rule: str) -> tuple[set[tuple[int, int, int]], list[tuple[int, int, int]]]:
         marks = self._fired.get((partition, rule))
         if marks is None:
@@ -41,12 +46,12 @@ class RuleSet:
 
     def decide(
         self, chunk: WindowResults, partition: int, keys: list[str], key_json: list[str]
-    ) -> list[tuple[int, str]]:
-        """``(emitted_at, line)`` of each new decision: results of ``chunk`` that satisfy a rule."""
+    ) -> list[tuple[int, int, str]]:
+        """``(emitted_at, key id, line)`` of each new decision: results of ``chunk`` that satisfy a rule."""
         rules = self.by_window.get(chunk.window)
         if not rules or not len(chunk):
             return []
-        lines: list[tuple[int, int, int, str]] = []
+        lines: list[tuple[int, int, int, int, str]] = []
         job_json = orjson.dumps(self.job).decode()
         window_json = orjson.dumps(chunk.window).decode()
         final = "true" if chunk.final else "false"
@@ -101,6 +106,7 @@ class RuleSet:
                         position,
                         rule_index,
                         t,
+                        k,
                         (
                             f'{head}"id":"{ident}","key":{key_json[k]},"start":{s},"end":{e},'
                             f'"emitted_at":{t},"values":{v}}}\n'
@@ -109,4 +115,4 @@ class RuleSet:
                 )
         # Result order first, then rule order: independent of how results were chunked.
         lines.sort(key=lambda item: (item[0], item[1]))
-        return [(t, line) for _, _, t, line in lines]
+        return [(t, k, line) for _, _, t, k, line in lines]

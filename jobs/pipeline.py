@@ -9,7 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
-from connectors.event_decoding import DecodeOptions, EventDecoder, Rejected
+from connectors.event_decoding import DecodeOptions, EventDecoder, LateRecord, Rejected
 from jobs.decisions import RuleSet
 from jobs.keys import KeyRegistry
 from jobs.records import late_line, rejected_line, result_lines
@@ -24,17 +24,19 @@ from windows.stream_time import too_far_ahead
 class OutputSink(Protocol):
     """Where a job's output goes (files in replay, topics in streaming)."""
 
-    def results(self, partition: int, emitted_at: list[int], lines: list[str], *, final: bool) -> None:
+    def results(
+        self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[str], *, final: bool
+    ) -> None:
         """Window results of one partition, in emission order."""
 
-    def decisions(self, partition: int, emitted_at: list[int], lines: list[str]) -> None:
+    def decisions(self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[str]) -> None:
         """Decisions of one partition, in emission order."""
 
-    def late(self, lines: list[bytes]) -> None:
+    def late(self, records: list[LateRecord]) -> None:
         """Events late for every window, in source order."""
 
-    def rejected(self, lines: list[bytes]) -> None:
-        """Events that could not be used, in source order."""
+    def rejected(self, partition: int | None, rejected: list[Rejected], lines: list[bytes]) -> None:
+        """Events that could not be used, in source order (``partition`` None in replay)."""
 
 
 @dataclass
@@ -63,12 +65,13 @@ class JobRunner:
         *,
         position_field: str = "line",
         store: WindowStore | None = None,
+        registry: KeyRegistry | None = None,
     ) -> None:
         self.spec = spec
         self.sink = sink
         self.position_field = position_field
         self.store = store
-        self.registry = KeyRegistry(spec.source.partitions)
+        self.registry = registry or KeyRegistry(spec.source.partitions)
         self.decoder = EventDecoder(
             DecodeOptions(
                 key_field=spec.source.key,
@@ -102,7 +105,8 @@ class JobRunner:
         """Process raw events found at source positions ``seqs``.
 
         With ``partition`` None (replay), each event's partition is computed from
-        its key with Kafka's default partitioner; otherwise all events belong to it.
+        its key with Kafka's default partitioner; otherwise all events belong to
+        it, and the partition's position moves past the last of ``seqs``.
         """
         self.stats.events += len(raws)
         decoded, rejected = self.decoder.decode(raws, seqs)
@@ -113,7 +117,7 @@ class JobRunner:
         else:
             parts = np.full(key_ids.shape[0], partition, dtype=np.int64)
             partitions = [partition]
-        late: list[tuple[int, bytes]] = []
+        late: list[LateRecord] = []
         for p in partitions:
             index = np.flatnonzero(parts == p) if len(partitions) > 1 else np.arange(key_ids.shape[0])
             engine = self.engine(p)
@@ -145,39 +149,33 @@ class JobRunner:
             self.stats.late_by_window.update(outcome.late_by_window)
             for position, reason in zip(outcome.late.tolist(), outcome.late_reasons):
                 event = int(index[position])
-                late.append(
-                    (
-                        int(decoded.seq[event]),
-                        late_line(
-                            self.spec.name,
-                            p,
-                            self.position_field,
-                            int(decoded.seq[event]),
-                            reason,
-                            decoded.raws[event],
-                        ),
-                    )
-                )
+                seq = int(decoded.seq[event])
+                line = late_line(self.spec.name, p, self.position_field, seq, reason, decoded.raws[event])
+                late.append(LateRecord(p, seq, int(key_ids[event]), line))
             self._emit(p, outcome.results)
             self.positions[p] = int(decoded.seq[index].max()) + 1
+        if partition is not None and len(seqs):
+            self.positions[partition] = max(self.positions.get(partition, 0), int(seqs[-1]) + 1)
         if rejected:
             rejected.sort(key=lambda r: r.seq)
             self.stats.rejected += len(rejected)
             self.stats.rejected_by_reason.update(r.kind for r in rejected)
             self.sink.rejected(
-                [rejected_line(self.spec.name, self.position_field, r.seq, r.reason, r.raw) for r in rejected]
+                partition,
+                rejected,
+                [rejected_line(self.spec.name, self.position_field, r.seq, r.reason, r.raw) for r in rejected],
             )
         if late:
-            late.sort(key=lambda item: item[0])
+            late.sort(key=lambda record: record.seq)
             self.stats.late += len(late)
-            self.sink.late([line for _, line in late])
+            self.sink.late(late)
 
     def _emit(self, partition: int, chunks: list) -> None:  # type: ignore[type-arg]
         registry = self.registry
         for chunk in chunks:
             lines = result_lines(chunk, self.spec.name, partition, registry.json)
             emitted_at = chunk.emitted_at.tolist()
-            self.sink.results(partition, emitted_at, lines, final=chunk.final)
+            self.sink.results(partition, emitted_at, chunk.key_ids.tolist(), lines, final=chunk.final)
             if chunk.final:
                 self.stats.results += len(lines)
             else:
@@ -185,15 +183,38 @@ class JobRunner:
             decisions = self.rules.decide(chunk, partition, registry.keys, registry.json)
             if decisions:
                 self.stats.decisions += len(decisions)
-                self.sink.decisions(partition, [t for t, _ in decisions], [line for _, line in decisions])
+                self.sink.decisions(
+                    partition, [t for t, _, _ in decisions], [k for _, k, _ in decisions], [d for _, _, d in decisions]
+                )
 
-    def commit(self) -> None:
-        """Write every engine's changes and source position to the store, atomically per partition."""
+    def advance(self, partition: int, stream_time: int) -> int:
+        """Move an idle partition's stream time to ``stream_time``; emit what closes; return results emitted."""
+        engine = self.engines.get(partition)
+        if engine is None:
+            return 0
+        outcome = engine.advance(stream_time)
+        self._emit(partition, outcome.results)
+        return sum(len(chunk) for chunk in outcome.results)
+
+    def commit(self, partitions: Sequence[int] | None = None) -> None:
+        """Write engines' changes and source positions to the store, atomically per partition."""
         if self.store is None:
             return
-        for partition, engine in self.engines.items():
+        for partition in self.engines if partitions is None else partitions:
+            engine = self.engines.get(partition)
+            if engine is None:
+                continue
             meta = {"position": str(self.positions.get(partition, 0)).encode()}
             persist(self.store.partition(partition), engine, self.registry.key_bytes, meta)
+
+    def release(self, partition: int) -> None:
+        """Commit a partition, then forget it: its engine, rule marks and open store (e.g. on revocation)."""
+        self.commit([partition])
+        self.engines.pop(partition, None)
+        self.positions.pop(partition, None)
+        self.rules.forget(partition)
+        if self.store is not None:
+            self.store.release(partition)
 
     def close_all(self) -> None:
         """End of input: close every open window and emit it."""

@@ -90,6 +90,16 @@ class PartitionEngine:
             ]
         return outcome
 
+    def advance(self, stream_time: int) -> BatchOutcome:
+        """Move stream time forward with no event (an idle partition's clock): emit what closes."""
+        if stream_time <= self.stream_time or self.stream_time == NO_TIME:
+            return BatchOutcome()
+        chunks: list[WindowResults] = []
+        for operator in self.operators:
+            chunks.extend(operator.advance(self.stream_time, stream_time))
+        self.stream_time = stream_time
+        return BatchOutcome(results=emission_order(chunks))
+
     def close_all(self) -> BatchOutcome:
         """Close and emit every window still open, as if stream time jumped past them all."""
         chunks = [r for op in self.operators if (r := op.close_everything()) is not None and len(r)]

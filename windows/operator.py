@@ -125,6 +125,16 @@ class WindowOperator(ABC):
             start = end
         return emitted, late_all, late_some
 
+    def advance(self, st_start: int, now: int) -> list[WindowResults]:
+        """Stream time moved from ``st_start`` to ``now`` without an event: emit what that ticks and closes."""
+        emitted: list[WindowResults] = []
+        if self.emits_updates and st_start != NO_TIME:
+            interval = self.spec.update_interval
+            if now // interval != st_start // interval:
+                self._emit(emitted, self.updates(st_start))
+        self._emit(emitted, self.close(now))
+        return emitted
+
     @staticmethod
     def _emit(emitted: list[WindowResults], results: WindowResults | None) -> None:
         if results is not None and len(results):

@@ -1,0 +1,70 @@
+"""Create and check the topics a job reads and writes.
+
+Topics are created explicitly with the partition count the job expects,
+never left to broker auto-creation (which picks its own count). An existing
+topic with a different partition count is an error: window state and stream
+time are per partition, so the count is part of the job's shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from connectors.errors import ConnectorError
+from connectors.kafka_settings import KafkaSettings
+
+
+async def topic_partitions(settings: KafkaSettings, names: list[str]) -> dict[str, int]:
+    """Partition counts of the topics in ``names`` that exist."""
+    admin = AIOKafkaAdminClient(**settings.client_options())
+    try:
+        await admin.start()
+        described = await admin.describe_topics(names)
+    except KafkaError as error:
+        raise ConnectorError(f"cannot describe topics at {settings.bootstrap_servers}: {error}.") from None
+    finally:
+        await admin.close()
+    counts: dict[str, int] = {}
+    for entry in described:
+        if entry.get("error_code", 0) == 0 and entry.get("partitions"):
+            counts[str(entry["topic"])] = len(entry["partitions"])
+    return counts
+
+
+async def ensure_topics(settings: KafkaSettings, wanted: Mapping[str, int]) -> list[str]:
+    """Create the missing topics of ``wanted`` (name -> partitions); return the names created.
+
+    Raises ``ConnectorError`` when an existing topic has another partition count.
+    """
+    existing = await topic_partitions(settings, list(wanted))
+    for name, count in existing.items():
+        if count != wanted[name]:
+            raise ConnectorError(
+                f"topic {name!r} has {count} partitions but the job expects {wanted[name]}; "
+                f"set source.partitions to {count} or recreate the topic."
+            )
+    missing = [name for name in wanted if name not in existing]
+    if not missing:
+        return []
+    admin = AIOKafkaAdminClient(**settings.client_options())
+    try:
+        await admin.start()
+        await admin.create_topics(
+            [NewTopic(name, num_partitions=wanted[name], replication_factor=settings.replication_factor) for name in missing]
+        )
+    except TopicAlreadyExistsError:
+        pass  # created concurrently (another worker); its count is checked below
+    except KafkaError as error:
+        raise ConnectorError(f"cannot create topics {', '.join(missing)}: {error}.") from None
+    finally:
+        await admin.close()
+    created = await topic_partitions(settings, missing)
+    for name in missing:
+        if created.get(name) != wanted[name]:
+            raise ConnectorError(
+                f"topic {name!r} should have {wanted[name]} partitions after creation, found {created.get(name)}."
+            )
+    return missing
