@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any
 
 from connectors.errors import ConnectorError
@@ -95,18 +95,13 @@ class KafkaSettings:
             options["sasl_plain_password"] = self.sasl_password
         return options
 
-    def with_overrides(self, values: Mapping[str, Any]) -> KafkaSettings:
-        """A copy with the given fields replaced (unknown names are an error)."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConnectorError(f"unknown kafka setting {unknown[0]!r}; known settings are {', '.join(sorted(known))}.")
-        return replace(self, **values)
-
-    def with_environment(self, environ: Mapping[str, str]) -> KafkaSettings:
-        """A copy overridden by ``WINNOW_KAFKA_<FIELD>`` variables present in ``environ``."""
-        values: dict[str, Any] = {}
-        for f in fields(self):
+    @classmethod
+    def resolve(
+        cls, spec_values: Mapping[str, Any], environ: Mapping[str, str], explicit: Mapping[str, Any]
+    ) -> KafkaSettings:
+        """Settings from a spec's ``kafka:`` section, then ``WINNOW_KAFKA_*`` variables, then explicit values."""
+        values: dict[str, Any] = dict(spec_values)
+        for f in fields(cls):
             raw = environ.get(ENV_PREFIX + f.name.upper())
             if raw is None:
                 continue
@@ -116,4 +111,11 @@ class KafkaSettings:
                 values[f.name] = int(raw)
             else:
                 values[f.name] = raw
-        return replace(self, **values) if values else self
+        values.update({name: value for name, value in explicit.items() if value is not None})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConnectorError(
+                f"unknown kafka setting {unknown[0]!r}; known settings are {', '.join(sorted(known))}."
+            )
+        return cls(**values)

@@ -52,8 +52,9 @@ async def ensure_topics(settings: KafkaSettings, wanted: Mapping[str, int]) -> l
     admin = AIOKafkaAdminClient(**settings.client_options())
     try:
         await admin.start()
+        replication = settings.replication_factor
         await admin.create_topics(
-            [NewTopic(name, num_partitions=wanted[name], replication_factor=settings.replication_factor) for name in missing]
+            [NewTopic(name, num_partitions=wanted[name], replication_factor=replication) for name in missing]
         )
     except TopicAlreadyExistsError:
         pass  # created concurrently (another worker); its count is checked below

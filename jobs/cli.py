@@ -3,17 +3,60 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from connectors.event_generator import GeneratorOptions, write_log
+from connectors.kafka_settings import KafkaSettings
 from jobs.replay import ReplayOptions, run_replay
-from jobs.spec import load_job_spec
+from jobs.spec import JobSpec, load_job_spec
 from windows.errors import WinnowError
+
+
+def kafka_settings(spec: JobSpec, args: argparse.Namespace) -> KafkaSettings:
+    """Broker settings: the spec's kafka section, then WINNOW_KAFKA_* variables, then --bootstrap."""
+    return KafkaSettings.resolve(dict(spec.kafka), os.environ, {"bootstrap_servers": args.bootstrap})
+
+
+def _to_kafka(spec: JobSpec, args: argparse.Namespace) -> int:
+    from connectors.kafka_publish import PublishOptions, publish_log
+    from connectors.kafka_topics import ensure_topics
+
+    settings = kafka_settings(spec, args)
+    options = PublishOptions(
+        input=Path(args.input),
+        topic=args.to_kafka,
+        key_field=spec.source.key,
+        timestamp_field=spec.source.timestamp,
+        timestamp_format=spec.source.timestamp_format,
+        partitions=spec.source.partitions,
+        speed=args.speed or None,
+    )
+
+    async def publish() -> Any:
+        await ensure_topics(settings, {options.topic: options.partitions})
+        return await publish_log(settings, options)
+
+    stats = asyncio.run(publish())
+    rate = stats.events / stats.seconds if stats.seconds > 0 else 0.0
+    print(
+        f"winnow replay: published {stats.events:,} events from {options.input} to {options.topic} "
+        f"({stats.unkeyed:,} undecodable, sent unkeyed) in {stats.seconds:,.2f} s, {rate:,.0f} events/s"
+    )
+    return 0
 
 
 def _replay(args: argparse.Namespace) -> int:
     spec = load_job_spec(args.spec)
+    if not Path(args.input).exists():
+        raise WinnowError(f"input {args.input} does not exist.")
+    if args.to_kafka:
+        return _to_kafka(spec, args)
+    if not args.out:
+        raise WinnowError("replay needs --out DIR (or --to-kafka TOPIC to publish the log instead).")
     out = Path(args.out)
     options = ReplayOptions(
         input=Path(args.input),
@@ -23,8 +66,6 @@ def _replay(args: argparse.Namespace) -> int:
         keep_open=args.keep_open,
         progress=sys.stderr.isatty() and not args.quiet,
     )
-    if not options.input.exists():
-        raise WinnowError(f"input {options.input} does not exist.")
     stats, seconds = run_replay(spec, options)
     rate = stats.events / seconds if seconds > 0 else 0.0
     rows = [
@@ -47,6 +88,27 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from jobs.app import GroupOptions
+    from jobs.streaming import StreamingOptions
+    from jobs.worker import run_worker
+
+    spec = load_job_spec(args.spec)
+    settings = kafka_settings(spec, args)
+    streaming = StreamingOptions(
+        state_dir=Path(args.state_dir),
+        commit_interval=args.commit_interval,
+        idle_timeout=spec.source.idle_timeout / 1000.0 if spec.source.idle_timeout is not None else None,
+    )
+    group = GroupOptions(
+        group_id=args.group or f"winnow-{spec.name}",
+        session_timeout=args.session_timeout,
+        heartbeat_interval=max(0.5, args.session_timeout / 3.5),
+        rebalance_timeout=max(args.session_timeout * 3, 10.0),
+    )
+    return run_worker(spec, settings, streaming, group, log_level=args.log_level)
+
+
 def _generate(args: argparse.Namespace) -> int:
     options = GeneratorOptions(
         events=args.events, keys=args.keys, rate=args.rate, late=args.late, bad=args.bad, seed=args.seed
@@ -63,12 +125,31 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", help="run a job over a JSON Lines event log, offline")
     replay.add_argument("--spec", required=True, help="job spec YAML")
     replay.add_argument("--input", required=True, help="event log (.jsonl or .jsonl.gz)")
-    replay.add_argument("--out", required=True, help="output directory")
+    replay.add_argument("--out", help="output directory")
+    replay.add_argument("--to-kafka", metavar="TOPIC", help="publish the log into TOPIC instead of running the job")
+    replay.add_argument(
+        "--speed", type=float, default=0.0, help="with --to-kafka: N times the log's own pace (default: at once)"
+    )
+    replay.add_argument("--bootstrap", help="with --to-kafka: bootstrap servers (default from spec/environment)")
     replay.add_argument("--state-dir", help="RocksDB state directory (default OUT/state)")
     replay.add_argument("--batch-size", type=int, default=50_000, help="events per engine batch (default 50000)")
     replay.add_argument("--keep-open", action="store_true", help="do not close open windows at the end of the log")
     replay.add_argument("--quiet", action="store_true", help="no progress display")
     replay.set_defaults(handler=_replay)
+
+    worker = commands.add_parser("worker", help="run a streaming worker (a Faust worker) of a job")
+    worker.add_argument("--spec", required=True, help="job spec YAML")
+    worker.add_argument("--bootstrap", help="bootstrap servers host:port[,...] (default from spec/environment)")
+    worker.add_argument("--state-dir", default="winnow-state", help="RocksDB state directory (default winnow-state)")
+    worker.add_argument("--group", help="consumer group id (default winnow-<job>)")
+    worker.add_argument(
+        "--commit-interval", type=float, default=1.0, help="seconds between state+offset commits (default 1)"
+    )
+    worker.add_argument(
+        "--session-timeout", type=float, default=10.0, help="consumer group session timeout in seconds (default 10)"
+    )
+    worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    worker.set_defaults(handler=_worker)
 
     generate = commands.add_parser("generate", help="write a seeded synthetic request log")
     generate.add_argument("--out", required=True, help="output file (.jsonl or .jsonl.gz)")

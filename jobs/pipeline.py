@@ -71,7 +71,7 @@ class JobRunner:
         self.sink = sink
         self.position_field = position_field
         self.store = store
-        self.registry = registry or KeyRegistry(spec.source.partitions)
+        self.registry = registry if registry is not None else KeyRegistry(spec.source.partitions)
         self.decoder = EventDecoder(
             DecodeOptions(
                 key_field=spec.source.key,
@@ -207,9 +207,10 @@ class JobRunner:
             meta = {"position": str(self.positions.get(partition, 0)).encode()}
             persist(self.store.partition(partition), engine, self.registry.key_bytes, meta)
 
-    def release(self, partition: int) -> None:
-        """Commit a partition, then forget it: its engine, rule marks and open store (e.g. on revocation)."""
-        self.commit([partition])
+    def release(self, partition: int, *, commit: bool = True) -> None:
+        """Commit a partition (unless told not to), then forget it: engine, rule marks, open store."""
+        if commit:
+            self.commit([partition])
         self.engines.pop(partition, None)
         self.positions.pop(partition, None)
         self.rules.forget(partition)

@@ -33,6 +33,7 @@ class SourceSpec:
     partitions: int = 1
     max_event_bytes: int = 1_048_576
     max_ahead: int = 86_400_000
+    idle_timeout: int | None = None  # ms without records before wall clock moves an idle partition's stream time
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class JobSpec:
     source: SourceSpec
     windows: tuple[WindowSpec, ...]
     rules: tuple[RuleSpec, ...]
+    kafka: tuple[tuple[str, Any], ...] = ()  # the spec's kafka: settings, as (name, value) pairs
 
     @property
     def numeric_fields(self) -> tuple[str, ...]:
@@ -137,13 +139,13 @@ def parse_job_spec(text: str, source: str = "<spec>") -> JobSpec:
     """Validate a job spec given as YAML text."""
     data, lines = load_with_lines(text, source)
     r = _Reader(source, lines)
-    top = r.mapping(data, (), {"name", "source", "windows", "rules"}, {"name", "source", "windows"})
+    top = r.mapping(data, (), {"name", "source", "windows", "rules", "kafka"}, {"name", "source", "windows"})
     name = r.text(top["name"], ("name",))
 
     src = r.mapping(
         top["source"],
         ("source",),
-        {"topic", "key", "timestamp", "timestamp_format", "partitions", "max_event_bytes", "max_ahead"},
+        {"topic", "key", "timestamp", "timestamp_format", "partitions", "max_event_bytes", "max_ahead", "idle_timeout"},
         {"key", "timestamp"},
     )
     try:
@@ -158,7 +160,9 @@ def parse_job_spec(text: str, source: str = "<spec>") -> JobSpec:
         partitions=r.positive_int(src.get("partitions", 1), ("source", "partitions")),
         max_event_bytes=r.positive_int(src.get("max_event_bytes", 1_048_576), ("source", "max_event_bytes")),
         max_ahead=r.duration(src.get("max_ahead", "1d"), ("source", "max_ahead")),
+        idle_timeout=r.duration(src["idle_timeout"], ("source", "idle_timeout")) if "idle_timeout" in src else None,
     )
+    kafka = _kafka(r, top.get("kafka"))
 
     raw_windows = top["windows"]
     if not isinstance(raw_windows, dict) or not raw_windows:
@@ -175,7 +179,33 @@ def parse_job_spec(text: str, source: str = "<spec>") -> JobSpec:
     for i, rule_name in enumerate(rule_names):
         if rule_names.index(rule_name) != i:
             raise r.fail(("rules", i, "name"), f"rule name {rule_name!r} is used twice.")
-    return JobSpec(name=name, source=source_spec, windows=windows, rules=rules)
+    return JobSpec(name=name, source=source_spec, windows=windows, rules=rules, kafka=kafka)
+
+
+_KAFKA_TEXT = (
+    "bootstrap_servers",
+    "client_id",
+    "security_protocol",
+    "sasl_mechanism",
+    "sasl_username",
+    "ssl_cafile",
+    "ssl_certfile",
+    "ssl_keyfile",
+)
+
+
+def _kafka(r: _Reader, data: Any) -> tuple[tuple[str, Any], ...]:
+    """The spec's broker settings; secrets (sasl_password) belong in WINNOW_KAFKA_SASL_PASSWORD."""
+    if data is None:
+        return ()
+    section = r.mapping(data, ("kafka",), {*_KAFKA_TEXT, "replication_factor"}, set())
+    values: list[tuple[str, Any]] = []
+    for name, value in section.items():
+        if name == "replication_factor":
+            values.append((name, r.positive_int(value, ("kafka", name))))
+        else:
+            values.append((name, r.text(value, ("kafka", name))))
+    return tuple(values)
 
 
 def _window(r: _Reader, name: str, data: Any) -> WindowSpec:

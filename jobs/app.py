@@ -1,0 +1,239 @@
+"""The Faust worker: group membership and rebalancing from Faust, batched processing beneath it.
+
+Faust (faust-streaming) runs the worker: its lifecycle and signals, the
+consumer group, partition assignment and the rebalance callbacks. What Faust
+does per event (building a ``Message`` and an ``Event``, queueing it to a
+stream, acking it) caps a worker at ~12k events/s, so the app replaces Faust's
+``Fetcher`` service, the one that drains the consumer, with ``BatchFetcher``:
+it takes the consumer's fetched record batches as they are and hands them,
+one batch per partition, to ``StreamingJob``. Window state never lives in
+Faust tables; it lives in Winnow's RocksDB partition stores, with the input
+offsets in the same write.
+
+Where each input partition resumes is decided by its store, not by the
+group's committed offset: on assignment the job restores the partition and
+the app seeks it to the stored offset (or the beginning when there is no
+state). The group's committed offsets are kept equal to the stored ones, so
+lag monitoring sees the truth and Faust's own seek lands in the same place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import faust
+from faust.types import TP
+from mode import Service
+from mode.utils.objects import cached_property
+
+from connectors.kafka_output import TopicWriter
+from connectors.kafka_settings import KafkaSettings
+from jobs.spec import JobSpec
+from jobs.streaming import SourceRecord, StreamingJob, StreamingOptions
+
+log = logging.getLogger("winnow.worker")
+
+
+@dataclass(frozen=True)
+class GroupOptions:
+    """Consumer-group timing; short values make tests and local runs rebalance quickly."""
+
+    group_id: str
+    session_timeout: float = 10.0
+    heartbeat_interval: float = 3.0
+    rebalance_timeout: float = 30.0
+    max_poll_records: int = 20_000
+    fetch_max_bytes: int = 32 << 20
+
+
+class WinnowApp(faust.App):
+    """A Faust app that runs one Winnow job over its source topic."""
+
+    job: StreamingJob | None = None
+
+    def __init__(
+        self,
+        spec: JobSpec,
+        settings: KafkaSettings,
+        streaming: StreamingOptions,
+        group: GroupOptions,
+    ) -> None:
+        self.spec = spec
+        self.kafka = settings
+        self.streaming = streaming
+        self.group = group
+        self.writer: TopicWriter | None = None
+        self.pending_seeks: dict[int, int] = {}
+        self.assignment_epoch = 0
+        super().__init__(
+            group.group_id,
+            broker=[f"kafka://{server}" for server in settings.servers],
+            broker_client_id=settings.client_id,
+            broker_credentials=_faust_credentials(settings),
+            broker_session_timeout=group.session_timeout,
+            broker_heartbeat_interval=group.heartbeat_interval,
+            broker_rebalance_timeout=group.rebalance_timeout,
+            broker_max_poll_records=group.max_poll_records,
+            consumer_max_fetch_size=group.fetch_max_bytes,
+            consumer_auto_offset_reset="earliest",
+            store="memory://",
+            topic_partitions=spec.source.partitions,
+            topic_replication_factor=settings.replication_factor,
+            topic_allow_declare=False,
+            topic_disable_leader=True,
+            web_enabled=False,
+            producer_acks=1,
+            stream_wait_empty=False,
+            autodiscover=False,
+        )
+        self.source = self.topic(
+            spec.source.topic,
+            key_type=bytes,
+            value_type=bytes,
+            value_serializer="raw",
+            partitions=spec.source.partitions,
+        )
+        self.topics.add(self.source)
+        self.on_partitions_assigned.connect(cast(Any, self._assigned))
+        self.on_partitions_revoked.connect(cast(Any, self._revoked))
+
+    @cached_property
+    def _fetcher(self) -> BatchFetcher:  # type: ignore[override]
+        return BatchFetcher(self, loop=self.loop, beacon=self.consumer.beacon)
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    async def on_start(self) -> None:
+        await super().on_start()
+        self.writer = TopicWriter(self.kafka)
+        await self.writer.start()
+        self.job = StreamingJob(self.spec, self.writer, self.streaming)
+        log.info(
+            "job %s: reading %s (%d partitions) as group %s, state in %s",
+            self.spec.name,
+            self.spec.source.topic,
+            self.spec.source.partitions,
+            self.group.group_id,
+            self.streaming.state_dir,
+        )
+
+    async def on_stop(self) -> None:
+        await super().on_stop()  # stops the fetcher first: no batch is in flight after this
+        if self.job is not None:
+            if self.job.failed is None:
+                positions = await self.job.commit()
+                await self._commit_group(positions)
+            await self.job.close()
+            state = "cleanly" if self.job.failed is None else "after a failure, without committing"
+            log.info("job %s stopped %s: %s", self.spec.name, state, self.job.status())
+        if self.writer is not None:
+            await self.writer.stop()
+
+    # ---- rebalancing -------------------------------------------------------------------
+    def _source_partitions(self, tps: Any) -> list[int]:
+        return sorted(tp.partition for tp in tps if tp.topic == self.spec.source.topic)
+
+    async def _assigned(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        assigned = args[0] if args else kwargs.get("assigned", set())
+        job = self.job
+        if job is None:
+            return
+        partitions = self._source_partitions(assigned)
+        revoked = job.owned - set(partitions)
+        if revoked:
+            await job.revoke(revoked)
+        resume = await job.assign(partitions)
+        fresh = [p for p, offset in resume.items() if offset is None]
+        offsets = {p: offset for p, offset in resume.items() if offset is not None}
+        if fresh:
+            earliest = await self.consumer.earliest_offsets(*[self._tp(p) for p in fresh])
+            offsets.update({tp.partition: int(offset or 0) for tp, offset in earliest.items()})
+        self.pending_seeks = offsets
+        self.assignment_epoch += 1
+        # Faust seeks to the committed offsets once the rebalance completes: make them ours.
+        await self._commit_group(offsets)
+
+    async def _revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        revoked = args[0] if args else kwargs.get("revoked", set())
+        if self.job is not None:
+            self.assignment_epoch += 1
+            await self.job.revoke(self._source_partitions(revoked))
+
+    def _tp(self, partition: int) -> TP:
+        return TP(self.spec.source.topic, partition)
+
+    async def _commit_group(self, positions: Mapping[int, int]) -> None:
+        """Record the stored positions as the group's committed offsets (for lag and Faust's seek)."""
+        if positions:
+            consumer: Any = self.consumer
+            await consumer._commit({self._tp(p): offset for p, offset in positions.items()})
+
+    async def apply_seeks(self) -> None:
+        """Seek assigned partitions to where their stored state ends."""
+        seeks, self.pending_seeks = self.pending_seeks, {}
+        if seeks:
+            consumer: Any = self.consumer
+            await consumer.seek_wait({self._tp(p): offset for p, offset in seeks.items()})
+
+
+class BatchFetcher(Service):
+    """Drains the Faust consumer in record batches and runs them through the job.
+
+    Takes the place of Faust's per-message ``Fetcher``. A batch, once started,
+    runs to completion even if Faust stops the fetcher (it is shielded), and
+    the job's lock makes revocation wait for it.
+    """
+
+    def __init__(self, app: WinnowApp, **kwargs: Any) -> None:
+        self.app = app
+        self._committed_at = -1
+        super().__init__(**kwargs)
+
+    @Service.task
+    async def _drain(self) -> None:
+        app = self.app
+        consumer: Any = app.consumer
+        job = app.job
+        if job is None:
+            return
+        topic = app.spec.source.topic
+        while not self.should_stop:
+            if not consumer.flow_active:
+                await self.sleep(0.05)
+                continue
+            await app.apply_seeks()
+            epoch = app.assignment_epoch
+            records, _ = await consumer._wait_next_records(0.5)
+            if epoch != app.assignment_epoch or app.pending_seeks or not consumer.flow_active:
+                continue  # fetched across a rebalance: read again from the new positions
+            batches: dict[int, list[SourceRecord]] = {
+                tp.partition: batch for tp, batch in (records or {}).items() if tp.topic == topic and batch
+            }
+            work = asyncio.ensure_future(job.process(batches) if batches else job.tick())
+            try:
+                await asyncio.shield(work)
+            except asyncio.CancelledError:
+                await asyncio.wait([work])  # finish the batch; revocation waits on the job's lock anyway
+                raise
+            except Exception as error:
+                log.error("job %s failed: %s", app.spec.name, error)
+                await app.crash(error)
+                return
+            if job.commits != self._committed_at:
+                self._committed_at = job.commits
+                await app._commit_group({p: pos for p in job.owned if (pos := job.position(p)) is not None})
+
+
+def _faust_credentials(settings: KafkaSettings) -> Any:
+    if settings.security_protocol.startswith("SASL_"):
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password,
+            mechanism=settings.sasl_mechanism,
+            ssl_context=settings.ssl_context(),
+        )
+    context = settings.ssl_context()
+    return faust.SSLCredentials(context) if context is not None else None

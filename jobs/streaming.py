@@ -1,0 +1,353 @@
+"""The streaming job: the replay pipeline over Kafka records, with state and offsets committed together.
+
+This module knows Kafka records and topics but not Faust: ``jobs.app`` feeds it
+the batches its consumer fetches and tells it about assignments and
+revocations. For every assigned input partition the job opens that
+partition's RocksDB store, restores its engine, and asks to resume right
+after the stored offset. Outputs go to ``<job>.results``, ``<job>.decisions``,
+``<job>.late`` and ``<job>.rejected``.
+
+The commit protocol makes window state exactly-once with respect to the input
+and outputs at-least-once: outputs of processed records are written and
+acknowledged by the broker first, then the window state and the next input
+offset are written to RocksDB in one atomic batch. A crash before the second
+step replays the records after the stored offset, which rebuilds the same
+state and re-sends the same outputs (decisions keep their deterministic ids).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from connectors.event_decoding import LateRecord, Rejected
+from connectors.kafka_output import Headers, TopicWriter
+from jobs.keys import KeyRegistry
+from jobs.pipeline import JobRunner
+from jobs.spec import JobSpec
+from state.window_store import WindowStore
+from windows.stream_time import NO_TIME
+
+log = logging.getLogger("winnow.streaming")
+
+
+class SourceRecord(Protocol):
+    """What the job reads of a consumed Kafka record (aiokafka's ``ConsumerRecord`` fits)."""
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def key(self) -> bytes | None: ...
+
+    @property
+    def value(self) -> bytes | None: ...
+
+
+@dataclass(frozen=True)
+class OutputTopics:
+    """The topics a job writes, named after the job."""
+
+    results: str
+    decisions: str
+    late: str
+    rejected: str
+
+    @classmethod
+    def for_job(cls, job: str) -> OutputTopics:
+        return cls(f"{job}.results", f"{job}.decisions", f"{job}.late", f"{job}.rejected")
+
+    def all(self) -> list[str]:
+        return [self.results, self.decisions, self.late, self.rejected]
+
+
+@dataclass
+class _Pending:
+    keys: list[bytes | None] = field(default_factory=list)
+    values: list[bytes] = field(default_factory=list)
+    headers: list[Headers] | None = None
+
+
+class KafkaOutputs:
+    """An ``OutputSink`` that gathers one batch's output records per topic and partition.
+
+    Results and decisions of input partition p go to partition p of their
+    topic, keyed by the event key: with the same partition count and Kafka's
+    default partitioner that is where the key would land anyway. Rejected
+    records keep the original key and value bytes untouched; the reason and the
+    source position travel in headers.
+    """
+
+    def __init__(self, job: str, source_topic: str, topics: OutputTopics, registry: KeyRegistry) -> None:
+        self.job = job
+        self.source_topic = source_topic
+        self.topics = topics
+        self.registry = registry
+        self.original_key: Callable[[int, int], bytes | None] = lambda partition, offset: None
+        self._pending: dict[tuple[str, int], _Pending] = {}
+        self.counts: dict[str, int] = {"results": 0, "updates": 0, "decisions": 0, "late": 0, "rejected": 0}
+
+    def _slot(self, topic: str, partition: int) -> _Pending:
+        slot = self._pending.get((topic, partition))
+        if slot is None:
+            slot = self._pending[(topic, partition)] = _Pending()
+        return slot
+
+    def _key_bytes(self, key_ids: Iterable[int]) -> list[bytes | None]:
+        keys = self.registry.keys
+        return [keys[k].encode() for k in key_ids]
+
+    def results(
+        self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[str], *, final: bool
+    ) -> None:
+        slot = self._slot(self.topics.results, partition)
+        slot.keys.extend(self._key_bytes(key_ids))
+        slot.values.extend(line[:-1].encode() for line in lines)
+        self.counts["results" if final else "updates"] += len(lines)
+
+    def decisions(self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[str]) -> None:
+        slot = self._slot(self.topics.decisions, partition)
+        slot.keys.extend(self._key_bytes(key_ids))
+        slot.values.extend(line[:-1].encode() for line in lines)
+        self.counts["decisions"] += len(lines)
+
+    def late(self, records: list[LateRecord]) -> None:
+        for record in records:
+            slot = self._slot(self.topics.late, record.partition)
+            slot.keys.append(self.registry.keys[record.key_id].encode())
+            slot.values.append(record.line.rstrip(b"\n"))
+        self.counts["late"] += len(records)
+
+    def rejected(self, partition: int | None, rejected: list[Rejected], lines: list[bytes]) -> None:
+        p = partition or 0
+        slot = self._slot(self.topics.rejected, p)
+        if slot.headers is None:
+            slot.headers = [()] * len(slot.values)
+        for item in rejected:
+            slot.keys.append(self.original_key(p, item.seq))
+            slot.values.append(item.raw)
+            slot.headers.append(
+                (
+                    ("winnow-reason", item.reason.encode()),
+                    ("winnow-kind", item.kind.encode()),
+                    ("winnow-job", self.job.encode()),
+                    ("winnow-source", f"{self.source_topic}/{p}/{item.seq}".encode()),
+                )
+            )
+        self.counts["rejected"] += len(rejected)
+
+    async def write(self, writer: TopicWriter) -> int:
+        """Hand every gathered record to ``writer``; return how many."""
+        pending, self._pending = self._pending, {}
+        total = 0
+        for (topic, partition), slot in pending.items():
+            await writer.write(topic, partition, slot.keys, slot.values, slot.headers)
+            total += len(slot.values)
+        return total
+
+
+@dataclass(frozen=True)
+class StreamingOptions:
+    """How a worker runs its job."""
+
+    state_dir: Path
+    commit_interval: float = 1.0
+    idle_timeout: float | None = None  # seconds without records before wall clock moves stream time
+
+
+class StreamingJob:
+    """One worker's share of a job: the partitions it owns, their engines and stores."""
+
+    def __init__(
+        self,
+        spec: JobSpec,
+        writer: TopicWriter,
+        options: StreamingOptions,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.spec = spec
+        self.writer = writer
+        self.options = options
+        self.clock = clock
+        self.topics = OutputTopics.for_job(spec.name)
+        self.registry = KeyRegistry(spec.source.partitions)
+        self.outputs = KafkaOutputs(spec.name, spec.source.topic, self.topics, self.registry)
+        self.store = WindowStore(options.state_dir, spec.state_fingerprint)
+        self.runner = JobRunner(
+            spec, self.outputs, position_field="offset", store=self.store, registry=self.registry
+        )
+        self.lock = asyncio.Lock()
+        self.owned: set[int] = set()
+        self._dirty: set[int] = set()
+        self._last_commit = clock()
+        # partition -> (wall clock, stream time) when its stream time last moved
+        self._clock_marks: dict[int, tuple[float, int]] = {}
+        self._batch_records: dict[int, Sequence[SourceRecord]] = {}
+        self.outputs.original_key = self._original_key
+        self.records_in = 0
+        self.commits = 0
+        self.failed: BaseException | None = None  # after a failed batch nothing more is committed
+
+    # ---- ownership ---------------------------------------------------------------------
+    async def assign(self, partitions: Iterable[int]) -> dict[int, int | None]:
+        """Own ``partitions``; return, for each, the offset to resume at (None: the beginning)."""
+        async with self.lock:
+            resume: dict[int, int | None] = {}
+            for partition in sorted(set(partitions)):
+                if not 0 <= partition < self.spec.source.partitions:
+                    raise ValueError(f"partition {partition} is outside the job's {self.spec.source.partitions}")
+                if partition not in self.owned:
+                    engine = self.runner.engine(partition)  # opens the store and restores state
+                    self.owned.add(partition)
+                    self._clock_marks[partition] = (self.clock(), engine.stream_time)
+                    log.info(
+                        "partition %d assigned: %s",
+                        partition,
+                        f"resuming at offset {self.runner.positions[partition]}"
+                        if partition in self.runner.positions
+                        else "no stored state, reading from the beginning",
+                    )
+                resume[partition] = self.runner.positions.get(partition)
+            return resume
+
+    async def revoke(self, partitions: Iterable[int]) -> None:
+        """Give up ``partitions``: flush outputs, commit their state and offsets, close their stores."""
+        async with self.lock:
+            gone = sorted(set(partitions) & self.owned)
+            if not gone:
+                return
+            clean = self.failed is None
+            if clean:
+                await self.outputs.write(self.writer)
+                await self.writer.flush()
+            for partition in gone:
+                self.runner.release(partition, commit=clean)
+                self.owned.discard(partition)
+                self._dirty.discard(partition)
+                self._clock_marks.pop(partition, None)
+            log.info("partitions %s revoked after committing their state", gone)
+
+    def position(self, partition: int) -> int | None:
+        """The next offset to read in an owned partition (None: nothing read or stored yet)."""
+        return self.runner.positions.get(partition)
+
+    # ---- processing --------------------------------------------------------------------
+    def _original_key(self, partition: int, offset: int) -> bytes | None:
+        records = self._batch_records.get(partition, ())
+        low, high = 0, len(records)
+        while low < high:  # records are in offset order
+            middle = (low + high) // 2
+            if records[middle].offset < offset:
+                low = middle + 1
+            else:
+                high = middle
+        return records[low].key if low < len(records) and records[low].offset == offset else None
+
+    async def process(self, batches: Mapping[int, Sequence[SourceRecord]]) -> int:
+        """Run one fetched batch per partition through the job; return records applied.
+
+        Records of partitions this worker does not own, and records before a
+        partition's position (already reflected in its state), are skipped.
+        """
+        async with self.lock:
+            processed = 0
+            for partition, records in batches.items():
+                if partition not in self.owned or not records:
+                    continue
+                position = self.runner.positions.get(partition, 0)
+                if records[0].offset < position:
+                    records = [r for r in records if r.offset >= position]
+                    if not records:
+                        continue
+                self._batch_records[partition] = records
+                try:
+                    self.runner.process(
+                        [r.value if r.value is not None else b"" for r in records],
+                        [r.offset for r in records],
+                        partition,
+                    )
+                except BaseException as error:
+                    self.failed = error
+                    raise
+                finally:
+                    self._batch_records.pop(partition, None)
+                self._dirty.add(partition)
+                engine = self.runner.engines[partition]
+                if engine.stream_time != self._clock_marks[partition][1]:
+                    self._clock_marks[partition] = (self.clock(), engine.stream_time)
+                processed += len(records)
+            self.records_in += processed
+            if processed:
+                await self.outputs.write(self.writer)
+            if self.clock() - self._last_commit >= self.options.commit_interval:
+                await self._commit()
+            return processed
+
+    async def tick(self) -> None:
+        """Periodic work without records: idle-partition clocks and interval commits."""
+        async with self.lock:
+            timeout = self.options.idle_timeout
+            if timeout is not None:
+                now = self.clock()
+                for partition in sorted(self.owned):
+                    since, stream_time = self._clock_marks[partition]
+                    engine = self.runner.engines.get(partition)
+                    if engine is None or engine.stream_time == NO_TIME or now - since < timeout:
+                        continue
+                    target = stream_time + int((now - since) * 1000)
+                    if target > engine.stream_time:
+                        emitted = self.runner.advance(partition, target)
+                        self._dirty.add(partition)
+                        if emitted:
+                            log.info(
+                                "partition %d idle for %.1f s: stream time moved to %d, %d windows emitted",
+                                partition,
+                                now - since,
+                                target,
+                                emitted,
+                            )
+                await self.outputs.write(self.writer)
+            if self._dirty and self.clock() - self._last_commit >= self.options.commit_interval:
+                await self._commit()
+
+    async def commit(self) -> dict[int, int]:
+        """Flush outputs, then commit state and offsets; return the committed positions."""
+        async with self.lock:
+            return await self._commit()
+
+    async def _commit(self) -> dict[int, int]:
+        if self.failed is not None:
+            raise RuntimeError(f"not committing: a batch failed part-way ({self.failed!r})")
+        await self.outputs.write(self.writer)
+        await self.writer.flush()  # outputs acknowledged before the offsets that produced them
+        dirty = sorted(self._dirty)
+        self.runner.commit(dirty)
+        self._dirty.clear()
+        self._last_commit = self.clock()
+        self.commits += 1
+        return {p: self.runner.positions[p] for p in sorted(self.owned) if p in self.runner.positions}
+
+    async def close(self) -> None:
+        """Commit everything and close the stores (clean shutdown)."""
+        async with self.lock:
+            clean = self.failed is None
+            if self.owned and clean:
+                await self._commit()
+            for partition in sorted(self.owned):
+                self.runner.release(partition, commit=clean)
+            self.owned.clear()
+            self.store.close()
+
+    def status(self) -> dict[str, Any]:
+        """Counters for logs and metrics."""
+        return {
+            "owned": sorted(self.owned),
+            "records_in": self.records_in,
+            "commits": self.commits,
+            **self.outputs.counts,
+        }

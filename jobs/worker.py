@@ -1,0 +1,42 @@
+"""Start a streaming worker: check the topics, then run the Faust app until it is stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import faust
+
+from connectors.kafka_settings import KafkaSettings
+from connectors.kafka_topics import ensure_topics
+from jobs.app import GroupOptions, WinnowApp
+from jobs.spec import JobSpec
+from jobs.streaming import OutputTopics, StreamingOptions
+
+
+def job_topics(spec: JobSpec) -> dict[str, int]:
+    """Every topic a job reads or writes, with its partition count (outputs mirror the source)."""
+    partitions = spec.source.partitions
+    return {spec.source.topic: partitions, **{name: partitions for name in OutputTopics.for_job(spec.name).all()}}
+
+
+def run_worker(
+    spec: JobSpec,
+    settings: KafkaSettings,
+    streaming: StreamingOptions,
+    group: GroupOptions,
+    *,
+    log_level: str = "info",
+) -> int:
+    """Run one worker of ``spec`` in the foreground; return its exit code."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(ensure_topics(settings, job_topics(spec)))
+    app = WinnowApp(spec, settings, streaming, group)
+    worker = faust.Worker(app, loglevel=log_level, quiet=True, loop=loop)
+    logging.getLogger("winnow").setLevel(log_level.upper())
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as done:
+        return int(done.code or 0)
+    return 0
