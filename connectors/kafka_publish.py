@@ -43,6 +43,7 @@ class PublishStats:
     events: int
     unkeyed: int
     seconds: float
+    per_partition: tuple[int, ...]  # events sent to each partition
 
 
 async def publish_log(settings: KafkaSettings, options: PublishOptions) -> PublishStats:
@@ -61,6 +62,7 @@ async def publish_log(settings: KafkaSettings, options: PublishOptions) -> Publi
     first_ts: int | None = None
     high_ts = 0
     sent = unkeyed = 0
+    per_partition = [0] * options.partitions
     try:
         for raws, lines in read_event_chunks(options.input, options.chunk_lines):
             decoded, _ = decoder.decode(raws, lines)
@@ -93,10 +95,11 @@ async def publish_log(settings: KafkaSettings, options: PublishOptions) -> Publi
                 keys_values = by_partition.setdefault(partition, ([], []))
                 keys_values[0].append(key_bytes)
                 keys_values[1].append(raw)
+                per_partition[partition] += 1
                 sent += 1
             for p, (keys, values) in by_partition.items():
                 await writer.write(options.topic, p, keys, values)
         await writer.flush()
     finally:
         await writer.stop()
-    return PublishStats(sent, unkeyed, time.monotonic() - started)
+    return PublishStats(sent, unkeyed, time.monotonic() - started, tuple(per_partition))

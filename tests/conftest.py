@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -46,3 +46,12 @@ def log_factory(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[str]:
+    """A local Kafka-protocol broker (Tansu, memory only) for the whole session; yields bootstrap servers."""
+    from connectors.local_broker import LocalBroker
+
+    with LocalBroker() as running:
+        yield running.bootstrap_servers

@@ -1,0 +1,181 @@
+"""Streaming workers as real processes against a real broker: equivalence with replay, restarts, crashes, scale-out."""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+import pytest
+
+from jobs.spec import JobSpec, load_job_spec
+from tests.conftest import EXAMPLE_SPEC, SAMPLE_LOG, WinnowRunner
+from tests.streaming_harness import (
+    WorkerProcess,
+    committed_offsets,
+    distinct_finals,
+    publish,
+    read_topic_sync,
+    replay_finals,
+    wait_until,
+    without_emit_time,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def job_spec(tmp_path: Path, *, source_extra: str = "") -> tuple[Path, JobSpec]:
+    """The example job under a unique name and source topic, so tests sharing the broker never meet."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    text = EXAMPLE_SPEC.read_text()
+    text = text.replace("name: api-abuse", f"name: {name}")
+    text = text.replace("source: {topic: requests,", f"source: {{topic: {name}-in,{source_extra}")
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    return path, load_job_spec(path)
+
+
+def wait_processed(broker: str, group: str, spec: JobSpec, counts: tuple[int, ...], timeout: float = 120.0) -> None:
+    """Wait until the group's committed offsets (the stored positions) reach the end of every partition."""
+    wanted = {p: n for p, n in enumerate(counts) if n}
+
+    def done() -> bool:
+        committed = committed_offsets(broker, group, spec.source.topic, spec.source.partitions)
+        return all(committed.get(p, 0) >= n for p, n in wanted.items())
+
+    wait_until(done, timeout, f"group {group} to process {sum(counts):,} events")
+
+
+def replay_dir(winnow: WinnowRunner, spec_path: Path, log: Path, out: Path) -> Path:
+    winnow("replay", "--spec", spec_path, "--input", log, "--out", out, "--keep-open", "--quiet")
+    return out
+
+
+def test_streaming_equals_replay_and_bad_and_late_events_reach_their_topics(
+    tmp_path: Path, broker: str, winnow: WinnowRunner
+) -> None:
+    spec_path, spec = job_spec(tmp_path)
+    sent = publish(broker, spec, SAMPLE_LOG)
+    group = f"{spec.name}-g"
+    worker = WorkerProcess(spec_path, broker, tmp_path / "state", tmp_path / "worker.log", group=group).start()
+    try:
+        worker.wait_assigned()
+        wait_processed(broker, group, spec, sent.per_partition)
+    finally:
+        assert worker.stop() == 0
+    out = replay_dir(winnow, spec_path, SAMPLE_LOG, tmp_path / "replay")
+    parts = spec.source.partitions
+
+    results = read_topic_sync(broker, f"{spec.name}.results", parts)
+    assert distinct_finals(results) == replay_finals(out / "results.jsonl")
+    # one run without crashes: exactly the replay's records, updates included, each once, keyed by the event key
+    finals = sorted(r.value for r in results if b'"final":true' in r.value)
+    assert finals == sorted((out / "results.jsonl").read_bytes().splitlines())
+    updates = sorted(r.value for r in results if b'"final":false' in r.value)
+    assert updates == sorted((out / "updates.jsonl").read_bytes().splitlines())
+    assert all(r.key == orjson.loads(r.value)["key"].encode() for r in results)
+    assert all(orjson.loads(r.value)["partition"] == r.partition for r in results)
+
+    decisions = read_topic_sync(broker, f"{spec.name}.decisions", parts)
+    replay_decisions = [line.rstrip(b"\n") for line in (out / "decisions.jsonl").read_bytes().splitlines(keepends=True)]
+    assert sorted(without_emit_time(r.value) for r in decisions) == sorted(map(without_emit_time, replay_decisions))
+
+    # dead letters: original bytes untouched, reason in headers, same events as replay's rejected.jsonl
+    rejected = read_topic_sync(broker, f"{spec.name}.rejected", parts)
+    replay_rejected = [orjson.loads(line) for line in (out / "rejected.jsonl").read_bytes().splitlines()]
+    assert len(rejected) == len(replay_rejected) > 0
+    lines = _log_lines(SAMPLE_LOG)
+    assert sorted(r.value for r in rejected) == sorted(lines[item["line"] - 1] for item in replay_rejected)
+    reasons = {item["reason"] for item in replay_rejected}
+    for record in rejected:
+        headers = dict(record.headers)
+        assert headers["winnow-reason"].decode() in reasons
+        topic, partition, offset = headers["winnow-source"].decode().rsplit("/", 2)
+        assert (topic, int(partition)) == (spec.source.topic, record.partition) and int(offset) >= 0
+
+    # late events: same events and reasons as replay, positioned by offset instead of line
+    late = read_topic_sync(broker, f"{spec.name}.late", parts)
+    replay_late = [orjson.loads(line) for line in (out / "late.jsonl").read_bytes().splitlines()]
+    assert len(late) == len(replay_late) > 0
+
+    def late_view(item: dict[str, object]) -> bytes:
+        return orjson.dumps([item["event"], item["reason"], item["partition"]])
+
+    assert sorted(late_view(orjson.loads(r.value)) for r in late) == sorted(map(late_view, replay_late))
+    assert all(r.key == orjson.dumps(orjson.loads(r.value)["event"]["client_id"])[1:-1] for r in late)
+
+
+def _log_lines(path: Path) -> list[bytes]:
+    import gzip
+
+    with gzip.open(path, "rb") as handle:
+        return [line.rstrip(b"\r\n") for line in handle]
+
+
+def test_a_restarted_worker_resumes_after_its_stored_offsets(
+    tmp_path: Path, broker: str, winnow: WinnowRunner, log_factory
+) -> None:  # type: ignore[no-untyped-def]
+    spec_path, spec = job_spec(tmp_path)
+    log = log_factory(events=20_000, keys=300, rate=200.0, late=0.01, bad=0.002, seed=5)
+    lines = log.read_bytes().splitlines(keepends=True)
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_bytes(b"".join(lines[:12_000]))
+    second.write_bytes(b"".join(lines[12_000:]))
+    group = f"{spec.name}-g"
+    state = tmp_path / "state"
+    worker = WorkerProcess(spec_path, broker, state, tmp_path / "worker.log", group=group)
+
+    sent = publish(broker, spec, first)
+    worker.start().wait_assigned()
+    wait_processed(broker, group, spec, sent.per_partition)
+    assert worker.stop() == 0
+    assert (state / "partition-0").is_dir()
+
+    more = publish(broker, spec, second)
+    worker.start().wait_assigned()
+    total = tuple(a + b for a, b in zip(sent.per_partition, more.per_partition))
+    wait_processed(broker, group, spec, total)
+    assert worker.stop() == 0
+
+    text = worker.log_text().split("---- start")[-1]
+    resumed = dict(re.findall(r"partition (\d+) assigned: resuming at offset (\d+)", text))
+    assert {int(p): int(o) for p, o in resumed.items()} == {p: n for p, n in enumerate(sent.per_partition)}
+    out = replay_dir(winnow, spec_path, log, tmp_path / "replay")
+    results = read_topic_sync(broker, f"{spec.name}.results", spec.source.partitions)
+    finals = [r.value for r in results if b'"final":true' in r.value]
+    assert len(finals) == len(set(finals)), "a clean restart re-emits nothing"
+    assert distinct_finals(results) == replay_finals(out / "results.jsonl")
+
+
+def test_kill_9_at_random_points_loses_and_double_counts_nothing(
+    tmp_path: Path, broker: str, winnow: WinnowRunner, log_factory
+) -> None:  # type: ignore[no-untyped-def]
+    spec_path, spec = job_spec(tmp_path)
+    log = log_factory(events=300_000, keys=2_000, rate=1_000.0, late=0.005, bad=0.001, seed=9)
+    sent = publish(broker, spec, log)
+    group = f"{spec.name}-g"
+    worker = WorkerProcess(spec_path, broker, tmp_path / "state", tmp_path / "worker.log", group=group)
+    chooser = random.Random(2026)
+    progress: list[int] = []
+    kills = 0
+    while kills < 5:
+        worker.start().wait_assigned()
+        time.sleep(chooser.uniform(0.2, 1.5))
+        worker.check_alive()
+        worker.kill()
+        kills += 1
+        progress.append(sum(committed_offsets(broker, group, spec.source.topic, spec.source.partitions).values()))
+    worker.start().wait_assigned()
+    wait_processed(broker, group, spec, sent.per_partition, timeout=180)
+    assert worker.stop() == 0
+    assert progress[-1] < sum(sent.per_partition), f"every kill must interrupt the run: {progress}"
+
+    out = replay_dir(winnow, spec_path, log, tmp_path / "replay")
+    results = read_topic_sync(broker, f"{spec.name}.results", spec.source.partitions)
+    assert distinct_finals(results) == replay_finals(out / "results.jsonl")
+    decisions = read_topic_sync(broker, f"{spec.name}.decisions", spec.source.partitions)
+    replay_ids = {orjson.loads(line)["id"] for line in (out / "decisions.jsonl").read_bytes().splitlines(keepends=True)}
+    assert {orjson.loads(r.value)["id"] for r in decisions} == replay_ids
