@@ -18,11 +18,18 @@ from connectors.kafka_settings import KafkaSettings
 
 
 async def topic_partitions(settings: KafkaSettings, names: list[str]) -> dict[str, int]:
-    """Partition counts of the topics in ``names`` that exist."""
+    """Partition counts of the topics in ``names`` that exist.
+
+    Lists all topics first and describes only existing ones: a metadata request
+    naming a missing topic makes brokers that auto-create topics create it, with
+    their default partition count.
+    """
     admin = AIOKafkaAdminClient(**settings.client_options())
     try:
         await admin.start()
-        described = await admin.describe_topics(names)
+        existing = set(await admin.list_topics())
+        present = [name for name in names if name in existing]
+        described = await admin.describe_topics(present) if present else []
     except KafkaError as error:
         raise ConnectorError(f"cannot describe topics at {settings.bootstrap_servers}: {error}.") from None
     finally:

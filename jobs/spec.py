@@ -198,6 +198,10 @@ def _kafka(r: _Reader, data: Any) -> tuple[tuple[str, Any], ...]:
     """The spec's broker settings; secrets (sasl_password) belong in WINNOW_KAFKA_SASL_PASSWORD."""
     if data is None:
         return ()
+    if isinstance(data, dict) and "sasl_password" in data:
+        raise r.fail(
+            ("kafka", "sasl_password"), "secrets do not belong in a spec; set WINNOW_KAFKA_SASL_PASSWORD instead."
+        )
     section = r.mapping(data, ("kafka",), {*_KAFKA_TEXT, "replication_factor"}, set())
     values: list[tuple[str, Any]] = []
     for name, value in section.items():

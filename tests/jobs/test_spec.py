@@ -91,3 +91,16 @@ def test_bad_conditions_report_the_column(text: str, column: int) -> None:
 def test_conditions_are_never_evaluated_as_python() -> None:
     with pytest.raises(SpecError):
         parse_condition("__import__('os').system('true') > 0", known={"a"})
+
+
+def test_broker_settings_and_idle_timeout_are_read_from_the_spec() -> None:
+    text = (
+        "name: j\nsource: {key: k, timestamp: ts, idle_timeout: 30s}\n"
+        "kafka:\n  bootstrap_servers: 'k1:9092,k2:9092'\n  replication_factor: 3\n"
+        "windows:\n  a: {type: tumbling, size: 10s, aggregate: {n: count}}\n"
+    )
+    spec = parse_job_spec(text, "j.yaml")
+    assert spec.source.idle_timeout == 30_000
+    assert dict(spec.kafka) == {"bootstrap_servers": "k1:9092,k2:9092", "replication_factor": 3}
+    with pytest.raises(SpecError, match=r"j.yaml line 5: kafka\.sasl_password: secrets do not belong in a spec; set WINNOW_KAFKA_SASL_PASSWORD"):
+        parse_job_spec(text.replace("  replication_factor: 3", "  sasl_password: hunter2"), "j.yaml")

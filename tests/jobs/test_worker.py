@@ -179,3 +179,100 @@ def test_kill_9_at_random_points_loses_and_double_counts_nothing(
     decisions = read_topic_sync(broker, f"{spec.name}.decisions", spec.source.partitions)
     replay_ids = {orjson.loads(line)["id"] for line in (out / "decisions.jsonl").read_bytes().splitlines(keepends=True)}
     assert {orjson.loads(r.value)["id"] for r in decisions} == replay_ids
+
+
+def test_two_workers_share_the_partitions_and_survive_rebalances(
+    tmp_path: Path, broker: str, winnow: WinnowRunner, log_factory
+) -> None:  # type: ignore[no-untyped-def]
+    spec_path, spec = job_spec(tmp_path)
+    log = log_factory(events=90_000, keys=1_000, rate=500.0, late=0.005, bad=0.001, seed=21)
+    lines = log.read_bytes().splitlines(keepends=True)
+    thirds = [tmp_path / f"part{i}.jsonl" for i in range(3)]
+    for i, part in enumerate(thirds):
+        part.write_bytes(b"".join(lines[i * 30_000 : (i + 1) * 30_000]))
+    group = f"{spec.name}-g"
+    a = WorkerProcess(spec_path, broker, tmp_path / "state-a", tmp_path / "a.log", group=group)
+    b = WorkerProcess(spec_path, broker, tmp_path / "state-b", tmp_path / "b.log", group=group)
+    counts = [0] * spec.source.partitions
+
+    def add(sent: tuple[int, ...]) -> tuple[int, ...]:
+        for p, n in enumerate(sent):
+            counts[p] += n
+        return tuple(counts)
+
+    try:
+        add(publish(broker, spec, thirds[0]).per_partition)
+        a.start().wait_assigned()
+        wait_until(
+            lambda: sum(committed_offsets(broker, group, spec.source.topic, spec.source.partitions).values()) > 0,
+            60,
+            "worker a to commit progress",
+        )
+        b.start().wait_assigned()  # the group rebalances: a gives up some partitions to b
+        total = add(publish(broker, spec, thirds[1]).per_partition)
+        wait_processed(broker, group, spec, total)
+        owned_a, owned_b = _owned(a), _owned(b)
+        assert owned_a and owned_b and not owned_a & owned_b, (owned_a, owned_b)
+        assert owned_a | owned_b == set(range(spec.source.partitions))
+
+        assert a.stop() == 0  # b takes every partition; those it never had are rebuilt from the beginning
+        total = add(publish(broker, spec, thirds[2]).per_partition)
+        wait_processed(broker, group, spec, total)
+        assert _owned(b) == set(range(spec.source.partitions))
+    finally:
+        for worker in (a, b):
+            if worker.process is not None and worker.process.poll() is None:
+                worker.stop()
+
+    out = replay_dir(winnow, spec_path, log, tmp_path / "replay")
+    results = read_topic_sync(broker, f"{spec.name}.results", spec.source.partitions)
+    assert distinct_finals(results) == replay_finals(out / "results.jsonl")
+    decisions = read_topic_sync(broker, f"{spec.name}.decisions", spec.source.partitions)
+    replay_ids = {orjson.loads(line)["id"] for line in (out / "decisions.jsonl").read_bytes().splitlines()}
+    assert {orjson.loads(r.value)["id"] for r in decisions} == replay_ids
+
+
+def _owned(worker: WorkerProcess) -> set[int]:
+    """Partitions a worker owns now, from its log: assignments after the last revocation."""
+    text = worker.log_text().split("---- start")[-1]
+    last = max(text.rfind("revoked after committing"), 0)
+    return {int(p) for p in re.findall(r"partition (\d+) assigned", text[last:])}
+
+
+def test_an_idle_partition_closes_its_windows_after_the_idle_timeout(tmp_path: Path, broker: str) -> None:
+    """With ``idle_timeout``, wall clock moves an idle partition's stream time; without it windows wait for events."""
+    name = f"idle{uuid.uuid4().hex[:8]}"
+    spec_text = f"""
+name: {name}
+source: {{topic: {name}-in, key: k, timestamp: ts, partitions: 2, idle_timeout: 1s}}
+windows:
+  two_seconds: {{type: tumbling, size: 2s, grace: 0s, emit: final, aggregate: {{n: count}}}}
+"""
+    spec_path = tmp_path / "idle.yaml"
+    spec_path.write_text(spec_text)
+    spec = load_job_spec(spec_path)
+    base = 1_767_225_600_000  # a multiple of 2 s
+    log = tmp_path / "idle.jsonl"
+    log.write_bytes(b"".join(orjson.dumps({"k": "a", "ts": base + i * 100}) + b"\n" for i in range(15)))
+    group = f"{name}-g"
+    worker = WorkerProcess(spec_path, broker, tmp_path / "state", tmp_path / "worker.log", group=group)
+    try:
+        worker.start().wait_assigned()
+        started = time.monotonic()
+        sent = publish(broker, spec, log)
+        wait_processed(broker, group, spec, sent.per_partition)
+
+        def emitted() -> list[dict[str, object]]:
+            records = read_topic_sync(broker, f"{name}.results", 2, quiet_for=0.2)
+            return [orjson.loads(r.value) for r in records]
+
+        wait_until(lambda: bool(emitted()), 30, "the idle partition's window to close")
+        waited = time.monotonic() - started
+    finally:
+        worker.stop()
+    (result,) = emitted()
+    assert (result["key"], result["start"], result["end"], result["values"]) == ("a", base, base + 2_000, {"n": 15})
+    # the last event was at base + 1400: only the idle clock can have moved stream time to the window's end
+    assert int(str(result["emitted_at"])) >= base + 2_000
+    assert waited >= 1.0
+    assert "idle for" in worker.log_text()
