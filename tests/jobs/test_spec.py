@@ -102,5 +102,6 @@ def test_broker_settings_and_idle_timeout_are_read_from_the_spec() -> None:
     spec = parse_job_spec(text, "j.yaml")
     assert spec.source.idle_timeout == 30_000
     assert dict(spec.kafka) == {"bootstrap_servers": "k1:9092,k2:9092", "replication_factor": 3}
-    with pytest.raises(SpecError, match=r"j.yaml line 5: kafka\.sasl_password: secrets do not belong in a spec; set WINNOW_KAFKA_SASL_PASSWORD"):
+    secret = r"j.yaml line 5: kafka\.sasl_password: secrets do not belong in a spec; set WINNOW_KAFKA_SASL_PASSWORD"
+    with pytest.raises(SpecError, match=secret):
         parse_job_spec(text.replace("  replication_factor: 3", "  sasl_password: hunter2"), "j.yaml")
