@@ -15,6 +15,8 @@ from jobs.replay import ReplayOptions, run_replay
 from jobs.spec import JobSpec, load_job_spec
 from windows.errors import WinnowError
 
+SAMPLE_LOG = Path(__file__).resolve().parents[1] / "data" / "sample" / "api-events.jsonl.gz"
+
 
 def kafka_settings(spec: JobSpec, args: argparse.Namespace) -> KafkaSettings:
     """Broker settings: the spec's kafka section, then WINNOW_KAFKA_* variables, then --bootstrap."""
@@ -109,6 +111,24 @@ def _worker(args: argparse.Namespace) -> int:
     return run_worker(spec, settings, streaming, group, log_level=args.log_level)
 
 
+def _dev(args: argparse.Namespace) -> int:
+    from jobs.dev import DevOptions, run_dev
+
+    spec = load_job_spec(args.spec)
+    options = DevOptions(
+        spec_path=Path(args.spec),
+        input=Path(args.input),
+        speed=args.speed or None,
+        state_dir=Path(args.state_dir) if args.state_dir else None,
+        until_done=args.until_done,
+        max_print=args.max_print,
+        show_updates=args.show_updates,
+    )
+    if not options.input.exists():
+        raise WinnowError(f"input {options.input} does not exist.")
+    return run_dev(spec, options)
+
+
 def _generate(args: argparse.Namespace) -> int:
     options = GeneratorOptions(
         events=args.events, keys=args.keys, rate=args.rate, late=args.late, bad=args.bad, seed=args.seed
@@ -150,6 +170,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     worker.set_defaults(handler=_worker)
+
+    dev = commands.add_parser("dev", help="run the streaming job on an embedded local broker, fed from a log")
+    dev.add_argument("--spec", required=True, help="job spec YAML")
+    dev.add_argument(
+        "--input", default=str(SAMPLE_LOG), help="event log to publish (default: the bundled sample log)"
+    )
+    dev.add_argument("--speed", type=float, default=0.0, help="N times the log's own pace (default: at once)")
+    dev.add_argument("--state-dir", help="RocksDB state directory (default: a temporary directory)")
+    dev.add_argument("--until-done", action="store_true", help="stop once every event is processed")
+    dev.add_argument("--max-print", type=int, help="print at most N records (default: all)")
+    dev.add_argument("--show-updates", action="store_true", help="print emit: update results too")
+    dev.set_defaults(handler=_dev)
 
     generate = commands.add_parser("generate", help="write a seeded synthetic request log")
     generate.add_argument("--out", required=True, help="output file (.jsonl or .jsonl.gz)")

@@ -276,3 +276,22 @@ windows:
     assert int(str(result["emitted_at"])) >= base + 2_000
     assert waited >= 1.0
     assert "idle for" in worker.log_text()
+
+
+def test_dev_runs_the_example_job_on_an_embedded_broker_and_matches_replay(
+    tmp_path: Path, winnow: WinnowRunner
+) -> None:
+    proc = winnow("dev", "--spec", EXAMPLE_SPEC, "--until-done", "--max-print", "3")
+    out = replay_dir(winnow, EXAMPLE_SPEC, SAMPLE_LOG, tmp_path / "replay")
+    counts = {
+        label: int(value.replace(",", ""))
+        for label, value in re.findall(r"^  (results|updates|decisions|events published)\s+([\d,]+)$", proc.stdout, re.M)
+    }
+    assert counts == {
+        "events published": 30_000,
+        "results": len((out / "results.jsonl").read_bytes().splitlines()),
+        "updates": len((out / "updates.jsonl").read_bytes().splitlines()),
+        "decisions": len((out / "decisions.jsonl").read_bytes().splitlines()),
+    }
+    assert proc.stdout.count("\nresult   {") + proc.stdout.count("\ndecision {") == 3
+    assert "worker exited with status 0" in proc.stdout
