@@ -283,10 +283,8 @@ def test_dev_runs_the_example_job_on_an_embedded_broker_and_matches_replay(
 ) -> None:
     proc = winnow("dev", "--spec", EXAMPLE_SPEC, "--until-done", "--max-print", "3")
     out = replay_dir(winnow, EXAMPLE_SPEC, SAMPLE_LOG, tmp_path / "replay")
-    counts = {
-        label: int(value.replace(",", ""))
-        for label, value in re.findall(r"^  (results|updates|decisions|events published)\s+([\d,]+)$", proc.stdout, re.M)
-    }
+    summary = re.findall(r"^  (results|updates|decisions|events published)\s+([\d,]+)$", proc.stdout, re.M)
+    counts = {label: int(value.replace(",", "")) for label, value in summary}
     assert counts == {
         "events published": 30_000,
         "results": len((out / "results.jsonl").read_bytes().splitlines()),
