@@ -281,6 +281,8 @@ class StreamingJob:
                 if engine.stream_time != self._clock_marks[partition][1]:
                     self._clock_marks[partition] = (self.clock(), engine.stream_time)
                 processed += len(records)
+            if processed and not self.records_in:
+                log.info("first records processed at %.3f (epoch s)", time.time())
             self.records_in += processed
             if processed:
                 await self.outputs.write(self.writer)
