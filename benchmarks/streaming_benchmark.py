@@ -102,6 +102,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--spec", default=str(ROOT / "jobs" / "examples" / "api-abuse.yaml"))
+    parser.add_argument("--profile", metavar="FILE", help="record the worker with py-spy (collapsed stacks) into FILE")
     args = parser.parse_args()
     spec = load_job_spec(args.spec)
     path = event_log(args.events)
@@ -145,6 +146,13 @@ def main() -> int:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        spy = None
+        if args.profile:
+            spy = subprocess.Popen(
+                ["py-spy", "record", "--format", "raw", "-o", args.profile, "--pid", str(worker.pid), "--rate", "50"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         try:
             while asyncio.run(committed(bootstrap, group, spec.source.topic, parts)) < published.events:
                 if worker.poll() is not None:
@@ -152,6 +160,9 @@ def main() -> int:
                 time.sleep(0.5)
             topics = OutputTopics.for_job(spec.name)
             last = asyncio.run(last_output_time(bootstrap, [topics.results, topics.decisions], parts))
+            if spy is not None:
+                spy.send_signal(2)  # py-spy writes its profile on SIGINT
+                spy.wait(timeout=60)
         finally:
             worker.terminate()
             worker.wait(timeout=60)
