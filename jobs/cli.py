@@ -101,6 +101,9 @@ def _worker(args: argparse.Namespace) -> int:
         state_dir=Path(args.state_dir),
         commit_interval=args.commit_interval,
         idle_timeout=spec.source.idle_timeout / 1000.0 if spec.source.idle_timeout is not None else None,
+        checkpoint_dir=Path(args.checkpoint_dir) if args.checkpoint_dir else None,
+        checkpoint_interval=args.checkpoint_interval,
+        checkpoint_retention=args.checkpoint_retention,
     )
     group = GroupOptions(
         group_id=args.group or f"winnow-{spec.name}",
@@ -167,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument(
         "--session-timeout", type=float, default=10.0, help="consumer group session timeout in seconds (default 10)"
+    )
+    worker.add_argument("--checkpoint-dir", help="checkpoint location, a local or mounted path (default: none)")
+    worker.add_argument(
+        "--checkpoint-interval", type=float, default=30.0, help="seconds between checkpoints (default 30)"
+    )
+    worker.add_argument(
+        "--checkpoint-retention", type=int, default=3, help="checkpoints kept per partition (default 3)"
     )
     worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     worker.set_defaults(handler=_worker)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from connectors.kafka_output import Headers, TopicWriter
 from jobs.keys import KeyRegistry
 from jobs.pipeline import JobRunner
 from jobs.spec import JobSpec
+from state.checkpoint_storage import LocalCheckpointStorage
+from state.checkpoints import Checkpoints
 from state.window_store import WindowStore
 from windows.stream_time import NO_TIME
 
@@ -158,6 +161,9 @@ class StreamingOptions:
     state_dir: Path
     commit_interval: float = 1.0
     idle_timeout: float | None = None  # seconds without records before wall clock moves stream time
+    checkpoint_dir: Path | None = None  # None: no checkpoints
+    checkpoint_interval: float = 30.0
+    checkpoint_retention: int = 3
 
 
 class StreamingJob:
@@ -192,6 +198,20 @@ class StreamingJob:
         self.records_in = 0
         self.commits = 0
         self.failed: BaseException | None = None  # after a failed batch nothing more is committed
+        self.checkpoints = (
+            Checkpoints(
+                LocalCheckpointStorage(options.checkpoint_dir),
+                spec.name,
+                spec.state_fingerprint,
+                options.checkpoint_retention,
+            )
+            if options.checkpoint_dir is not None
+            else None
+        )
+        self._uploads: dict[int, asyncio.Task[None]] = {}
+        self._last_checkpoint = clock()
+        self._checkpoint_serial = 0
+        self.checkpoints_taken = 0
 
     # ---- ownership ---------------------------------------------------------------------
     async def assign(self, partitions: Iterable[int]) -> dict[int, int | None]:
@@ -202,6 +222,7 @@ class StreamingJob:
                 if not 0 <= partition < self.spec.source.partitions:
                     raise ValueError(f"partition {partition} is outside the job's {self.spec.source.partitions}")
                 if partition not in self.owned:
+                    await self._restore_from_checkpoint(partition)
                     engine = self.runner.engine(partition)  # opens the store and restores state
                     self.owned.add(partition)
                     self._clock_marks[partition] = (self.clock(), engine.stream_time)
@@ -225,6 +246,9 @@ class StreamingJob:
             if clean:
                 await self.outputs.write(self.writer)
                 await self.writer.flush()
+                if self.checkpoints is not None:  # so whoever gets them next restores recent state
+                    self.runner.commit(gone)
+                    self._checkpoint_partitions(gone)
             for partition in gone:
                 self.runner.release(partition, commit=clean)
                 self.owned.discard(partition)
@@ -288,6 +312,7 @@ class StreamingJob:
                 await self.outputs.write(self.writer)
             if self.clock() - self._last_commit >= self.options.commit_interval:
                 await self._commit()
+            await self._maybe_checkpoint()
             return processed
 
     async def tick(self) -> None:
@@ -316,6 +341,7 @@ class StreamingJob:
                 await self.outputs.write(self.writer)
             if self._dirty and self.clock() - self._last_commit >= self.options.commit_interval:
                 await self._commit()
+            await self._maybe_checkpoint()
 
     async def commit(self) -> dict[int, int]:
         """Flush outputs, then commit state and offsets; return the committed positions."""
@@ -335,15 +361,101 @@ class StreamingJob:
         return {p: self.runner.positions[p] for p in sorted(self.owned) if p in self.runner.positions}
 
     async def close(self) -> None:
-        """Commit everything and close the stores (clean shutdown)."""
+        """Commit everything, checkpoint, close the stores and wait for uploads (clean shutdown)."""
         async with self.lock:
             clean = self.failed is None
             if self.owned and clean:
                 await self._commit()
+                if self.checkpoints is not None:
+                    self._checkpoint_partitions(sorted(self.owned))
             for partition in sorted(self.owned):
                 self.runner.release(partition, commit=clean)
             self.owned.clear()
             self.store.close()
+        if self._uploads:
+            await asyncio.gather(*self._uploads.values())
+
+    # ---- checkpoints -------------------------------------------------------------------
+    async def _restore_from_checkpoint(self, partition: int) -> None:
+        """Replace missing or older local state of ``partition`` by its newest intact checkpoint."""
+        checkpoints = self.checkpoints
+        if checkpoints is None:
+            return
+        latest = await asyncio.to_thread(checkpoints.latest, partition)
+        if latest is None:
+            return
+        local_path = self.store.root / f"partition-{partition}"
+        local_position: int | None = None
+        if local_path.exists():
+            stored = self.store.partition(partition).meta("position")
+            local_position = int(stored) if stored is not None else None
+            if local_position is not None and (latest.position is None or local_position >= latest.position):
+                return
+        started = self.clock()
+        staging = self.store.root / f".restore-partition-{partition}"
+        shutil.rmtree(staging, ignore_errors=True)
+        manifest = await asyncio.to_thread(checkpoints.restore, partition, staging)
+        if manifest is None:
+            log.warning("partition %d: no intact checkpoint to restore; using local state or the input", partition)
+            return
+        if local_position is not None and (manifest.position or 0) <= local_position:
+            shutil.rmtree(staging, ignore_errors=True)
+            return
+        self.store.release(partition)
+        shutil.rmtree(local_path, ignore_errors=True)
+        staging.rename(local_path)
+        log.info(
+            "partition %d restored from checkpoint %s (offset %s, %d files, %d bytes) in %.2f s",
+            partition,
+            manifest.ident,
+            manifest.position,
+            len(manifest.files),
+            manifest.total_bytes,
+            self.clock() - started,
+        )
+
+    async def _maybe_checkpoint(self) -> None:
+        if self.checkpoints is None or self.clock() - self._last_checkpoint < self.options.checkpoint_interval:
+            return
+        await self._commit()
+        self._checkpoint_partitions(sorted(self.owned))
+        self._last_checkpoint = self.clock()
+
+    def _checkpoint_partitions(self, partitions: Iterable[int]) -> None:
+        """RocksDB checkpoints now (hard links, quick); uploads in the background."""
+        for partition in partitions:
+            running = self._uploads.get(partition)
+            if running is not None and not running.done():
+                continue  # the previous upload of this partition is still going
+            store = self.store.partition(partition)
+            stored = store.meta("position")
+            self._checkpoint_serial += 1
+            local = self.store.root / "checkpoints" / f"partition-{partition}-{self._checkpoint_serial}"
+            shutil.rmtree(local, ignore_errors=True)
+            store.checkpoint(local)
+            self.checkpoints_taken += 1
+            position = int(stored) if stored is not None else None
+            self._uploads[partition] = asyncio.create_task(self._upload(partition, local, position))
+
+    async def _upload(self, partition: int, local: Path, position: int | None) -> None:
+        assert self.checkpoints is not None
+        started = self.clock()
+        try:
+            manifest = await asyncio.to_thread(self.checkpoints.upload, partition, local, position)
+            log.info(
+                "checkpoint %s at offset %s: %d of %d files, %d of %d bytes uploaded in %.2f s",
+                manifest.ident,
+                position,
+                manifest.uploaded_files,
+                len(manifest.files),
+                manifest.uploaded_bytes,
+                manifest.total_bytes,
+                self.clock() - started,
+            )
+        except Exception as error:  # a failed upload leaves the previous checkpoints in force
+            log.error("checkpoint upload of partition %d failed: %s", partition, error)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, local, True)
 
     def status(self) -> dict[str, Any]:
         """Counters for logs and metrics."""
@@ -351,5 +463,6 @@ class StreamingJob:
             "owned": sorted(self.owned),
             "records_in": self.records_in,
             "commits": self.commits,
+            "checkpoints": self.checkpoints_taken,
             **self.outputs.counts,
         }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from rocksdict import Options, Rdict, ReadOptions, WriteBatch
+from rocksdict import Checkpoint, Options, Rdict, ReadOptions, WriteBatch
 
 from state.errors import StateError
 from state.key_encoding import meta_key
@@ -76,6 +76,14 @@ class PartitionStore:
     def count(self, prefix: bytes) -> int:
         """Number of keys under ``prefix``."""
         return sum(1 for _ in self.scan(prefix))
+
+    def checkpoint(self, path: Path) -> None:
+        """Write a RocksDB checkpoint of this store to ``path`` (new): hard links to its SST files."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Checkpoint(self._db).create_checkpoint(str(path))
+        except Exception as error:
+            raise StateError(f"cannot checkpoint window state at {self.path} into {path}: {error}") from None
 
     def close(self) -> None:
         """Flush and close the database."""
