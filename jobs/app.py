@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types import TP
 from mode import Service
 from mode.utils.objects import cached_property
@@ -50,6 +51,21 @@ class GroupOptions:
     fetch_max_bytes: int = 32 << 20
 
 
+class WinnowConsumer(AIOKafkaConsumer):
+    """Faust's aiokafka consumer, positioning the source partitions where Winnow's state ends.
+
+    Faust seeks every assigned partition to the group's committed offset at the
+    end of each rebalance (``perform_seek``); right after that, this consumer
+    seeks the job's partitions to the offsets stored with their state.
+    """
+
+    async def perform_seek(self) -> None:
+        await super().perform_seek()
+        app = self.app
+        if isinstance(app, WinnowApp):
+            await app.position_partitions()
+
+
 class WinnowApp(faust.App):
     """A Faust app that runs one Winnow job over its source topic."""
 
@@ -67,8 +83,9 @@ class WinnowApp(faust.App):
         self.streaming = streaming
         self.group = group
         self.writer: TopicWriter | None = None
-        self.pending_seeks: dict[int, int] = {}
         self.assignment_epoch = 0
+        self.positioned = False  # source partitions are at the job's positions; fetched records may be used
+        self._assigning = False
         super().__init__(
             group.group_id,
             broker=[f"kafka://{server}" for server in settings.servers],
@@ -104,6 +121,16 @@ class WinnowApp(faust.App):
     @cached_property
     def _fetcher(self) -> BatchFetcher:  # type: ignore[override]
         return BatchFetcher(self, loop=self.loop, beacon=self.consumer.beacon)
+
+    def _new_consumer(self) -> Any:
+        return WinnowConsumer(
+            self.transport,
+            callback=self.topics.on_message,
+            loop=self.transport.loop,
+            on_partitions_revoked=self._on_partitions_revoked,
+            on_partitions_assigned=self._on_partitions_assigned,
+            beacon=self.beacon,
+        )
 
     # ---- lifecycle ---------------------------------------------------------------------
     async def on_start(self) -> None:
@@ -141,42 +168,59 @@ class WinnowApp(faust.App):
         job = self.job
         if job is None:
             return
-        partitions = self._source_partitions(assigned)
-        revoked = job.owned - set(partitions)
-        if revoked:
-            await job.revoke(revoked)
-        resume = await job.assign(partitions)
-        fresh = [p for p, offset in resume.items() if offset is None]
-        offsets = {p: offset for p, offset in resume.items() if offset is not None}
-        if fresh:
-            earliest = await self.consumer.earliest_offsets(*[self._tp(p) for p in fresh])
-            offsets.update({tp.partition: int(offset or 0) for tp, offset in earliest.items()})
-        self.pending_seeks = offsets
+        self.positioned = False
+        self._assigning = True
         self.assignment_epoch += 1
-        # Faust seeks to the committed offsets once the rebalance completes: make them ours.
-        await self._commit_group(offsets)
+        try:
+            partitions = self._source_partitions(assigned)
+            revoked = job.owned - set(partitions)
+            if revoked:
+                await job.revoke(revoked)
+            await job.assign(partitions)
+        finally:
+            self._assigning = False
+        # Faust's own seek to committed offsets may come before or after this point; positioning
+        # here and again after each of Faust's seeks leaves the partitions where the state ends.
+        await self.position_partitions()
 
     async def _revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         revoked = args[0] if args else kwargs.get("revoked", set())
         if self.job is not None:
+            self.positioned = False
             self.assignment_epoch += 1
             await self.job.revoke(self._source_partitions(revoked))
 
     def _tp(self, partition: int) -> TP:
         return TP(self.spec.source.topic, partition)
 
+    async def position_partitions(self) -> None:
+        """Seek every owned partition to where its stored state ends (fresh ones: the beginning)."""
+        job = self.job
+        if job is None or self._assigning:
+            return  # the assignment handler positions the partitions when it is done
+        consumer: Any = self.consumer
+        owned = sorted(job.owned)
+        fresh = [p for p in owned if job.position(p) is None]
+        if fresh:
+            earliest = await consumer.earliest_offsets(*[self._tp(p) for p in fresh])
+            for tp, offset in earliest.items():
+                job.start_at(tp.partition, int(offset or 0))
+        seeks = {self._tp(p): position for p in owned if (position := job.position(p)) is not None}
+        if seeks:
+            await consumer.seek_wait(seeks)
+        self.positioned = True
+        log.info("source partitions positioned: %s", {tp.partition: offset for tp, offset in sorted(seeks.items())})
+
     async def _commit_group(self, positions: Mapping[int, int]) -> None:
-        """Record the stored positions as the group's committed offsets (for lag and Faust's seek)."""
+        """Record the stored positions as the group's committed offsets (for lag monitoring)."""
         if positions:
             consumer: Any = self.consumer
             await consumer._commit({self._tp(p): offset for p, offset in positions.items()})
 
-    async def apply_seeks(self) -> None:
-        """Seek assigned partitions to where their stored state ends."""
-        seeks, self.pending_seeks = self.pending_seeks, {}
-        if seeks:
-            consumer: Any = self.consumer
-            await consumer.seek_wait({self._tp(p): offset for p, offset in seeks.items()})
+    async def seek(self, positions: Mapping[int, int]) -> None:
+        """Seek source partitions (after a gap in offsets, to read them again)."""
+        consumer: Any = self.consumer
+        await consumer.seek_wait({self._tp(p): offset for p, offset in positions.items()})
 
 
 class BatchFetcher(Service):
@@ -201,13 +245,12 @@ class BatchFetcher(Service):
             return
         topic = app.spec.source.topic
         while not self.should_stop:
-            if not consumer.flow_active:
+            if not consumer.flow_active or not app.positioned:
                 await self.sleep(0.05)
                 continue
-            await app.apply_seeks()
             epoch = app.assignment_epoch
             records, _ = await consumer._wait_next_records(0.5)
-            if epoch != app.assignment_epoch or app.pending_seeks or not consumer.flow_active:
+            if epoch != app.assignment_epoch or not app.positioned or not consumer.flow_active:
                 continue  # fetched across a rebalance: read again from the new positions
             batches: dict[int, list[SourceRecord]] = {
                 tp.partition: batch for tp, batch in (records or {}).items() if tp.topic == topic and batch
@@ -222,6 +265,9 @@ class BatchFetcher(Service):
                 log.error("job %s failed: %s", app.spec.name, error)
                 await app.crash(error)
                 return
+            if job.gaps:
+                gaps, job.gaps = job.gaps, {}
+                await app.seek(gaps)
             if job.commits != self._committed_at:
                 self._committed_at = job.commits
                 await app._commit_group({p: pos for p in job.owned if (pos := job.position(p)) is not None})

@@ -132,6 +132,24 @@ def _dev(args: argparse.Namespace) -> int:
     return run_dev(spec, options)
 
 
+def _checkpoints(args: argparse.Namespace) -> int:
+    from jobs import checkpoint_commands as commands
+
+    spec = load_job_spec(args.spec)
+    location = Path(args.checkpoint_dir)
+    if args.action == "list":
+        return commands.list_checkpoints(spec, location, args.partition)
+    if args.action == "verify":
+        return commands.verify_checkpoints(spec, location, args.partition)
+    if args.partition is None:
+        raise WinnowError(f"checkpoints {args.action} needs --partition.")
+    if args.action == "show":
+        return commands.show_checkpoint(spec, location, args.partition, args.sequence)
+    if not args.state_dir:
+        raise WinnowError("checkpoints restore needs --state-dir.")
+    return commands.restore_checkpoint(spec, location, args.partition, Path(args.state_dir), args.sequence)
+
+
 def _generate(args: argparse.Namespace) -> int:
     options = GeneratorOptions(
         events=args.events, keys=args.keys, rate=args.rate, late=args.late, bad=args.bad, seed=args.seed
@@ -192,6 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--max-print", type=int, help="print at most N records (default: all)")
     dev.add_argument("--show-updates", action="store_true", help="print emit: update results too")
     dev.set_defaults(handler=_dev)
+
+    checkpoints = commands.add_parser("checkpoints", help="list, show, verify or restore a job's checkpoints")
+    checkpoints.add_argument("action", choices=["list", "show", "verify", "restore"])
+    checkpoints.add_argument("--spec", required=True, help="job spec YAML")
+    checkpoints.add_argument("--checkpoint-dir", required=True, help="checkpoint location")
+    checkpoints.add_argument("--partition", type=int, help="one partition (default: all; show/restore need one)")
+    checkpoints.add_argument("--sequence", type=int, help="show/restore: this checkpoint (default: the newest)")
+    checkpoints.add_argument("--state-dir", help="restore: the state directory to restore into")
+    checkpoints.set_defaults(handler=_checkpoints)
 
     generate = commands.add_parser("generate", help="write a seeded synthetic request log")
     generate.add_argument("--out", required=True, help="output file (.jsonl or .jsonl.gz)")

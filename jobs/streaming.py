@@ -212,6 +212,8 @@ class StreamingJob:
         self._last_checkpoint = clock()
         self._checkpoint_serial = 0
         self.checkpoints_taken = 0
+        self.gaps: dict[int, int] = {}  # partition -> offset to read again from (records skipped ahead)
+        self._gap_seen: dict[int, tuple[int, int]] = {}
 
     # ---- ownership ---------------------------------------------------------------------
     async def assign(self, partitions: Iterable[int]) -> dict[int, int | None]:
@@ -260,6 +262,11 @@ class StreamingJob:
         """The next offset to read in an owned partition (None: nothing read or stored yet)."""
         return self.runner.positions.get(partition)
 
+    def start_at(self, partition: int, offset: int) -> None:
+        """A partition with no state starts at ``offset`` (the beginning of its log)."""
+        if partition in self.owned and partition not in self.runner.positions:
+            self.runner.positions[partition] = offset
+
     # ---- processing --------------------------------------------------------------------
     def _original_key(self, partition: int, offset: int) -> bytes | None:
         records = self._batch_records.get(partition, ())
@@ -288,6 +295,19 @@ class StreamingJob:
                     records = [r for r in records if r.offset >= position]
                     if not records:
                         continue
+                elif records[0].offset > position and partition in self.runner.positions:
+                    gap = (position, records[0].offset)
+                    if self._gap_seen.get(partition) != gap:
+                        # Records were fetched from past this partition's position: read again from it.
+                        self._gap_seen[partition] = gap
+                        self.gaps[partition] = position
+                        continue
+                    log.warning(
+                        "partition %d: offsets %d to %d are not in the topic (retention or compaction); going on",
+                        partition,
+                        position,
+                        records[0].offset - 1,
+                    )
                 self._batch_records[partition] = records
                 try:
                     self.runner.process(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -293,3 +294,64 @@ def test_dev_runs_the_example_job_on_an_embedded_broker_and_matches_replay(
     }
     assert proc.stdout.count("\nresult   {") + proc.stdout.count("\ndecision {") == 3
     assert "worker exited with status 0" in proc.stdout
+
+
+def test_a_wiped_worker_restores_its_checkpoints_and_replays_only_the_tail(
+    tmp_path: Path, broker: str, winnow: WinnowRunner, log_factory
+) -> None:  # type: ignore[no-untyped-def]
+    spec_path, spec = job_spec(tmp_path)
+    log = log_factory(events=40_000, keys=500, rate=200.0, late=0.01, bad=0.002, seed=13)
+    lines = log.read_bytes().splitlines(keepends=True)
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_bytes(b"".join(lines[:30_000]))
+    second.write_bytes(b"".join(lines[30_000:]))
+    group = f"{spec.name}-g"
+    state, checkpoints = tmp_path / "state", tmp_path / "checkpoints"
+    worker = WorkerProcess(spec_path, broker, state, tmp_path / "worker.log", group=group)
+    worker.args += ["--checkpoint-dir", str(checkpoints), "--checkpoint-interval", "1"]
+
+    sent = publish(broker, spec, first)
+    worker.start().wait_assigned()
+    wait_processed(broker, group, spec, sent.per_partition)
+    assert worker.stop() == 0  # a clean stop checkpoints every partition and waits for the uploads
+
+    listing = winnow("checkpoints", "list", "--spec", spec_path, "--checkpoint-dir", checkpoints).stdout
+    newest = {}
+    for partition, sequence, offset in re.findall(r"^\s+(\d+)\s+(\d+)\s+\S+ \S+\s+(\d+)", listing, re.M):
+        newest[int(partition)] = (int(sequence), int(offset))
+    assert {p: offset for p, (_, offset) in newest.items()} == dict(enumerate(sent.per_partition))
+    assert "0 damaged" in winnow("checkpoints", "verify", "--spec", spec_path, "--checkpoint-dir", checkpoints).stdout
+
+    # damage partition 0's newest checkpoint: verify names it, the worker falls back and says so
+    manifest = orjson.loads(
+        winnow("checkpoints", "show", "--spec", spec_path, "--checkpoint-dir", checkpoints, "--partition", "0").stdout
+    )
+    victim = max((f for f in manifest["files"] if f["name"].endswith(".sst")), key=lambda f: f["size"])
+    damaged = checkpoints / victim["object"]
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    check = winnow("checkpoints", "verify", "--spec", spec_path, "--checkpoint-dir", checkpoints, check=False)
+    assert check.returncode == 1 and f"{victim['name']}: checksum mismatch" in check.stdout
+
+    shutil.rmtree(state)
+    more = publish(broker, spec, second)
+    worker.start().wait_assigned()
+    total = tuple(a + b for a, b in zip(sent.per_partition, more.per_partition))
+    wait_processed(broker, group, spec, total)
+    assert worker.stop() == 0
+    text = worker.log_text().split("---- start")[-1]
+    restored = {
+        int(p): int(o) for p, o in re.findall(r"partition (\d+) restored from checkpoint \S+ \(offset (\d+)", text)
+    }
+    assert "checkpoint" in text and "is damaged" in text
+    for p in range(1, spec.source.partitions):
+        assert restored[p] == sent.per_partition[p], "intact partitions resume where their checkpoint ends"
+    assert restored.get(0, 0) < sent.per_partition[0], "partition 0 fell back to an older checkpoint or the input"
+    status = orjson.loads(re.search(r"stopped cleanly: (\{.*\})", text).group(1).replace("'", '"'))  # type: ignore[union-attr]
+    replayed = sum(total) - sum(restored.values())
+    assert status["records_in"] == replayed < sum(total)
+
+    out = replay_dir(winnow, spec_path, log, tmp_path / "replay")
+    results = read_topic_sync(broker, f"{spec.name}.results", spec.source.partitions)
+    assert distinct_finals(results) == replay_finals(out / "results.jsonl")
