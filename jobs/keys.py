@@ -18,6 +18,7 @@ class KeyRegistry:
         self.keys: list[str] = []
         self.json: list[str] = []
         self._partition = np.zeros(1024, dtype=np.int64)
+        self._partitioned = 0  # keys below this id have their partition computed
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -27,9 +28,6 @@ class KeyRegistry:
         self._ids[key] = key_id
         self.keys.append(key)
         self.json.append(orjson.dumps(key).decode())
-        if key_id >= self._partition.shape[0]:
-            self._partition = np.concatenate([self._partition, np.zeros_like(self._partition)])
-        self._partition[key_id] = partition_for(key.encode("utf-8"), self.partitions)
         return key_id
 
     def ids(self, keys: list[str]) -> Int64Array:
@@ -53,6 +51,26 @@ class KeyRegistry:
         """The UTF-8 bytes of a key id."""
         return self.keys[key_id].encode("utf-8")
 
+    def ids_of(self, keys: list[bytes]) -> list[int]:
+        """Ids of keys given as UTF-8 bytes, registering new ones (bulk ``id_of``)."""
+        get, add = self._ids.get, self._add
+        ids = []
+        for raw in keys:
+            text = raw.decode("utf-8")
+            found = get(text)
+            ids.append(found if found is not None else add(text))
+        return ids
+
     def partitions_of(self, ids: Int64Array) -> Int64Array:
-        """Kafka default-partitioner partition of each key id."""
+        """Kafka default-partitioner partition of each key id (computed once per key, when first asked)."""
+        count = len(self.keys)
+        if self._partitioned < count:
+            if count > self._partition.shape[0]:
+                grown = np.zeros(max(count, 2 * self._partition.shape[0]), dtype=np.int64)
+                grown[: self._partitioned] = self._partition[: self._partitioned]
+                self._partition = grown
+            self._partition[self._partitioned : count] = [
+                partition_for(key.encode("utf-8"), self.partitions) for key in self.keys[self._partitioned : count]
+            ]
+            self._partitioned = count
         return self._partition[ids]

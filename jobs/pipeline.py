@@ -94,7 +94,7 @@ class JobRunner:
             engine = PartitionEngine(self.spec.windows, partition)
             if self.store is not None:
                 store = self.store.partition(partition)
-                restore(store, engine, self.registry.id_of)
+                restore(store, engine, self.registry.ids_of)
                 position = store.meta("position")
                 if position is not None:
                     self.positions[partition] = int(position)

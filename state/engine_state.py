@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 
 from state.errors import StateError
-from state.key_encoding import decode_value, encode_value, pane_key, parse_pane_key, window_prefix
+from state.key_encoding import decode_values, encode_value, pane_key, parse_pane_key, window_prefix
 from state.partition_store import PartitionStore
 from windows.engine import PartitionEngine
 
@@ -66,7 +66,9 @@ def persist(
     return CommitStats(len(puts), len(deletes), written)
 
 
-def restore(store: PartitionStore, engine: PartitionEngine, key_id: Callable[[bytes], int]) -> bool:
+def restore(
+    store: PartitionStore, engine: PartitionEngine, key_ids: Callable[[list[bytes]], list[int]]
+) -> bool:
     """Load stored state into a fresh engine; return False when the store holds none."""
     raw_meta = store.meta(ENGINE_META)
     if raw_meta is None:
@@ -79,19 +81,20 @@ def restore(store: PartitionStore, engine: PartitionEngine, key_id: Callable[[by
         )
     engine.stream_time = int(meta["stream_time"])
     for operator, progress in zip(engine.operators, meta["windows"]):
-        keys: list[int] = []
+        raw_keys: list[bytes] = []
         panes: list[int] = []
-        states: list[list[object]] = []
+        raw_values: list[bytes] = []
         for raw_key, raw_value in store.scan(window_prefix(operator.index)):
             _, pane, key = parse_pane_key(raw_key)
-            keys.append(key_id(key))
+            raw_keys.append(key)
             panes.append(pane)
-            states.append(decode_value(raw_value))
-        if keys:
-            operator.table.restore(np.asarray(keys, dtype=np.int64), np.asarray(panes, dtype=np.int64), states)
+            raw_values.append(raw_value)
+        if raw_keys:
+            keys = np.asarray(key_ids(raw_keys), dtype=np.int64)
+            operator.table.restore(keys, np.asarray(panes, dtype=np.int64), decode_values(raw_values))
         operator.closed_upto = int(progress["closed_upto"])
         for key_text, pane in progress["pending"]:
-            slot = operator.table.index.get((key_id(key_text.encode()), int(pane)))
+            slot = operator.table.index.get((key_ids([key_text.encode()])[0], int(pane)))
             if slot is not None:
                 operator.pending.add(slot)
     return True

@@ -61,3 +61,11 @@ def decode_value(raw: bytes) -> list[Any]:
         )
     decoded: list[Any] = orjson.loads(raw[1:])
     return decoded
+
+
+def decode_values(raws: list[bytes]) -> list[list[Any]]:
+    """Decode many panes' column states with one JSON parse."""
+    if any(not raw or raw[0] != VALUE_VERSION for raw in raws):
+        return [decode_value(raw) for raw in raws]  # raises on the first bad version, naming it
+    decoded: list[list[Any]] = orjson.loads(b"[" + b",".join([raw[1:] for raw in raws]) + b"]")
+    return decoded

@@ -46,7 +46,7 @@ def run_with_restarts(
         store.close()
         store = PartitionStore(root)
         engine = PartitionEngine(specs)
-        restore(store, engine, _key_id)
+        restore(store, engine, lambda keys: [_key_id(k) for k in keys])
         assert store.meta("position") == str(position).encode()
     chunks.extend(engine.close_all().results)
     store.close()

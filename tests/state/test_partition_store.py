@@ -89,7 +89,7 @@ def test_closed_windows_are_deleted_and_a_reopened_store_resumes_exactly(tmp_pat
 
     store = WindowStore(tmp_path / "state", "fp")
     second = PartitionEngine(SPECS)
-    assert restore(store.partition(0), second, lambda k: int(k.decode()))
+    assert restore(store.partition(0), second, lambda keys: [int(k.decode()) for k in keys])
     assert second.open_panes == open_panes and second.stream_time == first.stream_time
     got += second.process(to_batch(log[200:], ["v"])).results
     got += second.close_all().results
