@@ -150,6 +150,40 @@ def _checkpoints(args: argparse.Namespace) -> int:
     return commands.restore_checkpoint(spec, location, args.partition, Path(args.state_dir), args.sequence)
 
 
+def _etcd_watch(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+
+    from connectors.etcd_watch import EtcdWatchProducer, WatchOptions
+    from connectors.kafka_topics import ensure_topics
+
+    host, _, port = args.etcd.rpartition(":")
+    if not host or not port.isdigit():
+        raise WinnowError(f"--etcd {args.etcd!r} is not host:port.")
+    settings = KafkaSettings.resolve({}, os.environ, {"bootstrap_servers": args.bootstrap})
+    options = WatchOptions(
+        etcd_host=host,
+        etcd_port=int(port),
+        prefix=args.prefix,
+        topic=args.topic,
+        partitions=args.partitions,
+        position_file=Path(args.position_file),
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def run() -> None:
+        await ensure_topics(settings, {options.topic: options.partitions})
+        producer = EtcdWatchProducer(options, settings)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, producer.stop)
+        await producer.run()
+        logging.getLogger("winnow.etcd_watch").info("stopped: %s", producer.status)
+
+    asyncio.run(run())
+    return 0
+
+
 def _generate(args: argparse.Namespace) -> int:
     options = GeneratorOptions(
         events=args.events, keys=args.keys, rate=args.rate, late=args.late, bad=args.bad, seed=args.seed
@@ -219,6 +253,17 @@ def build_parser() -> argparse.ArgumentParser:
     checkpoints.add_argument("--sequence", type=int, help="show/restore: this checkpoint (default: the newest)")
     checkpoints.add_argument("--state-dir", help="restore: the state directory to restore into")
     checkpoints.set_defaults(handler=_checkpoints)
+
+    watch = commands.add_parser("etcd-watch", help="produce every change under an etcd prefix to a Kafka topic")
+    watch.add_argument("--etcd", default="127.0.0.1:2379", help="etcd host:port (default 127.0.0.1:2379)")
+    watch.add_argument("--prefix", required=True, help="etcd key prefix to watch")
+    watch.add_argument("--topic", required=True, help="Kafka topic to produce to")
+    watch.add_argument("--partitions", type=int, default=1, help="partitions of the topic (default 1)")
+    watch.add_argument(
+        "--position-file", default="etcd-watch.position", help="where the produced position is kept"
+    )
+    watch.add_argument("--bootstrap", help="bootstrap servers (default from WINNOW_KAFKA_* / localhost:9092)")
+    watch.set_defaults(handler=_etcd_watch)
 
     generate = commands.add_parser("generate", help="write a seeded synthetic request log")
     generate.add_argument("--out", required=True, help="output file (.jsonl or .jsonl.gz)")

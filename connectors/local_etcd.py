@@ -1,0 +1,84 @@
+"""A local etcd server process on free loopback ports, for development and tests."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+from connectors.errors import ConnectorError
+from connectors.local_broker import free_port
+
+
+class LocalEtcd:
+    """Debian's ``etcd`` on 127.0.0.1 with its data in ``data_dir``; it can be stopped and started again."""
+
+    def __init__(self, data_dir: Path, client_port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.client_port = client_port or free_port()
+        self.peer_port = free_port()
+        self.log_path = data_dir.with_name(data_dir.name + ".log")
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.client_port}"
+
+    def start(self, timeout: float = 15.0) -> LocalEtcd:
+        binary = shutil.which("etcd")
+        if binary is None:
+            raise ConnectorError("etcd is not installed; run scripts/setup-services (Debian package etcd-server).")
+        client = f"http://127.0.0.1:{self.client_port}"
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self._process = subprocess.Popen(
+                [
+                    binary,
+                    "--name=winnow-test",
+                    f"--data-dir={self.data_dir}",
+                    f"--listen-client-urls={client}",
+                    f"--advertise-client-urls={client}",
+                    f"--listen-peer-urls={peer}",
+                    f"--initial-advertise-peer-urls={peer}",
+                    f"--initial-cluster=winnow-test={peer}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise ConnectorError(f"etcd exited with status {self._process.returncode}; see {self.log_path}.")
+            try:
+                with socket.create_connection(("127.0.0.1", self.client_port), timeout=0.2):
+                    time.sleep(0.2)  # the port opens just before the server serves
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise ConnectorError(f"etcd did not listen on port {self.client_port} within {timeout:.0f} s.")
+
+    def stop(self, kill: bool = False) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def __enter__(self) -> LocalEtcd:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
