@@ -33,6 +33,7 @@ from mode.utils.objects import cached_property
 
 from connectors.kafka_output import TopicWriter
 from connectors.kafka_settings import KafkaSettings
+from jobs.live_rules import LiveRules
 from jobs.spec import JobSpec
 from jobs.streaming import SourceRecord, StreamingJob, StreamingOptions
 
@@ -77,8 +78,10 @@ class WinnowApp(faust.App):
         settings: KafkaSettings,
         streaming: StreamingOptions,
         group: GroupOptions,
+        live_rules: LiveRules | None = None,
     ) -> None:
         self.spec = spec
+        self.live_rules = live_rules
         self.kafka = settings
         self.streaming = streaming
         self.group = group
@@ -137,7 +140,9 @@ class WinnowApp(faust.App):
         await super().on_start()
         self.writer = TopicWriter(self.kafka)
         await self.writer.start()
-        self.job = StreamingJob(self.spec, self.writer, self.streaming)
+        self.job = StreamingJob(self.spec, self.writer, self.streaming, live_rules=self.live_rules)
+        if self.live_rules is not None:
+            self.add_future(self.live_rules.follow())
         log.info(
             "job %s: reading %s (%d partitions) as group %s, state in %s",
             self.spec.name,
@@ -148,6 +153,8 @@ class WinnowApp(faust.App):
         )
 
     async def on_stop(self) -> None:
+        if self.live_rules is not None:
+            self.live_rules.stop()
         await super().on_stop()  # stops the fetcher first: no batch is in flight after this
         if self.job is not None:
             if self.job.failed is None:

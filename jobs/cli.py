@@ -111,7 +111,30 @@ def _worker(args: argparse.Namespace) -> int:
         heartbeat_interval=max(0.5, args.session_timeout / 3.5),
         rebalance_timeout=max(args.session_timeout * 3, 10.0),
     )
-    return run_worker(spec, settings, streaming, group, log_level=args.log_level)
+    live_rules = None
+    if args.rules_from:
+        from jobs.live_rules import LiveRules, RulesLocation
+
+        live_rules = LiveRules(RulesLocation.parse(args.rules_from, spec.name), spec, args.rules_stale_after)
+    return run_worker(spec, settings, streaming, group, log_level=args.log_level, live_rules=live_rules)
+
+
+def _rules(args: argparse.Namespace) -> int:
+    from jobs.live_rules import RulesLocation, rollback, rule_history
+
+    spec = load_job_spec(args.spec)
+    location = RulesLocation.parse(args.rules_from, spec.name)
+    if args.action == "history":
+        history, oldest = asyncio.run(rule_history(location))
+        print(f"rule set {location.prefix} at {location.host}:{location.port} (history kept from revision {oldest})")
+        for revision, rules in history:
+            print(f"  revision {revision:>8}: {', '.join(sorted(rules)) or '(no rules)'}")
+        return 0
+    if args.to_revision is None:
+        raise WinnowError("rules rollback needs --to-revision R.")
+    written = asyncio.run(rollback(location, spec, args.to_revision))
+    print(f"rules under {location.prefix} set back to revision {args.to_revision}'s (written at revision {written})")
+    return 0
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -230,14 +253,18 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--checkpoint-retention", type=int, default=3, help="checkpoints kept per partition (default 3)"
     )
+    worker.add_argument(
+        "--rules-from", metavar="URL", help="live rules: etcd://HOST:PORT/winnow/<tenant>/jobs/<job>/rules/"
+    )
+    worker.add_argument(
+        "--rules-stale-after", type=float, default=30.0, help="seconds without etcd before rules count as stale"
+    )
     worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     worker.set_defaults(handler=_worker)
 
     dev = commands.add_parser("dev", help="run the streaming job on an embedded local broker, fed from a log")
     dev.add_argument("--spec", required=True, help="job spec YAML")
-    dev.add_argument(
-        "--input", default=str(SAMPLE_LOG), help="event log to publish (default: the bundled sample log)"
-    )
+    dev.add_argument("--input", default=str(SAMPLE_LOG), help="event log to publish (default: the bundled sample log)")
     dev.add_argument("--speed", type=float, default=0.0, help="N times the log's own pace (default: at once)")
     dev.add_argument("--state-dir", help="RocksDB state directory (default: a temporary directory)")
     dev.add_argument("--until-done", action="store_true", help="stop once every event is processed")
@@ -259,11 +286,18 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--prefix", required=True, help="etcd key prefix to watch")
     watch.add_argument("--topic", required=True, help="Kafka topic to produce to")
     watch.add_argument("--partitions", type=int, default=1, help="partitions of the topic (default 1)")
-    watch.add_argument(
-        "--position-file", default="etcd-watch.position", help="where the produced position is kept"
-    )
+    watch.add_argument("--position-file", default="etcd-watch.position", help="where the produced position is kept")
     watch.add_argument("--bootstrap", help="bootstrap servers (default from WINNOW_KAFKA_* / localhost:9092)")
     watch.set_defaults(handler=_etcd_watch)
+
+    rules = commands.add_parser("rules", help="list past revisions of a live rule set, or roll it back")
+    rules.add_argument("action", choices=["history", "rollback"])
+    rules.add_argument("--spec", required=True, help="job spec YAML (to validate rules)")
+    rules.add_argument(
+        "--rules-from", required=True, metavar="URL", help="etcd://HOST:PORT/winnow/<t>/jobs/<job>/rules/"
+    )
+    rules.add_argument("--to-revision", type=int, help="rollback: the revision whose rules become current again")
+    rules.set_defaults(handler=_rules)
 
     generate = commands.add_parser("generate", help="write a seeded synthetic request log")
     generate.add_argument("--out", required=True, help="output file (.jsonl or .jsonl.gz)")

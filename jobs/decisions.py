@@ -23,15 +23,26 @@ def decision_id(job: str, rule: str, window: str, key: str, start: int, end: int
 class RuleSet:
     """The rules of a job, grouped by the window they read."""
 
-    def __init__(self, job: str, rules: Sequence[RuleSpec]) -> None:
+    def __init__(self, job: str, rules: Sequence[RuleSpec], revision: int | None = None) -> None:
         self.job = job
         self.rules = tuple(rules)
+        self.revision = revision  # the etcd revision the rules came from (None: from the spec)
+        self.stale = False  # the rule source has been unreachable for too long
         self.by_window: dict[str, list[RuleSpec]] = {}
         for rule in self.rules:
             self.by_window.setdefault(rule.window, []).append(rule)
         # Per (partition, rule): windows that already fired on an update and are still
         # open, as a set of (key id, start, end) and a heap of their ends for expiry.
         self._fired: dict[tuple[int, str], tuple[set[tuple[int, int, int]], list[tuple[int, int, int]]]] = {}
+
+    def succeeded_by(self, successor: RuleSet) -> RuleSet:
+        """Hand the fired marks of rules that keep their name and meaning to ``successor``; return it."""
+        kept = {rule.name for rule in successor.rules if rule in self.rules}
+        for (partition, name), marks in self._fired.items():
+            if name in kept:
+                successor._fired[(partition, name)] = marks
+        successor.stale = self.stale
+        return successor
 
     def forget(self, partition: int) -> None:
         """Drop the fired marks of a partition this process no longer owns."""
@@ -84,13 +95,18 @@ class RuleSet:
                 continue
             fired = np.asarray(keep, dtype=np.int64)
             hits = chunk.take(fired)
-            head = '{"job":%s,"rule":%s,"action":%s,"window":%s,"partition":%d,"final":%s,' % (
-                job_json,
-                orjson.dumps(rule.name).decode(),
-                orjson.dumps(rule.action).decode(),
-                window_json,
-                partition,
-                final,
+            head = (
+                '{"job":%s,"rule":%s,"action":%s,"rules_revision":%s,"stale_rules":%s,"window":%s,"partition":%d,"final":%s,'
+                % (
+                    job_json,
+                    orjson.dumps(rule.name).decode(),
+                    orjson.dumps(rule.action).decode(),
+                    "null" if self.revision is None else str(self.revision),
+                    "true" if self.stale else "false",
+                    window_json,
+                    partition,
+                    final,
+                )
             )
             for position, k, s, e, t, v in zip(
                 fired.tolist(),

@@ -284,6 +284,25 @@ def _rule(r: _Reader, index: int, data: Any, windows: tuple[WindowSpec, ...]) ->
     )
 
 
+def parse_rule_document(
+    text: str | bytes, windows: tuple[WindowSpec, ...], source: str, name: str | None = None
+) -> RuleSpec:
+    """One rule written on its own (YAML or JSON), as live rules are stored in etcd.
+
+    ``name`` (the key's last segment) is used when the document has no name; when it has one, they must agree.
+    """
+    raw = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
+    data, lines = load_with_lines(raw, source)
+    r = _Reader(source, {("rules", 0, *path): line for path, line in lines.items()})
+    if isinstance(data, dict) and name is not None:
+        if "name" in data and data["name"] != name:
+            raise r.fail(
+                ("rules", 0, "name"), f"the rule is stored under the name {name!r} but calls itself {data['name']!r}."
+            )
+        data = {**data, "name": name}
+    return _rule(r, 0, data, windows)
+
+
 def load_job_spec(path: str | Path) -> JobSpec:
     """Read and validate the job spec at ``path``."""
     spec_path = Path(path)

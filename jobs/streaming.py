@@ -28,7 +28,9 @@ from typing import Any, Protocol
 
 from connectors.event_decoding import LateRecord, Rejected
 from connectors.kafka_output import Headers, TopicWriter
+from jobs.decisions import RuleSet
 from jobs.keys import KeyRegistry
+from jobs.live_rules import LiveRules
 from jobs.pipeline import JobRunner
 from jobs.spec import JobSpec
 from state.checkpoint_storage import LocalCheckpointStorage
@@ -175,6 +177,7 @@ class StreamingJob:
         writer: TopicWriter,
         options: StreamingOptions,
         clock: Callable[[], float] = time.monotonic,
+        live_rules: LiveRules | None = None,
     ) -> None:
         self.spec = spec
         self.writer = writer
@@ -184,9 +187,18 @@ class StreamingJob:
         self.registry = KeyRegistry(spec.source.partitions)
         self.outputs = KafkaOutputs(spec.name, spec.source.topic, self.topics, self.registry)
         self.store = WindowStore(options.state_dir, spec.state_fingerprint)
-        self.runner = JobRunner(
-            spec, self.outputs, position_field="offset", store=self.store, registry=self.registry
-        )
+        self.runner = JobRunner(spec, self.outputs, position_field="offset", store=self.store, registry=self.registry)
+        self.live_rules = live_rules
+        if live_rules is not None and live_rules.current is not None:
+            loaded = live_rules.current
+            self.runner.rules = RuleSet(spec.name, loaded.rules, loaded.revision)
+            live_rules.take_pending()
+            log.info(
+                "rules from etcd %s at revision %d: %s",
+                live_rules.location.prefix,
+                loaded.revision,
+                ", ".join(rule.name for rule in loaded.rules) or "(none)",
+            )
         self.lock = asyncio.Lock()
         self.owned: set[int] = set()
         self._dirty: set[int] = set()
@@ -286,6 +298,7 @@ class StreamingJob:
         partition's position (already reflected in its state), are skipped.
         """
         async with self.lock:
+            self._apply_rules()
             processed = 0
             for partition, records in batches.items():
                 if partition not in self.owned or not records:
@@ -335,9 +348,25 @@ class StreamingJob:
             await self._maybe_checkpoint()
             return processed
 
+    def _apply_rules(self) -> None:
+        """Swap in a new live rule set, between two batches, and carry the staleness flag."""
+        live = self.live_rules
+        if live is None:
+            return
+        update = live.take_pending()
+        if update is not None:
+            previous = self.runner.rules.revision
+            self.runner.rules = self.runner.rules.succeeded_by(RuleSet(self.spec.name, update.rules, update.revision))
+            log.info("rules: revision %s replaced by revision %d", previous, update.revision)
+        stale = live.stale
+        if stale != self.runner.rules.stale:
+            log.warning("rules: %s", "stale (etcd unreachable)" if stale else "fresh again")
+            self.runner.rules.stale = stale
+
     async def tick(self) -> None:
-        """Periodic work without records: idle-partition clocks and interval commits."""
+        """Periodic work without records: rule updates, idle-partition clocks and interval commits."""
         async with self.lock:
+            self._apply_rules()
             timeout = self.options.idle_timeout
             if timeout is not None:
                 now = self.clock()
@@ -461,7 +490,8 @@ class StreamingJob:
         assert self.checkpoints is not None
         started = self.clock()
         try:
-            manifest = await asyncio.to_thread(self.checkpoints.upload, partition, local, position)
+            revision = self.runner.rules.revision
+            manifest = await asyncio.to_thread(self.checkpoints.upload, partition, local, position, revision)
             log.info(
                 "checkpoint %s at offset %s: %d of %d files, %d of %d bytes uploaded in %.2f s",
                 manifest.ident,

@@ -10,6 +10,7 @@ import faust
 from connectors.kafka_settings import KafkaSettings
 from connectors.kafka_topics import ensure_topics
 from jobs.app import GroupOptions, WinnowApp
+from jobs.live_rules import LiveRules
 from jobs.spec import JobSpec
 from jobs.streaming import OutputTopics, StreamingOptions
 
@@ -27,12 +28,15 @@ def run_worker(
     group: GroupOptions,
     *,
     log_level: str = "info",
+    live_rules: LiveRules | None = None,
 ) -> int:
     """Run one worker of ``spec`` in the foreground; return its exit code."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    if live_rules is not None:
+        loop.run_until_complete(live_rules.load())  # a bad rule set stops the worker before any output
     loop.run_until_complete(ensure_topics(settings, job_topics(spec)))
-    app = WinnowApp(spec, settings, streaming, group)
+    app = WinnowApp(spec, settings, streaming, group, live_rules)
     worker = faust.Worker(app, loglevel=log_level, quiet=True, loop=loop)
     logging.getLogger("winnow").setLevel(log_level.upper())
     try:
