@@ -9,9 +9,37 @@ from collections.abc import Sequence
 import numpy as np
 import orjson
 
+from connectors.trace_context import trace_hex
 from jobs.records import values_json
 from jobs.spec import RuleSpec
+from windows.aggregation import LINKS
+from windows.pane_state import NO_SEQ
 from windows.results import WindowResults
+
+
+def _trace_fields(hits: WindowResults) -> list[str]:
+    """Per result, the JSON fields naming the trace that made it fire and its links (with a SPAN placeholder)."""
+    links = hits.values.get(LINKS)
+    if links is None:
+        return [""] * len(hits)
+    fields = []
+    for row in links.tolist():
+        entries = [entry for entry in row if entry[0] != NO_SEQ]
+        if not entries:
+            fields.append('"trace_id":null,"traceparent":null,"trace_links":[],"origin_at":null,')
+            continue
+        newest = trace_hex(entries[0][2], entries[0][3])
+        others: list[str] = []
+        for entry in entries[1:]:
+            trace = trace_hex(entry[2], entry[3])
+            if trace != newest and trace not in others:
+                others.append(trace)
+        origin = entries[0][1] or "null"
+        fields.append(
+            f'"trace_id":"{newest}","traceparent":"00-{newest}-SPAN-01",'
+            f'"trace_links":{orjson.dumps(others).decode()},"origin_at":{origin},'
+        )
+    return fields
 
 
 def decision_id(job: str, rule: str, window: str, key: str, start: int, end: int) -> str:
@@ -108,13 +136,15 @@ class RuleSet:
                     final,
                 )
             )
-            for position, k, s, e, t, v in zip(
+            traces = _trace_fields(hits)
+            for position, k, s, e, t, v, trace in zip(
                 fired.tolist(),
                 hits.key_ids.tolist(),
                 hits.starts.tolist(),
                 hits.ends.tolist(),
                 hits.emitted_at.tolist(),
                 values_json(hits),
+                traces,
             ):
                 ident = decision_id(self.job, rule.name, chunk.window, keys[k], s, e)
                 lines.append(
@@ -125,7 +155,7 @@ class RuleSet:
                         k,
                         (
                             f'{head}"id":"{ident}","key":{key_json[k]},"start":{s},"end":{e},'
-                            f'"emitted_at":{t},"values":{v}}}\n'
+                            f'"emitted_at":{t},{trace.replace("SPAN", ident[:16])}"values":{v}}}\n'
                         ),
                     )
                 )

@@ -9,7 +9,8 @@ from typing import Protocol
 
 import numpy as np
 
-from connectors.event_decoding import DecodeOptions, EventDecoder, LateRecord, Rejected
+from connectors.event_decoding import DecodedBatch, DecodeOptions, EventDecoder, LateRecord, Rejected
+from connectors.trace_context import trace_halves
 from jobs.decisions import RuleSet
 from jobs.keys import KeyRegistry
 from jobs.records import late_line, rejected_line, result_lines
@@ -18,6 +19,7 @@ from state.engine_state import persist, restore
 from state.window_store import WindowStore
 from windows.engine import PartitionEngine
 from windows.events import EventBatch
+from windows.pane_state import TRACE_HI, TRACE_LO, TRACE_ORIGIN
 from windows.stream_time import too_far_ahead
 
 
@@ -101,15 +103,26 @@ class JobRunner:
             self.engines[partition] = engine
         return engine
 
-    def process(self, raws: Sequence[bytes], seqs: Sequence[int], partition: int | None = None) -> None:
+    def process(
+        self,
+        raws: Sequence[bytes],
+        seqs: Sequence[int],
+        partition: int | None = None,
+        traceparents: Sequence[bytes | None] | None = None,
+        origins: Sequence[int] | None = None,
+    ) -> None:
         """Process raw events found at source positions ``seqs``.
 
         With ``partition`` None (replay), each event's partition is computed from
         its key with Kafka's default partitioner; otherwise all events belong to
         it, and the partition's position moves past the last of ``seqs``.
+        ``traceparents`` and ``origins`` (epoch ms) give each event's trace
+        context when the source has one (Kafka headers and timestamps).
         """
         self.stats.events += len(raws)
         decoded, rejected = self.decoder.decode(raws, seqs)
+        if self.spec.traced and len(decoded):
+            self._add_traces(decoded, seqs, traceparents, origins)
         key_ids = self.registry.ids(decoded.keys)
         if partition is None:
             parts = self.registry.partitions_of(key_ids)
@@ -169,6 +182,28 @@ class JobRunner:
             late.sort(key=lambda record: record.seq)
             self.stats.late += len(late)
             self.sink.late(late)
+
+    @staticmethod
+    def _add_traces(
+        decoded: DecodedBatch,
+        seqs: Sequence[int],
+        traceparents: Sequence[bytes | None] | None,
+        origins: Sequence[int] | None,
+    ) -> None:
+        """Give each decoded event its trace id halves and origin time, as engine columns."""
+        positions: list[int] | None = None
+        if len(decoded) != len(seqs):
+            where = {seq: i for i, seq in enumerate(seqs)}
+            positions = [where[seq] for seq in decoded.seq.tolist()]
+        if traceparents is not None and positions is not None:
+            traceparents = [traceparents[i] for i in positions]
+        high, low = trace_halves(traceparents, decoded.raws)
+        decoded.hashes[TRACE_HI], decoded.hashes[TRACE_LO] = high, low
+        if origins is None:
+            decoded.hashes[TRACE_ORIGIN] = np.zeros(len(decoded), dtype=np.int64)
+        else:
+            origin = np.asarray(origins, dtype=np.int64)
+            decoded.hashes[TRACE_ORIGIN] = origin if positions is None else origin[positions]
 
     def _emit(self, partition: int, chunks: list) -> None:  # type: ignore[type-arg]
         registry = self.registry

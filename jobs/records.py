@@ -33,7 +33,7 @@ def _column_text(column: np.ndarray) -> list[str]:
 
 def values_json(chunk: WindowResults) -> list[str]:
     """The ``"values"`` object of every result in ``chunk``, as JSON text."""
-    names = list(chunk.values)
+    names = [name for name in chunk.values if not name.startswith("__")]
     texts = [_column_text(chunk.values[name]) for name in names]
     quoted = [orjson.dumps(name).decode() for name in names]
     if len(names) == 1:

@@ -7,7 +7,7 @@ output is written.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,9 @@ from windows.aggregates import NUMERIC_KINDS, AggregateKind, parse_aggregate
 from windows.definitions import EmitMode, HoppingWindows, SlidingWindows, TumblingWindows, WindowSpec
 from windows.durations import parse_duration_ms
 from windows.errors import SpecError
+
+#: Traces kept per window result (the newest events'); decisions carry them.
+DEFAULT_TRACE_LINKS = 4
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,11 @@ class JobSpec:
     kafka: tuple[tuple[str, Any], ...] = ()  # the spec's kafka: settings, as (name, value) pairs
 
     @property
+    def traced(self) -> bool:
+        """Whether windows keep event traces (then every event needs a trace id)."""
+        return any(w.trace_links > 0 for w in self.windows)
+
+    @property
     def numeric_fields(self) -> tuple[str, ...]:
         """Fields that must hold numbers (read by sum, min, max, mean, first, last, pNN, decay)."""
         fields = {a.field for w in self.windows for a in w.aggregates if a.kind in NUMERIC_KINDS and a.field}
@@ -77,6 +85,7 @@ class JobSpec:
                 type(w.definition).__name__,
                 sorted(vars(w.definition).items()),
                 [[a.name, a.kind.value, a.field, a.quantile, a.half_life] for a in w.aggregates],
+                w.trace_links,
             ]
             for w in self.windows
         ]
@@ -139,7 +148,9 @@ def parse_job_spec(text: str, source: str = "<spec>") -> JobSpec:
     """Validate a job spec given as YAML text."""
     data, lines = load_with_lines(text, source)
     r = _Reader(source, lines)
-    top = r.mapping(data, (), {"name", "source", "windows", "rules", "kafka"}, {"name", "source", "windows"})
+    top = r.mapping(
+        data, (), {"name", "source", "windows", "rules", "kafka", "trace_links"}, {"name", "source", "windows"}
+    )
     name = r.text(top["name"], ("name",))
 
     src = r.mapping(
@@ -170,6 +181,10 @@ def parse_job_spec(text: str, source: str = "<spec>") -> JobSpec:
     windows = tuple(_window(r, str(wname), wdata) for wname, wdata in raw_windows.items())
     if len(windows) > 255:
         raise r.fail(("windows",), "at most 255 windows per job.")
+    links = top.get("trace_links", DEFAULT_TRACE_LINKS)
+    if isinstance(links, bool) or not isinstance(links, int) or not 0 <= links <= 16:
+        raise r.fail(("trace_links",), f"expected a whole number from 0 to 16, got {links!r}.")
+    windows = tuple(replace(w, trace_links=links) for w in windows)
 
     raw_rules = top.get("rules") or []
     if not isinstance(raw_rules, list):

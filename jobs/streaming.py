@@ -53,6 +53,19 @@ class SourceRecord(Protocol):
     @property
     def value(self) -> bytes | None: ...
 
+    @property
+    def timestamp(self) -> int: ...
+
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+def _traceparent(headers: Sequence[tuple[str, bytes]] | None) -> bytes | None:
+    for name, value in headers or ():
+        if name == "traceparent":
+            return value
+    return None
+
 
 @dataclass(frozen=True)
 class OutputTopics:
@@ -327,6 +340,8 @@ class StreamingJob:
                         [r.value if r.value is not None else b"" for r in records],
                         [r.offset for r in records],
                         partition,
+                        traceparents=[_traceparent(r.headers) for r in records] if self.spec.traced else None,
+                        origins=[r.timestamp for r in records] if self.spec.traced else None,
                     )
                 except BaseException as error:
                     self.failed = error

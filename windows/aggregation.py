@@ -21,7 +21,12 @@ from windows.pane_state import (
     SketchColumn,
     StateColumn,
     SumColumn,
+    TraceColumn,
 )
+
+#: The output (in ``WindowResults.values``) holding each result's newest traces, shape (n, links, 4).
+LINKS = "__links"
+_TRACE_KEY: StateKey = ("__trace", None, None)
 
 StateKey = tuple[str, "str | None", "int | None"]
 Values = dict[str, "Int64Array | Float64Array"]
@@ -71,13 +76,18 @@ def _reader_for(spec: AggregateSpec) -> Callable[[Any], Int64Array | Float64Arra
 class Aggregation:
     """The state columns a window needs and the outputs it reads from them."""
 
-    def __init__(self, specs: Sequence[AggregateSpec]) -> None:
+    def __init__(self, specs: Sequence[AggregateSpec], trace_links: int = 0) -> None:
         self.specs = tuple(specs)
         self.columns: dict[StateKey, StateColumn] = {}
         for spec in self.specs:
             if spec.state_key not in self.columns:
                 self.columns[spec.state_key] = _column_for(spec)
-        self._readers = [(spec.name, spec.state_key, _reader_for(spec)) for spec in self.specs]
+        self._readers: list[tuple[str, StateKey, Callable[[Any], Any]]] = [
+            (spec.name, spec.state_key, _reader_for(spec)) for spec in self.specs
+        ]
+        if trace_links > 0:
+            self.columns[_TRACE_KEY] = TraceColumn(trace_links)
+            self._readers.append((LINKS, _TRACE_KEY, lambda merged: merged))
 
     def values(self, plan: MergePlan) -> Values:
         """Merge panes into windows as ``plan`` says and read every output."""

@@ -125,6 +125,7 @@ class WindowSpec:
     aggregates: tuple[AggregateSpec, ...]
     emit: EmitMode = EmitMode.FINAL
     update_interval: int = 1_000
+    trace_links: int = 0  # keep the traces of this many newest events per window (0: none)
 
     def __post_init__(self) -> None:
         if not self.aggregates:

@@ -33,7 +33,7 @@ class WindowOperator(ABC):
     def __init__(self, spec: WindowSpec, index: int, pane_size: int) -> None:
         self.spec = spec
         self.index = index
-        self.table = PaneTable(Aggregation(spec.aggregates), pane_size)
+        self.table = PaneTable(Aggregation(spec.aggregates, spec.trace_links), pane_size)
         self.closed_upto = NO_TIME  # windows closing at or before this were emitted
         self.pending: set[int] = set()  # slots changed since the last update emission
 

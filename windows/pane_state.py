@@ -476,3 +476,85 @@ class DecayColumn:
 
     def restore(self, slots: Int64Array, states: list[Any]) -> None:
         self.sum.restore(slots, states)
+
+
+#: ``EventBatch.hashes`` entries carrying each event's trace: the 128-bit trace id in two
+#: halves, and its origin time (epoch ms; 0 when unknown).
+TRACE_HI = "__trace_hi"
+TRACE_LO = "__trace_lo"
+TRACE_ORIGIN = "__trace_origin"
+NO_SEQ = _INT64_MIN  # an empty trace entry
+_NO_SEQ = NO_SEQ
+
+
+class TraceColumn:
+    """The traces of the ``links`` most recent events (by arrival) of each pane and window.
+
+    Each row keeps up to ``links`` entries ``(seq, origin, trace hi, trace lo)``
+    sorted newest first; merging panes keeps the newest ``links`` entries over
+    all of them. The newest entry of a window is the event that last changed it:
+    the one whose arrival made a rule fire on it.
+    """
+
+    FIELDS = 4
+
+    def __init__(self, links: int) -> None:
+        self.links = links
+        self.rows = np.full((0, links, self.FIELDS), _NO_SEQ, dtype=np.int64)
+
+    def grow(self, capacity: int) -> None:
+        if self.rows.shape[0] < capacity:
+            grown = np.full((capacity, self.links, self.FIELDS), _NO_SEQ, dtype=np.int64)
+            grown[: self.rows.shape[0]] = self.rows
+            self.rows = grown
+
+    def reset(self, slots: Int64Array) -> None:
+        self.rows[slots] = _NO_SEQ
+
+    def _newest(self, owners: Int64Array, entries: Int64Array) -> tuple[Int64Array, Int64Array, Int64Array]:
+        """Per owner, its newest ``links`` entries: (owners, rank within owner, entry rows)."""
+        order = np.lexsort((-entries[:, 0], owners))
+        owners, entries = owners[order], entries[order]
+        first = np.flatnonzero(np.diff(owners, prepend=owners[0] - 1) if owners.shape[0] else owners)
+        rank = np.arange(owners.shape[0]) - np.repeat(first, np.diff(np.append(first, owners.shape[0])))
+        keep = rank < self.links
+        return owners[keep], rank[keep], entries[keep]
+
+    def add(self, ctx: AddContext) -> None:
+        hashes = ctx.batch.hashes
+        if TRACE_HI not in hashes:
+            return
+        new = np.stack(
+            [ctx.batch.seq, hashes[TRACE_ORIGIN], hashes[TRACE_HI], hashes[TRACE_LO]], axis=1
+        ).astype(np.int64)
+        touched = ctx.unique_slots
+        old = self.rows[touched].reshape(-1, self.FIELDS)
+        old_owner = np.repeat(touched, self.links)
+        present = old[:, 0] != _NO_SEQ
+        owners = np.concatenate([old_owner[present], ctx.slots])
+        entries = np.concatenate([old[present], new])
+        owners, rank, entries = self._newest(owners, entries)
+        self.rows[touched] = _NO_SEQ
+        self.rows[owners, rank] = entries
+
+    def merge(self, plan: MergePlan) -> Int64Array:
+        out = np.full((plan.n_groups, self.links, self.FIELDS), _NO_SEQ, dtype=np.int64)
+        if plan.slots.shape[0] == 0:
+            return out
+        entries = self.rows[plan.slots].reshape(-1, self.FIELDS)
+        owners = np.repeat(plan.groups, self.links)
+        present = entries[:, 0] != _NO_SEQ
+        if not present.any():
+            return out
+        owners, rank, entries = self._newest(owners[present], entries[present])
+        out[owners, rank] = entries
+        return out
+
+    def snapshot(self, slots: list[int]) -> list[Any]:
+        return [[entry for entry in row.tolist() if entry[0] != _NO_SEQ] for row in self.rows[slots]]
+
+    def restore(self, slots: Int64Array, states: list[Any]) -> None:
+        for slot, entries in zip(slots.tolist(), states):
+            self.rows[slot] = _NO_SEQ
+            if entries:
+                self.rows[slot, : len(entries)] = entries

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +18,7 @@ from tests.windows.reference_model import Event
 from tests.windows.test_engine_vs_reference import event_logs, window_specs
 from windows.definitions import WindowSpec
 from windows.engine import PartitionEngine
+from windows.events import EventBatch
 from windows.results import WindowResults
 from windows.stream_time import NO_TIME
 
@@ -28,7 +32,12 @@ def _key_id(raw: bytes) -> int:
 
 
 def run_with_restarts(
-    specs: list[WindowSpec], events: list[Event], cuts: list[int], root: Path, idle: dict[int, int] | None = None
+    specs: list[WindowSpec],
+    events: list[Event],
+    cuts: list[int],
+    root: Path,
+    idle: dict[int, int] | None = None,
+    make_batch: Callable[[list[Event]], EventBatch] = lambda part: to_batch(part, ("v",)),
 ) -> list[WindowResults]:
     """Run ``events``; at each cut persist, drop the engine, and continue from a restored copy."""
     chunks: list[WindowResults] = []
@@ -38,7 +47,7 @@ def run_with_restarts(
     for cut in [*sorted(cuts), len(events)]:
         part = events[position:cut]
         if part:
-            chunks.extend(engine.process(to_batch(part, ("v",))).results)
+            chunks.extend(engine.process(make_batch(part)).results)
         if idle and cut in idle and engine.stream_time != NO_TIME:
             chunks.extend(engine.advance(engine.stream_time + idle[cut]).results)
         position = max(position, cut)
@@ -105,3 +114,20 @@ def test_a_restored_sliding_window_remembers_windows_closed_before_their_point_c
     restored = run_with_restarts(specs, events, [3], tmp_path / "p")
     assert flatten(restored, final=None) == flatten(whole, final=None)
     assert (0, 1_085, 1_095) not in {(r[1], r[2], r[3]) for r in flatten(restored)}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(specs=window_specs(), events=event_logs(), cuts=st.lists(st.integers(0, 60), max_size=3))
+def test_trace_links_survive_a_restore(specs, events, cuts) -> None:  # type: ignore[no-untyped-def]
+    from tests.windows.engine_runner import run_traced, traced
+    from windows.aggregation import LINKS
+
+    specs = [replace(spec, trace_links=3) for spec in specs]
+    whole = run_traced(specs, events, [10**9])
+    with tempfile.TemporaryDirectory() as root:
+        restored = run_with_restarts(specs, events, cuts, Path(root) / "p", make_batch=traced)
+    assert flatten(restored, final=None) == flatten(whole, final=None)
+    assert [row for c in restored for row in c.values[LINKS].tolist()] == [
+        row for c in whole for row in c.values[LINKS].tolist()
+    ]
+    assert all(isinstance(c.values[LINKS], np.ndarray) for c in whole)

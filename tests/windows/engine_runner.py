@@ -11,6 +11,7 @@ from tests.windows.reference_model import Event
 from windows.definitions import WindowSpec
 from windows.engine import PartitionEngine
 from windows.events import EventBatch
+from windows.pane_state import TRACE_HI, TRACE_LO, TRACE_ORIGIN
 from windows.results import WindowResults
 
 
@@ -70,6 +71,8 @@ def flatten(chunks: Sequence[WindowResults], *, final: bool | None = True) -> li
         for i in range(len(chunk)):
             values = {}
             for name, column in chunk.values.items():
+                if name.startswith("__"):
+                    continue
                 value = float(column[i])
                 values[name] = None if math.isnan(value) else value
             rows.append(
@@ -83,3 +86,22 @@ def flatten(chunks: Sequence[WindowResults], *, final: bool | None = True) -> li
                 )
             )
     return rows
+
+
+def traced(events: list[Event]) -> EventBatch:
+    batch = to_batch(events, ("v",))
+    seq = batch.seq
+    hashes = {**batch.hashes, TRACE_HI: seq * 7919 + 3, TRACE_LO: -seq - 11, TRACE_ORIGIN: seq * 10}
+    return EventBatch(batch.ts, batch.key_ids, batch.seq, batch.numbers, hashes)
+
+
+def run_traced(specs: list[WindowSpec], events: list[Event], sizes: list[int]) -> list[WindowResults]:
+    engine = PartitionEngine(specs)
+    chunks: list[WindowResults] = []
+    position, turn = 0, 0
+    while position < len(events):
+        size = sizes[turn % len(sizes)]
+        chunks.extend(engine.process(traced(events[position : position + size])).results)
+        position, turn = position + size, turn + 1
+    chunks.extend(engine.close_all().results)
+    return chunks

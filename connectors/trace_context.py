@@ -1,0 +1,43 @@
+"""W3C trace context for events: trace ids from ``traceparent`` headers, or derived from the event itself.
+
+A trace id is 128 bits; the engine carries it as two signed 64-bit halves.
+An event that arrives without a valid ``traceparent`` gets a trace id derived
+from its bytes (BLAKE2b), so the same event gets the same id in replay and in
+streaming.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from windows.events import Int64Array
+
+_TRACEPARENT = re.compile(rb"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+def trace_id_bytes(traceparent: bytes | None, raw: bytes) -> bytes:
+    """The 16-byte trace id of an event: from its ``traceparent`` when valid, otherwise derived from ``raw``."""
+    if traceparent is not None:
+        match = _TRACEPARENT.match(traceparent.strip().lower())
+        if match is not None and match.group(1) != b"0" * 32:
+            return bytes.fromhex(match.group(1).decode())
+    return hashlib.blake2b(raw, digest_size=16).digest()
+
+
+def trace_halves(traceparents: Sequence[bytes | None] | None, raws: Sequence[bytes]) -> tuple[Int64Array, Int64Array]:
+    """Trace ids of events as (high, low) signed 64-bit halves."""
+    if traceparents is None:
+        ids = b"".join(hashlib.blake2b(raw, digest_size=16).digest() for raw in raws)
+    else:
+        ids = b"".join(trace_id_bytes(tp, raw) for tp, raw in zip(traceparents, raws))
+    pairs = np.frombuffer(ids, dtype=">i8").reshape(-1, 2).astype(np.int64)
+    return pairs[:, 0].copy(), pairs[:, 1].copy()
+
+
+def trace_hex(high: int, low: int) -> str:
+    """The 32-hex-digit trace id of two signed halves."""
+    return (high & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big").hex() + (low & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big").hex()
