@@ -37,7 +37,3 @@ def trace_halves(traceparents: Sequence[bytes | None] | None, raws: Sequence[byt
     pairs = np.frombuffer(ids, dtype=">i8").reshape(-1, 2).astype(np.int64)
     return pairs[:, 0].copy(), pairs[:, 1].copy()
 
-
-def trace_hex(high: int, low: int) -> str:
-    """The 32-hex-digit trace id of two signed halves."""
-    return (high & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big").hex() + (low & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big").hex()

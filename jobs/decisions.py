@@ -9,7 +9,6 @@ from collections.abc import Sequence
 import numpy as np
 import orjson
 
-from connectors.trace_context import trace_hex
 from jobs.records import values_json
 from jobs.spec import RuleSpec
 from windows.aggregation import LINKS
@@ -22,22 +21,27 @@ def _trace_fields(hits: WindowResults) -> list[str]:
     links = hits.values.get(LINKS)
     if links is None:
         return [""] * len(hits)
+    k = links.shape[1]
+    present = (links[:, :, 1] != NO_SEQ).tolist()
+    origins = links[:, 0, 2].tolist()
+    hexes = links[:, :, 3:5].astype(">i8").tobytes().hex()  # 32 hex digits per entry
     fields = []
-    for row in links.tolist():
-        entries = [entry for entry in row if entry[0] != NO_SEQ]
-        if not entries:
+    for i, row in enumerate(present):
+        if not row[0]:
             fields.append('"trace_id":null,"traceparent":null,"trace_links":[],"origin_at":null,')
             continue
-        newest = trace_hex(entries[0][2], entries[0][3])
+        base = i * k * 32
+        newest = hexes[base : base + 32]
         others: list[str] = []
-        for entry in entries[1:]:
-            trace = trace_hex(entry[2], entry[3])
-            if trace != newest and trace not in others:
-                others.append(trace)
-        origin = entries[0][1] or "null"
+        for j in range(1, k):
+            if row[j]:
+                trace = hexes[base + j * 32 : base + j * 32 + 32]
+                if trace != newest and trace not in others:
+                    others.append(trace)
+        links_json = "[" + ",".join(f'"{t}"' for t in others) + "]"
         fields.append(
             f'"trace_id":"{newest}","traceparent":"00-{newest}-SPAN-01",'
-            f'"trace_links":{orjson.dumps(others).decode()},"origin_at":{origin},'
+            f'"trace_links":{links_json},"origin_at":{origins[i] or "null"},'
         )
     return fields
 

@@ -484,38 +484,41 @@ TRACE_HI = "__trace_hi"
 TRACE_LO = "__trace_lo"
 TRACE_ORIGIN = "__trace_origin"
 NO_SEQ = _INT64_MIN  # an empty trace entry
-_NO_SEQ = NO_SEQ
 
 
 class TraceColumn:
-    """The traces of the ``links`` most recent events (by arrival) of each pane and window.
+    """The traces of the ``links`` newest events of each pane and window.
 
-    Each row keeps up to ``links`` entries ``(seq, origin, trace hi, trace lo)``
-    sorted newest first; merging panes keeps the newest ``links`` entries over
-    all of them. The newest entry of a window is the event that last changed it:
-    the one whose arrival made a rule fire on it.
+    Newest means latest by event time, ties going to the later arrival. Each row
+    keeps up to ``links`` entries ``(ts, seq, origin, trace hi, trace lo)``,
+    newest first; merging panes keeps the newest ``links`` entries over all of
+    them. The newest entry of a window is the event that last moved it forward,
+    the one that made a rule fire on it. Sliding windows, whose panes are single
+    record times in time order, merge from their last ``links`` panes only.
     """
 
-    FIELDS = 4
+    FIELDS = 5
 
     def __init__(self, links: int) -> None:
         self.links = links
-        self.rows = np.full((0, links, self.FIELDS), _NO_SEQ, dtype=np.int64)
+        self.rows = np.full((0, links, self.FIELDS), NO_SEQ, dtype=np.int64)
 
     def grow(self, capacity: int) -> None:
         if self.rows.shape[0] < capacity:
-            grown = np.full((capacity, self.links, self.FIELDS), _NO_SEQ, dtype=np.int64)
+            grown = np.full((capacity, self.links, self.FIELDS), NO_SEQ, dtype=np.int64)
             grown[: self.rows.shape[0]] = self.rows
             self.rows = grown
 
     def reset(self, slots: Int64Array) -> None:
-        self.rows[slots] = _NO_SEQ
+        self.rows[slots] = NO_SEQ
 
     def _newest(self, owners: Int64Array, entries: Int64Array) -> tuple[Int64Array, Int64Array, Int64Array]:
-        """Per owner, its newest ``links`` entries: (owners, rank within owner, entry rows)."""
-        order = np.lexsort((-entries[:, 0], owners))
+        """Per owner, its newest ``links`` entries: (owners, rank within owner, entries)."""
+        order = np.lexsort((-entries[:, 1], -entries[:, 0], owners))
         owners, entries = owners[order], entries[order]
-        first = np.flatnonzero(np.diff(owners, prepend=owners[0] - 1) if owners.shape[0] else owners)
+        if owners.shape[0] == 0:
+            return owners, owners, entries
+        first = np.flatnonzero(np.diff(owners, prepend=owners[0] - 1))
         rank = np.arange(owners.shape[0]) - np.repeat(first, np.diff(np.append(first, owners.shape[0])))
         keep = rank < self.links
         return owners[keep], rank[keep], entries[keep]
@@ -524,37 +527,48 @@ class TraceColumn:
         hashes = ctx.batch.hashes
         if TRACE_HI not in hashes:
             return
-        new = np.stack(
-            [ctx.batch.seq, hashes[TRACE_ORIGIN], hashes[TRACE_HI], hashes[TRACE_LO]], axis=1
-        ).astype(np.int64)
+        batch = ctx.batch
+        new = np.stack([batch.ts, batch.seq, hashes[TRACE_ORIGIN], hashes[TRACE_HI], hashes[TRACE_LO]], axis=1)
         touched = ctx.unique_slots
         old = self.rows[touched].reshape(-1, self.FIELDS)
-        old_owner = np.repeat(touched, self.links)
-        present = old[:, 0] != _NO_SEQ
-        owners = np.concatenate([old_owner[present], ctx.slots])
-        entries = np.concatenate([old[present], new])
+        present = old[:, 1] != NO_SEQ
+        owners = np.concatenate([np.repeat(touched, self.links)[present], ctx.slots])
+        entries = np.concatenate([old[present], new.astype(np.int64)])
         owners, rank, entries = self._newest(owners, entries)
-        self.rows[touched] = _NO_SEQ
+        self.rows[touched] = NO_SEQ
         self.rows[owners, rank] = entries
 
     def merge(self, plan: MergePlan) -> Int64Array:
-        out = np.full((plan.n_groups, self.links, self.FIELDS), _NO_SEQ, dtype=np.int64)
+        k = self.links
+        if plan.ranges is not None:  # panes in time order: the newest entries are in the last k panes
+            sorted_slots, _, lo, hi = plan.ranges
+            back = hi[:, None] - 1 - np.arange(k)[None, :]  # newest pane first
+            valid = back >= lo[:, None]
+            picked = self.rows[sorted_slots[np.where(valid, back, 0)]]  # (groups, k panes, k entries, fields)
+            picked[~valid] = NO_SEQ
+            flat = picked.reshape(plan.n_groups, k * k, self.FIELDS)
+            present = flat[:, :, 1] != NO_SEQ
+            rank = np.cumsum(present, axis=1) - 1
+            chosen = present & (rank < k)
+            out = np.full((plan.n_groups, k, self.FIELDS), NO_SEQ, dtype=np.int64)
+            groups, positions = np.nonzero(chosen)
+            out[groups, rank[groups, positions]] = flat[groups, positions]
+            return out
+        out = np.full((plan.n_groups, k, self.FIELDS), NO_SEQ, dtype=np.int64)
         if plan.slots.shape[0] == 0:
             return out
         entries = self.rows[plan.slots].reshape(-1, self.FIELDS)
-        owners = np.repeat(plan.groups, self.links)
-        present = entries[:, 0] != _NO_SEQ
-        if not present.any():
-            return out
-        owners, rank, entries = self._newest(owners[present], entries[present])
-        out[owners, rank] = entries
+        present = entries[:, 1] != NO_SEQ
+        if present.any():
+            owners, rank, entries = self._newest(np.repeat(plan.groups, k)[present], entries[present])
+            out[owners, rank] = entries
         return out
 
     def snapshot(self, slots: list[int]) -> list[Any]:
-        return [[entry for entry in row.tolist() if entry[0] != _NO_SEQ] for row in self.rows[slots]]
+        return [[entry for entry in row.tolist() if entry[1] != NO_SEQ] for row in self.rows[slots]]
 
     def restore(self, slots: Int64Array, states: list[Any]) -> None:
         for slot, entries in zip(slots.tolist(), states):
-            self.rows[slot] = _NO_SEQ
+            self.rows[slot] = NO_SEQ
             if entries:
                 self.rows[slot, : len(entries)] = entries

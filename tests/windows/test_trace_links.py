@@ -34,7 +34,8 @@ def test_final_results_carry_the_traces_of_their_newest_events(specs, events, li
             size = spec.definition.size  # type: ignore[attr-defined]
             members = {(spec.name, k, s, s + size): m for (k, s), m in _windows_pane(spec, events, arrived).items()}
         for ident, window_events in members.items():
-            expected[ident] = sorted((e.seq for e in window_events), reverse=True)[:links]
+            newest = sorted(window_events, key=lambda e: (e.ts, e.seq), reverse=True)[:links]
+            expected[ident] = [e.seq for e in newest]
     seen = 0
     for chunk in run(specs, events, sizes):
         if not chunk.final:
@@ -42,9 +43,9 @@ def test_final_results_carry_the_traces_of_their_newest_events(specs, events, li
         entries = chunk.values[LINKS]
         for i in range(len(chunk)):
             ident = (chunk.window, int(chunk.key_ids[i]), int(chunk.starts[i]), int(chunk.ends[i]))
-            row = [entry for entry in entries[i].tolist() if entry[0] != np.iinfo(np.int64).min]
-            assert [entry[0] for entry in row] == expected[ident], ident
-            assert all(entry[1:] == [seq * 10, seq * 7919 + 3, -seq - 11] for entry in row for seq in [entry[0]])
+            row = [entry for entry in entries[i].tolist() if entry[1] != np.iinfo(np.int64).min]
+            assert [entry[1] for entry in row] == expected[ident], ident
+            assert all(entry[2:] == [seq * 10, seq * 7919 + 3, -seq - 11] for entry in row for seq in [entry[1]])
             seen += 1
     assert seen == len(expected)
 
