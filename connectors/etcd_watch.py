@@ -152,9 +152,7 @@ def change_event(
 class EtcdWatchProducer:
     """Watches an etcd prefix and produces every change to a Kafka topic."""
 
-    def __init__(
-        self, options: WatchOptions, settings: KafkaSettings, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, options: WatchOptions, settings: KafkaSettings, clock: Callable[[], float] = time.time) -> None:
         self.options = options
         self.settings = settings
         self.clock = clock
@@ -178,9 +176,7 @@ class EtcdWatchProducer:
                 {int(p): int(o) for p, o in data["offsets"].items()},
             )
         except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-            raise ConnectorError(
-                f"position file {path} is unreadable ({error}); move it away to start over."
-            ) from None
+            raise ConnectorError(f"position file {path} is unreadable ({error}); move it away to start over.") from None
 
     def _save_position(self) -> None:
         path = self.options.position_file
@@ -301,6 +297,28 @@ class EtcdWatchProducer:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def metrics(self) -> dict[str, tuple[str, float, str]]:
+        """The producer's state for a Prometheus collector: name -> (kind, value, help)."""
+        status = self.status
+        return {
+            "up": ("gauge", 1.0 if status.state == "watching" else 0.0, "1 while the etcd watch is running."),
+            "revision": ("gauge", float(status.revision), "Last etcd revision fully produced."),
+            "events_total": ("counter", float(status.events), "etcd changes produced to Kafka."),
+            "snapshot_events_total": ("counter", float(status.snapshot_events), "Keys produced from snapshots."),
+            "compaction_gaps_total": (
+                "counter",
+                float(status.compaction_gaps),
+                "Times the resume revision had been compacted away (a snapshot was produced instead).",
+            ),
+            "reconnects_total": ("counter", float(status.reconnects), "Times etcd was unreachable and retried."),
+            "duplicates_skipped_total": (
+                "counter",
+                float(status.skipped_duplicates),
+                "Changes found already produced after a crash and not sent again.",
+            ),
+            "last_event_timestamp_seconds": ("gauge", status.last_event_at, "When the last change was produced."),
+        }
 
     async def _watch(self, client: Any) -> None:
         position = self.position

@@ -36,4 +36,3 @@ def trace_halves(traceparents: Sequence[bytes | None] | None, raws: Sequence[byt
         ids = b"".join(trace_id_bytes(tp, raw) for tp, raw in zip(traceparents, raws))
     pairs = np.frombuffer(ids, dtype=">i8").reshape(-1, 2).astype(np.int64)
     return pairs[:, 0].copy(), pairs[:, 1].copy()
-

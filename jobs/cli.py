@@ -111,6 +111,11 @@ def _worker(args: argparse.Namespace) -> int:
         heartbeat_interval=max(0.5, args.session_timeout / 3.5),
         rebalance_timeout=max(args.session_timeout * 3, 10.0),
     )
+    if args.metrics_address:
+        from connectors.metrics import serve
+
+        host, port = serve(args.metrics_address)
+        print(f"winnow worker: metrics at http://{host}:{port}/metrics", file=sys.stderr, flush=True)
     live_rules = None
     if args.rules_from:
         from jobs.live_rules import LiveRules, RulesLocation
@@ -197,6 +202,12 @@ def _etcd_watch(args: argparse.Namespace) -> int:
     async def run() -> None:
         await ensure_topics(settings, {options.topic: options.partitions})
         producer = EtcdWatchProducer(options, settings)
+        if args.metrics_address:
+            from connectors.metrics import REGISTRY, StatusCollector, serve
+
+            REGISTRY.register(StatusCollector("winnow_etcd_watch", producer.metrics))
+            host, port = serve(args.metrics_address)
+            logging.getLogger("winnow.etcd_watch").info("metrics at http://%s:%d/metrics", host, port)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, producer.stop)
@@ -259,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--rules-stale-after", type=float, default=30.0, help="seconds without etcd before rules count as stale"
     )
+    worker.add_argument("--metrics-address", help="serve Prometheus metrics on host:port (default: not served)")
     worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     worker.set_defaults(handler=_worker)
 
@@ -288,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--partitions", type=int, default=1, help="partitions of the topic (default 1)")
     watch.add_argument("--position-file", default="etcd-watch.position", help="where the produced position is kept")
     watch.add_argument("--bootstrap", help="bootstrap servers (default from WINNOW_KAFKA_* / localhost:9092)")
+    watch.add_argument("--metrics-address", help="serve Prometheus metrics on host:port (default: not served)")
     watch.set_defaults(handler=_etcd_watch)
 
     rules = commands.add_parser("rules", help="list past revisions of a live rule set, or roll it back")

@@ -27,6 +27,7 @@ from typing import Any
 
 import aetcd
 
+from connectors.metrics import RULES_REJECTED, RULES_RELOADS
 from jobs.spec import JobSpec, RuleSpec, parse_rule_document
 from windows.errors import SpecError, WinnowError
 
@@ -186,6 +187,7 @@ class LiveRules:
             rules = build_rules(self.spec, self.location.prefix, entries)
         except SpecError as error:
             self.rejected += 1
+            RULES_REJECTED.labels(self.spec.name).inc()
             log.error(
                 "rules at revision %d rejected, revision %s stays in force: %s", revision, self._revision(), error
             )
@@ -193,6 +195,7 @@ class LiveRules:
         loaded = LoadedRules(revision, rules)
         self.current = self._pending = loaded
         self.reloads += 1
+        RULES_RELOADS.labels(self.spec.name).inc()
         log.info("rules at revision %d: %s", revision, ", ".join(r.name for r in rules) or "(none)")
 
     async def _watch(self, client: Any) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -28,6 +29,7 @@ from typing import Any, Protocol
 
 from connectors.event_decoding import LateRecord, Rejected
 from connectors.kafka_output import Headers, TopicWriter
+from connectors.metrics import DECISION_LATENCY, RULES_REVISION, RULES_STALE
 from jobs.decisions import RuleSet
 from jobs.keys import KeyRegistry
 from jobs.live_rules import LiveRules
@@ -58,6 +60,9 @@ class SourceRecord(Protocol):
 
     @property
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+_ORIGIN = re.compile(r'"origin_at":(\d+),')
 
 
 def _traceparent(headers: Sequence[tuple[str, bytes]] | None) -> bytes | None:
@@ -133,6 +138,12 @@ class KafkaOutputs:
         slot.keys.extend(self._key_bytes(key_ids))
         slot.values.extend(line[:-1].encode() for line in lines)
         self.counts["decisions"] += len(lines)
+        now_ms = time.time() * 1000.0
+        latency = DECISION_LATENCY.labels(self.job)
+        for line in lines:
+            match = _ORIGIN.search(line)
+            if match is not None:
+                latency.observe(max(0.0, now_ms - int(match.group(1))) / 1000.0)
 
     def late(self, records: list[LateRecord]) -> None:
         for record in records:
@@ -373,7 +384,9 @@ class StreamingJob:
             previous = self.runner.rules.revision
             self.runner.rules = self.runner.rules.succeeded_by(RuleSet(self.spec.name, update.rules, update.revision))
             log.info("rules: revision %s replaced by revision %d", previous, update.revision)
+        RULES_REVISION.labels(self.spec.name).set(self.runner.rules.revision or 0)
         stale = live.stale
+        RULES_STALE.labels(self.spec.name).set(1 if stale else 0)
         if stale != self.runner.rules.stale:
             log.warning("rules: %s", "stale (etcd unreachable)" if stale else "fresh again")
             self.runner.rules.stale = stale

@@ -30,6 +30,7 @@ class Record:
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int = 0
 
 
 async def read_topic(bootstrap: str, topic: str, partitions: int, quiet_for: float = 0.6) -> list[Record]:
@@ -46,7 +47,9 @@ async def read_topic(bootstrap: str, topic: str, partitions: int, quiet_for: flo
         while loop.time() - idle_since < quiet_for:
             batch = await consumer.getmany(timeout_ms=100)
             for tp, items in batch.items():
-                records.extend(Record(tp.partition, r.offset, r.key, r.value, tuple(r.headers or ())) for r in items)
+                records.extend(
+                    Record(tp.partition, r.offset, r.key, r.value, tuple(r.headers or ()), r.timestamp) for r in items
+                )
                 if items:
                     idle_since = loop.time()
         return records
