@@ -161,6 +161,8 @@ class EtcdWatchProducer:
         self._stop = asyncio.Event()
         self._already: set[tuple[int, bytes]] = set()  # (revision, key) found in the topic after a crash
         self._pending: list[tuple[int, bytes, bytes, list[tuple[str, bytes]]]] = []
+        self._in_flight: list[tuple[int, Any]] = []
+        self._last_flush = time.monotonic()
         self._producer: Any = None
 
     # ---- position ----------------------------------------------------------------------
@@ -221,16 +223,22 @@ class EtcdWatchProducer:
             )
 
     # ---- producing ---------------------------------------------------------------------
-    async def _flush(self) -> None:
-        if not self._pending:
-            return
+    async def _send(self) -> None:
+        """Hand accepted events to the producer now; their acknowledgements are awaited by ``_flush``."""
         pending, self._pending = self._pending, []
-        futures = []
         for _, key, value, headers in pending:
             partition = partition_for(key, self.options.partitions)
             sent = await self._producer.send(self.options.topic, value, key=key, partition=partition, headers=headers)
-            futures.append((partition, sent))
-        for partition, future in futures:
+            self._in_flight.append((partition, sent))
+
+    async def _flush(self) -> None:
+        """Wait until every sent event is acknowledged, then record the position."""
+        await self._send()
+        in_flight, self._in_flight = self._in_flight, []
+        self._last_flush = time.monotonic()
+        if not in_flight:
+            return
+        for partition, future in in_flight:
             metadata = await future
             self.position.offsets[partition] = max(self.position.offsets.get(partition, 0), metadata.offset + 1)
         self._save_position()
@@ -359,7 +367,9 @@ class EtcdWatchProducer:
                 kind = "PUT" if str(item.kind).endswith("PUT") else "DELETE"
                 key, value, headers = change_event(kind, kv, revision, self.clock(), snapshot=False)
                 self._accept(revision, key, value, headers)
-                if len(self._pending) >= 5_000:
+                if queue.empty():
+                    await self._send()  # no more events waiting: send what we have now
+                if time.monotonic() - self._last_flush >= self.options.flush_interval:
                     await self._flush()
         finally:
             reader.cancel()

@@ -80,12 +80,16 @@ class TopicWriter:
                     raise ConnectorError(f"a record of {len(value):,} bytes for {topic!r} does not fit in a batch.")
         self.records_written += len(values)
 
-    async def flush(self) -> None:
-        """Send every open batch and wait for the broker to acknowledge all records written so far."""
+    async def send_open(self) -> None:
+        """Send every open batch now, without waiting for acknowledgements (keeps output latency low)."""
         batches, self._batches = self._batches, {}
         for (topic, partition), batch in batches.items():
             if batch.record_count():
                 await self._send(topic, partition, batch)
+
+    async def flush(self) -> None:
+        """Send every open batch and wait for the broker to acknowledge all records written so far."""
+        await self.send_open()
         pending, self._pending = self._pending, []
         if pending:
             try:

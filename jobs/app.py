@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types import TP
 from mode import Service
@@ -50,6 +51,21 @@ class GroupOptions:
     rebalance_timeout: float = 30.0
     max_poll_records: int = 20_000
     fetch_max_bytes: int = 32 << 20
+    fetch_max_wait_ms: int = 5  # how long the broker may hold a fetch with nothing new
+
+
+class WinnowConsumerThread(AIOKafkaConsumerThread):
+    """Faust's consumer thread, with a short broker-side fetch wait.
+
+    Faust hard-codes ``fetch_max_wait_ms=1500``; a broker that holds a fetch
+    for that long before answering adds up to 1.5 s to every event's latency.
+    """
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        app = self.app
+        consumer._fetch_max_wait_ms = app.group.fetch_max_wait_ms if isinstance(app, WinnowApp) else 100
+        return consumer
 
 
 class WinnowConsumer(AIOKafkaConsumer):
@@ -59,6 +75,9 @@ class WinnowConsumer(AIOKafkaConsumer):
     end of each rebalance (``perform_seek``); right after that, this consumer
     seeks the job's partitions to the offsets stored with their state.
     """
+
+    def _new_consumer_thread(self) -> Any:
+        return WinnowConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def perform_seek(self) -> None:
         await super().perform_seek()

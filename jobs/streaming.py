@@ -369,6 +369,7 @@ class StreamingJob:
             self.records_in += processed
             if processed:
                 await self.outputs.write(self.writer)
+                await self.writer.send_open()
             if self.clock() - self._last_commit >= self.options.commit_interval:
                 await self._commit()
             await self._maybe_checkpoint()
