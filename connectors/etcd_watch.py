@@ -162,6 +162,7 @@ class EtcdWatchProducer:
         self._already: set[tuple[int, bytes]] = set()  # (revision, key) found in the topic after a crash
         self._pending: list[tuple[int, bytes, bytes, list[tuple[str, bytes]]]] = []
         self._in_flight: list[tuple[int, Any]] = []
+        self._flusher: asyncio.Task[None] | None = None
         self._last_flush = time.monotonic()
         self._producer: Any = None
 
@@ -180,12 +181,12 @@ class EtcdWatchProducer:
         except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
             raise ConnectorError(f"position file {path} is unreadable ({error}); move it away to start over.") from None
 
-    def _save_position(self) -> None:
+    def _save_position(self, position: _Position) -> None:
         path = self.options.position_file
         path.parent.mkdir(parents=True, exist_ok=True)
         temp = path.with_name(path.name + ".tmp")
         with open(temp, "wb") as handle:
-            handle.write(self.position.to_json())
+            handle.write(position.to_json())
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
@@ -233,16 +234,32 @@ class EtcdWatchProducer:
 
     async def _flush(self) -> None:
         """Wait until every sent event is acknowledged, then record the position."""
+        if self._flusher is not None:
+            await self._flusher
         await self._send()
+        await self._acknowledge(*self._capture())
+
+    def _capture(self) -> tuple[list[tuple[int, Any]], int, int]:
+        """What is sent so far and the position it completes."""
         in_flight, self._in_flight = self._in_flight, []
         self._last_flush = time.monotonic()
+        return in_flight, self.position.revision, self.position.produced_at_next
+
+    async def _acknowledge(self, in_flight: list[tuple[int, Any]], revision: int, produced_at_next: int) -> None:
         if not in_flight:
             return
+        offsets = self.position.offsets
         for partition, future in in_flight:
             metadata = await future
-            self.position.offsets[partition] = max(self.position.offsets.get(partition, 0), metadata.offset + 1)
-        self._save_position()
-        self.status.revision = self.position.revision
+            offsets[partition] = max(offsets.get(partition, 0), metadata.offset + 1)
+        self._save_position(_Position(revision, produced_at_next, dict(offsets)))
+        self.status.revision = revision
+
+    def _flush_in_background(self) -> None:
+        """Record the position for what is sent so far without holding up the watch (one flush at a time)."""
+        if self._flusher is not None and not self._flusher.done():
+            return
+        self._flusher = asyncio.create_task(self._acknowledge(*self._capture()))
 
     def _accept(self, revision: int, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         self._advance(revision)
@@ -369,8 +386,8 @@ class EtcdWatchProducer:
                 self._accept(revision, key, value, headers)
                 if queue.empty():
                     await self._send()  # no more events waiting: send what we have now
-                if time.monotonic() - self._last_flush >= self.options.flush_interval:
-                    await self._flush()
+                    if time.monotonic() - self._last_flush >= self.options.flush_interval:
+                        self._flush_in_background()
         finally:
             reader.cancel()
             with contextlib.suppress(BaseException):
