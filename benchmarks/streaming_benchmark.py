@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.replay_benchmark import event_log  # noqa: E402
 from connectors.kafka_publish import PublishOptions, publish_log  # noqa: E402
 from connectors.kafka_settings import KafkaSettings  # noqa: E402
-from connectors.kafka_topics import ensure_topics  # noqa: E402
+from connectors.kafka_topics import committed_offsets, ensure_topics  # noqa: E402
 from connectors.local_broker import LocalBroker  # noqa: E402
 from jobs.spec import load_job_spec  # noqa: E402
 from jobs.streaming import OutputTopics  # noqa: E402
@@ -63,15 +63,6 @@ async def floor(bootstrap: str, topic: str, partitions: int, total: int) -> floa
                     loads(record.value)
                 count += sum(len(records) for records in batch.values())
         return count / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
-
-
-async def committed(bootstrap: str, group: str, topic: str, partitions: int) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        return sum([(await consumer.committed(TopicPartition(topic, p))) or 0 for p in range(partitions)])
     finally:
         await consumer.stop()
 
@@ -154,7 +145,10 @@ def main() -> int:
                 stderr=subprocess.DEVNULL,
             )
         try:
-            while asyncio.run(committed(bootstrap, group, spec.source.topic, parts)) < published.events:
+            while (
+                sum(asyncio.run(committed_offsets(settings, group, spec.source.topic, parts)).values())
+                < published.events
+            ):
                 if worker.poll() is not None:
                     raise SystemExit(f"worker exited early:\n{log_path.read_text()[-3000:]}")
                 time.sleep(0.5)

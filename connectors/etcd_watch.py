@@ -48,12 +48,12 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from connectors.errors import ConnectorError
+from connectors.etcd_streams import UNAVAILABLE, WatchQueue
 from connectors.kafka_settings import KafkaSettings
 from connectors.partitioner import partition_for
 
 log = logging.getLogger("winnow.etcd_watch")
 
-_UNAVAILABLE = (aetcd.ConnectionFailedError, aetcd.ConnectionTimeoutError, aetcd.InternalError, OSError)
 
 
 @dataclass(frozen=True)
@@ -299,7 +299,7 @@ class EtcdWatchProducer:
                     backoff = 0.1
                 except aetcd.RevisionCompactedError as error:
                     await self._snapshot(client, int(error.compacted_revision))
-                except _UNAVAILABLE as error:
+                except UNAVAILABLE as error:
                     await self._flush()
                     self.status.state = "reconnecting"
                     self.status.reconnects += 1
@@ -352,30 +352,14 @@ class EtcdWatchProducer:
         watch = await client.watch_prefix(self.options.prefix.encode(), start_revision=start)
         self.status.state = "watching"
         log.info("watching %s from revision %d", self.options.prefix, start)
-        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=10_000)
-        ended = object()
-
-        async def pump() -> None:  # the watch stream, read in its own task so waiting on it can time out
-            try:
-                async for item in watch:
-                    await queue.put(item)
-                await queue.put(ended)
-            except Exception as error:
-                await queue.put(error)
-
-        reader = asyncio.create_task(pump())
-        try:
+        async with WatchQueue(watch) as events:
             while not self._stop.is_set():
                 try:
-                    item = await asyncio.wait_for(queue.get(), self.options.flush_interval)
+                    item = await events.get(self.options.flush_interval)
                 except TimeoutError:
                     await self._flush()
                     await self._check_alive(client)
                     continue
-                if item is ended:
-                    raise aetcd.ConnectionFailedError("the watch stream ended")
-                if isinstance(item, Exception):
-                    raise item
                 kv = item.kv
                 revision = int(kv.mod_revision)
                 if revision == start and skip > 0:
@@ -384,16 +368,10 @@ class EtcdWatchProducer:
                 kind = "PUT" if str(item.kind).endswith("PUT") else "DELETE"
                 key, value, headers = change_event(kind, kv, revision, self.clock(), snapshot=False)
                 self._accept(revision, key, value, headers)
-                if queue.empty():
+                if events.empty():
                     await self._send()  # no more events waiting: send what we have now
                     if time.monotonic() - self._last_flush >= self.options.flush_interval:
                         self._flush_in_background()
-        finally:
-            reader.cancel()
-            with contextlib.suppress(BaseException):
-                await reader
-            with contextlib.suppress(Exception):
-                await watch.cancel()
 
     async def _check_alive(self, client: Any) -> None:
         """An idle watch does not notice a dead server; a cheap request does."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -76,3 +77,14 @@ async def ensure_topics(settings: KafkaSettings, wanted: Mapping[str, int]) -> l
                 f"topic {name!r} should have {wanted[name]} partitions after creation, found {created.get(name)}."
             )
     return missing
+
+
+async def committed_offsets(settings: KafkaSettings, group: str, topic: str, partitions: int) -> dict[int, int]:
+    """A consumer group's committed offsets in ``topic`` (partition -> offset), read without joining the group."""
+    consumer = AIOKafkaConsumer(**settings.client_options(), group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        found = {p: await consumer.committed(TopicPartition(topic, p)) for p in range(partitions)}
+    finally:
+        await consumer.stop()
+    return {p: offset for p, offset in found.items() if offset is not None}

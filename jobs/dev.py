@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from connectors.kafka_publish import PublishOptions, PublishStats, publish_log
 from connectors.kafka_settings import KafkaSettings
-from connectors.kafka_topics import ensure_topics
+from connectors.kafka_topics import committed_offsets, ensure_topics
 from connectors.local_broker import LocalBroker
 from jobs.spec import JobSpec
 from jobs.streaming import OutputTopics
@@ -94,16 +94,6 @@ async def _follow(bootstrap: str, spec: JobSpec, printer: _Printer, stop: asynci
         await consumer.stop()
 
 
-async def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        found = {p: await consumer.committed(TopicPartition(topic, p)) for p in range(partitions)}
-    finally:
-        await consumer.stop()
-    return {p: offset for p, offset in found.items() if offset is not None}
-
-
 async def _session(
     broker: LocalBroker, spec: JobSpec, options: DevOptions, worker: subprocess.Popen[bytes], printer: _Printer
 ) -> PublishStats:
@@ -128,8 +118,8 @@ async def _session(
             if worker.poll() is not None:
                 raise WinnowError(f"the worker exited with status {worker.returncode}; see its log.")
             if options.until_done:
-                committed = await _committed(
-                    broker.bootstrap_servers, f"winnow-{spec.name}", spec.source.topic, spec.source.partitions
+                committed = await committed_offsets(
+                    settings, f"winnow-{spec.name}", spec.source.topic, spec.source.partitions
                 )
                 caught_up = all(committed.get(p, 0) >= n for p, n in enumerate(stats.per_partition) if n)
                 if caught_up and time.monotonic() - printer.last_record > 1.0:

@@ -27,6 +27,7 @@ from typing import Any
 
 import aetcd
 
+from connectors.etcd_streams import UNAVAILABLE, WatchQueue
 from connectors.metrics import RULES_REJECTED, RULES_RELOADS
 from jobs.spec import JobSpec, RuleSpec, parse_rule_document
 from windows.errors import SpecError, WinnowError
@@ -36,7 +37,6 @@ log = logging.getLogger("winnow.rules")
 _URL = re.compile(
     r"^etcd://(?P<host>[^:/]+):(?P<port>\d+)(?P<prefix>/winnow/(?P<tenant>[^/]+)/jobs/(?P<job>[^/]+)/rules/)$"
 )
-_UNAVAILABLE = (aetcd.ConnectionFailedError, aetcd.ConnectionTimeoutError, aetcd.InternalError, OSError)
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ class LiveRules:
         client = self.location.client()
         try:
             loaded = await read_rules(client, self.spec, self.location.prefix)
-        except _UNAVAILABLE as error:
+        except UNAVAILABLE as error:
             raise WinnowError(
                 f"cannot read rules from etcd at {self.location.host}:{self.location.port}: {error}."
             ) from None
@@ -158,7 +158,7 @@ class LiveRules:
                 backoff = 0.2
             except aetcd.RevisionCompactedError:
                 continue  # the next reload reads a fresh snapshot
-            except _UNAVAILABLE as error:
+            except UNAVAILABLE as error:
                 self.reconnects += 1
                 log.warning("rules: etcd unreachable (%s); keeping revision %s", error, self._revision())
                 with contextlib.suppress(TimeoutError):
@@ -200,38 +200,17 @@ class LiveRules:
 
     async def _watch(self, client: Any) -> None:
         watch = await client.watch_prefix(self.location.prefix.encode(), start_revision=self._revision() + 1)
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-
-        async def pump() -> None:
-            try:
-                async for event in watch:
-                    await queue.put(event)
-                await queue.put(aetcd.ConnectionFailedError("the watch stream ended"))
-            except Exception as error:
-                await queue.put(error)
-
-        reader = asyncio.create_task(pump())
-        try:
+        async with WatchQueue(watch) as events:
             while not self._stop.is_set():
                 try:
-                    item = await asyncio.wait_for(queue.get(), 1.0)
+                    await events.get(1.0)
                 except TimeoutError:
                     await client.status()  # an idle watch does not notice a dead server
                     self.last_contact = self.clock()
                     continue
-                if isinstance(item, Exception):
-                    raise item
-                while not queue.empty():  # a transaction arrives as several events: read once for all
-                    extra = queue.get_nowait()
-                    if isinstance(extra, Exception):
-                        raise extra
+                while not events.empty():  # a transaction arrives as several events: read once for all
+                    await events.get(0)
                 await self._reload(client)
-        finally:
-            reader.cancel()
-            with contextlib.suppress(BaseException):
-                await reader
-            with contextlib.suppress(Exception):
-                await watch.cancel()
 
 
 async def rule_history(location: RulesLocation) -> tuple[list[tuple[int, dict[str, bytes]]], int]:
@@ -243,30 +222,18 @@ async def rule_history(location: RulesLocation) -> tuple[list[tuple[int, dict[st
         while True:
             history: list[tuple[int, dict[str, bytes]]] = []
             state: dict[str, bytes] = {}
-            queue: asyncio.Queue[Any] = asyncio.Queue()
             watch = await client.watch_prefix(location.prefix.encode(), start_revision=start)
-
-            async def pump(stream: Any = watch, out: asyncio.Queue[Any] = queue) -> None:
-                try:
-                    async for event in stream:
-                        await out.put(event)
-                except Exception as error:
-                    await out.put(error)
-
-            reader = asyncio.create_task(pump())
-            try:
+            async with WatchQueue(watch) as events:
                 reached = False
                 while True:
                     try:
                         # the events of one revision arrive together: once at `now`, a short pause means done
-                        item = await asyncio.wait_for(queue.get(), 0.3 if reached else 5.0)
+                        item = await events.get(0.3 if reached else 5.0)
                     except TimeoutError:
                         return history, start
-                    if isinstance(item, aetcd.RevisionCompactedError):
-                        start = int(item.compacted_revision)
+                    except aetcd.RevisionCompactedError as error:
+                        start = int(error.compacted_revision)
                         break
-                    if isinstance(item, Exception):
-                        raise item
                     revision = int(item.kv.mod_revision)
                     name = bytes(item.kv.key).decode()[len(location.prefix) :]
                     if str(item.kind).endswith("PUT"):
@@ -278,12 +245,6 @@ async def rule_history(location: RulesLocation) -> tuple[list[tuple[int, dict[st
                     else:
                         history.append((revision, dict(state)))
                     reached = revision >= now
-            finally:
-                reader.cancel()
-                with contextlib.suppress(BaseException):
-                    await reader
-                with contextlib.suppress(Exception):
-                    await watch.cancel()
     finally:
         await client.close()
 

@@ -6,8 +6,12 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from connectors.local_etcd import LocalEtcd
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_SPEC = ROOT / "jobs" / "examples" / "api-abuse.yaml"
@@ -55,3 +59,15 @@ def broker() -> Iterator[str]:
 
     with LocalBroker() as running:
         yield running.bootstrap_servers
+
+
+@pytest.fixture
+def etcd(tmp_path: Path) -> Iterator[LocalEtcd]:
+    """A real etcd server on free loopback ports, with its data in the test's temporary directory."""
+    from connectors.local_etcd import LocalEtcd
+
+    server = LocalEtcd(tmp_path / "etcd-data").start()
+    try:
+        yield server
+    finally:
+        server.stop()

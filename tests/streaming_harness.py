@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from connectors.kafka_publish import PublishOptions, PublishStats, publish_log
 from connectors.kafka_settings import KafkaSettings
+from connectors.kafka_topics import committed_offsets as group_offsets
 from connectors.kafka_topics import ensure_topics
 from jobs.spec import JobSpec
 
@@ -82,17 +83,7 @@ def publish(bootstrap: str, spec: JobSpec, log: Path) -> PublishStats:
 
 def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
     """The group's committed offsets in ``topic`` (partition -> offset), read without joining the group."""
-
-    async def run() -> dict[int, int]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            found = {p: await consumer.committed(TopicPartition(topic, p)) for p in range(partitions)}
-        finally:
-            await consumer.stop()
-        return {p: offset for p, offset in found.items() if offset is not None}
-
-    return asyncio.run(run())
+    return asyncio.run(group_offsets(KafkaSettings(bootstrap_servers=bootstrap), group, topic, partitions))
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.25) -> None:

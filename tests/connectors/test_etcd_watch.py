@@ -12,7 +12,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import aetcd
@@ -26,15 +25,6 @@ ROOT = Path(__file__).resolve().parents[2]
 PARTITIONS = 3
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[LocalEtcd]:
-    server = LocalEtcd(tmp_path / "etcd-data").start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class Producer:

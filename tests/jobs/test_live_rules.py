@@ -6,7 +6,6 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import aetcd
@@ -24,15 +23,6 @@ pytestmark = pytest.mark.slow
 BURST = b"{window: last_10s, when: 'requests > 50', action: throttle}"
 EVERY_MINUTE = b"{window: per_minute, when: 'requests > 0', action: note}"
 BUSY_MINUTE = b"{window: per_minute, when: 'requests > 100', action: alert}"
-
-
-@pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[LocalEtcd]:
-    server = LocalEtcd(tmp_path / "etcd-data").start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def etcd_call(etcd: LocalEtcd, work):  # type: ignore[no-untyped-def]

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import aetcd
@@ -21,15 +20,6 @@ from connectors.local_etcd import LocalEtcd
 from tests.streaming_harness import ROOT, WorkerProcess, read_topic_sync, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[LocalEtcd]:
-    server = LocalEtcd(tmp_path / "etcd-data").start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_a_trace_travels_from_an_etcd_write_to_the_decision_it_causes(
