@@ -116,6 +116,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--profile", metavar="FILE", help="record the worker with py-spy (collapsed stacks) into FILE")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, LocalBroker() as broker:
         work = Path(tmp)
@@ -137,10 +138,20 @@ def main() -> int:
                  "--state-dir", str(work / "state"), "--session-timeout", "6"],
                 cwd=ROOT, stdout=wlog, stderr=subprocess.STDOUT,
             )  # fmt: skip
+        spy = None
         try:
             wait_for(work / "producer.log", "watching", 30)
             wait_for(work / "worker.log", "Worker ready", 60)
+            if args.profile:
+                spy = subprocess.Popen(
+                    ["py-spy", "record", "--format", "raw", "-o", args.profile, "--pid", str(worker.pid)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             latencies, total, hops = asyncio.run(measure(etcd, broker.bootstrap_servers, args.rate, args.seconds))
+            if spy is not None:
+                spy.send_signal(2)
+                spy.wait(timeout=60)
         finally:
             for process in (worker, producer):
                 process.terminate()

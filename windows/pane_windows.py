@@ -110,11 +110,19 @@ class PaneWindowOperator(WindowOperator):
         targets_keys, targets_starts, _ = unique_pairs(self.table.key_ids[changed_slots[open_]], changed_starts[open_])
         if targets_keys.shape[0] == 0:
             return None
-        live = self.table.live_slots()
-        live = live[np.isin(self.table.key_ids[live], targets_keys)]
-        pair_slots, pair_starts = self._windows_of(live)
-        wanted = _pairs_in(self.table.key_ids[pair_slots], pair_starts, targets_keys, targets_starts)
-        return self._emit_windows(pair_slots[wanted], pair_starts[wanted], final=False, now=now)
+        # The panes of each target window, found through the pane index (not by scanning all state).
+        pane_size = self.table.pane_size
+        per_window = self.size // pane_size
+        starts = np.repeat(targets_starts, per_window)
+        panes = starts + np.tile(np.arange(per_window, dtype=np.int64) * pane_size, targets_keys.shape[0])
+        get = self.table.index.get
+        slots = np.fromiter(
+            (get(pane_id, -1) for pane_id in zip(np.repeat(targets_keys, per_window).tolist(), panes.tolist())),
+            dtype=np.int64,
+            count=panes.shape[0],
+        )
+        found = slots >= 0
+        return self._emit_windows(slots[found], starts[found], final=False, now=now)
 
     def close_everything(self) -> WindowResults | None:
         live = self.table.live_slots()
@@ -126,14 +134,3 @@ class PaneWindowOperator(WindowOperator):
         self.pending = set()
         return results
 
-
-def _pairs_in(a: Int64Array, b: Int64Array, set_a: Int64Array, set_b: Int64Array) -> np.ndarray:
-    """Mask of the ``(a, b)`` pairs that appear among the ``(set_a, set_b)`` pairs."""
-    if a.shape[0] == 0:
-        return np.zeros(0, dtype=bool)
-    all_a = np.concatenate([set_a, a])
-    all_b = np.concatenate([set_b, b])
-    _, _, inverse = unique_pairs(all_a, all_b)
-    known = np.zeros(int(inverse.max()) + 1, dtype=bool)
-    known[inverse[: set_a.shape[0]]] = True
-    return known[inverse[set_a.shape[0] :]]
