@@ -40,6 +40,9 @@ from jobs.streaming import SourceRecord, StreamingJob, StreamingOptions
 
 log = logging.getLogger("winnow.worker")
 
+#: Seconds a stopping worker waits for the broker to acknowledge its last outputs.
+SHUTDOWN_FLUSH_TIMEOUT = 15
+
 
 @dataclass(frozen=True)
 class GroupOptions:
@@ -175,15 +178,30 @@ class WinnowApp(faust.App):
         if self.live_rules is not None:
             self.live_rules.stop()
         await super().on_stop()  # stops the fetcher first: no batch is in flight after this
-        if self.job is not None:
-            if self.job.failed is None:
-                positions = await self.job.commit()
-                await self._commit_group(positions)
-            await self.job.close()
-            state = "cleanly" if self.job.failed is None else "after a failure, without committing"
-            log.info("job %s stopped %s: %s", self.spec.name, state, self.job.status())
+        job = self.job
+        if job is not None:
+            if job.failed is None:
+                try:
+                    positions = await asyncio.wait_for(job.commit(), SHUTDOWN_FLUSH_TIMEOUT)
+                    await asyncio.wait_for(self._commit_group(positions), SHUTDOWN_FLUSH_TIMEOUT)
+                except (TimeoutError, Exception) as error:  # the broker is gone: outputs cannot be confirmed
+                    job.failed = error
+                    log.error(
+                        "job %s: outputs not acknowledged at shutdown (%r); state left at its last commit, "
+                        "the records after it will be read again",
+                        self.spec.name,
+                        error,
+                    )
+            await job.close()
+            state = "cleanly" if job.failed is None else "without committing its last batches"
+            log.info("job %s stopped %s: %s", self.spec.name, state, job.status())
         if self.writer is not None:
-            await self.writer.stop()
+            try:
+                await asyncio.wait_for(self.writer.stop(), SHUTDOWN_FLUSH_TIMEOUT)
+            except TimeoutError:
+                log.error(
+                    "job %s: the output producer did not stop within %d s", self.spec.name, SHUTDOWN_FLUSH_TIMEOUT
+                )
 
     # ---- rebalancing -------------------------------------------------------------------
     def _source_partitions(self, tps: Any) -> list[int]:
