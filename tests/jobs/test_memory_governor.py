@@ -1,0 +1,123 @@
+"""The memory governor's state machine with an injected clock and memory reader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobs.memory_governor import GovernorSettings, Level, MemoryGovernor, ProcessMemory, cgroup_limit
+from windows.errors import SpecError
+
+LIMIT = 1000
+
+
+class Scripted:
+    """A memory reader that returns the usages it is given, one per reading."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def usage(self) -> int:
+        return self.value
+
+    def limit(self) -> int | None:
+        return LIMIT
+
+    def describe(self) -> str:
+        return "scripted"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def governor() -> tuple[MemoryGovernor, Scripted, Clock]:
+    reader, clock = Scripted(), Clock()
+    return MemoryGovernor(GovernorSettings(), reader, LIMIT, clock), reader, clock
+
+
+def feed(gov: MemoryGovernor, reader: Scripted, clock: Clock, usages: list[int]) -> list[Level]:
+    levels = []
+    for usage in usages:
+        reader.value = usage
+        clock.now += 1.0
+        gov.update()
+        levels.append(gov.level)
+    return levels
+
+
+def test_usage_hovering_at_a_threshold_does_not_flap() -> None:
+    gov, reader, clock = governor()
+    levels = feed(gov, reader, clock, [699, 700, 699, 701, 690, 660, 700, 655, 649, 651, 690])
+    assert levels == [
+        Level.NORMAL, Level.PRESSURE, Level.PRESSURE, Level.PRESSURE, Level.PRESSURE, Level.PRESSURE,
+        Level.PRESSURE, Level.PRESSURE, Level.NORMAL, Level.NORMAL, Level.NORMAL,
+    ]  # fmt: skip
+    assert gov.transitions == 2
+
+
+def test_levels_rise_at_once_and_fall_one_at_a_time() -> None:
+    gov, reader, clock = governor()
+    assert feed(gov, reader, clock, [960]) == [Level.CRITICAL]
+    assert gov.paused
+    levels = feed(gov, reader, clock, [500, 500, 500, 500])
+    assert levels == [Level.THROTTLE, Level.PRESSURE, Level.NORMAL, Level.NORMAL]
+    assert not gov.paused
+
+
+def test_transitions_carry_their_figures_and_time_is_accounted_per_level() -> None:
+    gov, reader, clock = governor()
+    reader.value = 870
+    clock.now += 5
+    transition = gov.update()
+    assert transition is not None and (transition.previous, transition.level) == (Level.NORMAL, Level.THROTTLE)
+    assert transition.message() == "memory normal -> throttle: 0 MiB of 0 MiB (87%)"
+    clock.now += 3  # three seconds paused so far, while still throttled
+    assert gov.seconds_paused == pytest.approx(3.0)
+    reader.value = 100
+    assert gov.update() is not None  # throttle -> pressure
+    clock.now += 2
+    assert gov.update() is not None  # pressure -> normal
+    assert gov.seconds_in[Level.NORMAL] == pytest.approx(5.0)
+    assert gov.seconds_in[Level.THROTTLE] == pytest.approx(3.0)
+    assert gov.seconds_in[Level.PRESSURE] == pytest.approx(2.0)
+    assert gov.seconds_paused == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"pressure": 0.9, "throttle": 0.85}, "must rise"),
+        ({"throttle_resume": 0.9}, "throttle_resume \\(0.9\\) must be above 0 and below throttle"),
+    ],
+)
+def test_inconsistent_thresholds_are_refused(settings: dict[str, float], message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        GovernorSettings(**settings)
+
+
+def test_cgroup_limits_are_read_from_v2_then_v1(tmp_path: Path) -> None:
+    assert cgroup_limit(tmp_path) is None
+    (tmp_path / "memory").mkdir()
+    (tmp_path / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    assert cgroup_limit(tmp_path) is None  # v1's "unlimited"
+    (tmp_path / "memory" / "memory.limit_in_bytes").write_text("536870912\n")
+    assert cgroup_limit(tmp_path) == 536870912
+    (tmp_path / "memory.max").write_text("max\n")
+    assert cgroup_limit(tmp_path) is None
+    (tmp_path / "memory.max").write_text("268435456\n")
+    assert cgroup_limit(tmp_path) == 268435456
+
+
+def test_the_process_reader_sees_memory_grow() -> None:
+    reader = ProcessMemory()
+    before = reader.usage()
+    block = bytearray(64 * 2**20)
+    block[::4096] = b"x" * len(block[::4096])  # touch every page
+    assert reader.usage() >= before + 60 * 2**20
+    del block
