@@ -48,6 +48,72 @@ RULES_RELOADS = Counter(
 )
 
 
+EVENTS = Counter(
+    "winnow_events_total",
+    "Source events by outcome: consumed, applied (to at least one window), rejected, late (for every window).",
+    ["job", "outcome"],
+    registry=REGISTRY,
+)
+LATE_BY_WINDOW = Counter(
+    "winnow_late_events_total",
+    "Events late for at least one window of a definition.",
+    ["job", "window"],
+    registry=REGISTRY,
+)
+REJECTED_BY_KIND = Counter(
+    "winnow_rejected_events_total", "Events sent to the dead-letter topic, by kind.", ["job", "kind"], registry=REGISTRY
+)
+RESULTS = Counter(
+    "winnow_results_total", "Window results emitted (final or update).", ["job", "window", "kind"], registry=REGISTRY
+)
+DECISIONS = Counter("winnow_decisions_total", "Decisions produced.", ["job", "rule", "action"], registry=REGISTRY)
+BATCH_SECONDS = Histogram(
+    "winnow_batch_seconds",
+    "Time to process one fetched batch (decode, windows, rules, hand-off of outputs).",
+    ["job"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
+COMMIT_SECONDS = Histogram(
+    "winnow_commit_seconds",
+    "Time of one commit: outputs acknowledged, then state and offsets written to RocksDB.",
+    ["job"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=REGISTRY,
+)
+STATE_BYTES_WRITTEN = Counter(
+    "winnow_state_written_bytes_total", "Bytes of window state written to RocksDB.", ["job"], registry=REGISTRY
+)
+OPEN_PANES = Gauge(
+    "winnow_open_panes",
+    "Panes (slices of open window state) held, per partition.",
+    ["job", "partition"],
+    registry=REGISTRY,
+)
+CONSUMER_LAG = Gauge(
+    "winnow_consumer_lag",
+    "Records between a partition's position and its high watermark.",
+    ["job", "partition"],
+    registry=REGISTRY,
+)
+CHECKPOINT_SECONDS = Histogram(
+    "winnow_checkpoint_upload_seconds",
+    "Time to upload one partition checkpoint.",
+    ["job"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+    registry=REGISTRY,
+)
+CHECKPOINT_BYTES = Counter(
+    "winnow_checkpoint_uploaded_bytes_total", "Bytes copied to the checkpoint location.", ["job"], registry=REGISTRY
+)
+CHECKPOINT_LAST = Gauge(
+    "winnow_checkpoint_last_timestamp_seconds",
+    "When the newest complete checkpoint of a partition was written (epoch seconds).",
+    ["job", "partition"],
+    registry=REGISTRY,
+)
+
+
 class StatusCollector(Collector):
     """Exports counters and gauges read from a status object at scrape time."""
 

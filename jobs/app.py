@@ -34,6 +34,7 @@ from mode.utils.objects import cached_property
 
 from connectors.kafka_output import TopicWriter
 from connectors.kafka_settings import KafkaSettings
+from connectors.metrics import CONSUMER_LAG
 from jobs.live_rules import LiveRules
 from jobs.spec import JobSpec
 from jobs.streaming import SourceRecord, StreamingJob, StreamingOptions
@@ -312,6 +313,11 @@ class BatchFetcher(Service):
             if job.gaps:
                 gaps, job.gaps = job.gaps, {}
                 await app.seek(gaps)
+            for partition in batches:
+                highwater = consumer.highwater(app._tp(partition))
+                position = job.position(partition)
+                if highwater is not None and position is not None:
+                    CONSUMER_LAG.labels(app.spec.name, str(partition)).set(max(0, highwater - position))
             if job.commits != self._committed_at:
                 self._committed_at = job.commits
                 await app._commit_group({p: pos for p in job.owned if (pos := job.position(p)) is not None})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -60,6 +61,7 @@ class RuleSet:
         self.rules = tuple(rules)
         self.revision = revision  # the etcd revision the rules came from (None: from the spec)
         self.stale = False  # the rule source has been unreachable for too long
+        self.fired: Counter[tuple[str, str]] = Counter()  # decisions made, by (rule, action)
         self.by_window: dict[str, list[RuleSpec]] = {}
         for rule in self.rules:
             self.by_window.setdefault(rule.window, []).append(rule)
@@ -127,6 +129,7 @@ class RuleSet:
                 continue
             fired = np.asarray(keep, dtype=np.int64)
             hits = chunk.take(fired)
+            self.fired[(rule.name, rule.action)] += len(keep)
             head = (
                 '{"job":%s,"rule":%s,"action":%s,"rules_revision":%s,"stale_rules":%s,"window":%s,"partition":%d,"final":%s,'
                 % (

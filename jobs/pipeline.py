@@ -54,7 +54,9 @@ class RunStats:
     decisions: int = 0
     late_by_window: Counter[str] = field(default_factory=Counter)
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
-    decisions_by_rule: Counter[str] = field(default_factory=Counter)
+    decisions_by_rule: Counter[tuple[str, str]] = field(default_factory=Counter)  # (rule, action)
+    results_by_window: Counter[tuple[str, bool]] = field(default_factory=Counter)  # (window, final)
+    state_bytes_written: int = 0
 
 
 class JobRunner:
@@ -215,6 +217,7 @@ class JobRunner:
                 self.stats.results += len(lines)
             else:
                 self.stats.updates += len(lines)
+            self.stats.results_by_window[(chunk.window, chunk.final)] += len(lines)
             decisions = self.rules.decide(chunk, partition, registry.keys, registry.json)
             if decisions:
                 self.stats.decisions += len(decisions)
@@ -240,7 +243,8 @@ class JobRunner:
             if engine is None:
                 continue
             meta = {"position": str(self.positions.get(partition, 0)).encode()}
-            persist(self.store.partition(partition), engine, self.registry.key_bytes, meta)
+            written = persist(self.store.partition(partition), engine, self.registry.key_bytes, meta)
+            self.stats.state_bytes_written += written.bytes_written
 
     def release(self, partition: int, *, commit: bool = True) -> None:
         """Commit a partition (unless told not to), then forget it: engine, rule marks, open store."""

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from connectors import metrics
 from connectors.event_decoding import LateRecord, Rejected
 from connectors.kafka_output import Headers, TopicWriter
 from connectors.metrics import DECISION_LATENCY, RULES_REVISION, RULES_STALE
@@ -249,6 +250,7 @@ class StreamingJob:
         self._checkpoint_serial = 0
         self.checkpoints_taken = 0
         self.gaps: dict[int, int] = {}  # partition -> offset to read again from (records skipped ahead)
+        self._exported: dict[object, int] = {}  # counter values already added to the metrics
         self._gap_seen: dict[int, tuple[int, int]] = {}
 
     # ---- ownership ---------------------------------------------------------------------
@@ -321,6 +323,7 @@ class StreamingJob:
         Records of partitions this worker does not own, and records before a
         partition's position (already reflected in its state), are skipped.
         """
+        started = time.perf_counter()
         async with self.lock:
             self._apply_rules()
             processed = 0
@@ -366,6 +369,7 @@ class StreamingJob:
                 processed += len(records)
             if processed and not self.records_in:
                 log.info("first records processed at %.3f (epoch s)", time.time())
+            self._export_counts(processed, started)
             self.records_in += processed
             if processed:
                 await self.outputs.write(self.writer)
@@ -374,6 +378,49 @@ class StreamingJob:
                 await self._commit()
             await self._maybe_checkpoint()
             return processed
+
+    def _export_counts(self, consumed: int, started: float) -> None:
+        """Move what the runner counted since the last call into the Prometheus metrics."""
+        job, stats, seen = self.spec.name, self.runner.stats, self._exported
+        for outcome, value in (
+            ("consumed", stats.events),
+            ("applied", stats.applied),
+            ("rejected", stats.rejected),
+            ("late", stats.late),
+        ):
+            delta = value - seen.get(outcome, 0)
+            if delta:
+                metrics.EVENTS.labels(job, outcome).inc(delta)
+                seen[outcome] = value
+        for counter, metric in (
+            (stats.late_by_window, metrics.LATE_BY_WINDOW),
+            (stats.rejected_by_reason, metrics.REJECTED_BY_KIND),
+        ):
+            for name, value in counter.items():
+                delta = value - seen.get((id(counter), name), 0)
+                if delta:
+                    metric.labels(job, name).inc(delta)
+                    seen[(id(counter), name)] = value
+        for (window, final), value in stats.results_by_window.items():
+            delta = value - seen.get(("results", window, final), 0)
+            if delta:
+                metrics.RESULTS.labels(job, window, "final" if final else "update").inc(delta)
+                seen[("results", window, final)] = value
+        for (rule, action), value in self.runner.rules.fired.items():
+            delta = value - seen.get(("fired", id(self.runner.rules), rule, action), 0)
+            if delta:
+                metrics.DECISIONS.labels(job, rule, action).inc(delta)
+                seen[("fired", id(self.runner.rules), rule, action)] = value
+        delta = stats.state_bytes_written - seen.get("state", 0)
+        if delta:
+            metrics.STATE_BYTES_WRITTEN.labels(job).inc(delta)
+            seen["state"] = stats.state_bytes_written
+        for partition in self.owned:
+            engine = self.runner.engines.get(partition)
+            if engine is not None:
+                metrics.OPEN_PANES.labels(job, str(partition)).set(engine.open_panes)
+        if consumed:
+            metrics.BATCH_SECONDS.labels(job).observe(time.perf_counter() - started)
 
     def _apply_rules(self) -> None:
         """Swap in a new live rule set, between two batches, and carry the staleness flag."""
@@ -429,6 +476,10 @@ class StreamingJob:
     async def _commit(self) -> dict[int, int]:
         if self.failed is not None:
             raise RuntimeError(f"not committing: a batch failed part-way ({self.failed!r})")
+        with metrics.COMMIT_SECONDS.labels(self.spec.name).time():
+            return await self._commit_now()
+
+    async def _commit_now(self) -> dict[int, int]:
         await self.outputs.write(self.writer)
         await self.writer.flush()  # outputs acknowledged before the offsets that produced them
         dirty = sorted(self._dirty)
@@ -521,6 +572,9 @@ class StreamingJob:
         try:
             revision = self.runner.rules.revision
             manifest = await asyncio.to_thread(self.checkpoints.upload, partition, local, position, revision)
+            metrics.CHECKPOINT_SECONDS.labels(self.spec.name).observe(self.clock() - started)
+            metrics.CHECKPOINT_BYTES.labels(self.spec.name).inc(manifest.uploaded_bytes)
+            metrics.CHECKPOINT_LAST.labels(self.spec.name, str(partition)).set(manifest.created_at)
             log.info(
                 "checkpoint %s at offset %s: %d of %d files, %d of %d bytes uploaded in %.2f s",
                 manifest.ident,

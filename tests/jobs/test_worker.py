@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from connectors.local_broker import free_port
 from jobs.spec import JobSpec, load_job_spec
 from tests.conftest import EXAMPLE_SPEC, SAMPLE_LOG, WinnowRunner
 from tests.streaming_harness import (
@@ -61,10 +62,13 @@ def test_streaming_equals_replay_and_bad_and_late_events_reach_their_topics(
     spec_path, spec = job_spec(tmp_path)
     sent = publish(broker, spec, SAMPLE_LOG)
     group = f"{spec.name}-g"
-    worker = WorkerProcess(spec_path, broker, tmp_path / "state", tmp_path / "worker.log", group=group).start()
+    worker = WorkerProcess(spec_path, broker, tmp_path / "state", tmp_path / "worker.log", group=group)
+    metrics_port = free_port()
+    worker.args += ["--metrics-address", f"127.0.0.1:{metrics_port}"]
     try:
-        worker.wait_assigned()
+        worker.start().wait_assigned()
         wait_processed(broker, group, spec, sent.per_partition)
+        scraped = scrape(metrics_port, spec.name)
     finally:
         assert worker.stop() == 0
     out = replay_dir(winnow, spec_path, SAMPLE_LOG, tmp_path / "replay")
@@ -106,7 +110,32 @@ def test_streaming_equals_replay_and_bad_and_late_events_reach_their_topics(
         return orjson.dumps([item["event"], item["reason"], item["partition"]])
 
     assert sorted(late_view(orjson.loads(r.value)) for r in late) == sorted(map(late_view, replay_late))
+
+    # the worker's metrics tell the same story
+    assert scraped[("winnow_events_total", "consumed")] == 30_000
+    assert scraped[("winnow_events_total", "rejected")] == len(replay_rejected)
+    assert scraped[("winnow_events_total", "late")] == len(replay_late)
+    assert sum(v for (name, label), v in scraped.items() if name == "winnow_results_total" and "final" in label) == (
+        len(finals)
+    )
+    assert sum(v for (name, _), v in scraped.items() if name == "winnow_decisions_total") == len(replay_decisions)
+    assert [v for (name, _), v in scraped.items() if name == "winnow_consumer_lag"] == [0.0] * spec.source.partitions
+    assert sum(v for (name, _), v in scraped.items() if name == "winnow_open_panes") > 0
     assert all(r.key == orjson.dumps(orjson.loads(r.value)["event"]["client_id"])[1:-1] for r in late)
+
+
+def scrape(port: int, job: str) -> dict[tuple[str, str], float]:
+    """Samples of the worker's /metrics for ``job``: (metric name, its other labels) -> value."""
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    samples: dict[tuple[str, str], float] = {}
+    for name, labels, value in re.findall(r"^(winnow_\w+)\{([^}]*)\} (\S+)$", text, re.M):
+        if f'job="{job}"' in labels:
+            other = ",".join(part for part in labels.split(",") if not part.startswith("job="))
+            key = (name, other.split("=", 1)[1].strip('"') if other.count("=") == 1 else other)
+            samples[key] = float(value)
+    return samples
 
 
 def _log_lines(path: Path) -> list[bytes]:
