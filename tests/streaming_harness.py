@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -60,6 +61,18 @@ async def read_topic(bootstrap: str, topic: str, partitions: int, quiet_for: flo
 
 def read_topic_sync(bootstrap: str, topic: str, partitions: int, quiet_for: float = 0.6) -> list[Record]:
     return asyncio.run(read_topic(bootstrap, topic, partitions, quiet_for))
+
+
+def split_log(log: Path, cuts: list[int], out_dir: Path) -> list[Path]:
+    """The log's lines split at the given line counts into files ``part0.jsonl``, ``part1.jsonl``, ..."""
+    lines = log.read_bytes().splitlines(keepends=True)
+    bounds = [0, *cuts, len(lines)]
+    parts = []
+    for i, (start, end) in enumerate(itertools.pairwise(bounds)):
+        part = out_dir / f"part{i}.jsonl"
+        part.write_bytes(b"".join(lines[start:end]))
+        parts.append(part)
+    return parts
 
 
 def publish(bootstrap: str, spec: JobSpec, log: Path) -> PublishStats:

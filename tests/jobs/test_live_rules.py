@@ -16,7 +16,14 @@ from connectors.local_etcd import LocalEtcd
 from jobs.live_rules import RulesLocation, rollback, rule_history
 from jobs.spec import load_job_spec
 from tests.conftest import EXAMPLE_SPEC, WinnowRunner
-from tests.streaming_harness import WorkerProcess, committed_offsets, publish, read_topic_sync, wait_until
+from tests.streaming_harness import (
+    WorkerProcess,
+    committed_offsets,
+    publish,
+    read_topic_sync,
+    split_log,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -65,10 +72,7 @@ def test_a_worker_follows_its_live_rules(tmp_path: Path, etcd: LocalEtcd, broker
     other_tenant = f"/winnow/globex/jobs/{name}/rules/"
     first = put(etcd, {prefix + "burst": BURST, other_tenant + "every": EVERY_MINUTE})
     log = log_factory(events=16_000, keys=200, rate=100.0, seed=3)
-    lines = log.read_bytes().splitlines(keepends=True)
-    parts = [tmp_path / f"p{i}.jsonl" for i in range(4)]
-    for i, part in enumerate(parts):
-        part.write_bytes(b"".join(lines[i * 4_000 : (i + 1) * 4_000]))
+    parts = split_log(log, [4_000, 8_000, 12_000], tmp_path)
     group = f"{name}-g"
     worker = WorkerProcess(spec_path, broker, tmp_path / "state", tmp_path / "worker.log", group=group)
     worker.args += ["--rules-from", f"etcd://{etcd.endpoint}{prefix}", "--rules-stale-after", "2"]

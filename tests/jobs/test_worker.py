@@ -22,6 +22,7 @@ from tests.streaming_harness import (
     publish,
     read_topic_sync,
     replay_finals,
+    split_log,
     wait_until,
     without_emit_time,
 )
@@ -150,10 +151,7 @@ def test_a_restarted_worker_resumes_after_its_stored_offsets(
 ) -> None:  # type: ignore[no-untyped-def]
     spec_path, spec = job_spec(tmp_path)
     log = log_factory(events=20_000, keys=300, rate=200.0, late=0.01, bad=0.002, seed=5)
-    lines = log.read_bytes().splitlines(keepends=True)
-    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
-    first.write_bytes(b"".join(lines[:12_000]))
-    second.write_bytes(b"".join(lines[12_000:]))
+    first, second = split_log(log, [12_000], tmp_path)
     group = f"{spec.name}-g"
     state = tmp_path / "state"
     worker = WorkerProcess(spec_path, broker, state, tmp_path / "worker.log", group=group)
@@ -216,10 +214,7 @@ def test_two_workers_share_the_partitions_and_survive_rebalances(
 ) -> None:  # type: ignore[no-untyped-def]
     spec_path, spec = job_spec(tmp_path)
     log = log_factory(events=90_000, keys=1_000, rate=500.0, late=0.005, bad=0.001, seed=21)
-    lines = log.read_bytes().splitlines(keepends=True)
-    thirds = [tmp_path / f"part{i}.jsonl" for i in range(3)]
-    for i, part in enumerate(thirds):
-        part.write_bytes(b"".join(lines[i * 30_000 : (i + 1) * 30_000]))
+    thirds = split_log(log, [30_000, 60_000], tmp_path)
     group = f"{spec.name}-g"
     a = WorkerProcess(spec_path, broker, tmp_path / "state-a", tmp_path / "a.log", group=group)
     b = WorkerProcess(spec_path, broker, tmp_path / "state-b", tmp_path / "b.log", group=group)
@@ -330,10 +325,7 @@ def test_a_wiped_worker_restores_its_checkpoints_and_replays_only_the_tail(
 ) -> None:  # type: ignore[no-untyped-def]
     spec_path, spec = job_spec(tmp_path)
     log = log_factory(events=40_000, keys=500, rate=200.0, late=0.01, bad=0.002, seed=13)
-    lines = log.read_bytes().splitlines(keepends=True)
-    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
-    first.write_bytes(b"".join(lines[:30_000]))
-    second.write_bytes(b"".join(lines[30_000:]))
+    first, second = split_log(log, [30_000], tmp_path)
     group = f"{spec.name}-g"
     state, checkpoints = tmp_path / "state", tmp_path / "checkpoints"
     worker = WorkerProcess(spec_path, broker, state, tmp_path / "worker.log", group=group)
