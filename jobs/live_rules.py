@@ -112,6 +112,8 @@ class LiveRules:
         self.reconnects = 0
         self.last_contact = clock()
         self._stop = asyncio.Event()
+        RULES_REJECTED.labels(spec.name)  # exported (as 0) from the start
+        RULES_RELOADS.labels(spec.name)
 
     @property
     def stale(self) -> bool:

@@ -17,6 +17,7 @@ import pytest
 
 from connectors.local_broker import free_port
 from connectors.local_etcd import LocalEtcd
+from tests.deploy.test_prometheus import check_alert_metrics_are_exported
 from tests.streaming_harness import ROOT, WorkerProcess, read_topic_sync, wait_until
 
 pytestmark = pytest.mark.slow
@@ -34,22 +35,36 @@ name: {name}
 source: {{topic: {topic}, key: key, timestamp: observed_at, partitions: 2}}
 windows:
   recent: {{type: tumbling, size: 200ms, grace: 0ms, emit: update, update_interval: 1ms, aggregate: {{n: count}}}}
-rules:
-  - {{name: seen, window: recent, when: "n >= 1", action: log}}
 """
     )
+    rules_prefix = f"/winnow/acme/jobs/{name}/rules/"
+
+    async def put_rule() -> None:
+        host, port = etcd.endpoint.split(":")
+        client = aetcd.Client(host=host, port=int(port))
+        await client.put(f"{rules_prefix}seen".encode(), b"{window: recent, when: 'n >= 1', action: log}")
+        await client.close()
+
+    asyncio.run(put_rule())
+    producer_port = free_port()
     producer_log = open(tmp_path / "producer.log", "wb")
     producer = subprocess.Popen(
         [
             sys.executable, "-m", "jobs.cli", "etcd-watch", "--etcd", etcd.endpoint, "--prefix", prefix,
             "--topic", topic, "--partitions", "2", "--position-file", str(tmp_path / "position.json"),
-            "--bootstrap", broker,
+            "--bootstrap", broker, "--metrics-address", f"127.0.0.1:{producer_port}",
         ],
         cwd=ROOT, stdout=producer_log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     metrics_port = free_port()
     worker = WorkerProcess(spec_path, broker, tmp_path / "state", tmp_path / "worker.log", group=f"{name}-g")
-    worker.args += ["--metrics-address", f"127.0.0.1:{metrics_port}"]
+    worker.args += [
+        "--metrics-address",
+        f"127.0.0.1:{metrics_port}",
+        "--rules-from",
+        f"etcd://{etcd.endpoint}{rules_prefix}",
+    ]
+    worker.args += ["--checkpoint-dir", str(tmp_path / "checkpoints"), "--checkpoint-interval", "1"]
     parents = {f"{prefix}k{i:02d}": f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01" for i in range(0, 30, 3)}
     try:
         worker.start().wait_assigned()
@@ -76,6 +91,11 @@ rules:
 
         wait_until(lambda: set(keys) <= set(decided()), 60, "a decision for every written key")
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+        # the alert rules shipped in deploy/prometheus work against these real processes
+        check_alert_metrics_are_exported(
+            tmp_path / "prometheus",
+            {"winnow-worker": [f"127.0.0.1:{metrics_port}"], "winnow-etcd-watch": [f"127.0.0.1:{producer_port}"]},
+        )
     finally:
         worker.stop()
         producer.terminate()

@@ -1,0 +1,50 @@
+"""The Prometheus configuration and alert rules: promtool's checks, and every metric they use is exported."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import yaml
+
+from connectors.local_prometheus import LocalPrometheus
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMETHEUS = ROOT / "deploy" / "prometheus"
+
+
+def alert_expressions() -> dict[str, str]:
+    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
+    return {rule["alert"]: rule["expr"] for group in rules["groups"] for rule in group["rules"]}
+
+
+def test_promtool_accepts_the_config_and_the_rules() -> None:
+    config = subprocess.run(
+        ["promtool", "check", "config", str(PROMETHEUS / "prometheus.yml")], capture_output=True, text=True
+    )
+    assert config.returncode == 0, config.stdout + config.stderr
+    rules = subprocess.run(
+        ["promtool", "check", "rules", str(PROMETHEUS / "alerts.yml")], capture_output=True, text=True
+    )
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+    assert f"SUCCESS: {len(alert_expressions())} rules found" in rules.stdout
+
+
+def check_alert_metrics_are_exported(work: Path, targets: dict[str, list[str]]) -> None:
+    """Scrape ``targets`` with a real Prometheus: every metric an alert uses has a series; every alert evaluates."""
+    expressions = alert_expressions()
+    names = sorted({name for expr in expressions.values() for name in re.findall(r"\b(winnow_\w+)", expr)})
+    with LocalPrometheus(work, targets, [PROMETHEUS / "alerts.yml"]) as prometheus:
+        missing = names
+        for _ in range(120):  # up to a minute of 1 s scrapes
+            missing = [name for name in names if not prometheus.query(name)]
+            if not missing:
+                break
+            time.sleep(0.5)
+        assert missing == [], f"alert rules use metrics nobody exports: {missing}"
+        for expression in expressions.values():
+            prometheus.query(expression)  # evaluates (raises on a bad expression)
+        up = prometheus.query("up")
+        assert up and all(sample["value"][1] == "1" for sample in up), up
