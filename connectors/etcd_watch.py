@@ -55,7 +55,6 @@ from connectors.partitioner import partition_for
 log = logging.getLogger("winnow.etcd_watch")
 
 
-
 @dataclass(frozen=True)
 class WatchOptions:
     """What to watch and where to produce."""

@@ -14,12 +14,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from importlib.util import find_spec
 from pathlib import Path
 from types import TracebackType
 
 from connectors.errors import ConnectorError
+from connectors.local_process import start_service, stop_service
 
 
 def tansu_binary() -> Path:
@@ -36,6 +36,11 @@ def tansu_binary() -> Path:
     if not os.access(binary, os.X_OK):
         binary.chmod(binary.stat().st_mode | 0o111)
     return binary
+
+
+def _listening(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        return True
 
 
 def free_port() -> int:
@@ -65,50 +70,28 @@ class LocalBroker:
         if self.log_path is None:
             self._log_dir = tempfile.mkdtemp(prefix="winnow-broker-")
             self.log_path = Path(self._log_dir) / "broker.log"
-        log = open(self.log_path, "ab")
-        try:
-            self._process = subprocess.Popen(
-                [
-                    str(tansu_binary()),
-                    "broker",
-                    "--listener-url",
-                    url,
-                    "--advertised-listener-url",
-                    url,
-                    "--storage-engine",
-                    "memory://tansu/",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        finally:
-            log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise ConnectorError(
-                    f"the local broker exited with status {self._process.returncode} at start; see {self.log_path}."
-                )
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise ConnectorError(f"the local broker did not listen on port {self.port} within {timeout:.0f} s.")
+        self._process = start_service(
+            "the local broker",
+            [
+                str(tansu_binary()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            self.log_path,
+            lambda: _listening(self.port),
+            timeout,
+        )
+        return self
 
     def stop(self) -> None:
         """Stop the broker (its data is gone with it)."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_service(process, timeout=5)
         if self._log_dir is not None:
             shutil.rmtree(self._log_dir, ignore_errors=True)
             self._log_dir = None

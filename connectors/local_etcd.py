@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -12,6 +11,7 @@ from types import TracebackType
 
 from connectors.errors import ConnectorError
 from connectors.local_broker import free_port
+from connectors.local_process import start_service, stop_service
 
 
 class LocalEtcd:
@@ -35,45 +35,32 @@ class LocalEtcd:
         client = f"http://127.0.0.1:{self.client_port}"
         peer = f"http://127.0.0.1:{self.peer_port}"
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self._process = subprocess.Popen(
-                [
-                    binary,
-                    "--name=winnow-test",
-                    f"--data-dir={self.data_dir}",
-                    f"--listen-client-urls={client}",
-                    f"--advertise-client-urls={client}",
-                    f"--listen-peer-urls={peer}",
-                    f"--initial-advertise-peer-urls={peer}",
-                    f"--initial-cluster=winnow-test={peer}",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise ConnectorError(f"etcd exited with status {self._process.returncode}; see {self.log_path}.")
-            try:
-                with socket.create_connection(("127.0.0.1", self.client_port), timeout=0.2):
-                    time.sleep(0.2)  # the port opens just before the server serves
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise ConnectorError(f"etcd did not listen on port {self.client_port} within {timeout:.0f} s.")
+        self._process = start_service(
+            "etcd",
+            [
+                binary,
+                "--name=winnow-test",
+                f"--data-dir={self.data_dir}",
+                f"--listen-client-urls={client}",
+                f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=winnow-test={peer}",
+            ],
+            self.log_path,
+            self._serving,
+            timeout,
+        )
+        return self
+
+    def _serving(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.client_port), timeout=0.2):
+            time.sleep(0.2)  # the port opens just before the server serves
+            return True
 
     def stop(self, kill: bool = False) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_service(process, kill=kill)
 
     def __enter__(self) -> LocalEtcd:
         return self.start()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 from connectors.errors import ConnectorError
 from connectors.local_broker import free_port
+from connectors.local_process import start_service, stop_service
 
 
 class LocalPrometheus:
@@ -40,31 +40,23 @@ class LocalPrometheus:
         }
         config_path = self.work / "prometheus.yml"
         config_path.write_text(json.dumps(config))  # JSON is YAML
-        with open(self.work / "prometheus.log", "ab") as log:
-            self._process = subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={config_path}",
-                    f"--storage.tsdb.path={self.work / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise ConnectorError(f"prometheus exited with status {self._process.returncode}; see {self.work}.")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise ConnectorError(f"prometheus was not ready on port {self.port} within {timeout:.0f} s.")
+        self._process = start_service(
+            "prometheus",
+            [
+                binary,
+                f"--config.file={config_path}",
+                f"--storage.tsdb.path={self.work / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            self.work / "prometheus.log",
+            self._ready,
+            timeout,
+        )
+        return self
+
+    def _ready(self) -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=1) as response:
+            return bool(response.status == 200)
 
     def query(self, expression: str) -> list[dict[str, Any]]:
         """The result vector of an instant query."""
@@ -77,13 +69,7 @@ class LocalPrometheus:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_service(process)
 
     def __enter__(self) -> LocalPrometheus:
         return self.start()
