@@ -251,6 +251,12 @@ class StreamingJob:
         self.checkpoints_taken = 0
         self.gaps: dict[int, int] = {}  # partition -> offset to read again from (records skipped ahead)
         self._exported: dict[object, int] = {}  # counter values already added to the metrics
+        for outcome in ("consumed", "applied", "rejected", "late"):  # exported (as 0) from the start
+            metrics.EVENTS.labels(spec.name, outcome)
+        for window in spec.windows:
+            metrics.LATE_BY_WINDOW.labels(spec.name, window.name)
+            for kind in ("final", "update"):
+                metrics.RESULTS.labels(spec.name, window.name, kind)
         self._gap_seen: dict[int, tuple[int, int]] = {}
 
     # ---- ownership ---------------------------------------------------------------------

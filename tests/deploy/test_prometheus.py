@@ -33,9 +33,14 @@ def test_promtool_accepts_the_config_and_the_rules() -> None:
 
 
 def check_alert_metrics_are_exported(work: Path, targets: dict[str, list[str]]) -> None:
-    """Scrape ``targets`` with a real Prometheus: every metric an alert uses has a series; every alert evaluates."""
+    """Scrape ``targets`` with a real Prometheus: every metric an alert or a dashboard panel uses has a
+    series, every alert and panel expression evaluates, and every panel expression returns a series."""
+    from tests.deploy.test_grafana import dashboard_expressions
+
     expressions = alert_expressions()
-    names = sorted({name for expr in expressions.values() for name in re.findall(r"\b(winnow_\w+)", expr)})
+    panels = dashboard_expressions()
+    every = [*expressions.values(), *panels]
+    names = sorted({name for expr in every for name in re.findall(r"\b(winnow_\w+)", expr)})
     with LocalPrometheus(work, targets, [PROMETHEUS / "alerts.yml"]) as prometheus:
         missing = names
         for _ in range(120):  # up to a minute of 1 s scrapes
@@ -46,5 +51,8 @@ def check_alert_metrics_are_exported(work: Path, targets: dict[str, list[str]]) 
         assert missing == [], f"alert rules use metrics nobody exports: {missing}"
         for expression in expressions.values():
             prometheus.query(expression)  # evaluates (raises on a bad expression)
+        time.sleep(2.5)  # rate() over the panels' windows needs two scrapes of the counters
+        empty = [expression for expression in panels if not prometheus.query(expression)]
+        assert empty == [], f"dashboard panels with no data: {empty}"
         up = prometheus.query("up")
         assert up and all(sample["value"][1] == "1" for sample in up), up
