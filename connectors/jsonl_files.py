@@ -94,7 +94,9 @@ class ReplayFiles:
     ) -> None:
         self._write_timed("results" if final else "updates", partition, emitted_at, lines)
 
-    def decisions(self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[str]) -> None:
+    def decisions(
+        self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[str], origins: list[int]
+    ) -> None:
         self._write_timed("decisions", partition, emitted_at, lines)
 
     def late(self, records: list[LateRecord]) -> None:

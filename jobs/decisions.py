@@ -17,11 +17,12 @@ from windows.pane_state import NO_SEQ
 from windows.results import WindowResults
 
 
-def _trace_fields(hits: WindowResults) -> list[str]:
-    """Per result, the JSON fields naming the trace that made it fire and its links (with a SPAN placeholder)."""
+def _trace_fields(hits: WindowResults) -> tuple[list[str], list[int]]:
+    """Per result, the JSON fields naming the trace that made it fire and its links (with a SPAN
+    placeholder), and the origin time (epoch ms, 0 when unknown) of that trace's event."""
     links = hits.values.get(LINKS)
     if links is None:
-        return [""] * len(hits)
+        return [""] * len(hits), [0] * len(hits)
     k = links.shape[1]
     present = (links[:, :, 1] != NO_SEQ).tolist()
     origins = links[:, 0, 2].tolist()
@@ -44,7 +45,7 @@ def _trace_fields(hits: WindowResults) -> list[str]:
             f'"trace_id":"{newest}","traceparent":"00-{newest}-SPAN-01",'
             f'"trace_links":{links_json},"origin_at":{origins[i] or "null"},'
         )
-    return fields
+    return fields, [origin if row[0] else 0 for origin, row in zip(origins, present)]
 
 
 def decision_id(job: str, rule: str, window: str, key: str, start: int, end: int) -> str:
@@ -61,7 +62,7 @@ class RuleSet:
         self.rules = tuple(rules)
         self.revision = revision  # the etcd revision the rules came from (None: from the spec)
         self.stale = False  # the rule source has been unreachable for too long
-        self.fired: Counter[tuple[str, str]] = Counter()  # decisions made, by (rule, action)
+        self.fired: Counter[tuple[str, str]] = Counter()  # decisions made by (rule, action), cumulative
         self.by_window: dict[str, list[RuleSpec]] = {}
         for rule in self.rules:
             self.by_window.setdefault(rule.window, []).append(rule)
@@ -76,6 +77,7 @@ class RuleSet:
             if name in kept:
                 successor._fired[(partition, name)] = marks
         successor.stale = self.stale
+        successor.fired.update(self.fired)  # counts stay cumulative across rule-set changes
         return successor
 
     def forget(self, partition: int) -> None:
@@ -91,12 +93,15 @@ class RuleSet:
 
     def decide(
         self, chunk: WindowResults, partition: int, keys: list[str], key_json: list[str]
-    ) -> list[tuple[int, int, str]]:
-        """``(emitted_at, key id, line)`` of each new decision: results of ``chunk`` that satisfy a rule."""
+    ) -> list[tuple[int, int, str, int]]:
+        """``(emitted_at, key id, line, origin_at)`` of each new decision: results of ``chunk`` that satisfy a rule.
+
+        ``origin_at`` is the origin time (epoch ms) of the event that made the rule fire, 0 when unknown.
+        """
         rules = self.by_window.get(chunk.window)
         if not rules or not len(chunk):
             return []
-        lines: list[tuple[int, int, int, int, str]] = []
+        lines: list[tuple[int, int, int, int, str, int]] = []
         job_json = orjson.dumps(self.job).decode()
         window_json = orjson.dumps(chunk.window).decode()
         final = "true" if chunk.final else "false"
@@ -143,8 +148,8 @@ class RuleSet:
                     final,
                 )
             )
-            traces = _trace_fields(hits)
-            for position, k, s, e, t, v, trace in zip(
+            traces, origins = _trace_fields(hits)
+            for position, k, s, e, t, v, trace, origin in zip(
                 fired.tolist(),
                 hits.key_ids.tolist(),
                 hits.starts.tolist(),
@@ -152,6 +157,7 @@ class RuleSet:
                 hits.emitted_at.tolist(),
                 values_json(hits),
                 traces,
+                origins,
             ):
                 ident = decision_id(self.job, rule.name, chunk.window, keys[k], s, e)
                 lines.append(
@@ -164,8 +170,9 @@ class RuleSet:
                             f'{head}"id":"{ident}","key":{key_json[k]},"start":{s},"end":{e},'
                             f'"emitted_at":{t},{trace.replace("SPAN", ident[:16])}"values":{v}}}\n'
                         ),
+                        origin,
                     )
                 )
         # Result order first, then rule order: independent of how results were chunked.
         lines.sort(key=lambda item: (item[0], item[1]))
-        return [(t, k, line) for _, _, t, k, line in lines]
+        return [(t, k, line, origin) for _, _, t, k, line, origin in lines]

@@ -31,8 +31,10 @@ class OutputSink(Protocol):
     ) -> None:
         """Window results of one partition, in emission order."""
 
-    def decisions(self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[str]) -> None:
-        """Decisions of one partition, in emission order."""
+    def decisions(
+        self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[str], origins: list[int]
+    ) -> None:
+        """Decisions of one partition, in emission order, with their trace's origin time (epoch ms, 0: unknown)."""
 
     def late(self, records: list[LateRecord]) -> None:
         """Events late for every window, in source order."""
@@ -221,9 +223,8 @@ class JobRunner:
             decisions = self.rules.decide(chunk, partition, registry.keys, registry.json)
             if decisions:
                 self.stats.decisions += len(decisions)
-                self.sink.decisions(
-                    partition, [t for t, _, _ in decisions], [k for _, k, _ in decisions], [d for _, _, d in decisions]
-                )
+                emitted_at, key_ids, lines, origins = (list(column) for column in zip(*decisions))
+                self.sink.decisions(partition, emitted_at, key_ids, lines, origins)
 
     def advance(self, partition: int, stream_time: int) -> int:
         """Move an idle partition's stream time to ``stream_time``; emit what closes; return results emitted."""

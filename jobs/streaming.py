@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -61,9 +60,6 @@ class SourceRecord(Protocol):
 
     @property
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
-
-
-_ORIGIN = re.compile(r'"origin_at":(\d+),')
 
 
 def _traceparent(headers: Sequence[tuple[str, bytes]] | None) -> bytes | None:
@@ -134,17 +130,18 @@ class KafkaOutputs:
         slot.values.extend(line[:-1].encode() for line in lines)
         self.counts["results" if final else "updates"] += len(lines)
 
-    def decisions(self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[str]) -> None:
+    def decisions(
+        self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[str], origins: list[int]
+    ) -> None:
         slot = self._slot(self.topics.decisions, partition)
         slot.keys.extend(self._key_bytes(key_ids))
         slot.values.extend(line[:-1].encode() for line in lines)
         self.counts["decisions"] += len(lines)
         now_ms = time.time() * 1000.0
         latency = DECISION_LATENCY.labels(self.job)
-        for line in lines:
-            match = _ORIGIN.search(line)
-            if match is not None:
-                latency.observe(max(0.0, now_ms - int(match.group(1))) / 1000.0)
+        for origin in origins:
+            if origin:
+                latency.observe(max(0.0, now_ms - origin) / 1000.0)
 
     def late(self, records: list[LateRecord]) -> None:
         for record in records:
@@ -250,7 +247,7 @@ class StreamingJob:
         self._checkpoint_serial = 0
         self.checkpoints_taken = 0
         self.gaps: dict[int, int] = {}  # partition -> offset to read again from (records skipped ahead)
-        self._exported: dict[object, int] = {}  # counter values already added to the metrics
+        self._exported: dict[tuple[Any, tuple[str, ...]], int] = {}  # totals already added to each counter
         for outcome in ("consumed", "applied", "rejected", "late"):  # exported (as 0) from the start
             metrics.EVENTS.labels(spec.name, outcome)
         for window in spec.windows:
@@ -386,41 +383,28 @@ class StreamingJob:
             return processed
 
     def _export_counts(self, consumed: int, started: float) -> None:
-        """Move what the runner counted since the last call into the Prometheus metrics."""
-        job, stats, seen = self.spec.name, self.runner.stats, self._exported
-        for outcome, value in (
-            ("consumed", stats.events),
-            ("applied", stats.applied),
-            ("rejected", stats.rejected),
-            ("late", stats.late),
-        ):
-            delta = value - seen.get(outcome, 0)
-            if delta:
-                metrics.EVENTS.labels(job, outcome).inc(delta)
-                seen[outcome] = value
-        for counter, metric in (
-            (stats.late_by_window, metrics.LATE_BY_WINDOW),
-            (stats.rejected_by_reason, metrics.REJECTED_BY_KIND),
-        ):
-            for name, value in counter.items():
-                delta = value - seen.get((id(counter), name), 0)
-                if delta:
-                    metric.labels(job, name).inc(delta)
-                    seen[(id(counter), name)] = value
-        for (window, final), value in stats.results_by_window.items():
-            delta = value - seen.get(("results", window, final), 0)
-            if delta:
-                metrics.RESULTS.labels(job, window, "final" if final else "update").inc(delta)
-                seen[("results", window, final)] = value
-        for (rule, action), value in self.runner.rules.fired.items():
-            delta = value - seen.get(("fired", id(self.runner.rules), rule, action), 0)
-            if delta:
-                metrics.DECISIONS.labels(job, rule, action).inc(delta)
-                seen[("fired", id(self.runner.rules), rule, action)] = value
-        delta = stats.state_bytes_written - seen.get("state", 0)
-        if delta:
-            metrics.STATE_BYTES_WRITTEN.labels(job).inc(delta)
-            seen["state"] = stats.state_bytes_written
+        """Add to the Prometheus counters what the runner counted since the last call."""
+        job, stats = self.spec.name, self.runner.stats
+        totals: list[tuple[Any, tuple[str, ...], int]] = [
+            (metrics.EVENTS, (job, "consumed"), stats.events),
+            (metrics.EVENTS, (job, "applied"), stats.applied),
+            (metrics.EVENTS, (job, "rejected"), stats.rejected),
+            (metrics.EVENTS, (job, "late"), stats.late),
+            (metrics.STATE_BYTES_WRITTEN, (job,), stats.state_bytes_written),
+        ]
+        totals += [(metrics.LATE_BY_WINDOW, (job, w), n) for w, n in stats.late_by_window.items()]
+        totals += [(metrics.REJECTED_BY_KIND, (job, kind), n) for kind, n in stats.rejected_by_reason.items()]
+        totals += [
+            (metrics.RESULTS, (job, w, "final" if final else "update"), n)
+            for (w, final), n in stats.results_by_window.items()
+        ]
+        totals += [(metrics.DECISIONS, (job, rule, action), n) for (rule, action), n in self.runner.rules.fired.items()]
+        for metric, labels, total in totals:
+            key = (metric, labels)
+            delta = total - self._exported.get(key, 0)
+            if delta > 0:
+                metric.labels(*labels).inc(delta)
+                self._exported[key] = total
         for partition in self.owned:
             engine = self.runner.engines.get(partition)
             if engine is not None:
