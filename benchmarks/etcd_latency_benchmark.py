@@ -34,6 +34,7 @@ from connectors.kafka_settings import KafkaSettings  # noqa: E402
 from connectors.kafka_topics import ensure_topics  # noqa: E402
 from connectors.local_broker import LocalBroker  # noqa: E402
 from connectors.local_etcd import LocalEtcd  # noqa: E402
+from jobs.worker import worker_command  # noqa: E402
 
 TARGET_P99_MS = 100.0
 SPEC = """
@@ -134,8 +135,7 @@ def main() -> int:
                 cwd=ROOT, stdout=plog, stderr=subprocess.STDOUT,
             )  # fmt: skip
             worker = subprocess.Popen(
-                [*common, "worker", "--spec", str(spec), "--bootstrap", broker.bootstrap_servers,
-                 "--state-dir", str(work / "state"), "--session-timeout", "6"],
+                worker_command(spec, broker.bootstrap_servers, work / "state", "--session-timeout", "6"),
                 cwd=ROOT, stdout=wlog, stderr=subprocess.STDOUT,
             )  # fmt: skip
         spy = None

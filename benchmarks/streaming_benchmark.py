@@ -38,7 +38,7 @@ from connectors.kafka_topics import committed_offsets, ensure_topics  # noqa: E4
 from connectors.local_broker import LocalBroker  # noqa: E402
 from jobs.spec import load_job_spec  # noqa: E402
 from jobs.streaming import OutputTopics  # noqa: E402
-from jobs.worker import job_topics  # noqa: E402
+from jobs.worker import job_topics, worker_command  # noqa: E402
 
 TARGET_EVENTS_PER_S = 100_000
 TARGET_RATIO = 3.5
@@ -117,22 +117,9 @@ def main() -> int:
         group = f"bench-{spec.name}"
         with open(log_path, "wb") as log:
             worker = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "jobs.cli",
-                    "worker",
-                    "--spec",
-                    args.spec,
-                    "--bootstrap",
-                    bootstrap,
-                    "--state-dir",
-                    str(Path(tmp) / "state"),
-                    "--group",
-                    group,
-                    "--session-timeout",
-                    "6",
-                ],
+                worker_command(
+                    Path(args.spec), bootstrap, Path(tmp) / "state", "--group", group, "--session-timeout", "6"
+                ),
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,

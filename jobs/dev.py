@@ -29,7 +29,7 @@ from connectors.kafka_topics import committed_offsets, ensure_topics
 from connectors.local_broker import LocalBroker
 from jobs.spec import JobSpec
 from jobs.streaming import OutputTopics
-from jobs.worker import job_topics
+from jobs.worker import job_topics, worker_command
 from windows.errors import WinnowError
 
 
@@ -142,22 +142,15 @@ def run_dev(spec: JobSpec, options: DevOptions, out: TextIO = sys.stdout) -> int
         asyncio.run(ensure_topics(settings, job_topics(spec)))
         with open(worker_log, "wb") as log:
             worker = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "jobs.cli",
-                    "worker",
-                    "--spec",
-                    str(options.spec_path),
-                    "--bootstrap",
+                worker_command(
+                    options.spec_path,
                     broker.bootstrap_servers,
-                    "--state-dir",
-                    str(state_dir),
+                    state_dir,
                     "--session-timeout",
                     "6",
                     "--commit-interval",
                     "0.5",
-                ],
+                ),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

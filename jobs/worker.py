@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+from pathlib import Path
 
 import faust
 
@@ -19,6 +21,14 @@ def job_topics(spec: JobSpec) -> dict[str, int]:
     """Every topic a job reads or writes, with its partition count (outputs mirror the source)."""
     partitions = spec.source.partitions
     return {spec.source.topic: partitions, **{name: partitions for name in OutputTopics.for_job(spec.name).all()}}
+
+
+def worker_command(spec_path: Path, bootstrap: str, state_dir: Path, *options: str) -> list[str]:
+    """The command line that runs ``winnow worker`` in a child process with this interpreter."""
+    return [
+        sys.executable, "-m", "jobs.cli", "worker", "--spec", str(spec_path), "--bootstrap", bootstrap,
+        "--state-dir", str(state_dir), *options,
+    ]  # fmt: skip
 
 
 def run_worker(
