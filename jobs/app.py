@@ -112,6 +112,8 @@ class WinnowApp(faust.App):
         self.assignment_epoch = 0
         self.positioned = False  # source partitions are at the job's positions; fetched records may be used
         self._assigning = False
+        faust_dir = streaming.state_dir / "faust"
+        faust_dir.mkdir(parents=True, exist_ok=True)
         super().__init__(
             group.group_id,
             broker=[f"kafka://{server}" for server in settings.servers],
@@ -124,6 +126,7 @@ class WinnowApp(faust.App):
             consumer_max_fetch_size=group.fetch_max_bytes,
             consumer_auto_offset_reset="earliest",
             store="memory://",
+            datadir=str(faust_dir),  # Faust's own files stay with the job's state, not in the cwd
             topic_partitions=spec.source.partitions,
             topic_replication_factor=settings.replication_factor,
             topic_allow_declare=False,

@@ -17,6 +17,7 @@ import pytest
 
 from connectors.local_broker import free_port
 from connectors.local_etcd import LocalEtcd
+from connectors.partitioner import partition_for
 from tests.deploy.test_prometheus import check_alert_metrics_are_exported
 from tests.streaming_harness import ROOT, WorkerProcess, read_topic_sync, wait_until
 
@@ -47,7 +48,8 @@ windows:
 
     asyncio.run(put_rule())
     producer_port = free_port()
-    producer_log = open(tmp_path / "producer.log", "wb")
+    producer_log_path = tmp_path / "producer.log"
+    producer_log = open(producer_log_path, "wb")
     producer = subprocess.Popen(
         [
             sys.executable, "-m", "jobs.cli", "etcd-watch", "--etcd", etcd.endpoint, "--prefix", prefix,
@@ -65,6 +67,10 @@ windows:
         f"etcd://{etcd.endpoint}{rules_prefix}",
     ]
     worker.args += ["--checkpoint-dir", str(tmp_path / "checkpoints"), "--checkpoint-interval", "1"]
+    # three later changes on each partition: the key names are random, so pick ones the partitioner spreads
+    flushes = [f"{prefix}flush{i}" for i in range(1000)]
+    by_partition = [[k for k in flushes if partition_for(k.encode(), 2) == p][:3] for p in (0, 1)]
+    flush_keys = [key for pair in zip(*by_partition, strict=True) for key in pair]
     parents = {f"{prefix}k{i:02d}": f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01" for i in range(0, 30, 3)}
     try:
         worker.start().wait_assigned()
@@ -77,9 +83,9 @@ windows:
                 value = {"i": i, "traceparent": parents[key]} if key in parents else {"i": i}
                 await client.put(key.encode(), orjson.dumps(value))
                 await asyncio.sleep(0.02)
-            for i in range(6):  # later changes on both partitions let the last windows update
+            for flush in flush_keys:  # later changes on both partitions let the last windows update
                 await asyncio.sleep(0.05)
-                await client.put(f"{prefix}flush{i}".encode(), b"{}")
+                await client.put(flush.encode(), b"{}")
             await client.close()
 
         asyncio.run(write())
@@ -89,7 +95,12 @@ windows:
             records = read_topic_sync(broker, f"{name}.decisions", 2, quiet_for=0.3)
             return {str(d["key"]): d for d in (orjson.loads(r.value) for r in records)}
 
-        wait_until(lambda: set(keys) <= set(decided()), 60, "a decision for every written key")
+        try:
+            wait_until(lambda: set(keys) <= set(decided()), 60, "a decision for every written key")
+        except AssertionError as timeout:
+            missing = sorted(set(keys) - set(decided()))
+            logs = f"worker log:\n{worker.log_text()[-3000:]}\nproducer log:\n{producer_log_path.read_text()[-2000:]}"
+            raise AssertionError(f"{timeout}; no decision for {missing}\n{logs}") from None
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
         # the alert rules shipped in deploy/prometheus work against these real processes
         check_alert_metrics_are_exported(
