@@ -64,7 +64,7 @@ def replay(path: Path, spec_path: Path, profile: bool) -> tuple[float, float, di
             profiler = Profiler()
             profiler.start()
         cpu = time.process_time()
-        stats, seconds = run_replay(spec, options)
+        stats, seconds, _ = run_replay(spec, options)
         cpu = time.process_time() - cpu
         if profile:
             profiler.stop()

@@ -114,9 +114,12 @@ class ReplayFiles:
         for kind in self.MERGED:
             parts = sorted(p for k, p in self._parts if k == kind)
             times = [np.concatenate([np.frombuffer(a, dtype=np.int64) for a in self._times[(kind, p)]]) for p in parts]
-            source = np.repeat(np.arange(len(parts)), [t.shape[0] for t in times])
+            source = np.repeat(np.arange(len(parts), dtype=np.int16), [t.shape[0] for t in times])
             # a stable sort of partition-major rows by time keeps partition order among equal times
-            order = source[np.argsort(np.concatenate(times) if times else np.zeros(0), kind="stable")]
+            rank = np.argsort(np.concatenate(times) if times else np.zeros(0), kind="stable")
+            del times
+            order = source[rank]
+            del rank, source
             part_files = [open(self.parts_dir / f"{kind}-{p}.part", "rb", buffering=1 << 20) for p in parts]
             try:
                 with open(self.out_dir / f"{kind}.jsonl", "wb", buffering=1 << 20) as out:
@@ -124,9 +127,8 @@ class ReplayFiles:
                         shutil.copyfileobj(part_files[0], out)
                     else:
                         readers = [part.readline for part in part_files]
-                        sources = order.tolist()
-                        for at in range(0, len(sources), 65_536):
-                            out.write(b"".join([readers[i]() for i in sources[at : at + 65_536]]))
+                        for at in range(0, order.shape[0], 65_536):
+                            out.write(b"".join([readers[i]() for i in order[at : at + 65_536].tolist()]))
             finally:
                 for part in part_files:
                     part.close()

@@ -113,6 +113,49 @@ CHECKPOINT_LAST = Gauge(
     registry=REGISTRY,
 )
 
+MEMORY_LEVEL = Gauge(
+    "winnow_memory_level",
+    "Memory governor level: 0 normal, 1 pressure, 2 throttle (input paused), 3 critical.",
+    ["job"],
+    registry=REGISTRY,
+)
+MEMORY_USAGE = Gauge(
+    "winnow_memory_usage_bytes", "Memory in use as the governor measures it.", ["job"], registry=REGISTRY
+)
+MEMORY_LIMIT = Gauge(
+    "winnow_memory_limit_bytes", "Memory limit the governor works against.", ["job"], registry=REGISTRY
+)
+MEMORY_LEVEL_SECONDS = Counter(
+    "winnow_memory_level_seconds_total", "Time spent at each governor level.", ["job", "level"], registry=REGISTRY
+)
+MEMORY_TRANSITIONS = Counter(
+    "winnow_memory_transitions_total",
+    "Governor level changes, by the level entered.",
+    ["job", "level"],
+    registry=REGISTRY,
+)
+MEMORY_PAUSED_SECONDS = Counter(
+    "winnow_memory_paused_seconds_total",
+    "Time input was paused by the governor (throttle and critical).",
+    ["job"],
+    registry=REGISTRY,
+)
+MEMORY_DEFERRED = Gauge(
+    "winnow_memory_deferred_events",
+    "Events left in the input (consumer lag of paused partitions) while the governor pauses input.",
+    ["job"],
+    registry=REGISTRY,
+)
+STATE_EVICTED = Counter(
+    "winnow_state_evicted_panes_total",
+    "Panes dropped from memory after being written to RocksDB (read back when needed).",
+    ["job"],
+    registry=REGISTRY,
+)
+STATE_LOADED = Counter(
+    "winnow_state_loaded_panes_total", "Panes read back from RocksDB into memory.", ["job"], registry=REGISTRY
+)
+
 
 class StatusCollector(Collector):
     """Exports counters and gauges read from a status object at scrape time."""

@@ -34,8 +34,10 @@ from mode.utils.objects import cached_property
 
 from connectors.kafka_output import TopicWriter
 from connectors.kafka_settings import KafkaSettings
-from connectors.metrics import CONSUMER_LAG
+from connectors.metrics import CONSUMER_LAG, MEMORY_DEFERRED
 from jobs.live_rules import LiveRules
+from jobs.memory_governor import Level
+from jobs.memory_watch import MemoryWatch
 from jobs.spec import JobSpec
 from jobs.streaming import SourceRecord, StreamingJob, StreamingOptions
 
@@ -54,7 +56,7 @@ class GroupOptions:
     heartbeat_interval: float = 3.0
     rebalance_timeout: float = 30.0
     max_poll_records: int = 20_000
-    fetch_max_bytes: int = 32 << 20
+    fetch_max_bytes: int = 32 << 20  # per partition in one fetch (aiokafka's max_partition_fetch_bytes)
     fetch_max_wait_ms: int = 5  # how long the broker may hold a fetch with nothing new
 
 
@@ -102,8 +104,11 @@ class WinnowApp(faust.App):
         streaming: StreamingOptions,
         group: GroupOptions,
         live_rules: LiveRules | None = None,
+        memory: MemoryWatch | None = None,
     ) -> None:
         self.spec = spec
+        self.memory = memory
+        self._paused: set[TP] = set()
         self.live_rules = live_rules
         self.kafka = settings
         self.streaming = streaming
@@ -169,6 +174,8 @@ class WinnowApp(faust.App):
         self.job = StreamingJob(self.spec, self.writer, self.streaming, live_rules=self.live_rules)
         if self.live_rules is not None:
             self.add_future(self.live_rules.follow())
+        if self.memory is not None:
+            self.add_future(self._govern_memory(self.memory))
         log.info(
             "job %s: reading %s (%d partitions) as group %s, state in %s",
             self.spec.name,
@@ -206,6 +213,73 @@ class WinnowApp(faust.App):
                 log.error(
                     "job %s: the output producer did not stop within %d s", self.spec.name, SHUTDOWN_FLUSH_TIMEOUT
                 )
+
+    # ---- memory ------------------------------------------------------------------------
+    async def _govern_memory(self, watch: MemoryWatch) -> None:
+        """Read memory on the governor's interval and act on its level (see ``jobs.memory_watch``)."""
+        relieved_at = 0.0
+        while not self.should_stop:
+            await asyncio.sleep(watch.interval)
+            job = self.job
+            if job is None:
+                continue
+            transition = watch.poll()
+            level = watch.level
+            job.memory_pressure = level >= Level.PRESSURE
+            now = asyncio.get_running_loop().time()
+            rising = transition is not None and transition.level > transition.previous
+            if level >= Level.PRESSURE and (rising or now - relieved_at >= 2.0):
+                critical = rising and level == Level.CRITICAL
+                evicted, forgotten = await job.relieve_memory(checkpoint=critical)
+                watch.relieve()
+                relieved_at = now
+                if rising:
+                    log.warning(
+                        "job %s: memory %s: state committed, %d panes evicted to RocksDB, %d keys forgotten%s",
+                        self.spec.name,
+                        level.name.lower(),
+                        evicted,
+                        forgotten,
+                        ", partitions checkpointed" if critical else "",
+                    )
+            self._fetch_less(level >= Level.PRESSURE)
+            self._pause_for_memory(job, level >= Level.THROTTLE)
+
+    def _fetch_less(self, smaller: bool) -> None:
+        """Smaller fetches and batches at pressure (a tenth), the configured sizes otherwise."""
+        thread = getattr(self.consumer, "_thread", None)
+        consumer = getattr(thread, "_consumer", None)
+        fetcher = getattr(consumer, "_fetcher", None)
+        if consumer is None or fetcher is None:
+            return
+        divisor = 10 if smaller else 1
+        consumer._max_poll_records = max(500, self.group.max_poll_records // divisor)
+        fetcher._max_partition_fetch_bytes = max(256 << 10, self.group.fetch_max_bytes // divisor)
+
+    def _pause_for_memory(self, job: StreamingJob, pause: bool) -> None:
+        """Pause (or resume) fetching from the source partitions: Kafka keeps the records meanwhile."""
+        consumer: Any = self.consumer
+        if pause and job.owned:
+            owned = {self._tp(p) for p in job.owned}
+            consumer.pause_partitions(owned)  # again each time: a rebalance makes partitions active again
+            if owned != self._paused:
+                log.warning(
+                    "job %s: input paused on partitions %s", self.spec.name, sorted(tp.partition for tp in owned)
+                )
+            self._paused = owned
+            deferred = 0
+            for tp in owned:
+                highwater, position = consumer.highwater(tp), job.position(tp.partition)
+                if highwater is not None and position is not None:
+                    deferred += max(0, highwater - position)
+            MEMORY_DEFERRED.labels(self.spec.name).set(deferred)
+        elif self._paused:
+            consumer.resume_partitions(self._paused)
+            log.info(
+                "job %s: input resumed on partitions %s", self.spec.name, sorted(tp.partition for tp in self._paused)
+            )
+            self._paused = set()
+            MEMORY_DEFERRED.labels(self.spec.name).set(0)
 
     # ---- rebalancing -------------------------------------------------------------------
     def _source_partitions(self, tps: Any) -> list[int]:

@@ -67,8 +67,16 @@ def _replay(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         keep_open=args.keep_open,
         progress=sys.stderr.isatty() and not args.quiet,
+        memory_limit=args.memory_limit,
+        resident_panes=args.resident_panes,
+        export_metrics=bool(args.metrics_address),
     )
-    stats, seconds = run_replay(spec, options)
+    if args.metrics_address:
+        from connectors.metrics import serve
+
+        host, port = serve(args.metrics_address)
+        print(f"winnow replay: metrics at http://{host}:{port}/metrics", file=sys.stderr, flush=True)
+    stats, seconds, memory = run_replay(spec, options)
     rate = stats.events / seconds if seconds > 0 else 0.0
     rows = [
         ("events read", f"{stats.events:,}"),
@@ -80,6 +88,12 @@ def _replay(args: argparse.Namespace) -> int:
         ("decisions", f"{stats.decisions:,}"),
         ("seconds", f"{seconds:,.2f}"),
         ("events/s", f"{rate:,.0f}"),
+        ("memory peak MiB", f"{memory.peak / 2**20:,.0f}"),
+        ("memory limit MiB", f"{memory.limit / 2**20:,.0f}"),
+        ("memory levels", ",".join(memory.levels)),
+        ("seconds throttled", f"{memory.seconds_throttled:,.2f}"),
+        ("back to normal", f"{memory.returns_to_normal:,} times"),
+        ("panes evicted", f"{stats.panes_evicted:,}"),
     ]
     rows += [(f"  late for {name}", f"{count:,}") for name, count in sorted(stats.late_by_window.items())]
     rows += [(f"  rejected: {kind}", f"{count:,}") for kind, count in sorted(stats.rejected_by_reason.items())]
@@ -88,6 +102,29 @@ def _replay(args: argparse.Namespace) -> int:
     for label, value in rows:
         print(f"  {label:<{width}}  {value:>14}")
     return 0
+
+
+def _memory_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--memory-limit",
+        type=_size,
+        help="memory limit for the governor, e.g. 512M or 2G (default: the cgroup's limit, else the machine's memory)",
+    )
+    command.add_argument(
+        "--resident-panes",
+        type=int,
+        default=1_000_000,
+        help="window panes kept in memory; the rest stay in RocksDB and are read back when needed (default 1000000)",
+    )
+
+
+def _size(text: str) -> int:
+    from jobs.memory_governor import parse_size
+
+    try:
+        return parse_size(text)
+    except WinnowError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -104,6 +141,7 @@ def _worker(args: argparse.Namespace) -> int:
         checkpoint_dir=Path(args.checkpoint_dir) if args.checkpoint_dir else None,
         checkpoint_interval=args.checkpoint_interval,
         checkpoint_retention=args.checkpoint_retention,
+        resident_panes=args.resident_panes,
     )
     group = GroupOptions(
         group_id=args.group or f"winnow-{spec.name}",
@@ -121,7 +159,15 @@ def _worker(args: argparse.Namespace) -> int:
         from jobs.live_rules import LiveRules, RulesLocation
 
         live_rules = LiveRules(RulesLocation.parse(args.rules_from, spec.name), spec, args.rules_stale_after)
-    return run_worker(spec, settings, streaming, group, log_level=args.log_level, live_rules=live_rules)
+    return run_worker(
+        spec,
+        settings,
+        streaming,
+        group,
+        log_level=args.log_level,
+        live_rules=live_rules,
+        memory_limit=args.memory_limit,
+    )
 
 
 def _rules(args: argparse.Namespace) -> int:
@@ -244,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--batch-size", type=int, default=50_000, help="events per engine batch (default 50000)")
     replay.add_argument("--keep-open", action="store_true", help="do not close open windows at the end of the log")
     replay.add_argument("--quiet", action="store_true", help="no progress display")
+    replay.add_argument("--metrics-address", help="serve Prometheus metrics on host:port (default: not served)")
+    _memory_arguments(replay)
     replay.set_defaults(handler=_replay)
 
     worker = commands.add_parser("worker", help="run a streaming worker (a Faust worker) of a job")
@@ -271,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rules-stale-after", type=float, default=30.0, help="seconds without etcd before rules count as stale"
     )
     worker.add_argument("--metrics-address", help="serve Prometheus metrics on host:port (default: not served)")
+    _memory_arguments(worker)
     worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     worker.set_defaults(handler=_worker)
 

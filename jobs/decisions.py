@@ -85,6 +85,17 @@ class RuleSet:
         for owner in [owner for owner in self._fired if owner[0] == partition]:
             del self._fired[owner]
 
+    def key_ids_in_use(self) -> list[int]:
+        """Key ids the fired marks refer to."""
+        return [key for marked, _ in self._fired.values() for key, _, _ in marked]
+
+    def keys_renumbered(self, mapping: np.ndarray) -> None:
+        """Key ids changed: ``mapping[old id]`` is the new id of every key in use."""
+        for owner, (marked, heap) in self._fired.items():
+            renumbered = [(e, int(mapping[k]), s) for e, k, s in heap]
+            heapq.heapify(renumbered)  # equal ends may now order differently
+            self._fired[owner] = ({(int(mapping[k]), s, e) for k, s, e in marked}, renumbered)
+
     def _marks(self, partition: int, rule: str) -> tuple[set[tuple[int, int, int]], list[tuple[int, int, int]]]:
         marks = self._fired.get((partition, rule))
         if marks is None:

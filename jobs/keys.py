@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hashlib import blake2b
+
 import numpy as np
 import orjson
 
@@ -19,6 +21,8 @@ class KeyRegistry:
         self.json: list[str] = []
         self._partition = np.zeros(1024, dtype=np.int64)
         self._partitioned = 0  # keys below this id have their partition computed
+        self._rank = np.zeros(1024, dtype=np.int64)
+        self._ranked = 0  # keys below this id have their rank computed
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -63,14 +67,47 @@ class KeyRegistry:
 
     def partitions_of(self, ids: Int64Array) -> Int64Array:
         """Kafka default-partitioner partition of each key id (computed once per key, when first asked)."""
-        count = len(self.keys)
-        if self._partitioned < count:
-            if count > self._partition.shape[0]:
-                grown = np.zeros(max(count, 2 * self._partition.shape[0]), dtype=np.int64)
-                grown[: self._partitioned] = self._partition[: self._partitioned]
-                self._partition = grown
-            self._partition[self._partitioned : count] = [
-                partition_for(key.encode("utf-8"), self.partitions) for key in self.keys[self._partitioned : count]
+        if self._partitioned < len(self.keys):
+            self._partition = self._extended(self._partition, self._partitioned)
+            self._partition[self._partitioned : len(self.keys)] = [
+                partition_for(key.encode("utf-8"), self.partitions) for key in self.keys[self._partitioned :]
             ]
-            self._partitioned = count
+            self._partitioned = len(self.keys)
         return self._partition[ids]
+
+    def ranks(self, ids: Int64Array) -> Int64Array:
+        """Each key's place in the output order: a 64-bit hash of its text, the same in every run and
+        process however ids were handed out (computed once per key, when first asked)."""
+        if self._ranked < len(self.keys):
+            self._rank = self._extended(self._rank, self._ranked)
+            self._rank[self._ranked : len(self.keys)] = [
+                int.from_bytes(blake2b(key.encode("utf-8"), digest_size=8).digest(), "big", signed=True)
+                for key in self.keys[self._ranked :]
+            ]
+            self._ranked = len(self.keys)
+        return self._rank[ids]
+
+    def _extended(self, array: Int64Array, filled: int) -> Int64Array:
+        if len(self.keys) <= array.shape[0]:
+            return array
+        grown = np.zeros(max(len(self.keys), 2 * array.shape[0]), dtype=np.int64)
+        grown[:filled] = array[:filled]
+        return grown
+
+    def compact(self, in_use: Int64Array) -> Int64Array:
+        """Forget every key not in ``in_use`` and renumber the rest densely; return old id -> new id (-1: gone)."""
+        keep = np.unique(in_use)
+        mapping = np.full(len(self.keys), -1, dtype=np.int64)
+        mapping[keep] = np.arange(keep.shape[0], dtype=np.int64)
+        kept = keep.tolist()
+        self.keys = [self.keys[i] for i in kept]
+        self.json = [self.json[i] for i in kept]
+        self._ids = {key: i for i, key in enumerate(self.keys)}
+        # ids are renumbered in order, so the keys with a computed partition and rank stay a prefix
+        partitioned = int(np.searchsorted(keep, self._partitioned))
+        self._partition = self._partition[keep[:partitioned]]
+        self._partitioned = partitioned
+        ranked = int(np.searchsorted(keep, self._ranked))
+        self._rank = self._rank[keep[:ranked]]
+        self._ranked = ranked
+        return mapping

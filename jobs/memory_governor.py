@@ -108,12 +108,12 @@ class MemoryGovernor:
     usage: int = 0
     seconds_in: dict[Level, float] = field(default_factory=lambda: dict.fromkeys(Level, 0.0))
     transitions: int = 0
-    _since: float = field(default=-1.0)
+    since: float = field(default=-1.0)  # when the current level was entered
 
     def __post_init__(self) -> None:
         if self.limit <= 0:
             raise SpecError(f"memory limit must be positive, got {self.limit} bytes.")
-        self._since = self.clock()
+        self.since = self.clock()
 
     @property
     def paused(self) -> bool:
@@ -123,7 +123,7 @@ class MemoryGovernor:
     @property
     def seconds_paused(self) -> float:
         now = self.clock()
-        ongoing = now - self._since if self.paused else 0.0
+        ongoing = now - self.since if self.paused else 0.0
         return self.seconds_in[Level.THROTTLE] + self.seconds_in[Level.CRITICAL] + ongoing
 
     def _target(self, ratio: float) -> Level:
@@ -141,8 +141,8 @@ class MemoryGovernor:
         if target == self.level:
             return None
         now = self.clock()
-        self.seconds_in[self.level] += now - self._since
-        self._since = now
+        self.seconds_in[self.level] += now - self.since
+        self.since = now
         transition = Transition(self.level, target, self.usage, self.limit, now)
         self.level = target
         self.transitions += 1
@@ -150,10 +150,9 @@ class MemoryGovernor:
 
 
 class ProcessMemory:
-    """This process's resident set size, and the cgroup limit when one applies."""
+    """This process's resident set size."""
 
-    def __init__(self, cgroup_root: Path = Path("/sys/fs/cgroup")) -> None:
-        self.cgroup_root = cgroup_root
+    def __init__(self) -> None:
         self._page = os.sysconf("SC_PAGE_SIZE")
 
     def usage(self) -> int:
@@ -161,21 +160,152 @@ class ProcessMemory:
             return int(handle.read().split()[1]) * self._page
 
     def limit(self) -> int | None:
-        return cgroup_limit(self.cgroup_root)
+        return None
 
     def describe(self) -> str:
         return "process RSS"
 
 
-def cgroup_limit(root: Path = Path("/sys/fs/cgroup")) -> int | None:
-    """The memory limit of this process's cgroup (v2, else v1), or None when unlimited or unknown."""
-    for path in (root / "memory.max", root / "memory" / "memory.limit_in_bytes"):
+@dataclass(frozen=True)
+class CgroupFiles:
+    """The files of one cgroup that hold its memory limit, usage and statistics."""
+
+    limit: Path
+    usage: Path
+    stat: Path
+    inactive_file: str  # the memory.stat field of reclaimable file cache
+
+
+def _v2(directory: Path) -> CgroupFiles:
+    return CgroupFiles(
+        directory / "memory.max", directory / "memory.current", directory / "memory.stat", "inactive_file"
+    )
+
+
+def _v1(directory: Path) -> CgroupFiles:
+    return CgroupFiles(
+        directory / "memory.limit_in_bytes",
+        directory / "memory.usage_in_bytes",
+        directory / "memory.stat",
+        "total_inactive_file",
+    )
+
+
+def cgroup_candidates(
+    root: Path = Path("/sys/fs/cgroup"), proc_cgroup: Path = Path("/proc/self/cgroup")
+) -> list[CgroupFiles]:
+    """This process's memory cgroup and its ancestors (v2 and v1), innermost first."""
+    found: list[CgroupFiles] = []
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        relative = Path(path.lstrip("/"))
+        chain = [relative, *relative.parents] if str(relative) != "." else [Path(".")]
+        if hierarchy == "0" and controllers == "":
+            for base in (root, root / "unified"):
+                found += [_v2(base / part) for part in chain]
+        elif "memory" in controllers.split(","):
+            found += [_v1(root / "memory" / part) for part in chain]
+    found += [_v2(root), _v1(root / "memory")]  # a container's namespace roots at its own cgroup
+    return found
+
+
+def _read_limit(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    if not text.isdigit():
+        return None  # "max": no limit
+    value = int(text)
+    return value if value < 2**60 else None  # v1 reports "unlimited" as a huge number
+
+
+def cgroup_limit(root: Path = Path("/sys/fs/cgroup"), proc_cgroup: Path = Path("/proc/self/cgroup")) -> int | None:
+    """The tightest memory limit over this process's cgroup and its ancestors, or None when unlimited."""
+    limited = memory_cgroup(root, proc_cgroup)
+    return None if limited is None else limited[1]
+
+
+def memory_cgroup(
+    root: Path = Path("/sys/fs/cgroup"), proc_cgroup: Path = Path("/proc/self/cgroup")
+) -> tuple[CgroupFiles, int] | None:
+    """The cgroup with the tightest memory limit over this process's cgroups, and that limit."""
+    best: tuple[CgroupFiles, int] | None = None
+    for files in cgroup_candidates(root, proc_cgroup):
+        limit = _read_limit(files.limit)
+        if limit is not None and (best is None or limit < best[1]):
+            best = (files, limit)
+    return best
+
+
+class CgroupMemory:
+    """A cgroup's working set (usage less reclaimable file cache), the figure its OOM killer acts on."""
+
+    def __init__(self, files: CgroupFiles, limit: int) -> None:
+        self.files = files
+        self._limit = limit
+
+    def usage(self) -> int:
         try:
-            text = path.read_text().strip()
-        except OSError:
-            continue
-        if text == "max" or not text.isdigit():
-            return None
-        value = int(text)
-        return value if value < 2**60 else None  # v1 reports "unlimited" as a huge number
-    return None
+            usage = int(self.files.usage.read_text())
+            inactive = 0
+            for line in self.files.stat.read_text().splitlines():
+                name, _, value = line.partition(" ")
+                if name == self.files.inactive_file:
+                    inactive = int(value)
+                    break
+        except (OSError, ValueError):
+            return ProcessMemory().usage()
+        return max(0, usage - inactive)
+
+    def limit(self) -> int | None:
+        return self._limit
+
+    def describe(self) -> str:
+        return f"cgroup working set ({self.files.usage.parent})"
+
+
+def physical_memory() -> int:
+    """The machine's memory (MemTotal), the limit when nothing tighter is known."""
+    with open("/proc/meminfo") as handle:
+        for line in handle:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("no MemTotal in /proc/meminfo")
+
+
+def detect_memory(explicit_limit: int | None) -> tuple[MemoryReader, int, str]:
+    """The reader and limit to govern by, and where the limit came from.
+
+    A cgroup limit is read as the cgroup's working set; ``--memory-limit`` (if
+    tighter) is held against the process's RSS; with neither, the machine's memory.
+    """
+    cgroup = memory_cgroup()
+    if cgroup is not None and (explicit_limit is None or cgroup[1] <= explicit_limit):
+        files, limit = cgroup
+        return CgroupMemory(files, limit), limit, f"cgroup limit {files.limit}"
+    if explicit_limit is not None:
+        return ProcessMemory(), explicit_limit, "--memory-limit"
+    return ProcessMemory(), physical_memory(), "machine memory (no cgroup limit, no --memory-limit)"
+
+
+_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from a size such as ``512M``, ``2G``, ``1.5g`` or ``1048576`` (binary units)."""
+    cleaned = text.strip().lower().removesuffix("ib").removesuffix("b")
+    unit = cleaned[-1:] if cleaned[-1:] in _UNITS and not cleaned[-1:].isdigit() else ""
+    number = cleaned[: len(cleaned) - len(unit)]
+    try:
+        value = float(number) * _UNITS[unit]
+    except ValueError:
+        raise SpecError(f"memory size {text!r} is not a number with an optional K, M, G or T unit.") from None
+    if value <= 0:
+        raise SpecError(f"memory size {text!r} must be positive.")
+    return int(value)

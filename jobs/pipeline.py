@@ -59,6 +59,8 @@ class RunStats:
     decisions_by_rule: Counter[tuple[str, str]] = field(default_factory=Counter)  # (rule, action)
     results_by_window: Counter[tuple[str, bool]] = field(default_factory=Counter)  # (window, final)
     state_bytes_written: int = 0
+    panes_evicted: int = 0  # panes dropped from memory to RocksDB
+    keys_forgotten: int = 0  # keys dropped from the registry once nothing in memory used them
 
 
 class JobRunner:
@@ -92,15 +94,16 @@ class JobRunner:
         self.engines: dict[int, PartitionEngine] = {}
         self.positions: dict[int, int] = {}
         self.stats = RunStats()
+        self._loaded_by_released = 0  # panes read back by engines since released
 
     def engine(self, partition: int) -> PartitionEngine:
         """The engine of ``partition``, restored from the store on first use."""
         engine = self.engines.get(partition)
         if engine is None:
-            engine = PartitionEngine(self.spec.windows, partition)
+            engine = PartitionEngine(self.spec.windows, partition, key_order=self.registry.ranks)
             if self.store is not None:
                 store = self.store.partition(partition)
-                restore(store, engine, self.registry.ids_of)
+                restore(store, engine, self.registry.ids_of, self.registry.key_bytes)
                 position = store.meta("position")
                 if position is not None:
                     self.positions[partition] = int(position)
@@ -247,11 +250,52 @@ class JobRunner:
             written = persist(self.store.partition(partition), engine, self.registry.key_bytes, meta)
             self.stats.state_bytes_written += written.bytes_written
 
+    def shrink(self, pane_budget: int, *, flush: bool = False) -> tuple[int, int]:
+        """Keep at most ``pane_budget`` panes in memory across partitions (the rest stay in RocksDB) and
+        forget keys nothing in memory refers to; return (panes evicted, keys forgotten).
+
+        Only right after ``commit``: evicted panes must be in the store as they are in memory. With
+        ``flush``, RocksDB's memtables are written out too (each flush makes a file: not on every batch).
+        """
+        if self.store is None:
+            return 0, 0
+        if flush:
+            self.store.flush()  # RocksDB's memtables to disk files
+        engines = list(self.engines.values())
+        resident = sum(engine.open_panes for engine in engines)
+        evicted = 0
+        if resident > pane_budget:
+            for engine in engines:
+                evicted += engine.evict(pane_budget * engine.open_panes // resident)
+        in_use = np.unique(
+            np.concatenate(
+                [engine.key_ids_in_use() for engine in engines]
+                + [np.asarray(self.rules.key_ids_in_use(), dtype=np.int64)]
+            )
+        )
+        forgotten = 0
+        if len(self.registry) > 2 * in_use.shape[0] + 10_000:  # renumbering costs a pass over memory
+            forgotten = len(self.registry) - int(in_use.shape[0])
+            mapping = self.registry.compact(in_use)
+            for engine in engines:
+                engine.keys_renumbered(mapping)
+            self.rules.keys_renumbered(mapping)
+        self.stats.panes_evicted += evicted
+        self.stats.keys_forgotten += forgotten
+        return evicted, forgotten
+
+    @property
+    def panes_loaded(self) -> int:
+        """Panes read back from RocksDB into memory so far."""
+        return self._loaded_by_released + sum(engine.panes_loaded for engine in self.engines.values())
+
     def release(self, partition: int, *, commit: bool = True) -> None:
         """Commit a partition (unless told not to), then forget it: engine, rule marks, open store."""
         if commit:
             self.commit([partition])
-        self.engines.pop(partition, None)
+        engine = self.engines.pop(partition, None)
+        if engine is not None:
+            self._loaded_by_released += engine.panes_loaded
         self.positions.pop(partition, None)
         self.rules.forget(partition)
         if self.store is not None:

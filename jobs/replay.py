@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import TextIO
 
 from connectors.jsonl_files import ReplayFiles, read_event_chunks
+from jobs.memory_governor import Level
+from jobs.memory_watch import MemoryWatch
 from jobs.pipeline import JobRunner, RunStats
+from jobs.run_metrics import RunMetrics
 from jobs.spec import JobSpec
 from state.window_store import WindowStore
 
@@ -25,6 +28,22 @@ class ReplayOptions:
     commit_every: int = 500_000
     keep_open: bool = False
     progress: bool = False
+    memory_limit: int | None = None  # bytes; None: the cgroup's limit, else the machine's memory
+    resident_panes: int = 1_000_000  # window panes kept in memory; the rest stay in RocksDB
+    throttle_wait: float = 2.0  # seconds replay stops reading at throttle before going on in small batches
+    export_metrics: bool = False  # update the Prometheus metrics (when they are served)
+
+
+@dataclass
+class MemoryReport:
+    """What the memory governor saw during a replay."""
+
+    limit: int
+    source: str
+    peak: int
+    levels: list[str]
+    seconds_throttled: float
+    returns_to_normal: int
 
 
 class _Progress:
@@ -53,26 +72,59 @@ class _Progress:
             self.stream.flush()
 
 
-def run_replay(spec: JobSpec, options: ReplayOptions) -> tuple[RunStats, float]:
-    """Replay ``options.input`` through ``spec``; return the run's counters and wall seconds."""
+def run_replay(spec: JobSpec, options: ReplayOptions) -> tuple[RunStats, float, MemoryReport]:
+    """Replay ``options.input`` through ``spec``; return the run's counters, wall seconds and memory report.
+
+    The memory governor watches the run. At pressure, replay works in batches a
+    tenth of the size, commits after each and keeps no window state in memory
+    beyond the batch (the rest stays in RocksDB); at throttle it also stops
+    reading the log until memory falls (for at most ``throttle_wait`` seconds
+    at a time, since nothing but its own shrinking frees memory in a replay).
+    Results do not depend on batch sizes, so they are the same at every level.
+    """
     WindowStore.wipe(options.state_dir)
     store = WindowStore(options.state_dir, spec.state_fingerprint)
     files = ReplayFiles(options.out)
     runner = JobRunner(spec, files, position_field="line", store=store)
+    watch = MemoryWatch(spec.name, options.memory_limit)
+    exporter = RunMetrics(spec) if options.export_metrics else None
     progress = _Progress(sys.stderr, options.progress)
     started = time.perf_counter()
     since_commit = 0
+    throttled = 0.0
+    last_relief = 0.0
+    batches = _BatchSizer(watch, options.batch_size)
     try:
         for events, lines in read_event_chunks(options.input, options.batch_size):
-            runner.process(events, lines)
-            since_commit += len(events)
-            if since_commit >= options.commit_every:
-                runner.commit()
-                since_commit = 0
+            at = 0
+            while at < len(events):
+                step = batches.next_size()
+                runner.process(events[at : at + step], lines[at : at + step])
+                done = min(step, len(events) - at)
+                at += done
+                since_commit += done
+                watch.poll()
+                batches.observed(done)
+                pressed = watch.level >= Level.PRESSURE
+                if pressed or since_commit >= options.commit_every:
+                    runner.commit()
+                    now = time.monotonic()
+                    relieve = pressed and now - last_relief >= 1.0
+                    runner.shrink(0 if pressed else options.resident_panes, flush=relieve)
+                    since_commit = 0
+                    if relieve:
+                        watch.relieve()
+                        last_relief = now
+                if watch.level >= Level.THROTTLE:
+                    throttled += _wait_for_memory(watch, options.throttle_wait)
+                if exporter is not None:
+                    exporter.export(runner)
             progress.update(runner.stats.events, lines[-1])
         if not options.keep_open:
             runner.close_all()
         runner.commit()
+        if exporter is not None:
+            exporter.export(runner)
     except BaseException:
         files.abort()
         store.close()
@@ -81,4 +133,50 @@ def run_replay(spec: JobSpec, options: ReplayOptions) -> tuple[RunStats, float]:
     files.finish()
     store.close()
     progress.done()
-    return runner.stats, time.perf_counter() - started
+    watch.poll()
+    report = MemoryReport(
+        watch.governor.limit,
+        watch.source,
+        watch.peak,
+        [level.name.lower() for level in sorted(watch.levels_seen)],
+        throttled,
+        watch.returns_to_normal,
+    )
+    return runner.stats, time.perf_counter() - started, report
+
+
+class _BatchSizer:
+    """Batch sizes that fit the memory left below the pressure threshold.
+
+    A batch costs memory in proportion to its events (decoding, new panes,
+    results); the sizer learns the cost per event from the usage it sees grow
+    and sizes the next batch so it should end below pressure.
+    """
+
+    SMALLEST = 1_000
+
+    def __init__(self, watch: MemoryWatch, largest: int) -> None:
+        self.watch = watch
+        self.largest = largest
+        self.cost = 4096.0  # bytes per event, until measured
+        self._before = watch.governor.reader.usage()
+
+    def next_size(self) -> int:
+        governor = self.watch.governor
+        self._before = governor.reader.usage()
+        room = governor.settings.pressure * governor.limit - self._before
+        return max(self.SMALLEST, min(self.largest, int(room / self.cost)))
+
+    def observed(self, events: int) -> None:
+        grown = self.watch.governor.usage - self._before
+        if events and grown > 0:
+            self.cost = max(self.cost * 0.9, grown / events)
+
+
+def _wait_for_memory(watch: MemoryWatch, longest: float) -> float:
+    """Stop reading while memory stays at throttle or above, for at most ``longest`` seconds."""
+    started = time.monotonic()
+    while watch.level >= Level.THROTTLE and time.monotonic() - started < longest:
+        time.sleep(watch.interval)
+        watch.poll()
+    return time.monotonic() - started

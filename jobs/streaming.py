@@ -34,6 +34,7 @@ from jobs.decisions import RuleSet
 from jobs.keys import KeyRegistry
 from jobs.live_rules import LiveRules
 from jobs.pipeline import JobRunner
+from jobs.run_metrics import RunMetrics
 from jobs.spec import JobSpec
 from state.checkpoint_storage import LocalCheckpointStorage
 from state.checkpoints import Checkpoints
@@ -188,6 +189,7 @@ class StreamingOptions:
     checkpoint_dir: Path | None = None  # None: no checkpoints
     checkpoint_interval: float = 30.0
     checkpoint_retention: int = 3
+    resident_panes: int = 1_000_000  # window panes kept in memory across partitions; the rest stay in RocksDB
 
 
 class StreamingJob:
@@ -247,13 +249,8 @@ class StreamingJob:
         self._checkpoint_serial = 0
         self.checkpoints_taken = 0
         self.gaps: dict[int, int] = {}  # partition -> offset to read again from (records skipped ahead)
-        self._exported: dict[tuple[Any, tuple[str, ...]], int] = {}  # totals already added to each counter
-        for outcome in ("consumed", "applied", "rejected", "late"):  # exported (as 0) from the start
-            metrics.EVENTS.labels(spec.name, outcome)
-        for window in spec.windows:
-            metrics.LATE_BY_WINDOW.labels(spec.name, window.name)
-            for kind in ("final", "update"):
-                metrics.RESULTS.labels(spec.name, window.name, kind)
+        self.run_metrics = RunMetrics(spec)
+        self.memory_pressure = False  # set by the memory governor: commit every batch, keep little in memory
         self._gap_seen: dict[int, tuple[int, int]] = {}
 
     # ---- ownership ---------------------------------------------------------------------
@@ -377,40 +374,16 @@ class StreamingJob:
             if processed:
                 await self.outputs.write(self.writer)
                 await self.writer.send_open()
-            if self.clock() - self._last_commit >= self.options.commit_interval:
+            if self.memory_pressure or self.clock() - self._last_commit >= self.options.commit_interval:
                 await self._commit()
             await self._maybe_checkpoint()
             return processed
 
     def _export_counts(self, consumed: int, started: float) -> None:
         """Add to the Prometheus counters what the runner counted since the last call."""
-        job, stats = self.spec.name, self.runner.stats
-        totals: list[tuple[Any, tuple[str, ...], int]] = [
-            (metrics.EVENTS, (job, "consumed"), stats.events),
-            (metrics.EVENTS, (job, "applied"), stats.applied),
-            (metrics.EVENTS, (job, "rejected"), stats.rejected),
-            (metrics.EVENTS, (job, "late"), stats.late),
-            (metrics.STATE_BYTES_WRITTEN, (job,), stats.state_bytes_written),
-        ]
-        totals += [(metrics.LATE_BY_WINDOW, (job, w), n) for w, n in stats.late_by_window.items()]
-        totals += [(metrics.REJECTED_BY_KIND, (job, kind), n) for kind, n in stats.rejected_by_reason.items()]
-        totals += [
-            (metrics.RESULTS, (job, w, "final" if final else "update"), n)
-            for (w, final), n in stats.results_by_window.items()
-        ]
-        totals += [(metrics.DECISIONS, (job, rule, action), n) for (rule, action), n in self.runner.rules.fired.items()]
-        for metric, labels, total in totals:
-            key = (metric, labels)
-            delta = total - self._exported.get(key, 0)
-            if delta > 0:
-                metric.labels(*labels).inc(delta)
-                self._exported[key] = total
-        for partition in self.owned:
-            engine = self.runner.engines.get(partition)
-            if engine is not None:
-                metrics.OPEN_PANES.labels(job, str(partition)).set(engine.open_panes)
+        self.run_metrics.export(self.runner)
         if consumed:
-            metrics.BATCH_SECONDS.labels(job).observe(time.perf_counter() - started)
+            metrics.BATCH_SECONDS.labels(self.spec.name).observe(time.perf_counter() - started)
 
     def _apply_rules(self) -> None:
         """Swap in a new live rule set, between two batches, and carry the staleness flag."""
@@ -475,9 +448,24 @@ class StreamingJob:
         dirty = sorted(self._dirty)
         self.runner.commit(dirty)
         self._dirty.clear()
+        self.runner.shrink(0 if self.memory_pressure else self.options.resident_panes)
         self._last_commit = self.clock()
         self.commits += 1
         return {p: self.runner.positions[p] for p in sorted(self.owned) if p in self.runner.positions}
+
+    async def relieve_memory(self, *, checkpoint: bool = False) -> tuple[int, int]:
+        """Commit now and keep no more window state in memory than pending updates need (the governor
+        at pressure); with ``checkpoint``, also checkpoint every owned partition. Return (panes evicted,
+        keys forgotten)."""
+        async with self.lock:
+            if self.failed is not None or not self.owned:
+                return 0, 0
+            await self._commit()
+            evicted, forgotten = self.runner.shrink(0, flush=True)
+            if checkpoint and self.checkpoints is not None:
+                self._checkpoint_partitions(sorted(self.owned))
+            self.run_metrics.export(self.runner)
+            return evicted, forgotten
 
     async def close(self) -> None:
         """Commit everything, checkpoint, close the stores and wait for uploads (clean shutdown)."""

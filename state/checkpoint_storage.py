@@ -119,9 +119,7 @@ class LocalCheckpointStorage:
         if not base.is_dir():
             return []
         return sorted(
-            entry.relative_to(self.root).as_posix()
-            for entry in base.rglob(f"{TEMP_MARK}*")
-            if entry.is_file()
+            entry.relative_to(self.root).as_posix() for entry in base.rglob(f"{TEMP_MARK}*") if entry.is_file()
         )
 
     def delete(self, name: str) -> None:

@@ -2,8 +2,11 @@
 
 ``persist`` writes what changed since the last commit (changed panes, released
 panes, stream time, per-window progress) together with caller metadata such
-as the source offset, in one atomic batch. ``restore`` rebuilds an engine
-from the store.
+as the source offset, in one atomic batch. ``restore`` attaches the store to
+a fresh engine (``StoredPanes``) and reads back only stream time and window
+progress: panes stay in RocksDB until the engine needs them, so a restore
+takes the same time whatever the size of the state, and the engine can evict
+persisted panes from memory and read them back later.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import numpy as np
 import orjson
 
 from state.errors import StateError
-from state.key_encoding import decode_values, encode_value, pane_key, parse_pane_key, window_prefix
+from state.key_encoding import decode_values, encode_value, pane_key, parse_pane_key, window_end, window_prefix
 from state.partition_store import PartitionStore
 from windows.engine import PartitionEngine
+from windows.events import Int64Array
 
 ENGINE_META = "engine"
 
@@ -66,10 +70,61 @@ def persist(
     return CommitStats(len(puts), len(deletes), written)
 
 
+class StoredPanes:
+    """A partition store read as a ``PaneStore``: panes addressed by window, pane start and key id."""
+
+    def __init__(
+        self,
+        store: PartitionStore,
+        key_bytes: Callable[[int], bytes],
+        key_ids: Callable[[list[bytes]], list[int]],
+    ) -> None:
+        self.store = store
+        self.key_bytes = key_bytes
+        self.key_ids = key_ids
+
+    def fetch(self, window: int, key_ids: Int64Array, panes: Int64Array) -> tuple[Int64Array, list[list[object]]]:
+        key_bytes = self.key_bytes
+        raws = self.store.get_many(
+            [pane_key(window, pane, key_bytes(key)) for key, pane in zip(key_ids.tolist(), panes.tolist())]
+        )
+        found = [i for i, raw in enumerate(raws) if raw is not None]
+        return np.asarray(found, dtype=np.int64), decode_values([raws[i] for i in found])  # type: ignore[misc]
+
+    def scan(
+        self, window: int, low: int, high: int, key_ids: Int64Array | None = None
+    ) -> tuple[Int64Array, Int64Array, list[list[object]]]:
+        wanted = None if key_ids is None else {self.key_bytes(key) for key in key_ids.tolist()}
+        keys: list[bytes] = []
+        panes: list[int] = []
+        raws: list[bytes] = []
+        for raw_key, raw_value in self.store.scan_range(pane_key(window, low, b""), pane_key(window, high, b"")):
+            _, pane, key = parse_pane_key(raw_key)
+            if wanted is not None and key not in wanted:
+                continue
+            keys.append(key)
+            panes.append(pane)
+            raws.append(raw_value)
+        ids = np.asarray(self.key_ids(keys), dtype=np.int64)
+        return ids, np.asarray(panes, dtype=np.int64), decode_values(raws) if raws else []
+
+    def bounds(self, window: int) -> tuple[int, int] | None:
+        found = self.store.first_and_last(window_prefix(window), window_end(window))
+        if found is None:
+            return None
+        return parse_pane_key(found[0])[1], parse_pane_key(found[1])[1]
+
+
 def restore(
-    store: PartitionStore, engine: PartitionEngine, key_ids: Callable[[list[bytes]], list[int]]
+    store: PartitionStore,
+    engine: PartitionEngine,
+    key_ids: Callable[[list[bytes]], list[int]],
+    key_bytes: Callable[[int], bytes],
 ) -> bool:
-    """Load stored state into a fresh engine; return False when the store holds none."""
+    """Attach ``store`` to a fresh engine and load its stream time and window progress (panes are read
+    back when needed); return False when the store holds no state."""
+    stored = StoredPanes(store, key_bytes, key_ids)
+    engine.attach(stored)
     raw_meta = store.meta(ENGINE_META)
     if raw_meta is None:
         return False
@@ -81,20 +136,11 @@ def restore(
         )
     engine.stream_time = int(meta["stream_time"])
     for operator, progress in zip(engine.operators, meta["windows"]):
-        raw_keys: list[bytes] = []
-        panes: list[int] = []
-        raw_values: list[bytes] = []
-        for raw_key, raw_value in store.scan(window_prefix(operator.index)):
-            _, pane, key = parse_pane_key(raw_key)
-            raw_keys.append(key)
-            panes.append(pane)
-            raw_values.append(raw_value)
-        if raw_keys:
-            keys = np.asarray(key_ids(raw_keys), dtype=np.int64)
-            operator.table.restore(keys, np.asarray(panes, dtype=np.int64), decode_values(raw_values))
         operator.closed_upto = int(progress["closed_upto"])
-        for key_text, pane in progress["pending"]:
-            slot = operator.table.index.get((key_ids([key_text.encode()])[0], int(pane)))
-            if slot is not None:
-                operator.pending.add(slot)
+        operator.table.spilled = stored.bounds(operator.index)
+        pending = progress["pending"]
+        if pending:
+            keys = np.asarray(key_ids([key.encode() for key, _ in pending]), dtype=np.int64)
+            slots = operator.table.find(keys, np.asarray([pane for _, pane in pending], dtype=np.int64))
+            operator.pending.update(slots[slots >= 0].tolist())
     return True

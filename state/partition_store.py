@@ -4,11 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any, cast
 
-from rocksdict import Checkpoint, Options, Rdict, ReadOptions, WriteBatch
+from rocksdict import BlockBasedOptions, Cache, Checkpoint, Options, Rdict, ReadOptions, WriteBatch
 
 from state.errors import StateError
 from state.key_encoding import meta_key
+
+#: Size of one RocksDB memtable of a partition store (at most two per store are kept in memory).
+WRITE_BUFFER_BYTES = 16 << 20
+#: RocksDB block cache shared by every partition store of the process (data, index and filter blocks).
+BLOCK_CACHE_BYTES = 32 << 20
+_BLOCK_CACHE = Cache(BLOCK_CACHE_BYTES)
+
+
+def _table_options() -> BlockBasedOptions:
+    table = BlockBasedOptions()
+    table.set_block_cache(_BLOCK_CACHE)
+    table.set_cache_index_and_filter_blocks(True)  # bounded by the cache, not one more per file
+    table.set_bloom_filter(10, False)  # point reads of absent panes (evicted-state lookups) skip files
+    return table
 
 
 class PartitionStore:
@@ -23,6 +38,10 @@ class PartitionStore:
         self.path = path
         options = Options(raw_mode=True)
         options.create_if_missing(True)
+        # memtables are the store's main use of memory: keep them small (the governor flushes them at pressure)
+        options.set_write_buffer_size(WRITE_BUFFER_BYTES)
+        options.set_max_write_buffer_number(2)
+        options.set_block_based_table_factory(_table_options())
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = Rdict(str(path), options)
@@ -73,9 +92,46 @@ class PartitionStore:
             yield key, bytes(iterator.value())
             iterator.next()
 
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        """The values of ``keys`` (None where absent), in one multi-get."""
+        try:
+            values: list[Any] = self._db.get(cast(list[Any], keys)) or []
+        except Exception as error:
+            raise StateError(f"cannot read window state at {self.path}: {error}") from None
+        return [None if value is None else bytes(value) for value in values]
+
+    def scan_range(self, lower: bytes, upper: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, value) with ``lower <= key < upper``, in key order."""
+        read = ReadOptions()
+        read.set_iterate_upper_bound(upper)
+        iterator = self._db.iter(read)
+        iterator.seek(lower)
+        while iterator.valid():
+            yield bytes(iterator.key()), bytes(iterator.value())
+            iterator.next()
+
+    def first_and_last(self, lower: bytes, upper: bytes) -> tuple[bytes, bytes] | None:
+        """The first and last keys in ``[lower, upper)``, or None when there are none."""
+        iterator = self._db.iter(ReadOptions())
+        iterator.seek(lower)
+        if not iterator.valid() or bytes(iterator.key()) >= upper:
+            return None
+        first = bytes(iterator.key())
+        iterator.seek_for_prev(upper)
+        if iterator.valid() and bytes(iterator.key()) >= upper:
+            iterator.prev()
+        return first, bytes(iterator.key())
+
     def count(self, prefix: bytes) -> int:
         """Number of keys under ``prefix``."""
         return sum(1 for _ in self.scan(prefix))
+
+    def flush(self) -> None:
+        """Write the memtables to disk files (their memory is released)."""
+        try:
+            self._db.flush(True)
+        except Exception as error:
+            raise StateError(f"cannot flush window state at {self.path}: {error}") from None
 
     def checkpoint(self, path: Path) -> None:
         """Write a RocksDB checkpoint of this store to ``path`` (new): hard links to its SST files."""

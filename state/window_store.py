@@ -48,6 +48,11 @@ class WindowStore:
         if store is not None:
             store.close()
 
+    def flush(self) -> None:
+        """Write every open store's memtables to disk files, freeing their memory."""
+        for store in self._open.values():
+            store.flush()
+
     def close(self) -> None:
         """Close every open partition store."""
         for partition in list(self._open):

@@ -143,13 +143,19 @@ class WorkerProcess:
             str(session_timeout),
         ]
         self.process: subprocess.Popen[bytes] | None = None
+        self.preexec: Callable[[], None] | None = None  # run in the child before exec (e.g. enter a cgroup)
 
     def start(self) -> WorkerProcess:
         with open(self.log_path, "ab") as log:
             log.write(f"---- start {time.strftime('%H:%M:%S')}\n".encode())
             log.flush()
             self.process = subprocess.Popen(
-                self.args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+                self.args,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                preexec_fn=self.preexec,
             )
         return self
 

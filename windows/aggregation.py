@@ -78,6 +78,7 @@ class Aggregation:
 
     def __init__(self, specs: Sequence[AggregateSpec], trace_links: int = 0) -> None:
         self.specs = tuple(specs)
+        self.trace_links = trace_links
         self.columns: dict[StateKey, StateColumn] = {}
         for spec in self.specs:
             if spec.state_key not in self.columns:
@@ -88,6 +89,10 @@ class Aggregation:
         if trace_links > 0:
             self.columns[_TRACE_KEY] = TraceColumn(trace_links)
             self._readers.append((LINKS, _TRACE_KEY, lambda merged: merged))
+
+    def fresh(self) -> Aggregation:
+        """Empty columns for the same aggregates."""
+        return Aggregation(self.specs, self.trace_links)
 
     def values(self, plan: MergePlan) -> Values:
         """Merge panes into windows as ``plan`` says and read every output."""

@@ -4,18 +4,20 @@
 columnar batches of one partition in arrival order and returns what they
 emitted. Output is independent of how the input was cut into batches: results
 come out ordered by ``(emitted_at, final before update, window, start, end,
-key)``, and every emission point is a function of the events alone.
+key)``, keys ranked by ``key_order`` (a hash of the key text in jobs, so the
+order does not depend on how key ids were handed out), and every emission point is a function of the events alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from windows.definitions import SlidingWindows, WindowSpec
-from windows.events import EventBatch
+from windows.events import EventBatch, Int64Array
 from windows.operator import WindowOperator
+from windows.pane_store import PaneStore
 from windows.pane_windows import PaneWindowOperator
 from windows.results import BatchOutcome, WindowResults
 from windows.sliding_windows import SlidingWindowOperator
@@ -29,7 +31,15 @@ def build_operator(spec: WindowSpec, index: int) -> WindowOperator:
     return PaneWindowOperator(spec, index)
 
 
-def emission_order(chunks: list[WindowResults]) -> list[WindowResults]:
+KeyOrder = Callable[[Int64Array], Int64Array]
+
+
+def by_id(key_ids: Int64Array) -> Int64Array:
+    """The default key order: by key id."""
+    return key_ids
+
+
+def emission_order(chunks: list[WindowResults], key_order: KeyOrder = by_id) -> list[WindowResults]:
     """Interleave result chunks into the engine's canonical emission order."""
     if len(chunks) <= 1:
         return chunks
@@ -41,7 +51,7 @@ def emission_order(chunks: list[WindowResults]) -> list[WindowResults]:
     window = np.repeat([c.window_index for c in chunks], sizes)
     starts = np.concatenate([c.starts for c in chunks])
     ends = np.concatenate([c.ends for c in chunks])
-    keys = np.concatenate([c.key_ids for c in chunks])
+    keys = key_order(np.concatenate([c.key_ids for c in chunks]))
     order = np.lexsort((keys, ends, starts, window, kind, emitted_at))
     ordered_chunks, ordered_pos = chunk_id[order], position[order]
     run_starts = np.flatnonzero(np.diff(ordered_chunks, prepend=-1))
@@ -54,10 +64,13 @@ def emission_order(chunks: list[WindowResults]) -> list[WindowResults]:
 class PartitionEngine:
     """Window state and stream time of one source partition."""
 
-    def __init__(self, specs: Sequence[WindowSpec], partition: int = 0) -> None:
+    def __init__(self, specs: Sequence[WindowSpec], partition: int = 0, key_order: KeyOrder = by_id) -> None:
         self.specs = tuple(specs)
         self.partition = partition
+        self.key_order = key_order  # sort rank of each key id (ties in time, window and bounds go by it)
         self.operators = [build_operator(spec, i) for i, spec in enumerate(self.specs)]
+        for operator in self.operators:
+            operator.key_order = key_order
         self.stream_time = NO_TIME
 
     def process(self, batch: EventBatch) -> BatchOutcome:
@@ -77,7 +90,7 @@ class PartitionEngine:
             if late_count:
                 outcome.late_by_window[operator.spec.name] = late_count
         self.stream_time = int(st_after[-1])
-        outcome.results = emission_order(chunks)
+        outcome.results = emission_order(chunks, self.key_order)
         late = np.flatnonzero(late_everywhere)
         outcome.late = late.astype(np.int64)
         outcome.applied = n - int(late.shape[0])
@@ -98,14 +111,47 @@ class PartitionEngine:
         for operator in self.operators:
             chunks.extend(operator.advance(self.stream_time, stream_time))
         self.stream_time = stream_time
-        return BatchOutcome(results=emission_order(chunks))
+        return BatchOutcome(results=emission_order(chunks, self.key_order))
 
     def close_all(self) -> BatchOutcome:
         """Close and emit every window still open, as if stream time jumped past them all."""
         chunks = [r for op in self.operators if (r := op.close_everything()) is not None and len(r)]
-        return BatchOutcome(results=emission_order(chunks))
+        return BatchOutcome(results=emission_order(chunks, self.key_order))
+
+    def attach(self, store: PaneStore) -> None:
+        """Let panes be evicted to ``store`` (where they are persisted) and read back from it when needed."""
+        for operator in self.operators:
+            operator.attach(store)
+
+    def evict(self, budget: int) -> int:
+        """Keep about ``budget`` panes in memory, shared among windows by their size; return panes dropped.
+
+        Only right after the store has taken every change (panes changed since are refused)."""
+        total = self.open_panes
+        if total <= budget:
+            return 0
+        return sum(operator.evict(budget * len(operator.table) // total) for operator in self.operators)
+
+    def key_ids_in_use(self) -> Int64Array:
+        """Every key id this engine's in-memory state refers to."""
+        return np.unique(np.concatenate([op.key_ids_in_use() for op in self.operators] or [np.zeros(0, np.int64)]))
+
+    def keys_renumbered(self, mapping: Int64Array) -> None:
+        """Key ids changed: ``mapping[old id]`` is the new id of every key in use."""
+        for operator in self.operators:
+            operator.keys_renumbered(mapping)
+
+    @property
+    def panes_evicted(self) -> int:
+        """Panes dropped from memory so far."""
+        return sum(op.table.evicted_total for op in self.operators)
+
+    @property
+    def panes_loaded(self) -> int:
+        """Panes read back from the store so far."""
+        return sum(op.table.loaded_total for op in self.operators)
 
     @property
     def open_panes(self) -> int:
-        """Number of panes (slices of window state) held across all windows."""
+        """Number of panes (slices of window state) held in memory across all windows."""
         return sum(len(op.table) for op in self.operators)

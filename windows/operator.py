@@ -13,12 +13,14 @@ Subclasses supply the window geometry.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import numpy as np
 
 from windows.aggregation import Aggregation
 from windows.definitions import EmitMode, WindowSpec
 from windows.events import EventBatch, Int64Array
+from windows.pane_store import PaneStore
 from windows.pane_table import PaneTable
 from windows.results import WindowResults
 from windows.stream_time import NO_TIME
@@ -29,6 +31,8 @@ class WindowOperator(ABC):
 
     #: True when a pane feeds several windows, so partly-late events must cut the batch.
     shares_panes: bool = True
+    #: Sort rank of key ids (set by the engine; by id unless told otherwise).
+    key_order: Callable[[Int64Array], Int64Array] = staticmethod(lambda key_ids: key_ids)
 
     def __init__(self, spec: WindowSpec, index: int, pane_size: int) -> None:
         self.spec = spec
@@ -150,9 +154,50 @@ class WindowOperator(ABC):
         emitted_at: Int64Array,
         values: dict[str, np.ndarray],
     ) -> WindowResults:
-        order = np.lexsort((key_ids, ends, starts, emitted_at))
+        order = np.lexsort((self.key_order(key_ids), ends, starts, emitted_at))
         unsorted = WindowResults(self.spec.name, self.index, final, key_ids, starts, ends, emitted_at, values)
         return unsorted.take(order)
+
+    # ---- memory: evicting panes to the store and reading them back -------------------
+    def attach(self, store: PaneStore) -> None:
+        """Let this window's panes be evicted to ``store`` and read back from it."""
+        self.table.attach(store, self.index)
+
+    def evict(self, budget: int) -> int:
+        """Keep at most ``budget`` panes in memory, dropping the least recently touched of those the store
+        holds as they are (panes changed since the last commit, or awaiting an update emission, stay).
+        Return how many were dropped."""
+        table = self.table
+        excess = len(table) - budget
+        if excess <= 0 or table.store is None:
+            return 0
+        live = table.live_slots()
+        kept = self.pending | table.changed  # awaiting an update emission, or not yet in the store
+        if kept:
+            live = live[~np.isin(live, np.fromiter(kept, dtype=np.int64, count=len(kept)))]
+        victims = live[np.argsort(table.touched[live], kind="stable")[:excess]]
+        table.evict(victims)
+        if len(table) * 2 < table.capacity:
+            self.slots_moved(table.repack())
+        else:
+            self.slots_moved(None)
+        return int(victims.shape[0])
+
+    def slots_moved(self, mapping: Int64Array | None) -> None:
+        """Slots were evicted and, with a ``mapping`` (old slot -> new), renumbered."""
+        if mapping is not None and self.pending:
+            self.pending = {int(mapping[slot]) for slot in self.pending}
+
+    def keys_renumbered(self, mapping: Int64Array) -> None:
+        """Key ids changed (old id -> new id, for every key of a pane in memory)."""
+        table = self.table
+        live = table.live_slots()
+        table.key_ids[live] = mapping[table.key_ids[live]]
+        table.index = dict(zip(zip(table.key_ids[live].tolist(), table.panes[live].tolist()), live.tolist()))
+
+    def key_ids_in_use(self) -> Int64Array:
+        """Key ids of the panes in memory."""
+        return self.table.key_ids[self.table.live_slots()]
 
     def forget_pending(self, slots: list[int]) -> None:
         """Drop released slots from the update set."""

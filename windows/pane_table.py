@@ -6,6 +6,12 @@ window's result is the merge of its panes. The table maps ``(key_id, pane
 start)`` to a slot, keeps the state columns, and remembers which slots changed
 and which were released since the store last took them, so the state store
 can write exactly that.
+
+With a ``PaneStore`` attached, the table holds only part of the state: panes
+already written to the store can be evicted from memory, and the table reads
+them back (``slots_for``, ``find``, ``load_range``) whenever they are needed
+again. ``spilled`` bounds the pane starts that may be stored but not in
+memory, so a table that never evicted (the common case) never asks the store.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import numpy as np
 from windows.aggregation import Aggregation
 from windows.events import EventBatch, Int64Array
 from windows.pane_state import AddContext
+from windows.pane_store import PaneStore
 
 PaneId = tuple[int, int]  # (key id, pane start)
 
@@ -59,6 +66,17 @@ class PaneTable:
         self.changed: set[int] = set()  # slots changed since the store last took them
         self.released: list[PaneId] = []  # panes removed since the store last took them
         self.last_created = np.zeros(0, dtype=np.int64)  # slots the latest slots_for call created
+        self.touched = np.zeros(0, dtype=np.int64)  # per slot: the add call that last touched it
+        self._adds = 0
+        self.store: PaneStore | None = None
+        self.window = 0  # this table's window index in the store
+        self.spilled: tuple[int, int] | None = None  # [low, high] pane starts maybe stored and not in memory
+        self.evicted_total = 0
+        self.loaded_total = 0
+
+    def attach(self, store: PaneStore, window: int) -> None:
+        """Read evicted panes back from ``store``, where this table's panes are window ``window``."""
+        self.store, self.window = store, window
 
     def __len__(self) -> int:
         return len(self.index)
@@ -67,7 +85,7 @@ class PaneTable:
         if needed <= self.capacity:
             return
         capacity = max(needed, self.capacity * 2, 1024)
-        for name, fill in (("key_ids", 0), ("panes", 0), ("alive", False)):
+        for name, fill in (("key_ids", 0), ("panes", 0), ("alive", False), ("touched", 0)):
             old = getattr(self, name)
             new = np.full(capacity, fill, dtype=old.dtype)
             new[: old.shape[0]] = old
@@ -76,32 +94,155 @@ class PaneTable:
             column.grow(capacity)
         self.capacity = capacity
 
-    def slots_for(self, key_ids: Int64Array, panes: Int64Array) -> Int64Array:
-        """Slots of the given distinct panes, creating (and resetting) missing ones."""
+    def slots_for(self, key_ids: Int64Array, panes: Int64Array, *, load: bool = True) -> Int64Array:
+        """Slots of the given distinct panes, creating missing ones: read back from the store when
+        evicted there (``load``), otherwise empty."""
         index = self.index
         pairs = list(zip(key_ids.tolist(), panes.tolist()))
         slots = np.fromiter(map(index.get, pairs, repeat(-1, len(pairs))), dtype=np.int64, count=len(pairs))
         missing = np.flatnonzero(slots < 0)
         self.last_created = missing[:0]
         if missing.shape[0]:
-            take_free = min(missing.shape[0], len(self._free))
-            fresh = self._free[len(self._free) - take_free :]
-            del self._free[len(self._free) - take_free :]
-            extra = missing.shape[0] - take_free
-            if extra:
-                self._grow(self._high_water + extra)
-                fresh.extend(range(self._high_water, self._high_water + extra))
-                self._high_water += extra
-            new = np.asarray(fresh, dtype=np.int64)
-            index.update(zip([pairs[i] for i in missing.tolist()], fresh))
+            found, states = self._fetch(key_ids[missing], panes[missing]) if load else (missing[:0], [])
+            new = self._create(key_ids[missing], panes[missing], [pairs[i] for i in missing.tolist()])
+            if found.shape[0]:
+                self._set_states(new[found], states)
             slots[missing] = new
-            self.last_created = new
-            self.key_ids[new] = key_ids[missing]
-            self.panes[new] = panes[missing]
-            self.alive[new] = True
-            for column in self.aggregation.columns.values():
-                column.reset(new)
         return slots
+
+    def _create(self, key_ids: Int64Array, panes: Int64Array, pairs: list[PaneId]) -> Int64Array:
+        """New empty slots for panes not in the table."""
+        take_free = min(len(pairs), len(self._free))
+        fresh = self._free[len(self._free) - take_free :]
+        del self._free[len(self._free) - take_free :]
+        extra = len(pairs) - take_free
+        if extra:
+            self._grow(self._high_water + extra)
+            fresh.extend(range(self._high_water, self._high_water + extra))
+            self._high_water += extra
+        new = np.asarray(fresh, dtype=np.int64)
+        self.index.update(zip(pairs, fresh))
+        self.last_created = new
+        self.key_ids[new] = key_ids
+        self.panes[new] = panes
+        self.alive[new] = True
+        self.touched[new] = self._adds
+        for column in self.aggregation.columns.values():
+            column.reset(new)
+        return new
+
+    def _set_states(self, slots: Int64Array, states: list[list[object]]) -> None:
+        for position, column in enumerate(self.aggregation.columns.values()):
+            column.restore(slots, [state[position] for state in states])
+
+    def _maybe_spilled(self, panes: Int64Array) -> np.ndarray:
+        if self.spilled is None or self.store is None:
+            return np.zeros(panes.shape[0], dtype=bool)
+        low, high = self.spilled
+        return (panes >= low) & (panes <= high)  # type: ignore[no-any-return]
+
+    def _fetch(self, key_ids: Int64Array, panes: Int64Array) -> tuple[Int64Array, list[list[object]]]:
+        """Which of these panes (not in memory) the store holds, and their states."""
+        asked = np.flatnonzero(self._maybe_spilled(panes))
+        if asked.shape[0] == 0 or self.store is None:
+            return asked, []
+        found, states = self.store.fetch(self.window, key_ids[asked], panes[asked])
+        self.loaded_total += int(found.shape[0])
+        return asked[found], states
+
+    def find(self, key_ids: Int64Array, panes: Int64Array) -> Int64Array:
+        """Slots of the given panes (repeats allowed), read back from the store if evicted; -1 where no
+        such pane exists."""
+        get = self.index.get
+        slots = np.fromiter(
+            (get(pair, -1) for pair in zip(key_ids.tolist(), panes.tolist())), dtype=np.int64, count=panes.shape[0]
+        )
+        missing = np.flatnonzero(slots < 0)
+        if missing.shape[0] and self.spilled is not None:
+            keys_u, panes_u, inverse = unique_pairs(key_ids[missing], panes[missing])
+            found, states = self._fetch(keys_u, panes_u)
+            if found.shape[0]:
+                new = self._create(
+                    keys_u[found], panes_u[found], list(zip(keys_u[found].tolist(), panes_u[found].tolist()))
+                )
+                self._set_states(new, states)
+                slot_of_unique = np.full(keys_u.shape[0], -1, dtype=np.int64)
+                slot_of_unique[found] = new
+                slots[missing] = slot_of_unique[inverse]
+        return slots
+
+    def load_range(self, low: int, high: int, key_ids: Int64Array | None = None) -> Int64Array:
+        """Read back every evicted pane starting in ``[low, high)`` (of ``key_ids`` only, when given);
+        return the slots created."""
+        if self.spilled is None or self.store is None:
+            return self.last_created[:0]
+        spilled_low, spilled_high = self.spilled
+        low, high = max(low, spilled_low), min(high, spilled_high + 1)
+        if low >= high:
+            return self.last_created[:0]
+        keys, panes, states = self.store.scan(self.window, low, high, key_ids)
+        if key_ids is None:  # everything spilled in [low, high) is now in memory
+            if low <= spilled_low:
+                spilled_low = high
+            if high > spilled_high:
+                spilled_high = low - 1
+            self.spilled = (spilled_low, spilled_high) if spilled_low <= spilled_high else None
+        if keys.shape[0] == 0:
+            return keys
+        pairs = list(zip(keys.tolist(), panes.tolist()))
+        index = self.index
+        absent = [i for i, pair in enumerate(pairs) if pair not in index]  # memory is never older than the store
+        at = np.asarray(absent, dtype=np.int64)
+        new = self._create(keys[at], panes[at], [pairs[i] for i in absent])
+        self._set_states(new, [states[i] for i in absent])
+        self.loaded_total += len(absent)
+        return new
+
+    def evict(self, slots: Int64Array) -> None:
+        """Drop panes from memory that the store holds as they are (no change since it last took them)."""
+        if slots.shape[0] == 0:
+            return
+        slot_list = slots.tolist()
+        if self.changed.intersection(slot_list):
+            raise ValueError("cannot evict panes with changes the state store has not taken")
+        panes = self.panes[slots]
+        index = self.index
+        for pane in zip(self.key_ids[slots].tolist(), panes.tolist()):
+            del index[pane]
+        self.alive[slots] = False
+        self._free.extend(slot_list)
+        low, high = int(panes.min()), int(panes.max())
+        if self.spilled is not None:
+            low, high = min(low, self.spilled[0]), max(high, self.spilled[1])
+        self.spilled = (low, high)
+        self.evicted_total += len(slot_list)
+
+    def repack(self) -> Int64Array:
+        """Move live slots to the front of fresh, right-sized arrays; return old slot -> new slot (-1: gone)."""
+        live = self.live_slots()
+        mapping = np.full(self.capacity, -1, dtype=np.int64)
+        mapping[live] = np.arange(live.shape[0], dtype=np.int64)
+        capacity = max(1024, int(live.shape[0] * 1.25))
+        for name in ("key_ids", "panes", "alive", "touched"):
+            old = getattr(self, name)
+            new = np.zeros(capacity, dtype=old.dtype)
+            new[: live.shape[0]] = old[live]
+            setattr(self, name, new)
+        states = self.snapshot(live.tolist())
+        self.aggregation = self.aggregation.fresh()
+        for column in self.aggregation.columns.values():
+            column.grow(capacity)
+        self.capacity = capacity
+        self._high_water = int(live.shape[0])
+        self._free = []
+        if states:
+            self._set_states(np.arange(live.shape[0], dtype=np.int64), states)
+        self.index = dict(
+            zip(zip(self.key_ids[: live.shape[0]].tolist(), self.panes[: live.shape[0]].tolist()), range(live.shape[0]))
+        )
+        self.changed = {int(mapping[slot]) for slot in self.changed}
+        self.last_created = self.last_created[:0]
+        return mapping
 
     def add(self, batch: EventBatch, pane_starts: Int64Array) -> Int64Array:
         """Fold ``batch`` into the panes starting at ``pane_starts``; return the slots touched."""
@@ -116,6 +257,8 @@ class PaneTable:
         )
         for column in self.aggregation.columns.values():
             column.add(ctx)
+        self._adds += 1
+        self.touched[unique_slots] = self._adds
         self.changed.update(unique_slots.tolist())
         return unique_slots
 
@@ -140,9 +283,8 @@ class PaneTable:
 
     def restore(self, key_ids: Int64Array, panes: Int64Array, states: list[list[object]]) -> None:
         """Load panes from the state store; ``states[i]`` lists one state per column, in order."""
-        slots = self.slots_for(key_ids, panes)
-        for position, column in enumerate(self.aggregation.columns.values()):
-            column.restore(slots, [state[position] for state in states])
+        slots = self.slots_for(key_ids, panes, load=False)
+        self._set_states(slots, states)
         self.changed.difference_update(slots.tolist())
 
     def take_changes(self) -> tuple[list[int], list[PaneId]]:

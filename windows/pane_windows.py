@@ -10,7 +10,7 @@ from windows.operator import WindowOperator
 from windows.pane_state import MergePlan
 from windows.pane_table import unique_pairs
 from windows.results import WindowResults
-from windows.stream_time import NO_TIME
+from windows.stream_time import END_OF_TIME, NO_TIME
 
 
 class PaneWindowOperator(WindowOperator):
@@ -89,6 +89,7 @@ class PaneWindowOperator(WindowOperator):
             if next_start + self.size + self.grace > upto:
                 self.closed_upto = upto
                 return None
+        self.table.load_range(NO_TIME, upto - self.grace)  # evicted panes of the windows closing now
         live = self.table.live_slots()
         pair_slots, pair_starts = self._windows_of(live)
         closes = pair_starts + self.size + self.grace
@@ -115,16 +116,12 @@ class PaneWindowOperator(WindowOperator):
         per_window = self.size // pane_size
         starts = np.repeat(targets_starts, per_window)
         panes = starts + np.tile(np.arange(per_window, dtype=np.int64) * pane_size, targets_keys.shape[0])
-        get = self.table.index.get
-        slots = np.fromiter(
-            (get(pane_id, -1) for pane_id in zip(np.repeat(targets_keys, per_window).tolist(), panes.tolist())),
-            dtype=np.int64,
-            count=panes.shape[0],
-        )
+        slots = self.table.find(np.repeat(targets_keys, per_window), panes)
         found = slots >= 0
         return self._emit_windows(slots[found], starts[found], final=False, now=now)
 
     def close_everything(self) -> WindowResults | None:
+        self.table.load_range(NO_TIME, END_OF_TIME)
         live = self.table.live_slots()
         pair_slots, pair_starts = self._windows_of(live)
         closes = pair_starts + self.size + self.grace
@@ -133,4 +130,3 @@ class PaneWindowOperator(WindowOperator):
         self.table.release(live.tolist())
         self.pending = set()
         return results
-

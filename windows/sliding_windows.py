@@ -20,7 +20,7 @@ from windows.events import EventBatch, Int64Array
 from windows.operator import WindowOperator
 from windows.pane_state import MergePlan
 from windows.results import WindowResults
-from windows.stream_time import NO_TIME
+from windows.stream_time import END_OF_TIME, NO_TIME
 
 
 class _PointIndex:
@@ -86,6 +86,10 @@ class _PointIndex:
         self.times = np.insert(self.times, at, times)
         self.positions = np.insert(self.positions, at, positions)
 
+    def clear(self) -> None:
+        """Forget every point (the operator rebuilds the index from its table when next used)."""
+        self.slots = self.keys = self.times = self.positions = np.zeros(0, dtype=np.int64)
+
     def keep(self, mask: np.ndarray) -> None:
         self.slots, self.keys = self.slots[mask], self.keys[mask]
         self.times, self.positions = self.times[mask], self.positions[mask]
@@ -144,13 +148,26 @@ class SlidingWindowOperator(WindowOperator):
         if len(self.point_index) + slots.shape[0] == len(self.table):
             self.point_index.insert(slots, self.table.key_ids[slots], self.table.panes[slots])
         else:
-            self.point_index.slots = np.zeros(0, dtype=np.int64)  # out of step (e.g. after a restore): rebuild
+            self.point_index.clear()  # out of step (e.g. after a restore): rebuild
 
     def _points(self) -> _PointIndex:
         if len(self.point_index) != len(self.table):
             live = self.table.live_slots()
             self.point_index.rebuild(live, self.table.key_ids[live], self.table.panes[live])
         return self.point_index
+
+    def slots_moved(self, mapping: Int64Array | None) -> None:
+        super().slots_moved(mapping)
+        self.point_index.clear()  # rebuilt from the table when next used
+
+    def keys_renumbered(self, mapping: Int64Array) -> None:
+        super().keys_renumbered(mapping)
+        self.point_index.clear()
+        self.expired_left = {(int(mapping[key]), time) for key, time in self.expired_left}
+
+    def key_ids_in_use(self) -> Int64Array:
+        expired = np.fromiter((key for key, _ in self.expired_left), dtype=np.int64, count=len(self.expired_left))
+        return np.concatenate([super().key_ids_in_use(), expired])
 
     def cut_needed(self, batch: EventBatch, partly_late: np.ndarray) -> np.ndarray:
         """A partly-late event needs a cut only if a window containing it could close first.
@@ -164,7 +181,10 @@ class SlidingWindowOperator(WindowOperator):
         keys, t = batch.key_ids[index], batch.ts[index]
         low, high = t - self.size - 1, t + self.size
         points = self._points()
-        if len(points) == 0:
+        spilled = self.table.spilled
+        if spilled is not None and spilled[0] <= int(high.max()) and spilled[1] >= int(low.min()):
+            in_state = np.ones(index.shape[0], dtype=bool)  # evicted points may be there: assume so
+        elif len(points) == 0:
             in_state = np.zeros(index.shape[0], dtype=bool)
         elif points.fits(keys, low) and points.fits(keys, high):
             in_state = points.locate(keys, high, "right") > points.locate(keys, low, "left")
@@ -223,6 +243,9 @@ class SlidingWindowOperator(WindowOperator):
     def close(self, upto: int) -> WindowResults | None:
         if upto <= self.closed_upto:
             return None
+        # Windows closing now end before upto - grace, and so do the points they hold.
+        if self.table.load_range(NO_TIME, upto - self.grace).shape[0]:
+            self.point_index.clear()
         points = self._points()
         times = points.times
         low = self.closed_upto
@@ -259,12 +282,17 @@ class SlidingWindowOperator(WindowOperator):
             return None
         changed = np.fromiter(sorted(self.pending), dtype=np.int64)
         self.pending = set()
+        changed_keys = np.unique(self.table.key_ids[changed])
+        # the changed keys' evicted points within a window of their new ones
+        earliest = int(self.table.panes[changed].min()) - self.size
+        if self.table.load_range(earliest, END_OF_TIME, changed_keys).shape[0]:
+            self.point_index.clear()
         points = self._points()
         if len(points) == 0:
             return None
         # the last index position of each key is its newest point
         last_of_key = np.flatnonzero(np.diff(points.keys, append=points.keys[-1] + 1))
-        newest = last_of_key[np.isin(points.keys[last_of_key], self.table.key_ids[changed])]
+        newest = last_of_key[np.isin(points.keys[last_of_key], changed_keys)]
         keys, t = points.keys[newest], points.times[newest]
         windows = _Windows(
             keys, t - self.size, t, points.locate(keys, t - self.size, "left"), points.locate(keys, t, "right")
@@ -272,6 +300,8 @@ class SlidingWindowOperator(WindowOperator):
         return self._emit_windows(points, windows.select(self._close_of_end(windows.ends) > now), final=False, now=now)
 
     def close_everything(self) -> WindowResults | None:
+        if self.table.load_range(NO_TIME, END_OF_TIME).shape[0]:
+            self.point_index.clear()
         points = self._points()
         windows = self._candidates(points, np.arange(len(points)))
         if self.closed_upto != NO_TIME:

@@ -8,6 +8,7 @@ from windows.events import Int64Array
 
 #: Stream time of a partition that has seen no event yet.
 NO_TIME = int(np.iinfo(np.int64).min)
+END_OF_TIME = int(np.iinfo(np.int64).max)  # later than any time
 
 
 def stream_times(ts: Int64Array, start: int) -> tuple[Int64Array, Int64Array]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,30 @@ def dashboard_expressions() -> list[str]:
 
 
 def test_there_are_dashboards_for_each_concern() -> None:
-    assert {path.stem for path in DASHBOARDS} >= {"winnow-overview", "winnow-state", "winnow-etcd-rules"}
+    assert {path.stem for path in DASHBOARDS} >= {
+        "winnow-overview",
+        "winnow-state",
+        "winnow-etcd-rules",
+        "winnow-backpressure",
+    }
+
+
+def test_governor_level_panels_name_the_levels() -> None:
+    dashboard = json.loads((GRAFANA / "dashboards" / "winnow-backpressure.json").read_text())
+    level_panels = [
+        panel
+        for panel in dashboard["panels"]
+        if any(re.search(r"\bwinnow_memory_level\b", target["expr"]) for target in panel["targets"])
+    ]
+    assert len(level_panels) >= 1
+    for panel in level_panels:
+        names = {
+            value: option["text"]
+            for mapping in panel["fieldConfig"]["defaults"]["mappings"]
+            if mapping["type"] == "value"
+            for value, option in mapping["options"].items()
+        }
+        assert names == {"0": "normal", "1": "pressure", "2": "throttle", "3": "critical"}, panel["title"]
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=[path.stem for path in DASHBOARDS])

@@ -56,3 +56,15 @@ def check_alert_metrics_are_exported(work: Path, targets: dict[str, list[str]]) 
         assert empty == [], f"dashboard panels with no data: {empty}"
         up = prometheus.query("up")
         assert up and all(sample["value"][1] == "1" for sample in up), up
+
+
+def test_every_alert_says_what_happened_and_memory_alerts_follow_the_governor_level() -> None:
+    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
+    alerts = {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"]}
+    for name, rule in alerts.items():
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"], name
+        assert rule["labels"]["severity"] in ("warning", "critical"), name
+    throttled, critical = alerts["WinnowMemoryThrottled"], alerts["WinnowMemoryCritical"]
+    assert re.fullmatch(r"max by \(job\) \(winnow_memory_level\) >= 2", throttled["expr"].strip())
+    assert re.fullmatch(r"max by \(job\) \(winnow_memory_level\) >= 3", critical["expr"].strip())
+    assert (throttled["for"], critical["for"]) == ("5m", "1m")

@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from jobs.memory_governor import GovernorSettings, Level, MemoryGovernor, ProcessMemory, cgroup_limit
+from jobs.memory_governor import (
+    CgroupMemory,
+    GovernorSettings,
+    Level,
+    MemoryGovernor,
+    ProcessMemory,
+    cgroup_limit,
+    memory_cgroup,
+    parse_size,
+)
 from windows.errors import SpecError
 
 LIMIT = 1000
@@ -101,17 +110,41 @@ def test_inconsistent_thresholds_are_refused(settings: dict[str, float], message
         GovernorSettings(**settings)
 
 
-def test_cgroup_limits_are_read_from_v2_then_v1(tmp_path: Path) -> None:
-    assert cgroup_limit(tmp_path) is None
-    (tmp_path / "memory").mkdir()
-    (tmp_path / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
-    assert cgroup_limit(tmp_path) is None  # v1's "unlimited"
-    (tmp_path / "memory" / "memory.limit_in_bytes").write_text("536870912\n")
-    assert cgroup_limit(tmp_path) == 536870912
-    (tmp_path / "memory.max").write_text("max\n")
-    assert cgroup_limit(tmp_path) is None
-    (tmp_path / "memory.max").write_text("268435456\n")
-    assert cgroup_limit(tmp_path) == 268435456
+def test_the_tightest_cgroup_limit_applies_over_the_process_cgroup_and_its_ancestors(tmp_path: Path) -> None:
+    proc = tmp_path / "cgroup"
+    proc.write_text("4:memory:/jobs/winnow\n0::/jobs/winnow\n")
+    root = tmp_path / "fs"
+    assert cgroup_limit(root, proc) is None
+    v1 = root / "memory" / "jobs" / "winnow"
+    v1.mkdir(parents=True)
+    (v1 / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    assert cgroup_limit(root, proc) is None  # v1's "unlimited"
+    (v1.parent / "memory.limit_in_bytes").write_text("536870912\n")
+    assert cgroup_limit(root, proc) == 536870912  # the parent's limit binds the child
+    v2 = root / "jobs" / "winnow"
+    v2.mkdir(parents=True)
+    (v2 / "memory.max").write_text("max\n")
+    assert cgroup_limit(root, proc) == 536870912
+    (v2 / "memory.max").write_text("268435456\n")
+    assert cgroup_limit(root, proc) == 268435456
+    (v2 / "memory.current").write_text("200000000\n")
+    (v2 / "memory.stat").write_text("anon 150000000\ninactive_file 50000000\n")
+    limited = memory_cgroup(root, proc)
+    assert limited is not None
+    assert CgroupMemory(*limited).usage() == 150_000_000  # reclaimable file cache does not count
+
+
+@pytest.mark.parametrize(
+    ("text", "size"), [("512M", 512 * 2**20), ("2g", 2 * 2**30), ("1.5GiB", 3 * 2**29), ("4096", 4096), ("64kb", 65536)]
+)
+def test_memory_sizes_parse_with_binary_units(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["lots", "-1G", "0", "12X"])
+def test_bad_memory_sizes_are_refused_by_name(text: str) -> None:
+    with pytest.raises(SpecError, match=f"memory size {text!r}"):
+        parse_size(text)
 
 
 def test_the_process_reader_sees_memory_grow() -> None:

@@ -149,9 +149,7 @@ def test_retention_keeps_the_newest_checkpoints_and_only_their_files(setup) -> N
     store.close()
     assert [m.sequence for m in checkpoints.manifests(0)] == [4, 5]
     storage = LocalCheckpointStorage(work / "checkpoints")
-    assert set(storage.names("job/partition-0/files/")) == {
-        f.object for m in checkpoints.manifests(0) for f in m.files
-    }
+    assert set(storage.names("job/partition-0/files/")) == {f.object for m in checkpoints.manifests(0) for f in m.files}
     assert all(checkpoints.verify(m) == [] for m in checkpoints.manifests(0))
     assert checkpoints.partitions() == [0]
     files = work / "checkpoints" / "job" / "partition-0" / "files"

@@ -16,7 +16,8 @@ from state.partition_store import PartitionStore
 from tests.windows.engine_runner import flatten, run_engine, to_batch
 from tests.windows.reference_model import Event
 from tests.windows.test_engine_vs_reference import event_logs, window_specs
-from windows.definitions import WindowSpec
+from windows.aggregates import parse_aggregate
+from windows.definitions import EmitMode, HoppingWindows, SlidingWindows, TumblingWindows, WindowSpec
 from windows.engine import PartitionEngine
 from windows.events import EventBatch
 from windows.results import WindowResults
@@ -55,7 +56,7 @@ def run_with_restarts(
         store.close()
         store = PartitionStore(root)
         engine = PartitionEngine(specs)
-        restore(store, engine, lambda keys: [_key_id(k) for k in keys])
+        restore(store, engine, lambda keys: [_key_id(k) for k in keys], _key_bytes)
         assert store.meta("position") == str(position).encode()
     chunks.extend(engine.close_all().results)
     store.close()
@@ -131,3 +132,60 @@ def test_trace_links_survive_a_restore(specs, events, cuts) -> None:  # type: ig
         row for c in whole for row in c.values[LINKS].tolist()
     ]
     assert all(isinstance(c.values[LINKS], np.ndarray) for c in whole)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    specs=window_specs(),
+    events=event_logs(),
+    cuts=st.lists(st.integers(0, 60), max_size=6),
+    budgets=st.lists(st.integers(0, 12), min_size=1, max_size=6),
+)
+def test_evicting_persisted_panes_at_any_point_emits_the_same(specs, events, cuts, budgets) -> None:  # type: ignore[no-untyped-def]
+    """Panes dropped from memory after a commit are read back when an event, an update or a close needs them."""
+    whole, _ = run_engine(specs, events)
+    chunks: list[WindowResults] = []
+    evicted = 0
+    with tempfile.TemporaryDirectory() as root:
+        store = PartitionStore(Path(root) / "p")
+        engine = PartitionEngine(specs)
+        restore(store, engine, lambda keys: [_key_id(k) for k in keys], _key_bytes)
+        position = 0
+        for step, cut in enumerate([*sorted(cuts), len(events)]):
+            part = events[position:cut]
+            if part:
+                chunks.extend(engine.process(to_batch(part, ("v",))).results)
+            position = max(position, cut)
+            persist(store, engine, _key_bytes, {})
+            evicted += engine.evict(budgets[step % len(budgets)])
+        chunks.extend(engine.close_all().results)
+        assert engine.panes_loaded <= evicted
+        store.close()
+    assert flatten(chunks, final=None) == flatten(whole, final=None)
+
+
+def test_eviction_bounds_the_panes_in_memory_and_reads_them_back_exactly_once(tmp_path: Path) -> None:
+    aggregates = (parse_aggregate("n", "count"), parse_aggregate("s", "sum(v)"))
+    specs = [
+        WindowSpec("t", TumblingWindows(60_000, 0), aggregates),
+        WindowSpec("h", HoppingWindows(60_000, 20_000, 5_000), aggregates, EmitMode.UPDATE, 7_000),
+        WindowSpec("s", SlidingWindows(30_000, 1_000), aggregates, EmitMode.UPDATE, 5_000),
+    ]
+    events = [Event(1_000 * i, i, {"v": float(i)}, i) for i in range(5_000)]  # a new key every event
+    whole, _ = run_engine(specs, events)
+    store = PartitionStore(tmp_path / "p")
+    engine = PartitionEngine(specs)
+    restore(store, engine, lambda keys: [_key_id(k) for k in keys], _key_bytes)
+    chunks: list[WindowResults] = []
+    peak = 0
+    for start in range(0, len(events), 250):
+        chunks.extend(engine.process(to_batch(events[start : start + 250], ("v",))).results)
+        peak = max(peak, engine.open_panes)
+        persist(store, engine, _key_bytes, {})
+        engine.evict(100)
+        assert engine.open_panes <= 100
+    chunks.extend(engine.close_all().results)
+    assert flatten(chunks, final=None) == flatten(whole, final=None)
+    assert peak <= 100 + 250 * 4  # what one batch adds on top of the budget (a pane per window it touches)
+    assert engine.panes_evicted > 0 and engine.panes_loaded == engine.panes_evicted  # every pane closed once
+    store.close()

@@ -1,0 +1,110 @@
+"""The memory governor in a running job: reads memory, logs each change of level once, exports metrics.
+
+``MemoryWatch`` wraps a ``MemoryGovernor`` for the worker and for replay. They
+act on its level: at pressure they commit after every batch and keep no
+window state in memory beyond what the batch needs (the rest stays in
+RocksDB), forget unused keys and give freed memory back to the system; at
+throttle the worker pauses its source partitions (Kafka keeps the data) and
+replay stops reading the log until memory falls; at critical the worker also
+checkpoints. No event is ever dropped.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from connectors import metrics
+from jobs.memory_governor import GovernorSettings, Level, MemoryGovernor, Transition, detect_memory
+
+log = logging.getLogger("winnow.memory")
+
+
+def _malloc_trim() -> Callable[[], object]:
+    """glibc's ``malloc_trim(0)``: hand freed heap pages back to the system (a no-op elsewhere)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    return lambda: trim(0)
+
+
+class MemoryWatch:
+    """One job's memory governor, its log lines and its metrics."""
+
+    def __init__(
+        self,
+        job: str,
+        explicit_limit: int | None,
+        settings: GovernorSettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        reader, limit, source = detect_memory(explicit_limit)
+        self.job = job
+        self.governor = MemoryGovernor(settings or GovernorSettings(), reader, limit, clock)
+        self.source = source
+        self.peak = 0
+        self.levels_seen: set[Level] = {Level.NORMAL}
+        self.returns_to_normal = 0  # times usage fell back to normal after a higher level
+        self._trim = _malloc_trim()
+        self._exported: dict[str, float] = {}
+        metrics.MEMORY_LIMIT.labels(job).set(limit)
+        metrics.MEMORY_LEVEL.labels(job).set(0)
+        metrics.MEMORY_DEFERRED.labels(job).set(0)
+        metrics.MEMORY_PAUSED_SECONDS.labels(job)
+        for level in Level:
+            metrics.MEMORY_LEVEL_SECONDS.labels(job, level.name.lower())
+            metrics.MEMORY_TRANSITIONS.labels(job, level.name.lower())
+        log.info(
+            "memory governor: limit %.0f MiB from %s, usage read as %s",
+            limit / 2**20,
+            source,
+            reader.describe(),
+        )
+
+    @property
+    def level(self) -> Level:
+        return self.governor.level
+
+    @property
+    def interval(self) -> float:
+        return self.governor.settings.interval
+
+    def poll(self) -> Transition | None:
+        """Read memory once; log and count a change of level; export the figures."""
+        governor = self.governor
+        transition = governor.update()
+        self.peak = max(self.peak, governor.usage)
+        job = self.job
+        metrics.MEMORY_USAGE.labels(job).set(governor.usage)
+        metrics.MEMORY_LEVEL.labels(job).set(int(governor.level))
+        now = governor.clock()
+        ongoing = now - governor.since
+        for level in Level:
+            total = governor.seconds_in[level] + (ongoing if level == governor.level else 0.0)
+            self._add(metrics.MEMORY_LEVEL_SECONDS.labels(job, level.name.lower()), f"level-{level}", total)
+        self._add(metrics.MEMORY_PAUSED_SECONDS.labels(job), "paused", governor.seconds_paused)
+        if transition is not None:
+            self.levels_seen.add(transition.level)
+            self.returns_to_normal += transition.level == Level.NORMAL
+            metrics.MEMORY_TRANSITIONS.labels(job, transition.level.name.lower()).inc()
+            rising = transition.level > transition.previous
+            (log.warning if rising else log.info)("job %s: %s", job, transition.message())
+        return transition
+
+    def _add(self, counter: Any, name: str, total: float) -> None:
+        delta = total - self._exported.get(name, 0.0)
+        if delta > 0:
+            counter.inc(delta)
+            self._exported[name] = total
+
+    def relieve(self) -> None:
+        """Collect garbage and return freed memory to the system."""
+        gc.collect()
+        self._trim()
