@@ -156,6 +156,26 @@ STATE_LOADED = Counter(
     "winnow_state_loaded_panes_total", "Panes read back from RocksDB into memory.", ["job"], registry=REGISTRY
 )
 
+STATE_SIZE = Gauge(
+    "winnow_state_size_bytes",
+    "Size of a partition's RocksDB window state (files on disk plus memtables).",
+    ["job", "partition"],
+    registry=REGISTRY,
+)
+REBALANCES = Counter(
+    "winnow_rebalances_total",
+    "Consumer-group rebalances this worker went through (from Faust).",
+    ["job"],
+    registry=REGISTRY,
+)
+REBALANCE_SECONDS = Histogram(
+    "winnow_rebalance_seconds",
+    "Time from a rebalance starting to this worker having its partitions positioned (from Faust).",
+    ["job"],
+    buckets=(0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0),
+    registry=REGISTRY,
+)
+
 
 class StatusCollector(Collector):
     """Exports counters and gauges read from a status object at scrape time."""

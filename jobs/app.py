@@ -35,6 +35,7 @@ from mode.utils.objects import cached_property
 from connectors.kafka_output import TopicWriter
 from connectors.kafka_settings import KafkaSettings
 from connectors.metrics import CONSUMER_LAG, MEMORY_DEFERRED
+from jobs.faust_sensor import RebalanceSensor
 from jobs.live_rules import LiveRules
 from jobs.memory_governor import Level
 from jobs.memory_watch import MemoryWatch
@@ -149,6 +150,7 @@ class WinnowApp(faust.App):
             partitions=spec.source.partitions,
         )
         self.topics.add(self.source)
+        self.sensors.add(RebalanceSensor(spec.name))
         self.on_partitions_assigned.connect(cast(Any, self._assigned))
         self.on_partitions_revoked.connect(cast(Any, self._revoked))
 

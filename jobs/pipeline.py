@@ -16,6 +16,7 @@ from jobs.keys import KeyRegistry
 from jobs.records import late_line, rejected_line, result_lines
 from jobs.spec import JobSpec
 from state.engine_state import persist, restore
+from state.partition_store import BLOCK_CACHE_BYTES, set_block_cache
 from state.window_store import WindowStore
 from windows.engine import PartitionEngine
 from windows.events import EventBatch
@@ -261,6 +262,7 @@ class JobRunner:
             return 0, 0
         if flush:
             self.store.flush()  # RocksDB's memtables to disk files
+        set_block_cache(BLOCK_CACHE_BYTES // 8 if pane_budget == 0 else BLOCK_CACHE_BYTES)
         engines = list(self.engines.values())
         resident = sum(engine.open_panes for engine in engines)
         evicted = 0

@@ -50,3 +50,5 @@ class RunMetrics:
                 self._exported[key] = total
         for partition, engine in runner.engines.items():
             metrics.OPEN_PANES.labels(job, str(partition)).set(engine.open_panes)
+            if runner.store is not None:
+                metrics.STATE_SIZE.labels(job, str(partition)).set(runner.store.partition(partition).size_bytes())

@@ -18,6 +18,11 @@ BLOCK_CACHE_BYTES = 32 << 20
 _BLOCK_CACHE = Cache(BLOCK_CACHE_BYTES)
 
 
+def set_block_cache(capacity: int) -> None:
+    """Resize the shared block cache (the memory governor shrinks it at pressure)."""
+    _BLOCK_CACHE.set_capacity(capacity)
+
+
 def _table_options() -> BlockBasedOptions:
     table = BlockBasedOptions()
     table.set_block_cache(_BLOCK_CACHE)
@@ -132,6 +137,13 @@ class PartitionStore:
             self._db.flush(True)
         except Exception as error:
             raise StateError(f"cannot flush window state at {self.path}: {error}") from None
+
+    def size_bytes(self) -> int:
+        """Bytes of state: live files on disk plus memtables."""
+        total = 0
+        for name in ("rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables"):
+            total += self._db.property_int_value(name) or 0
+        return total
 
     def checkpoint(self, path: Path) -> None:
         """Write a RocksDB checkpoint of this store to ``path`` (new): hard links to its SST files."""

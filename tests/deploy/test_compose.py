@@ -259,6 +259,15 @@ def test_workers_share_a_job_and_checkpoints_and_keep_their_own_state() -> None:
     assert len(checkpoints) == 1, "workers do not share the checkpoint location"
 
 
+def test_workers_have_a_memory_limit_for_their_governor() -> None:
+    from jobs.memory_governor import parse_size
+
+    for name in WORKERS:
+        limit = SERVICES[name].get("mem_limit")
+        assert limit is not None, f"{name} has no mem_limit: its governor would measure against the host's memory"
+        assert parse_size(str(limit)) >= 512 * 2**20, name
+
+
 def test_the_etcd_watch_producer_keeps_its_position_and_serves_metrics() -> None:
     args = winnow_args(PRODUCER)
     assert args.command == "etcd-watch"

@@ -114,6 +114,8 @@ def test_streaming_equals_replay_and_bad_and_late_events_reach_their_topics(
 
     # the worker's metrics tell the same story
     assert scraped[("winnow_events_total", "consumed")] == 30_000
+    assert scraped[("winnow_rebalances_total", "")] >= 1  # from the Faust sensor
+    assert scraped[("winnow_memory_level", "")] == 0 and scraped[("winnow_memory_limit_bytes", "")] > 0
     assert scraped[("winnow_events_total", "rejected")] == len(replay_rejected)
     assert scraped[("winnow_events_total", "late")] == len(replay_late)
     assert sum(v for (name, label), v in scraped.items() if name == "winnow_results_total" and "final" in label) == (
