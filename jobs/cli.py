@@ -68,6 +68,7 @@ def _replay(args: argparse.Namespace) -> int:
         keep_open=args.keep_open,
         progress=sys.stderr.isatty() and not args.quiet,
         memory_limit=args.memory_limit,
+        memory_settings=args.memory_thresholds,
         resident_panes=args.resident_panes,
         export_metrics=bool(args.metrics_address),
     )
@@ -111,6 +112,12 @@ def _memory_arguments(command: argparse.ArgumentParser) -> None:
         help="memory limit for the governor, e.g. 512M or 2G (default: the cgroup's limit, else the machine's memory)",
     )
     command.add_argument(
+        "--memory-thresholds",
+        type=_thresholds,
+        metavar="P,T,C",
+        help="percent of the limit where pressure, throttle and critical begin (default 70,85,95; each ends 5 lower)",
+    )
+    command.add_argument(
         "--resident-panes",
         type=int,
         default=1_000_000,
@@ -123,6 +130,15 @@ def _size(text: str) -> int:
 
     try:
         return parse_size(text)
+    except WinnowError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _thresholds(text: str) -> object:
+    from jobs.memory_governor import GovernorSettings
+
+    try:
+        return GovernorSettings.from_percentages(text)
     except WinnowError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -167,6 +183,7 @@ def _worker(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         live_rules=live_rules,
         memory_limit=args.memory_limit,
+        memory_settings=args.memory_thresholds,
     )
 
 

@@ -58,6 +58,19 @@ class GovernorSettings:
             if not 0 < resume < entry:
                 raise SpecError(f"memory {name}_resume ({resume}) must be above 0 and below {name} ({entry}).")
 
+    @classmethod
+    def from_percentages(cls, text: str) -> GovernorSettings:
+        """Settings from ``PRESSURE,THROTTLE,CRITICAL`` percentages of the limit (each resumes 5 points below)."""
+        parts = text.split(",")
+        try:
+            values = [float(part) / 100 for part in parts]
+        except ValueError:
+            values = []
+        if len(values) != 3:
+            raise SpecError(f"memory thresholds {text!r} must be three percentages, e.g. 70,85,95.")
+        pressure, throttle, critical = values
+        return cls(pressure, throttle, critical, pressure - 0.05, throttle - 0.05, critical - 0.05)
+
     def entry(self, level: Level) -> float:
         return {Level.PRESSURE: self.pressure, Level.THROTTLE: self.throttle, Level.CRITICAL: self.critical}[level]
 

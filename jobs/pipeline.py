@@ -269,14 +269,16 @@ class JobRunner:
         if resident > pane_budget:
             for engine in engines:
                 evicted += engine.evict(pane_budget * engine.open_panes // resident)
-        in_use = np.unique(
-            np.concatenate(
-                [engine.key_ids_in_use() for engine in engines]
-                + [np.asarray(self.rules.key_ids_in_use(), dtype=np.int64)]
-            )
-        )
         forgotten = 0
-        if len(self.registry) > 2 * in_use.shape[0] + 10_000:  # renumbering costs a pass over memory
+        marks = self.rules.key_ids_in_use()
+        bound = sum(engine.open_panes for engine in engines) + len(marks)  # keys in use are at most this many
+        if len(self.registry) <= 2 * bound + 10_000:  # renumbering costs a pass over memory: only when it pays
+            self.stats.panes_evicted += evicted
+            return evicted, 0
+        in_use = np.unique(
+            np.concatenate([engine.key_ids_in_use() for engine in engines] + [np.asarray(marks, dtype=np.int64)])
+        )
+        if len(self.registry) > 2 * in_use.shape[0] + 10_000:
             forgotten = len(self.registry) - int(in_use.shape[0])
             mapping = self.registry.compact(in_use)
             for engine in engines:

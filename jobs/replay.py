@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from connectors.jsonl_files import ReplayFiles, read_event_chunks
-from jobs.memory_governor import Level
+from jobs.memory_governor import GovernorSettings, Level
 from jobs.memory_watch import MemoryWatch
 from jobs.pipeline import JobRunner, RunStats
 from jobs.run_metrics import RunMetrics
@@ -29,8 +29,9 @@ class ReplayOptions:
     keep_open: bool = False
     progress: bool = False
     memory_limit: int | None = None  # bytes; None: the cgroup's limit, else the machine's memory
+    memory_settings: GovernorSettings | None = None  # thresholds of the levels (None: 70/85/95%)
     resident_panes: int = 1_000_000  # window panes kept in memory; the rest stay in RocksDB
-    throttle_wait: float = 2.0  # seconds replay stops reading at throttle before going on in small batches
+    throttle_wait: float = 2.0  # seconds replay stops reading on reaching throttle before going on in small batches
     export_metrics: bool = False  # update the Prometheus metrics (when they are served)
 
 
@@ -79,20 +80,22 @@ def run_replay(spec: JobSpec, options: ReplayOptions) -> tuple[RunStats, float, 
     tenth of the size, commits after each and keeps no window state in memory
     beyond the batch (the rest stays in RocksDB); at throttle it also stops
     reading the log until memory falls (for at most ``throttle_wait`` seconds
-    at a time, since nothing but its own shrinking frees memory in a replay).
+    each time it reaches throttle, since nothing but its own shrinking frees
+    memory in a replay; then it goes on in the smallest batches).
     Results do not depend on batch sizes, so they are the same at every level.
     """
     WindowStore.wipe(options.state_dir)
     store = WindowStore(options.state_dir, spec.state_fingerprint)
     files = ReplayFiles(options.out)
     runner = JobRunner(spec, files, position_field="line", store=store)
-    watch = MemoryWatch(spec.name, options.memory_limit)
+    watch = MemoryWatch(spec.name, options.memory_limit, options.memory_settings)
     exporter = RunMetrics(spec) if options.export_metrics else None
     progress = _Progress(sys.stderr, options.progress)
     started = time.perf_counter()
     since_commit = 0
     throttled = 0.0
     last_relief = 0.0
+    waited = False  # replay has stopped reading since it last reached throttle
     batches = _BatchSizer(watch, options.batch_size)
     try:
         for events, lines in read_event_chunks(options.input, options.batch_size):
@@ -115,8 +118,11 @@ def run_replay(spec: JobSpec, options: ReplayOptions) -> tuple[RunStats, float, 
                     if relieve:
                         watch.relieve()
                         last_relief = now
-                if watch.level >= Level.THROTTLE:
+                if watch.level < Level.THROTTLE:
+                    waited = False
+                elif not waited:  # once per time at throttle: nothing but replay's own shrinking frees memory
                     throttled += _wait_for_memory(watch, options.throttle_wait)
+                    waited = True
                 if exporter is not None:
                     exporter.export(runner)
             progress.update(runner.stats.events, lines[-1])

@@ -13,6 +13,7 @@ from connectors.kafka_settings import KafkaSettings
 from connectors.kafka_topics import ensure_topics
 from jobs.app import GroupOptions, WinnowApp
 from jobs.live_rules import LiveRules
+from jobs.memory_governor import GovernorSettings
 from jobs.memory_watch import MemoryWatch
 from jobs.spec import JobSpec
 from jobs.streaming import OutputTopics, StreamingOptions
@@ -41,6 +42,7 @@ def run_worker(
     log_level: str = "info",
     live_rules: LiveRules | None = None,
     memory_limit: int | None = None,
+    memory_settings: GovernorSettings | None = None,
 ) -> int:
     """Run one worker of ``spec`` in the foreground; return its exit code."""
     loop = asyncio.new_event_loop()
@@ -48,7 +50,7 @@ def run_worker(
     if live_rules is not None:
         loop.run_until_complete(live_rules.load())  # a bad rule set stops the worker before any output
     loop.run_until_complete(ensure_topics(settings, job_topics(spec)))
-    app = WinnowApp(spec, settings, streaming, group, live_rules, MemoryWatch(spec.name, memory_limit))
+    app = WinnowApp(spec, settings, streaming, group, live_rules, MemoryWatch(spec.name, memory_limit, memory_settings))
     worker = faust.Worker(app, loglevel=log_level, quiet=True, loop=loop)
     logging.getLogger("winnow").setLevel(log_level.upper())
     try:
