@@ -81,6 +81,7 @@ class WatchStatus:
     reconnects: int = 0
     skipped_duplicates: int = 0
     last_event_at: float = 0.0
+    backlog: int = 0  # changes received from etcd and not yet acknowledged by Kafka (queued, pending, in flight)
 
 
 @dataclass
@@ -342,6 +343,11 @@ class EtcdWatchProducer:
                 "Changes found already produced after a crash and not sent again.",
             ),
             "last_event_timestamp_seconds": ("gauge", status.last_event_at, "When the last change was produced."),
+            "lag_events": (
+                "gauge",
+                float(status.backlog + len(self._pending) + len(self._in_flight)),
+                "Changes received from etcd and not yet acknowledged by Kafka (the producer's lag).",
+            ),
         }
 
     async def _watch(self, client: Any) -> None:
@@ -356,9 +362,11 @@ class EtcdWatchProducer:
                 try:
                     item = await events.get(self.options.flush_interval)
                 except TimeoutError:
+                    self.status.backlog = 0
                     await self._flush()
                     await self._check_alive(client)
                     continue
+                self.status.backlog = events.queue.qsize()
                 kv = item.kv
                 revision = int(kv.mod_revision)
                 if revision == start and skip > 0:
