@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from connectors import metrics
@@ -23,6 +24,7 @@ class RunMetrics:
                 metrics.RESULTS.labels(spec.name, window.name, kind)
         metrics.STATE_EVICTED.labels(spec.name)
         metrics.STATE_LOADED.labels(spec.name)
+        self._sized_at = -1.0  # RocksDB sizes are read at most once a second
 
     def export(self, runner: JobRunner) -> None:
         job, stats = self.job, runner.stats
@@ -48,7 +50,11 @@ class RunMetrics:
             if delta > 0:
                 metric.labels(*labels).inc(delta)
                 self._exported[key] = total
+        now = time.monotonic()
+        sizes = runner.store is not None and now - self._sized_at >= 1.0
+        if sizes:
+            self._sized_at = now
         for partition, engine in runner.engines.items():
             metrics.OPEN_PANES.labels(job, str(partition)).set(engine.open_panes)
-            if runner.store is not None:
+            if sizes and runner.store is not None:
                 metrics.STATE_SIZE.labels(job, str(partition)).set(runner.store.partition(partition).size_bytes())
