@@ -243,9 +243,8 @@ class SlidingWindowOperator(WindowOperator):
     def close(self, upto: int) -> WindowResults | None:
         if upto <= self.closed_upto:
             return None
-        # Windows closing now end before upto - grace, and so do the points they hold.
-        if self.table.load_range(NO_TIME, upto - self.grace).shape[0]:
-            self.point_index.clear()
+        if self.table.spilled is not None:
+            self._load_for_close(upto)
         points = self._points()
         times = points.times
         low = self.closed_upto
@@ -269,6 +268,28 @@ class SlidingWindowOperator(WindowOperator):
             points.keep(~dead)
         self.closed_upto = upto
         return results
+
+    def _load_for_close(self, upto: int) -> None:
+        """Read back the evicted points the windows closing in ``(closed_upto, upto]`` need.
+
+        Those windows are anchored at points in two narrow ranges (left windows
+        closing now, right windows closing now); they hold points of the
+        anchors' keys within a window size of the anchors, all before
+        ``upto - grace``. Points of other keys stay in RocksDB.
+        """
+        table, size, grace = self.table, self.size, self.grace
+        low = self.closed_upto if self.closed_upto != NO_TIME else NO_TIME // 2
+        left = (low - grace, upto - grace)
+        right = (low - size - 1 - grace, upto - size - 1 - grace)
+        loaded = table.load_range(*left).shape[0] + table.load_range(*right).shape[0]
+        live = table.live_slots()
+        t = table.panes[live]
+        anchors = ((t >= left[0]) & (t < left[1])) | ((t >= right[0]) & (t < right[1]))
+        if anchors.any():
+            keys = np.unique(table.key_ids[live[anchors]])
+            loaded += table.load_range(right[0] - size, upto - grace, keys).shape[0]
+        if loaded:
+            self.point_index.clear()
 
     def updates(self, now: int) -> WindowResults | None:
         """For each key with new points, its newest left window ``[t_max - size, t_max]``.
