@@ -7,6 +7,7 @@ window, rule, partition).
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -193,13 +194,23 @@ class StatusCollector(Collector):
             )
 
 
-def serve(address: str) -> tuple[str, int]:
-    """Serve ``REGISTRY`` at ``http://ADDRESS/metrics``; ``host:0`` picks a free port. Returns (host, port)."""
+#: Where each command serves its metrics unless told otherwise (loopback only).
+DEFAULT_ADDRESSES = {"worker": "127.0.0.1:9464", "etcd-watch": "127.0.0.1:9465", "replay": "127.0.0.1:9466"}
+
+
+def serve(address: str, *, fallback: bool = False) -> tuple[str, int]:
+    """Serve ``REGISTRY`` at ``http://ADDRESS/metrics``; ``host:0`` picks a free port. Returns (host, port).
+
+    With ``fallback`` (the default address, not one the user gave), a port in
+    use is replaced by a free one on the same host instead of failing.
+    """
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         raise ConnectorError(f"metrics address {address!r} is not host:port.")
     try:
         server, _thread = start_http_server(int(port), addr=host, registry=REGISTRY)
     except OSError as error:
+        if fallback and error.errno == errno.EADDRINUSE:
+            return serve(f"{host}:0")
         raise ConnectorError(f"cannot serve metrics on {address}: {error.strerror or error}.") from None
     return host, int(server.server_port)

@@ -70,13 +70,8 @@ def _replay(args: argparse.Namespace) -> int:
         memory_limit=args.memory_limit,
         memory_settings=args.memory_thresholds,
         resident_panes=args.resident_panes,
-        export_metrics=bool(args.metrics_address),
+        export_metrics=_serve_metrics(args, "replay"),
     )
-    if args.metrics_address:
-        from connectors.metrics import serve
-
-        host, port = serve(args.metrics_address)
-        print(f"winnow replay: metrics at http://{host}:{port}/metrics", file=sys.stderr, flush=True)
     stats, seconds, memory = run_replay(spec, options)
     rate = stats.events / seconds if seconds > 0 else 0.0
     rows = [
@@ -103,6 +98,32 @@ def _replay(args: argparse.Namespace) -> int:
     for label, value in rows:
         print(f"  {label:<{width}}  {value:>14}")
     return 0
+
+
+def _metrics_argument(command: argparse.ArgumentParser, name: str) -> None:
+    from connectors.metrics import DEFAULT_ADDRESSES
+
+    default = DEFAULT_ADDRESSES[name]
+    command.add_argument(
+        "--metrics-address",
+        default=default,
+        help=f"serve Prometheus metrics at http://HOST:PORT/metrics (default {default}, or a free port if that one "
+        "is taken; 'off' to serve none)",
+    )
+
+
+def _serve_metrics(args: argparse.Namespace, name: str) -> bool:
+    """Serve the metrics where ``--metrics-address`` says; return whether they are served."""
+    from connectors.metrics import DEFAULT_ADDRESSES, serve
+
+    address = args.metrics_address
+    if address == "off":
+        return False
+    default = address == DEFAULT_ADDRESSES[name]
+    host, port = serve(address, fallback=default)
+    if name != "replay" or not default:  # replay keeps stderr for its progress line unless asked
+        print(f"winnow {name}: metrics at http://{host}:{port}/metrics", file=sys.stderr, flush=True)
+    return True
 
 
 def _memory_arguments(command: argparse.ArgumentParser) -> None:
@@ -165,11 +186,7 @@ def _worker(args: argparse.Namespace) -> int:
         heartbeat_interval=max(0.5, args.session_timeout / 3.5),
         rebalance_timeout=max(args.session_timeout * 3, 10.0),
     )
-    if args.metrics_address:
-        from connectors.metrics import serve
-
-        host, port = serve(args.metrics_address)
-        print(f"winnow worker: metrics at http://{host}:{port}/metrics", file=sys.stderr, flush=True)
+    _serve_metrics(args, "worker")
     live_rules = None
     if args.rules_from:
         from jobs.live_rules import LiveRules, RulesLocation
@@ -265,12 +282,10 @@ def _etcd_watch(args: argparse.Namespace) -> int:
     async def run() -> None:
         await ensure_topics(settings, {options.topic: options.partitions})
         producer = EtcdWatchProducer(options, settings)
-        if args.metrics_address:
-            from connectors.metrics import REGISTRY, StatusCollector, serve
+        from connectors.metrics import REGISTRY, StatusCollector
 
-            REGISTRY.register(StatusCollector("winnow_etcd_watch", producer.metrics))
-            host, port = serve(args.metrics_address)
-            logging.getLogger("winnow.etcd_watch").info("metrics at http://%s:%d/metrics", host, port)
+        REGISTRY.register(StatusCollector("winnow_etcd_watch", producer.metrics))
+        _serve_metrics(args, "etcd-watch")
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, producer.stop)
@@ -307,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--batch-size", type=int, default=50_000, help="events per engine batch (default 50000)")
     replay.add_argument("--keep-open", action="store_true", help="do not close open windows at the end of the log")
     replay.add_argument("--quiet", action="store_true", help="no progress display")
-    replay.add_argument("--metrics-address", help="serve Prometheus metrics on host:port (default: not served)")
+    _metrics_argument(replay, "replay")
     _memory_arguments(replay)
     replay.set_defaults(handler=_replay)
 
@@ -335,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--rules-stale-after", type=float, default=30.0, help="seconds without etcd before rules count as stale"
     )
-    worker.add_argument("--metrics-address", help="serve Prometheus metrics on host:port (default: not served)")
+    _metrics_argument(worker, "worker")
     _memory_arguments(worker)
     worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     worker.set_defaults(handler=_worker)
@@ -366,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--partitions", type=int, default=1, help="partitions of the topic (default 1)")
     watch.add_argument("--position-file", default="etcd-watch.position", help="where the produced position is kept")
     watch.add_argument("--bootstrap", help="bootstrap servers (default from WINNOW_KAFKA_* / localhost:9092)")
-    watch.add_argument("--metrics-address", help="serve Prometheus metrics on host:port (default: not served)")
+    _metrics_argument(watch, "etcd-watch")
     watch.set_defaults(handler=_etcd_watch)
 
     rules = commands.add_parser("rules", help="list past revisions of a live rule set, or roll it back")
