@@ -4,12 +4,15 @@ Each test runs the job as a real process. Where the machine lets the tests
 create a memory cgroup (root with a writable cgroup v1 or v2 memory
 hierarchy), the limit is the kernel's: going over it means an OOM kill. Where
 it does not, the job is given ``--memory-limit`` and its peak resident memory
-(the kernel's VmHWM) is held against the limit instead. Each test prints
-which one it used.
+(the kernel's VmHWM) is held against the limit instead; the worker then gets
+a wider margin, since RSS also counts shared libraries and grows by a whole
+fetched batch between the governor's readings. Each test prints which one it
+used; ``WINNOW_TEST_CGROUP=0`` forces the ``--memory-limit`` path.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import secrets
@@ -129,7 +132,7 @@ def test_a_worker_under_a_memory_limit_pauses_its_input_and_emits_what_replay_do
 ) -> None:
     from jobs.spec import JobSpec, load_job_spec
     from tests.jobs.test_worker import scrape, wait_processed
-    from tests.memory_harness import peak_rss
+    from tests.memory_harness import current_rss, peak_rss
     from tests.streaming_harness import WorkerProcess, distinct_finals, publish, read_topic_sync, replay_finals
 
     def job(name: str) -> tuple[Path, JobSpec]:
@@ -156,21 +159,33 @@ def test_a_worker_under_a_memory_limit_pauses_its_input_and_emits_what_replay_do
         wait_processed(broker, free.group, base_spec, base_sent.per_partition)
         assert free.process is not None
         baseline = peak_rss(free.process.pid)
+        time.sleep(1)
+        floor = current_rss(free.process.pid)  # what an idle worker keeps after its batches
     finally:
         assert free.stop() == 0
-    limit = baseline + 64 * MiB
-
     spec_path, spec = job(f"flood{secrets.token_hex(4)}")
     name = spec.name
     sent = publish(broker, spec, log)
 
+    limit = baseline + 64 * MiB
     cgroup = MemoryCgroup.create(limit)
+    if cgroup is None:
+        # held against RSS instead, which also counts shared libraries and moves between the governor's
+        # readings by a whole fetched batch: a wider margin
+        limit = baseline + 128 * MiB
+    thresholds = THRESHOLDS
+    if cgroup is None:
+        # RSS keeps what the cgroup's working set does not count: pressure must still be able to end, so
+        # its resume point (5 below its start) sits above the idle worker's RSS
+        pressure = min(80, max(60, math.ceil((floor + 16 * MiB) / limit * 100) + 5))
+        thresholds = ["--memory-thresholds", f"{pressure},{pressure + 10},95"]
     limited = [] if cgroup is not None else ["--memory-limit", str(limit)]
-    governed, port = worker(spec_path, "governed", *THRESHOLDS, *limited)
+    governed, port = worker(spec_path, "governed", *thresholds, *limited)
     if cgroup is not None:
         governed.preexec = cgroup.enter()
     how = f"kernel cgroup {cgroup.path}" if cgroup is not None else "--memory-limit (no cgroup can be made here)"
-    print(f"limit {limit / MiB:.0f} MiB by {how}; worker baseline {baseline / MiB:.0f} MiB")
+    sizes = f"worker baseline {baseline / MiB:.0f} MiB, idle {floor / MiB:.0f} MiB; {thresholds[1]}"
+    print(f"limit {limit / MiB:.0f} MiB by {how}; {sizes}")
     try:
         started = time.monotonic()
         governed.start().wait_assigned()
