@@ -5,18 +5,19 @@ columnar batches of one partition in arrival order and returns what they
 emitted. Output is independent of how the input was cut into batches: results
 come out ordered by ``(emitted_at, final before update, window, start, end,
 key)``, keys ranked by ``key_order`` (a hash of the key text in jobs, so the
-order does not depend on how key ids were handed out), and every emission point is a function of the events alone.
+order does not depend on how key ids were handed out), and every emission
+point is a function of the events alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from windows.definitions import SlidingWindows, WindowSpec
 from windows.events import EventBatch, Int64Array
-from windows.operator import WindowOperator
+from windows.operator import KeyOrder, WindowOperator, by_id
 from windows.pane_store import PaneStore
 from windows.pane_windows import PaneWindowOperator
 from windows.results import BatchOutcome, WindowResults
@@ -29,14 +30,6 @@ def build_operator(spec: WindowSpec, index: int) -> WindowOperator:
     if isinstance(spec.definition, SlidingWindows):
         return SlidingWindowOperator(spec, index)
     return PaneWindowOperator(spec, index)
-
-
-KeyOrder = Callable[[Int64Array], Int64Array]
-
-
-def by_id(key_ids: Int64Array) -> Int64Array:
-    """The default key order: by key id."""
-    return key_ids
 
 
 def emission_order(chunks: list[WindowResults], key_order: KeyOrder = by_id) -> list[WindowResults]:

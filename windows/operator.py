@@ -25,6 +25,13 @@ from windows.pane_table import PaneTable
 from windows.results import WindowResults
 from windows.stream_time import NO_TIME
 
+KeyOrder = Callable[[Int64Array], Int64Array]
+
+
+def by_id(key_ids: Int64Array) -> Int64Array:
+    """The default key order: by key id."""
+    return key_ids
+
 
 class WindowOperator(ABC):
     """Runtime state and logic of one window definition over one partition's keys."""
@@ -32,7 +39,7 @@ class WindowOperator(ABC):
     #: True when a pane feeds several windows, so partly-late events must cut the batch.
     shares_panes: bool = True
     #: Sort rank of key ids (set by the engine; by id unless told otherwise).
-    key_order: Callable[[Int64Array], Int64Array] = staticmethod(lambda key_ids: key_ids)
+    key_order: KeyOrder = staticmethod(by_id)
 
     def __init__(self, spec: WindowSpec, index: int, pane_size: int) -> None:
         self.spec = spec

@@ -131,6 +131,12 @@ class PaneTable:
             column.reset(new)
         return new
 
+    def _create_loaded(self, key_ids: Int64Array, panes: Int64Array, states: list[list[object]]) -> Int64Array:
+        """New slots holding panes read back from the store."""
+        new = self._create(key_ids, panes, list(zip(key_ids.tolist(), panes.tolist())))
+        self._set_states(new, states)
+        return new
+
     def _set_states(self, slots: Int64Array, states: list[list[object]]) -> None:
         for position, column in enumerate(self.aggregation.columns.values()):
             column.restore(slots, [state[position] for state in states])
@@ -162,10 +168,7 @@ class PaneTable:
             keys_u, panes_u, inverse = unique_pairs(key_ids[missing], panes[missing])
             found, states = self._fetch(keys_u, panes_u)
             if found.shape[0]:
-                new = self._create(
-                    keys_u[found], panes_u[found], list(zip(keys_u[found].tolist(), panes_u[found].tolist()))
-                )
-                self._set_states(new, states)
+                new = self._create_loaded(keys_u[found], panes_u[found], states)
                 slot_of_unique = np.full(keys_u.shape[0], -1, dtype=np.int64)
                 slot_of_unique[found] = new
                 slots[missing] = slot_of_unique[inverse]
@@ -193,10 +196,8 @@ class PaneTable:
         index = self.index
         absent = [i for i, pair in enumerate(pairs) if pair not in index]  # memory is never older than the store
         at = np.asarray(absent, dtype=np.int64)
-        new = self._create(keys[at], panes[at], [pairs[i] for i in absent])
-        self._set_states(new, [states[i] for i in absent])
         self.loaded_total += len(absent)
-        return new
+        return self._create_loaded(keys[at], panes[at], [states[i] for i in absent])
 
     def evict(self, slots: Int64Array) -> None:
         """Drop panes from memory that the store holds as they are (no change since it last took them)."""
@@ -280,12 +281,6 @@ class PaneTable:
         self.changed.difference_update(slot_list)
         self.released.extend(panes)
         self._free.extend(slot_list)
-
-    def restore(self, key_ids: Int64Array, panes: Int64Array, states: list[list[object]]) -> None:
-        """Load panes from the state store; ``states[i]`` lists one state per column, in order."""
-        slots = self.slots_for(key_ids, panes, load=False)
-        self._set_states(slots, states)
-        self.changed.difference_update(slots.tolist())
 
     def take_changes(self) -> tuple[list[int], list[PaneId]]:
         """Changed slots and released panes since the last call, and forget them."""
