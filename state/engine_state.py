@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 
 from state.errors import StateError
-from state.key_encoding import decode_values, encode_value, pane_key, parse_pane_key, window_end, window_prefix
+from state.key_encoding import decode_values, encode_value, pane_key, parse_pane_key, window_prefix
 from state.partition_store import PartitionStore
 from windows.engine import PartitionEngine
 from windows.events import Int64Array
@@ -109,7 +109,7 @@ class StoredPanes:
         return ids, np.asarray(panes, dtype=np.int64), decode_values(raws) if raws else []
 
     def bounds(self, window: int) -> tuple[int, int] | None:
-        found = self.store.first_and_last(window_prefix(window), window_end(window))
+        found = self.store.first_and_last(window_prefix(window))
         if found is None:
             return None
         return parse_pane_key(found[0])[1], parse_pane_key(found[1])[1]

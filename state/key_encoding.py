@@ -34,13 +34,6 @@ def window_prefix(window_index: int) -> bytes:
     return PANE_PREFIX + bytes((window_index,))
 
 
-def window_end(window_index: int) -> bytes:
-    """A key just past every pane of one window (the exclusive upper bound of its range)."""
-    if window_index < 255:
-        return PANE_PREFIX + bytes((window_index + 1,))
-    return bytes((PANE_PREFIX[0] + 1,))
-
-
 def parse_pane_key(raw: bytes) -> tuple[int, int, bytes]:
     """``(window index, pane start, key)`` of a pane key."""
     if len(raw) < 10 or raw[:1] != PANE_PREFIX:

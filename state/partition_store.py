@@ -31,6 +31,12 @@ def _table_options() -> BlockBasedOptions:
     return table
 
 
+def prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key after every key starting with ``prefix`` (None: no such key, all bytes are 0xff)."""
+    stripped = prefix.rstrip(b"\xff")
+    return stripped[:-1] + bytes((stripped[-1] + 1,)) if stripped else None
+
+
 class PartitionStore:
     """The window state and source position of one input partition.
 
@@ -84,18 +90,34 @@ class PartitionStore:
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value) whose key starts with ``prefix``, in key order."""
+        return self.scan_range(prefix, prefix_end(prefix))
+
+    def scan_range(self, lower: bytes, upper: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, value) with ``lower <= key < upper`` (no upper bound: None), in key order."""
         read = ReadOptions()
-        upper = prefix[:-1] + bytes((prefix[-1] + 1,)) if prefix and prefix[-1] < 255 else None
         if upper is not None:
             read.set_iterate_upper_bound(upper)
         iterator = self._db.iter(read)
-        iterator.seek(prefix)
+        iterator.seek(lower)
         while iterator.valid():
-            key = bytes(iterator.key())
-            if not key.startswith(prefix):
-                break
-            yield key, bytes(iterator.value())
+            yield bytes(iterator.key()), bytes(iterator.value())
             iterator.next()
+
+    def first_and_last(self, prefix: bytes) -> tuple[bytes, bytes] | None:
+        """The first and last keys starting with ``prefix``, or None when there are none."""
+        upper = prefix_end(prefix)
+        iterator = self._db.iter(ReadOptions())
+        iterator.seek(prefix)
+        if not iterator.valid() or not bytes(iterator.key()).startswith(prefix):
+            return None
+        first = bytes(iterator.key())
+        if upper is None:
+            iterator.seek_to_last()
+        else:
+            iterator.seek_for_prev(upper)
+            if iterator.valid() and bytes(iterator.key()) >= upper:
+                iterator.prev()
+        return first, bytes(iterator.key())
 
     def get_many(self, keys: list[bytes]) -> list[bytes | None]:
         """The values of ``keys`` (None where absent), in one multi-get."""
@@ -104,28 +126,6 @@ class PartitionStore:
         except Exception as error:
             raise StateError(f"cannot read window state at {self.path}: {error}") from None
         return [None if value is None else bytes(value) for value in values]
-
-    def scan_range(self, lower: bytes, upper: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """Every (key, value) with ``lower <= key < upper``, in key order."""
-        read = ReadOptions()
-        read.set_iterate_upper_bound(upper)
-        iterator = self._db.iter(read)
-        iterator.seek(lower)
-        while iterator.valid():
-            yield bytes(iterator.key()), bytes(iterator.value())
-            iterator.next()
-
-    def first_and_last(self, lower: bytes, upper: bytes) -> tuple[bytes, bytes] | None:
-        """The first and last keys in ``[lower, upper)``, or None when there are none."""
-        iterator = self._db.iter(ReadOptions())
-        iterator.seek(lower)
-        if not iterator.valid() or bytes(iterator.key()) >= upper:
-            return None
-        first = bytes(iterator.key())
-        iterator.seek_for_prev(upper)
-        if iterator.valid() and bytes(iterator.key()) >= upper:
-            iterator.prev()
-        return first, bytes(iterator.key())
 
     def count(self, prefix: bytes) -> int:
         """Number of keys under ``prefix``."""

@@ -10,7 +10,7 @@ import pytest
 from state.engine_state import persist, restore
 from state.errors import StateError
 from state.key_encoding import decode_value, encode_value, pane_key, parse_pane_key, window_prefix
-from state.partition_store import PartitionStore
+from state.partition_store import PartitionStore, prefix_end
 from state.window_store import WindowStore
 from tests.windows.engine_runner import flatten, to_batch
 from tests.windows.reference_model import Event
@@ -105,3 +105,18 @@ def test_state_of_a_differently_shaped_job_is_refused(tmp_path: Path) -> None:
     WindowStore(tmp_path, "shape-a").partition(0).close()
     with pytest.raises(StateError, match="different shape"):
         WindowStore(tmp_path, "shape-b").partition(0)
+
+
+def test_prefix_ranges_end_where_the_prefix_does(tmp_path: Path) -> None:
+    assert prefix_end(b"P\x01") == b"P\x02"
+    assert prefix_end(b"P\xff") == b"Q"
+    assert prefix_end(b"\xff\xff") is None and prefix_end(b"") is None
+    store = PartitionStore(tmp_path / "p")
+    keys = [pane_key(w, pane, key) for w in (0, 1, 255) for pane in (-5, 7) for key in (b"a", b"b")]
+    store.commit([(k, b"v") for k in keys], [], {})
+    for window in (0, 1, 255):
+        mine = sorted(k for k in keys if k.startswith(window_prefix(window)))
+        assert [k for k, _ in store.scan(window_prefix(window))] == mine
+        assert store.first_and_last(window_prefix(window)) == (mine[0], mine[-1])
+    assert store.first_and_last(window_prefix(2)) is None
+    store.close()
