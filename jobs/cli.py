@@ -86,6 +86,7 @@ def _replay(args: argparse.Namespace) -> int:
         ("events/s", f"{rate:,.0f}"),
         ("memory peak MiB", f"{memory.peak / 2**20:,.0f}"),
         ("memory limit MiB", f"{memory.limit / 2**20:,.0f}"),
+        ("memory limit from", memory.source),
         ("memory levels", ",".join(memory.levels)),
         ("seconds throttled", f"{memory.seconds_throttled:,.2f}"),
         ("back to normal", f"{memory.returns_to_normal:,} times"),

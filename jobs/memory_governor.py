@@ -87,8 +87,6 @@ class MemoryReader(Protocol):
 
     def usage(self) -> int: ...
 
-    def limit(self) -> int | None: ...
-
     def describe(self) -> str: ...
 
 
@@ -172,9 +170,6 @@ class ProcessMemory:
         with open("/proc/self/statm") as handle:
             return int(handle.read().split()[1]) * self._page
 
-    def limit(self) -> int | None:
-        return None
-
     def describe(self) -> str:
         return "process RSS"
 
@@ -238,12 +233,6 @@ def _read_limit(path: Path) -> int | None:
     return value if value < 2**60 else None  # v1 reports "unlimited" as a huge number
 
 
-def cgroup_limit(root: Path = Path("/sys/fs/cgroup"), proc_cgroup: Path = Path("/proc/self/cgroup")) -> int | None:
-    """The tightest memory limit over this process's cgroup and its ancestors, or None when unlimited."""
-    limited = memory_cgroup(root, proc_cgroup)
-    return None if limited is None else limited[1]
-
-
 def memory_cgroup(
     root: Path = Path("/sys/fs/cgroup"), proc_cgroup: Path = Path("/proc/self/cgroup")
 ) -> tuple[CgroupFiles, int] | None:
@@ -259,9 +248,8 @@ def memory_cgroup(
 class CgroupMemory:
     """A cgroup's working set (usage less reclaimable file cache), the figure its OOM killer acts on."""
 
-    def __init__(self, files: CgroupFiles, limit: int) -> None:
+    def __init__(self, files: CgroupFiles) -> None:
         self.files = files
-        self._limit = limit
 
     def usage(self) -> int:
         try:
@@ -275,9 +263,6 @@ class CgroupMemory:
         except (OSError, ValueError):
             return ProcessMemory().usage()
         return max(0, usage - inactive)
-
-    def limit(self) -> int | None:
-        return self._limit
 
     def describe(self) -> str:
         return f"cgroup working set ({self.files.usage.parent})"
@@ -301,7 +286,7 @@ def detect_memory(explicit_limit: int | None) -> tuple[MemoryReader, int, str]:
     cgroup = memory_cgroup()
     if cgroup is not None and (explicit_limit is None or cgroup[1] <= explicit_limit):
         files, limit = cgroup
-        return CgroupMemory(files, limit), limit, f"cgroup limit {files.limit}"
+        return CgroupMemory(files), limit, f"cgroup limit {files.limit}"
     if explicit_limit is not None:
         return ProcessMemory(), explicit_limit, "--memory-limit"
     return ProcessMemory(), physical_memory(), "machine memory (no cgroup limit, no --memory-limit)"

@@ -96,6 +96,7 @@ class JobRunner:
         self.positions: dict[int, int] = {}
         self.stats = RunStats()
         self._loaded_by_released = 0  # panes read back by engines since released
+        self._block_cache = BLOCK_CACHE_BYTES  # RocksDB block cache size last set
 
     def engine(self, partition: int) -> PartitionEngine:
         """The engine of ``partition``, restored from the store on first use."""
@@ -262,7 +263,10 @@ class JobRunner:
             return 0, 0
         if flush:
             self.store.flush()  # RocksDB's memtables to disk files
-        set_block_cache(BLOCK_CACHE_BYTES // 8 if pane_budget == 0 else BLOCK_CACHE_BYTES)
+        cache = BLOCK_CACHE_BYTES // 8 if pane_budget == 0 else BLOCK_CACHE_BYTES
+        if cache != self._block_cache:
+            set_block_cache(cache)
+            self._block_cache = cache
         engines = list(self.engines.values())
         resident = sum(engine.open_panes for engine in engines)
         evicted = 0

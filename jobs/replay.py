@@ -165,11 +165,12 @@ class _BatchSizer:
         self.watch = watch
         self.largest = largest
         self.cost = 4096.0  # bytes per event, until measured
-        self._before = watch.governor.reader.usage()
+        watch.poll()
+        self._before = watch.governor.usage
 
     def next_size(self) -> int:
         governor = self.watch.governor
-        self._before = governor.reader.usage()
+        self._before = governor.usage  # as read after the previous batch
         room = governor.settings.pressure * governor.limit - self._before
         return max(self.SMALLEST, min(self.largest, int(room / self.cost)))
 

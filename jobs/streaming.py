@@ -251,6 +251,7 @@ class StreamingJob:
         self.gaps: dict[int, int] = {}  # partition -> offset to read again from (records skipped ahead)
         self.run_metrics = RunMetrics(spec)
         self.memory_pressure = False  # set by the memory governor: commit every batch, keep little in memory
+        self.last_shrink = (0, 0)  # (panes evicted, keys forgotten) by the last commit
         self._gap_seen: dict[int, tuple[int, int]] = {}
 
     # ---- ownership ---------------------------------------------------------------------
@@ -436,19 +437,22 @@ class StreamingJob:
         async with self.lock:
             return await self._commit()
 
-    async def _commit(self) -> dict[int, int]:
+    async def _commit(self, *, relieve: bool = False) -> dict[int, int]:
         if self.failed is not None:
             raise RuntimeError(f"not committing: a batch failed part-way ({self.failed!r})")
         with metrics.COMMIT_SECONDS.labels(self.spec.name).time():
-            return await self._commit_now()
+            return await self._commit_now(relieve)
 
-    async def _commit_now(self) -> dict[int, int]:
+    async def _commit_now(self, relieve: bool) -> dict[int, int]:
         await self.outputs.write(self.writer)
         await self.writer.flush()  # outputs acknowledged before the offsets that produced them
         dirty = sorted(self._dirty)
         self.runner.commit(dirty)
         self._dirty.clear()
-        self.runner.shrink(0 if self.memory_pressure else self.options.resident_panes)
+        # then memory: the resident budget, nothing beyond pending updates at pressure, RocksDB's memtables too
+        # when relieving
+        budget = 0 if self.memory_pressure or relieve else self.options.resident_panes
+        self.last_shrink = self.runner.shrink(budget, flush=relieve)
         self._last_commit = self.clock()
         self.commits += 1
         return {p: self.runner.positions[p] for p in sorted(self.owned) if p in self.runner.positions}
@@ -460,8 +464,8 @@ class StreamingJob:
         async with self.lock:
             if self.failed is not None or not self.owned:
                 return 0, 0
-            await self._commit()
-            evicted, forgotten = self.runner.shrink(0, flush=True)
+            await self._commit(relieve=True)
+            evicted, forgotten = self.last_shrink
             if checkpoint and self.checkpoints is not None:
                 self._checkpoint_partitions(sorted(self.owned))
             self.run_metrics.export(self.runner)

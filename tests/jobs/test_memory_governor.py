@@ -12,7 +12,6 @@ from jobs.memory_governor import (
     Level,
     MemoryGovernor,
     ProcessMemory,
-    cgroup_limit,
     memory_cgroup,
     parse_size,
 )
@@ -29,9 +28,6 @@ class Scripted:
 
     def usage(self) -> int:
         return self.value
-
-    def limit(self) -> int | None:
-        return LIMIT
 
     def describe(self) -> str:
         return "scripted"
@@ -110,6 +106,11 @@ def test_inconsistent_thresholds_are_refused(settings: dict[str, float], message
         GovernorSettings(**settings)
 
 
+def cgroup_limit(root: Path, proc: Path) -> int | None:
+    found = memory_cgroup(root, proc)
+    return None if found is None else found[1]
+
+
 def test_the_tightest_cgroup_limit_applies_over_the_process_cgroup_and_its_ancestors(tmp_path: Path) -> None:
     proc = tmp_path / "cgroup"
     proc.write_text("4:memory:/jobs/winnow\n0::/jobs/winnow\n")
@@ -131,7 +132,7 @@ def test_the_tightest_cgroup_limit_applies_over_the_process_cgroup_and_its_ances
     (v2 / "memory.stat").write_text("anon 150000000\ninactive_file 50000000\n")
     limited = memory_cgroup(root, proc)
     assert limited is not None
-    assert CgroupMemory(*limited).usage() == 150_000_000  # reclaimable file cache does not count
+    assert CgroupMemory(limited[0]).usage() == 150_000_000  # reclaimable file cache does not count
 
 
 @pytest.mark.parametrize(
