@@ -232,16 +232,16 @@ class WinnowApp(faust.App):
             rising = transition is not None and transition.level > transition.previous
             if level >= Level.PRESSURE and (rising or now - relieved_at >= 2.0):
                 critical = rising and level == Level.CRITICAL
-                evicted, forgotten = await job.relieve_memory(checkpoint=critical)
+                resident, evicted = await job.relieve_memory(checkpoint=critical)
                 watch.relieve()
                 relieved_at = now
                 if rising:
                     log.warning(
-                        "job %s: memory %s: state committed, %d panes evicted to RocksDB, %d keys forgotten%s",
+                        "job %s: memory %s: state committed; %d panes left in memory, %d evicted to RocksDB so far%s",
                         self.spec.name,
                         level.name.lower(),
+                        resident,
                         evicted,
-                        forgotten,
                         ", partitions checkpointed" if critical else "",
                     )
             self._fetch_less(level >= Level.PRESSURE)

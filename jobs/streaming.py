@@ -251,7 +251,6 @@ class StreamingJob:
         self.gaps: dict[int, int] = {}  # partition -> offset to read again from (records skipped ahead)
         self.run_metrics = RunMetrics(spec)
         self.memory_pressure = False  # set by the memory governor: commit every batch, keep little in memory
-        self.last_shrink = (0, 0)  # (panes evicted, keys forgotten) by the last commit
         self._gap_seen: dict[int, tuple[int, int]] = {}
 
     # ---- ownership ---------------------------------------------------------------------
@@ -452,24 +451,23 @@ class StreamingJob:
         # then memory: the resident budget, nothing beyond pending updates at pressure, RocksDB's memtables too
         # when relieving
         budget = 0 if self.memory_pressure or relieve else self.options.resident_panes
-        self.last_shrink = self.runner.shrink(budget, flush=relieve)
+        self.runner.shrink(budget, flush=relieve)
         self._last_commit = self.clock()
         self.commits += 1
         return {p: self.runner.positions[p] for p in sorted(self.owned) if p in self.runner.positions}
 
     async def relieve_memory(self, *, checkpoint: bool = False) -> tuple[int, int]:
         """Commit now and keep no more window state in memory than pending updates need (the governor
-        at pressure); with ``checkpoint``, also checkpoint every owned partition. Return (panes evicted,
-        keys forgotten)."""
+        at pressure); with ``checkpoint``, also checkpoint every owned partition. Return the panes left
+        in memory and the panes evicted so far (batches committed at pressure evict too)."""
         async with self.lock:
-            if self.failed is not None or not self.owned:
-                return 0, 0
-            await self._commit(relieve=True)
-            evicted, forgotten = self.last_shrink
-            if checkpoint and self.checkpoints is not None:
-                self._checkpoint_partitions(sorted(self.owned))
-            self.run_metrics.export(self.runner)
-            return evicted, forgotten
+            if self.failed is None and self.owned:
+                await self._commit(relieve=True)
+                if checkpoint and self.checkpoints is not None:
+                    self._checkpoint_partitions(sorted(self.owned))
+                self.run_metrics.export(self.runner)
+            resident = sum(engine.open_panes for engine in self.runner.engines.values())
+            return resident, self.runner.stats.panes_evicted
 
     async def close(self) -> None:
         """Commit everything, checkpoint, close the stores and wait for uploads (clean shutdown)."""
