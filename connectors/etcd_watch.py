@@ -252,7 +252,8 @@ class EtcdWatchProducer:
         for partition, future in in_flight:
             metadata = await future
             offsets[partition] = max(offsets.get(partition, 0), metadata.offset + 1)
-        self._save_position(_Position(revision, produced_at_next, dict(offsets)))
+        # fsync takes milliseconds, more on a busy disk: off the event loop, so the watch keeps flowing
+        await asyncio.to_thread(self._save_position, _Position(revision, produced_at_next, dict(offsets)))
         self.status.revision = revision
 
     def _flush_in_background(self) -> None:

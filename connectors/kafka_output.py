@@ -5,6 +5,13 @@ when a batch fills; ``flush`` sends the rest and waits until the broker has
 acknowledged every record written so far. The streaming job flushes before it
 commits the input offsets that produced the records, which makes its outputs
 at-least-once: a crash can repeat records, never lose them.
+
+aiokafka keeps one request in flight per partition and makes ``send_batch``
+wait until the partition's previous batch has gone out, about a broker round
+trip. The writer therefore hands closed batches to the producer from one
+background task per partition, in order, so that writing never holds up the
+caller; only a partition with ``MAX_QUEUED`` batches waiting makes ``write``
+wait (backpressure).
 """
 
 from __future__ import annotations
@@ -20,6 +27,10 @@ from connectors.errors import ConnectorError
 from connectors.kafka_settings import KafkaSettings
 
 Headers = Sequence[tuple[str, bytes]]
+Slot = tuple[str, int]  # (topic, partition)
+
+#: Closed batches a partition may have waiting for the producer before ``write`` waits for them.
+MAX_QUEUED = 8
 
 
 class TopicWriter:
@@ -36,8 +47,10 @@ class TopicWriter:
             max_request_size=4 << 20,
             compression_type=None,
         )
-        self._batches: dict[tuple[str, int], Any] = {}
-        self._pending: list[asyncio.Future[Any]] = []
+        self._batches: dict[Slot, Any] = {}  # the open batch of each partition
+        self._queued: dict[Slot, list[Any]] = {}  # closed batches not yet handed to the producer, in order
+        self._senders: dict[Slot, asyncio.Task[None]] = {}
+        self._pending: list[asyncio.Future[Any]] = []  # delivery of batches handed to the producer
         self.records_written = 0
 
     async def start(self) -> None:
@@ -54,9 +67,21 @@ class TopicWriter:
         finally:
             await self._producer.stop()
 
-    async def _send(self, topic: str, partition: int, batch: Any) -> None:
+    def _enqueue(self, slot: Slot, batch: Any) -> None:
+        """Queue a batch for its partition's sender, starting the sender when none runs."""
         batch.close()
-        self._pending.append(await self._producer.send_batch(batch, topic, partition=partition))
+        self._queued.setdefault(slot, []).append(batch)
+        if slot not in self._senders:
+            self._senders[slot] = asyncio.ensure_future(self._send_queued(slot))
+
+    async def _send_queued(self, slot: Slot) -> None:
+        queue = self._queued[slot]
+        try:
+            while queue:
+                self._pending.append(await self._producer.send_batch(queue[0], slot[0], partition=slot[1]))
+                queue.pop(0)
+        finally:
+            del self._senders[slot]
 
     async def write(
         self,
@@ -74,25 +99,31 @@ class TopicWriter:
         for i, (key, value) in enumerate(zip(keys, values)):
             record_headers = list(headers[i]) if headers is not None else None
             if batch.append(key=key, value=value, timestamp=None, headers=record_headers) is None:
-                await self._send(topic, partition, batch)
+                self._enqueue(slot, batch)
                 batch = self._batches[slot] = self._producer.create_batch()
                 if batch.append(key=key, value=value, timestamp=None, headers=record_headers) is None:
                     raise ConnectorError(f"a record of {len(value):,} bytes for {topic!r} does not fit in a batch.")
         self.records_written += len(values)
+        sender = self._senders.get(slot)
+        if sender is not None and len(self._queued.get(slot, ())) > MAX_QUEUED:
+            await asyncio.wait([sender])  # the broker is behind: wait for this partition's queue to go out
 
     async def send_open(self) -> None:
-        """Send every open batch now, without waiting for acknowledgements (keeps output latency low)."""
+        """Send every open batch soon, without waiting for acknowledgements or for the producer to take
+        them (keeps output latency low)."""
         batches, self._batches = self._batches, {}
-        for (topic, partition), batch in batches.items():
+        for slot, batch in batches.items():
             if batch.record_count():
-                await self._send(topic, partition, batch)
+                self._enqueue(slot, batch)
 
     async def flush(self) -> None:
         """Send every open batch and wait for the broker to acknowledge all records written so far."""
         await self.send_open()
-        pending, self._pending = self._pending, []
-        if pending:
-            try:
+        try:
+            while self._senders:
+                await asyncio.gather(*self._senders.values())
+            pending, self._pending = self._pending, []
+            if pending:
                 await asyncio.gather(*pending)
-            except KafkaError as error:
-                raise ConnectorError(f"the broker did not acknowledge output records: {error}.") from None
+        except KafkaError as error:
+            raise ConnectorError(f"the broker did not acknowledge output records: {error}.") from None

@@ -60,6 +60,11 @@ class LocalBroker:
         self._log_dir: str | None = None
 
     @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (for CPU accounting in benchmarks)."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def bootstrap_servers(self) -> str:
         """``host:port`` for clients."""
         return f"127.0.0.1:{self.port}"

@@ -25,6 +25,11 @@ class LocalEtcd:
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (for CPU accounting in benchmarks)."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def endpoint(self) -> str:
         return f"127.0.0.1:{self.client_port}"
 

@@ -358,7 +358,23 @@ class BatchFetcher(Service):
     def __init__(self, app: WinnowApp, **kwargs: Any) -> None:
         self.app = app
         self._committed_at = -1
+        self._group_commit: asyncio.Task[None] | None = None
         super().__init__(**kwargs)
+
+    def _commit_group_in_background(self, positions: Mapping[int, int]) -> None:
+        """Record the job's positions as the group's offsets without holding up the next batch (they serve
+        lag monitoring only); while one such commit is on its way, the next waits for a later batch."""
+        running = self._group_commit
+        if running is not None and not running.done():
+            return
+        self._committed_at = self.app.job.commits if self.app.job is not None else -1
+        self._group_commit = asyncio.ensure_future(self._commit_group(positions))
+
+    async def _commit_group(self, positions: Mapping[int, int]) -> None:
+        try:
+            await self.app._commit_group(positions)
+        except Exception as error:  # the next commit tries again
+            log.warning("job %s: committing the group's offsets failed: %r", self.app.spec.name, error)
 
     @Service.task
     async def _drain(self) -> None:
@@ -398,8 +414,7 @@ class BatchFetcher(Service):
                 if highwater is not None and position is not None:
                     CONSUMER_LAG.labels(app.spec.name, str(partition)).set(max(0, highwater - position))
             if job.commits != self._committed_at:
-                self._committed_at = job.commits
-                await app._commit_group({p: pos for p in job.owned if (pos := job.position(p)) is not None})
+                self._commit_group_in_background({p: pos for p in job.owned if (pos := job.position(p)) is not None})
 
 
 def _faust_credentials(settings: KafkaSettings) -> Any:

@@ -273,8 +273,8 @@ def _window(r: _Reader, name: str, data: Any) -> WindowSpec:
         except SpecError as error:
             raise r.fail((*path, "aggregate", out_name), str(error)) from None
     update_interval = r.duration(w.get("update_interval", "1s"), (*path, "update_interval"))
-    if update_interval <= 0:
-        raise r.fail((*path, "update_interval"), "must be positive.")
+    if update_interval < 0:
+        raise r.fail((*path, "update_interval"), "must be zero (an update after every event) or positive.")
     return WindowSpec(name, definition, tuple(specs), emit, update_interval)
 
 

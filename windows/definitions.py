@@ -124,7 +124,7 @@ class WindowSpec:
     definition: WindowDefinition
     aggregates: tuple[AggregateSpec, ...]
     emit: EmitMode = EmitMode.FINAL
-    update_interval: int = 1_000
+    update_interval: int = 1_000  # stream time between update ticks; 0: a tick after every event
     trace_links: int = 0  # keep the traces of this many newest events per window (0: none)
 
     def __post_init__(self) -> None:
@@ -134,7 +134,7 @@ class WindowSpec:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise SpecError(f"window {self.name!r}: aggregate names repeat: {', '.join(duplicates)}.")
-        _check_positive("update_interval", self.update_interval)
+        _check_non_negative("update_interval", self.update_interval)
 
 
 def _check_positive(field: str, value: int) -> None:

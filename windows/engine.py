@@ -3,8 +3,8 @@
 ``PartitionEngine`` is the pure core that replay and streaming share. It takes
 columnar batches of one partition in arrival order and returns what they
 emitted. Output is independent of how the input was cut into batches: results
-come out ordered by ``(emitted_at, final before update, window, start, end,
-key)``, keys ranked by ``key_order`` (a hash of the key text in jobs, so the
+come out ordered by ``(emitted_at, final before update, update tick, window,
+start, end, key)``, keys ranked by ``key_order`` (a hash of the key text in jobs, so the
 order does not depend on how key ids were handed out), and every emission
 point is a function of the events alone.
 """
@@ -41,11 +41,12 @@ def emission_order(chunks: list[WindowResults], key_order: KeyOrder = by_id) -> 
     position = np.concatenate([np.arange(n) for n in sizes])
     emitted_at = np.concatenate([c.emitted_at for c in chunks])
     kind = np.repeat([0 if c.final else 1 for c in chunks], sizes)
+    ticks = np.concatenate([c.ticks if c.ticks is not None else np.zeros(len(c), dtype=np.int64) for c in chunks])
     window = np.repeat([c.window_index for c in chunks], sizes)
     starts = np.concatenate([c.starts for c in chunks])
     ends = np.concatenate([c.ends for c in chunks])
     keys = key_order(np.concatenate([c.key_ids for c in chunks]))
-    order = np.lexsort((keys, ends, starts, window, kind, emitted_at))
+    order = np.lexsort((keys, ends, starts, window, ticks, kind, emitted_at))
     ordered_chunks, ordered_pos = chunk_id[order], position[order]
     run_starts = np.flatnonzero(np.diff(ordered_chunks, prepend=-1))
     run_ends = np.append(run_starts[1:], order.shape[0])

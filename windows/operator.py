@@ -7,13 +7,21 @@ is cut wherever per-event processing would have observed something in
 between: before an event that is late for some (but not all) of its windows,
 so those windows close without it (a subclass may prove a cut unnecessary,
 see ``cut_needed``), and at every update tick of an ``emit: update`` window.
-Subclasses supply the window geometry.
+
+An update tick needs no cut when the events after it, up to the next cut,
+have no key in common with the events applied since the last cut: their
+windows' state at the tick is then their state at the next cut, so the tick's
+updates are computed there, together with those of the ticks before it, each
+stamped with its own tick time. A stream whose events touch different keys
+(one change per key, as from an etcd watch) then costs one cut per fetched
+batch instead of one per tick. Subclasses supply the window geometry.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -74,8 +82,110 @@ class WindowOperator(ABC):
         """Emit windows closing in ``(closed_upto, upto]``, release dead panes."""
 
     @abstractmethod
-    def updates(self, now: int) -> WindowResults | None:
-        """Emit open windows containing panes changed since the last update."""
+    def _updates(self, changed: Int64Array, when: Int64Array) -> WindowResults | None:
+        """Emit, for each slot in ``changed`` (sorted), the windows containing it that are still open at
+        its update tick ``when``, stamped with that tick."""
+
+    def updates(self, now: int, boundary: int = 0) -> WindowResults | None:
+        """Emit open windows containing panes changed since the last update, for the tick at stream time
+        ``now`` found at position ``boundary`` of the batch (see ``_tick_order``)."""
+        if not self.pending:
+            return None
+        changed = np.fromiter(sorted(self.pending), dtype=np.int64, count=len(self.pending))
+        self.pending = set()
+        results = self._updates(changed, np.full(changed.shape[0], now, dtype=np.int64))
+        if results is None:
+            return None
+        return replace(results, ticks=np.full(len(results), self._tick_order(boundary), dtype=np.int64))
+
+    def _tick_order(self, boundary: int) -> int:
+        """Where a tick at ``boundary`` (before the batch's event there) goes among the batch's updates of
+        equal stream time: an every-event tick (interval 0) belongs to the event before the boundary, so it
+        comes before a timed tick found at the same boundary, as when events are processed one by one."""
+        return 2 * boundary + (1 if self.spec.update_interval else 0)
+
+    def _segments(self, batch: EventBatch, cuts: list[int], ticks: np.ndarray) -> list[tuple[int, list[int]]]:
+        """The batch's segments: each one's end, and the update ticks within it whose emission waits for
+        that end (events after such a tick, up to the next cut, share no key with those applied since the
+        last update emission). A tick at 0 is the one the batch opens with, for updates still pending.
+        ``ticks`` are the ticks that may wait: not those where a partly-late event needs windows closed."""
+        n = len(batch)
+        if not ticks[:n].any():
+            return [(end, []) for end in cuts]
+        keys = batch.key_ids.tolist()
+        seen = self._keys_of(self.pending)
+        segments: list[tuple[int, list[int]]] = []
+        waiting: list[int] = []
+        if ticks[0]:  # the tick the batch opens with, for what the previous batch left pending
+            if seen.isdisjoint(keys[: cuts[0]]):
+                waiting.append(0)
+            else:
+                seen = set()  # emitted before the batch
+        start = 0
+        for i, end in enumerate(cuts):
+            seen.update(keys[start:end])
+            tick = bool(ticks[end])
+            if tick and (end == n or seen.isdisjoint(keys[end : cuts[i + 1]])):
+                waiting.append(end)  # at the batch's end: emitted with the others, at the close of the segment
+                if end == n:
+                    segments.append((end, waiting))
+            else:
+                segments.append((end, waiting))
+                waiting = []
+                if tick:
+                    seen = set()
+            start = end
+        return segments
+
+    def _split_pending(
+        self, touched: Int64Array, inverse: Int64Array, segment: Int64Array, ticks: list[int]
+    ) -> list[tuple[set[int], int]]:
+        """Add the ``touched`` slots (``inverse``: each event's among them, ``segment``: the events' batch
+        positions) to the pending updates. With waiting ``ticks`` in the segment, take out each tick's
+        share (the slots touched before it) and return the shares with their ticks."""
+        if not ticks:
+            self.pending.update(touched.tolist())
+            return []
+        tick_of_slot = np.empty(touched.shape[0], dtype=np.int64)
+        tick_of_slot[inverse] = np.searchsorted(np.asarray(ticks, dtype=np.int64), segment, "right")
+        shares: list[tuple[set[int], int]] = []
+        for i, boundary in enumerate(ticks):
+            share = set(touched[tick_of_slot == i].tolist())
+            if i == 0:
+                share |= self.pending
+            shares.append((share, boundary))
+        self.pending = set(touched[tick_of_slot == len(ticks)].tolist())
+        return shares
+
+    def _deferred_updates(
+        self, ticks: list[tuple[set[int], int]], st_after: Int64Array, st_start: int
+    ) -> WindowResults | None:
+        """The updates of several ticks at once: ``(slots changed before the tick, the tick's boundary in the
+        batch)`` each, the slots of different ticks belonging to different keys."""
+        sizes = [len(slots) for slots, _ in ticks]
+        if not sum(sizes):  # the events before these ticks were all late
+            return None
+        changed = np.fromiter((slot for slots, _ in ticks for slot in slots), dtype=np.int64, count=sum(sizes))
+        boundaries = [boundary for _, boundary in ticks]
+        times = [int(st_after[b - 1]) if b else st_start for b in boundaries]
+        order = np.argsort(changed, kind="stable")
+        results = self._updates(changed[order], np.repeat(np.asarray(times, dtype=np.int64), sizes)[order])
+        if results is None:
+            return None
+        # each result's tick, through its key (a key changed before one of these ticks only)
+        orders = np.repeat(np.asarray([self._tick_order(b) for b in boundaries], dtype=np.int64), sizes)
+        tick_of_key = dict(zip(self.table.key_ids[changed].tolist(), orders.tolist()))
+        rows = np.fromiter(map(tick_of_key.__getitem__, results.key_ids.tolist()), dtype=np.int64, count=len(results))
+        key_rank = self.key_order(results.key_ids)
+        return replace(results, ticks=rows).take(
+            np.lexsort((key_rank, results.ends, results.starts, rows, results.emitted_at))
+        )
+
+    def _keys_of(self, slots: set[int]) -> set[int]:
+        if not slots:
+            return set()
+        at = np.fromiter(slots, dtype=np.int64, count=len(slots))
+        return set(self.table.key_ids[at].tolist())
 
     @abstractmethod
     def close_everything(self) -> WindowResults | None:
@@ -103,36 +213,43 @@ class WindowOperator(ABC):
             partly_late = late_some & ~late_all
             if partly_late.any():
                 cuts[:n] |= self.cut_needed(batch, partly_late)
-        ticks = np.zeros(n + 1, dtype=bool)
+        ticks = np.zeros(n + 1, dtype=bool)  # ticks[i]: updates are due before event i (i = n: after the batch)
         if self.emits_updates:
             interval = self.spec.update_interval
-            tick = np.floor_divide(st_after, interval)
-            previous = np.empty_like(tick)
-            previous[0] = st_start // interval if st_start != NO_TIME else tick[0]
-            previous[1:] = tick[:-1]
-            ticks[:n] = tick != previous
+            if interval == 0:  # a tick after every event
+                ticks[0] = bool(self.pending)
+                ticks[1:] = True
+            else:
+                tick = np.floor_divide(st_after, interval)
+                previous = np.empty_like(tick)
+                previous[0] = st_start // interval if st_start != NO_TIME else tick[0]
+                previous[1:] = tick[:-1]
+                ticks[:n] = tick != previous
+        late_cuts = cuts.copy()  # closes must happen here: never deferred
         cuts |= ticks
         cuts[0] = False
         cuts[n] = True
         emitted: list[WindowResults] = []
-        if n and ticks[0]:
-            self._emit(emitted, self.updates(st_start))
+        segments = self._segments(batch, np.flatnonzero(cuts).tolist(), ticks & ~late_cuts)
+        if n and ticks[0] and segments[0][1][:1] != [0]:
+            self._emit(emitted, self.updates(st_start, 0))
         keep = ~late_all
         start = 0
-        for end in np.flatnonzero(cuts).tolist():
-            if end <= start:
-                continue
+        for end, deferred in segments:
             segment = np.arange(start, end)[keep[start:end]]
+            touched, inverse = segment[:0], segment[:0]
             if segment.shape[0]:
-                touched = self.table.add(batch.take(segment), self.pane_starts(batch.ts[segment]))
+                touched, inverse = self.table.add(batch.take(segment), self.pane_starts(batch.ts[segment]))
                 if self.table.last_created.shape[0]:
                     self.panes_created(self.table.last_created)
-                if self.emits_updates:
-                    self.pending.update(touched.tolist())
+            if self.emits_updates:
+                waiting = self._split_pending(touched, inverse, segment, deferred)
+                if waiting:
+                    self._emit(emitted, self._deferred_updates(waiting, st_after, st_start))
             now = int(st_after[end - 1])
             self._emit(emitted, self.close(now))
-            if end < n and ticks[end]:
-                self._emit(emitted, self.updates(now))
+            if ticks[end] and deferred[-1:] != [end]:
+                self._emit(emitted, self.updates(now, end))
             start = end
         return emitted, late_all, late_some
 
@@ -141,7 +258,7 @@ class WindowOperator(ABC):
         emitted: list[WindowResults] = []
         if self.emits_updates and st_start != NO_TIME:
             interval = self.spec.update_interval
-            if now // interval != st_start // interval:
+            if interval == 0 or now // interval != st_start // interval:
                 self._emit(emitted, self.updates(st_start))
         self._emit(emitted, self.close(now))
         return emitted

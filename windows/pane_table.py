@@ -245,8 +245,9 @@ class PaneTable:
         self.last_created = self.last_created[:0]
         return mapping
 
-    def add(self, batch: EventBatch, pane_starts: Int64Array) -> Int64Array:
-        """Fold ``batch`` into the panes starting at ``pane_starts``; return the slots touched."""
+    def add(self, batch: EventBatch, pane_starts: Int64Array) -> tuple[Int64Array, Int64Array]:
+        """Fold ``batch`` into the panes starting at ``pane_starts``; return the distinct slots touched, and
+        each event's position among them."""
         keys_u, panes_u, inverse = unique_pairs(batch.key_ids, pane_starts)
         unique_slots = self.slots_for(keys_u, panes_u)
         ctx = AddContext(
@@ -261,7 +262,7 @@ class PaneTable:
         self._adds += 1
         self.touched[unique_slots] = self._adds
         self.changed.update(unique_slots.tolist())
-        return unique_slots
+        return unique_slots, inverse
 
     def live_slots(self) -> Int64Array:
         """Every slot in use."""

@@ -43,17 +43,19 @@ class PaneWindowOperator(WindowOperator):
 
     # ---- emission ----------------------------------------------------------------------
     def _windows_of(self, slots: Int64Array) -> tuple[Int64Array, Int64Array]:
-        """Every (slot, window start) pair for the windows containing each slot's pane."""
+        """Every (slot, window start) pair for the windows containing each slot's pane, as the position in
+        ``slots`` of the pair's slot, and the window's start."""
         panes = self.table.panes[slots]
         first = self._first_start(panes)
         count = (self._last_start(panes) - first) // self.step + 1
-        pair_slots = np.repeat(slots, count)
-        offsets = np.arange(pair_slots.shape[0]) - np.repeat(np.cumsum(count) - count, count)
-        return pair_slots, np.repeat(first, count) + offsets * self.step
+        owners = np.repeat(np.arange(slots.shape[0], dtype=np.int64), count)
+        offsets = np.arange(owners.shape[0]) - np.repeat(np.cumsum(count) - count, count)
+        return owners, np.repeat(first, count) + offsets * self.step
 
     def _emit_windows(
-        self, pair_slots: Int64Array, pair_starts: Int64Array, *, final: bool, now: int
+        self, pair_slots: Int64Array, pair_starts: Int64Array, *, final: bool, now: int | Int64Array
     ) -> WindowResults | None:
+        """Windows merged from (slot, window start) pairs; ``now`` is the update tick (one, or one per pair)."""
         if pair_slots.shape[0] == 0:
             return None
         keys = self.table.key_ids[pair_slots]
@@ -71,7 +73,13 @@ class PaneWindowOperator(WindowOperator):
         )
         values = self.table.aggregation.values(plan)
         ends = window_starts + self.size
-        emitted_at = ends + self.grace if final else np.full(window_keys.shape[0], now, dtype=np.int64)
+        if final:
+            emitted_at = ends + self.grace
+        elif isinstance(now, int):
+            emitted_at = np.full(window_keys.shape[0], now, dtype=np.int64)
+        else:
+            emitted_at = np.empty(window_keys.shape[0], dtype=np.int64)
+            emitted_at[groups] = now[order]
         return self._results(
             final=final,
             key_ids=window_keys,
@@ -91,26 +99,27 @@ class PaneWindowOperator(WindowOperator):
                 return None
         self.table.load_range(NO_TIME, upto - self.grace)  # evicted panes of the windows closing now
         live = self.table.live_slots()
-        pair_slots, pair_starts = self._windows_of(live)
+        owners, pair_starts = self._windows_of(live)
         closes = pair_starts + self.size + self.grace
         closing = (closes <= upto) & (closes > self.closed_upto)
-        results = self._emit_windows(pair_slots[closing], pair_starts[closing], final=True, now=upto)
+        results = self._emit_windows(live[owners[closing]], pair_starts[closing], final=True, now=upto)
         dead = live[self.last_close(self.table.panes[live]) <= upto]
         self.forget_pending(dead.tolist())
         self.table.release(dead.tolist())
         self.closed_upto = upto
         return results
 
-    def updates(self, now: int) -> WindowResults | None:
-        if not self.pending:
-            return None
-        changed = np.fromiter(sorted(self.pending), dtype=np.int64)
-        self.pending = set()
-        changed_slots, changed_starts = self._windows_of(changed)
-        open_ = changed_starts + self.size + self.grace > now
-        targets_keys, targets_starts, _ = unique_pairs(self.table.key_ids[changed_slots[open_]], changed_starts[open_])
+    def _updates(self, changed: Int64Array, when: Int64Array) -> WindowResults | None:
+        owners, changed_starts = self._windows_of(changed)
+        pair_when = when[owners]
+        open_ = changed_starts + self.size + self.grace > pair_when
+        targets_keys, targets_starts, inverse = unique_pairs(
+            self.table.key_ids[changed[owners[open_]]], changed_starts[open_]
+        )
         if targets_keys.shape[0] == 0:
             return None
+        targets_when = np.empty(targets_keys.shape[0], dtype=np.int64)
+        targets_when[inverse] = pair_when[open_]  # one tick per window: its key changed before one tick only
         # The panes of each target window, found through the pane index (not by scanning all state).
         pane_size = self.table.pane_size
         per_window = self.size // pane_size
@@ -118,15 +127,17 @@ class PaneWindowOperator(WindowOperator):
         panes = starts + np.tile(np.arange(per_window, dtype=np.int64) * pane_size, targets_keys.shape[0])
         slots = self.table.find(np.repeat(targets_keys, per_window), panes)
         found = slots >= 0
-        return self._emit_windows(slots[found], starts[found], final=False, now=now)
+        return self._emit_windows(
+            slots[found], starts[found], final=False, now=np.repeat(targets_when, per_window)[found]
+        )
 
     def close_everything(self) -> WindowResults | None:
         self.table.load_range(NO_TIME, END_OF_TIME)
         live = self.table.live_slots()
-        pair_slots, pair_starts = self._windows_of(live)
+        owners, pair_starts = self._windows_of(live)
         closes = pair_starts + self.size + self.grace
         keep = closes > self.closed_upto
-        results = self._emit_windows(pair_slots[keep], pair_starts[keep], final=True, now=0)
+        results = self._emit_windows(live[owners[keep]], pair_starts[keep], final=True, now=0)
         self.table.release(live.tolist())
         self.pending = set()
         return results

@@ -20,6 +20,9 @@ class WindowResults:
     stream time at emission: a window's close point for final results, the
     stream time of the update tick for updates. NaN in ``values`` means the
     window had no value for that output (e.g. ``max`` of a field no event had).
+    ``ticks`` orders updates that share an ``emitted_at`` but not a tick (with
+    ``update_interval: 0`` every event has its own): each update's tick in
+    processing order within the batch (None: all the same tick).
     """
 
     window: str
@@ -30,6 +33,7 @@ class WindowResults:
     ends: Int64Array
     emitted_at: Int64Array
     values: Values
+    ticks: Int64Array | None = None
 
     def __len__(self) -> int:
         return int(self.key_ids.shape[0])
@@ -45,6 +49,7 @@ class WindowResults:
             ends=self.ends[index],
             emitted_at=self.emitted_at[index],
             values={name: column[index] for name, column in self.values.items()},
+            ticks=self.ticks[index] if self.ticks is not None else None,
         )
 
 

@@ -224,7 +224,9 @@ class SlidingWindowOperator(WindowOperator):
         right = _Windows(keys, t + 1, t + 1 + self.size, lo, hi).select(exists)
         return _Windows.join(left, right)
 
-    def _emit_windows(self, points: _PointIndex, windows: _Windows, *, final: bool, now: int) -> WindowResults | None:
+    def _emit_windows(
+        self, points: _PointIndex, windows: _Windows, *, final: bool, now: int | Int64Array
+    ) -> WindowResults | None:
         n = int(windows.keys.shape[0])
         if n == 0:
             return None
@@ -291,7 +293,7 @@ class SlidingWindowOperator(WindowOperator):
         if loaded:
             self.point_index.clear()
 
-    def updates(self, now: int) -> WindowResults | None:
+    def _updates(self, changed: Int64Array, when: Int64Array) -> WindowResults | None:
         """For each key with new points, its newest left window ``[t_max - size, t_max]``.
 
         Kafka Streams would re-send every window a record falls into; with many
@@ -299,11 +301,8 @@ class SlidingWindowOperator(WindowOperator):
         consumer of "the last ``size`` as of now" needs. Every window is still
         emitted once, in full, when it closes.
         """
-        if not self.pending:
-            return None
-        changed = np.fromiter(sorted(self.pending), dtype=np.int64)
-        self.pending = set()
-        changed_keys = np.unique(self.table.key_ids[changed])
+        changed_keys, first = np.unique(self.table.key_ids[changed], return_index=True)
+        key_when = when[first]  # one tick per key: its points changed before one tick only
         # the changed keys' evicted points within a window of their new ones
         earliest = int(self.table.panes[changed].min()) - self.size
         if self.table.load_range(earliest, END_OF_TIME, changed_keys).shape[0]:
@@ -315,10 +314,12 @@ class SlidingWindowOperator(WindowOperator):
         last_of_key = np.flatnonzero(np.diff(points.keys, append=points.keys[-1] + 1))
         newest = last_of_key[np.isin(points.keys[last_of_key], changed_keys)]
         keys, t = points.keys[newest], points.times[newest]
+        now = key_when[np.searchsorted(changed_keys, keys)]
         windows = _Windows(
             keys, t - self.size, t, points.locate(keys, t - self.size, "left"), points.locate(keys, t, "right")
         )
-        return self._emit_windows(points, windows.select(self._close_of_end(windows.ends) > now), final=False, now=now)
+        open_ = self._close_of_end(windows.ends) > now
+        return self._emit_windows(points, windows.select(open_), final=False, now=now[open_])
 
     def close_everything(self) -> WindowResults | None:
         if self.table.load_range(NO_TIME, END_OF_TIME).shape[0]:

@@ -7,10 +7,11 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.windows.engine_runner import flatten, run_engine
+from tests.windows.engine_runner import flatten, run_engine, to_batch
 from tests.windows.reference_model import Event
 from windows.aggregates import parse_aggregate
 from windows.definitions import EmitMode, HoppingWindows, SlidingWindows, TumblingWindows, WindowSpec
+from windows.engine import PartitionEngine
 
 COUNT = (parse_aggregate("n", "count"), parse_aggregate("total", "sum(v)"))
 
@@ -56,6 +57,71 @@ def test_update_windows_emit_at_each_tick_and_once_when_closed() -> None:
         (0, 6, 4.0, False),  # tick at 8 crossed by 9
         (0, 10, 5.0, True),  # closed when stream time reached 10
     ]
+
+
+def test_ticks_whose_keys_do_not_meet_emit_their_updates_together_at_their_own_times() -> None:
+    # one event per key and per millisecond, a 1 ms update interval: every event crosses a tick
+    spec = WindowSpec("t", TumblingWindows(100, 0), COUNT, EmitMode.UPDATE, update_interval=1)
+    changes = [ev(10 + i, key=i, seq=i) for i in range(6)] + [ev(16, key=0, seq=6), ev(17, key=7, seq=7)]
+    engine = PartitionEngine([spec])
+    table = engine.operators[0].table
+    adds = []
+    add = table.add
+    table.add = lambda batch, panes: adds.append(len(batch)) or add(batch, panes)  # type: ignore[method-assign]
+    updates = [
+        (r[1], r[4], r[5]["n"])
+        for chunk in engine.process(to_batch(changes, ["v"])).results
+        for r in flatten([chunk], final=False)
+    ]
+    # each key's update is stamped with the tick its event crossed into, as one event per batch gives
+    assert updates == [(0, 10, 1.0), (1, 11, 1.0), (2, 12, 1.0), (3, 13, 1.0), (4, 14, 1.0), (5, 15, 1.0), (0, 16, 2.0)]
+    # key 0 comes back at 16, so the batch is cut there once: two bulk applications, not eight
+    assert adds == [6, 2]
+    one_by_one, _ = run_engine([spec], changes, [1], close_all=False)
+    assert updates == [(r[1], r[4], r[5]["n"]) for r in flatten(one_by_one, final=False)]
+
+
+def test_an_update_interval_of_zero_emits_after_every_event_without_waiting_for_the_next() -> None:
+    spec = WindowSpec("t", TumblingWindows(10, 0), COUNT, EmitMode.UPDATE, update_interval=0)
+    engine = PartitionEngine([spec])
+    first = engine.process(to_batch([ev(1, key=0, seq=0), ev(1, key=1, seq=1), ev(2, key=0, seq=2)], ["v"]))
+    assert [(r[1], r[4], r[5]["n"]) for r in flatten(first.results, final=False)] == [
+        (0, 1, 1.0),
+        (1, 1, 1.0),
+        (0, 2, 2.0),  # the batch's last event has its update in the same batch
+    ]
+    second = engine.process(to_batch([ev(12, key=1, seq=3)], ["v"]))
+    assert [
+        (r[1], r[4], r[5]["n"], r in flatten(second.results, final=True)) for r in flatten(second.results, final=None)
+    ] == [
+        (0, 10, 2.0, True),
+        (1, 10, 1.0, True),
+        (1, 12, 1.0, False),
+    ]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    keys=st.lists(st.integers(0, 40), min_size=1, max_size=60),
+    steps=st.lists(st.integers(0, 3), min_size=60, max_size=60),
+    kind=st.sampled_from(["tumbling", "hopping", "sliding"]),
+    interval=st.integers(0, 4),
+    batches=st.lists(st.integers(2, 30), min_size=1, max_size=3),
+)
+def test_updates_are_the_same_whether_ticks_are_cut_or_wait(keys, steps, kind, interval, batches) -> None:  # type: ignore[no-untyped-def]
+    definition: object = {
+        "tumbling": TumblingWindows(20, 3),
+        "hopping": HoppingWindows(20, 5, 3),
+        "sliding": SlidingWindows(10, 3),
+    }[kind]
+    spec = WindowSpec("w", definition, COUNT, EmitMode.UPDATE, interval)  # type: ignore[arg-type]
+    clock, changes = 1_000, []
+    for seq, key in enumerate(keys):
+        clock += steps[seq]
+        changes.append(ev(clock, key=key, v=float(seq % 5), seq=seq))
+    one_by_one, _ = run_engine([spec], changes, [1])
+    batched, _ = run_engine([spec], changes, batches)
+    assert flatten(batched, final=None) == flatten(one_by_one, final=None)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

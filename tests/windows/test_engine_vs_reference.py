@@ -44,7 +44,7 @@ def window_specs(draw: st.DrawFn) -> list[WindowSpec]:
         else:
             definition = SlidingWindows(size, grace)
         emit = draw(st.sampled_from([EmitMode.FINAL, EmitMode.UPDATE]))
-        specs.append(WindowSpec(f"w{i}", definition, AGGREGATES, emit, draw(st.integers(1, 30))))  # type: ignore[arg-type]
+        specs.append(WindowSpec(f"w{i}", definition, AGGREGATES, emit, draw(st.integers(0, 30))))  # type: ignore[arg-type]
     return specs
 
 
