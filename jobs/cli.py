@@ -269,6 +269,8 @@ def _etcd_watch(args: argparse.Namespace) -> int:
     host, _, port = args.etcd.rpartition(":")
     if not host or not port.isdigit():
         raise WinnowError(f"--etcd {args.etcd!r} is not host:port.")
+    if args.linger_ms < 0:
+        raise WinnowError(f"--linger-ms must be zero or more milliseconds, got {args.linger_ms}.")
     settings = KafkaSettings.resolve({}, os.environ, {"bootstrap_servers": args.bootstrap})
     options = WatchOptions(
         etcd_host=host,
@@ -277,6 +279,7 @@ def _etcd_watch(args: argparse.Namespace) -> int:
         topic=args.topic,
         partitions=args.partitions,
         position_file=Path(args.position_file),
+        linger_ms=args.linger_ms,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -381,6 +384,12 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--topic", required=True, help="Kafka topic to produce to")
     watch.add_argument("--partitions", type=int, default=1, help="partitions of the topic (default 1)")
     watch.add_argument("--position-file", default="etcd-watch.position", help="where the produced position is kept")
+    watch.add_argument(
+        "--linger-ms",
+        type=int,
+        default=10,
+        help="how long to gather changes into one Kafka request (default 10; 0 sends each at once, at more CPU)",
+    )
     watch.add_argument("--bootstrap", help="bootstrap servers (default from WINNOW_KAFKA_* / localhost:9092)")
     _metrics_argument(watch, "etcd-watch")
     watch.set_defaults(handler=_etcd_watch)

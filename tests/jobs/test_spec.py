@@ -58,11 +58,21 @@ def test_the_example_spec_loads() -> None:
             r"line 6: rules\.0\.when: .* at column 4",
         ),
         ("windows: [1, 2]\n", r"windows: expected a mapping"),
+        (
+            "windows:\n  a: {type: tumbling, size: 10s, emit: update, update_interval: -1s, aggregate: {n: count}}\n",
+            r"line 4: windows\.a\.update_interval: expected a duration",
+        ),
     ],
 )
 def test_spec_errors_name_line_and_field(body: str, message: str) -> None:
     with pytest.raises(SpecError, match=message):
         parse_job_spec(HEAD + body, "job.yaml")
+
+
+def test_an_update_interval_of_zero_means_an_update_after_every_event() -> None:
+    body = "windows:\n  a: {type: tumbling, size: 10s, emit: update, update_interval: 0ms, aggregate: {n: count}}\n"
+    (window,) = parse_job_spec(HEAD + body, "job.yaml").windows
+    assert window.emit is EmitMode.UPDATE and window.update_interval == 0
 
 
 def test_missing_spec_file_is_a_clear_error(tmp_path: Path) -> None:
