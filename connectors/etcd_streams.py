@@ -37,7 +37,10 @@ class WatchQueue:
 
     async def get(self, timeout: float) -> Any:
         """The next event; raises what the watch raised, or ``TimeoutError`` when none came in time."""
-        item = await asyncio.wait_for(self.queue.get(), timeout)
+        if self.queue.empty():
+            item = await asyncio.wait_for(self.queue.get(), timeout)
+        else:  # no timer and task per event while changes stream in
+            item = self.queue.get_nowait()
         if isinstance(item, Exception):
             raise item
         return item
