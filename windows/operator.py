@@ -9,10 +9,10 @@ so those windows close without it (a subclass may prove a cut unnecessary,
 see ``cut_needed``), and at every update tick of an ``emit: update`` window.
 
 An update tick needs no cut when the events after it, up to the next cut,
-have no key in common with the events applied since the last cut: their
-windows' state at the tick is then their state at the next cut, so the tick's
-updates are computed there, together with those of the ticks before it, each
-stamped with its own tick time. A stream whose events touch different keys
+have no key in common with the events applied since the last update emission:
+the windows the tick updates are then the same at the next cut, so the tick's
+updates are computed there, together with those of the other ticks that
+waited, each stamped with its own tick time. A stream whose events touch different keys
 (one change per key, as from an etcd watch) then costs one cut per fetched
 batch instead of one per tick. Subclasses supply the window geometry.
 """
