@@ -51,6 +51,7 @@ class TopicWriter:
         self._queued: dict[Slot, list[Any]] = {}  # closed batches not yet handed to the producer, in order
         self._senders: dict[Slot, asyncio.Task[None]] = {}
         self._pending: list[asyncio.Future[Any]] = []  # delivery of batches handed to the producer
+        self._failure: Exception | None = None  # why a sender stopped (its batch stays queued); flush reports it
         self.records_written = 0
 
     async def start(self) -> None:
@@ -80,6 +81,8 @@ class TopicWriter:
             while queue:
                 self._pending.append(await self._producer.send_batch(queue[0], slot[0], partition=slot[1]))
                 queue.pop(0)
+        except Exception as error:  # the batch stays queued: the next flush tries again, and reports this
+            self._failure = error
         finally:
             del self._senders[slot]
 
@@ -119,9 +122,16 @@ class TopicWriter:
     async def flush(self) -> None:
         """Send every open batch and wait for the broker to acknowledge all records written so far."""
         await self.send_open()
+        for slot, queue in self._queued.items():
+            if queue and slot not in self._senders:  # left queued by a sender that failed: try again
+                self._failure = None
+                self._senders[slot] = asyncio.ensure_future(self._send_queued(slot))
         try:
             while self._senders:
                 await asyncio.gather(*self._senders.values())
+            failure, self._failure = self._failure, None
+            if failure is not None:
+                raise failure
             pending, self._pending = self._pending, []
             if pending:
                 await asyncio.gather(*pending)
