@@ -89,14 +89,8 @@ class WindowOperator(ABC):
     def updates(self, now: int, boundary: int = 0) -> WindowResults | None:
         """Emit open windows containing panes changed since the last update, for the tick at stream time
         ``now`` found at position ``boundary`` of the batch (see ``_tick_order``)."""
-        if not self.pending:
-            return None
-        changed = np.fromiter(sorted(self.pending), dtype=np.int64, count=len(self.pending))
-        self.pending = set()
-        results = self._updates(changed, np.full(changed.shape[0], now, dtype=np.int64))
-        if results is None:
-            return None
-        return replace(results, ticks=np.full(len(results), self._tick_order(boundary), dtype=np.int64))
+        pending, self.pending = self.pending, set()
+        return self._tick_updates([(pending, now, boundary)])
 
     def _tick_order(self, boundary: int) -> int:
         """Where a tick at ``boundary`` (before the batch's event there) goes among the batch's updates of
@@ -157,24 +151,23 @@ class WindowOperator(ABC):
         self.pending = set(touched[tick_of_slot == len(ticks)].tolist())
         return shares
 
-    def _deferred_updates(
-        self, ticks: list[tuple[set[int], int]], st_after: Int64Array, st_start: int
-    ) -> WindowResults | None:
-        """The updates of several ticks at once: ``(slots changed before the tick, the tick's boundary in the
-        batch)`` each, the slots of different ticks belonging to different keys."""
-        sizes = [len(slots) for slots, _ in ticks]
-        if not sum(sizes):  # the events before these ticks were all late
+    def _tick_updates(self, ticks: list[tuple[set[int], int, int]]) -> WindowResults | None:
+        """The updates of one or more ticks at once: ``(slots changed before the tick, its stream time, its
+        boundary in the batch)`` each, the slots of different ticks belonging to different keys."""
+        sizes = [len(slots) for slots, _, _ in ticks]
+        if not sum(sizes):
             return None
-        changed = np.fromiter((slot for slots, _ in ticks for slot in slots), dtype=np.int64, count=sum(sizes))
-        boundaries = [boundary for _, boundary in ticks]
-        times = [int(st_after[b - 1]) if b else st_start for b in boundaries]
+        changed = np.fromiter((slot for slots, _, _ in ticks for slot in slots), dtype=np.int64, count=sum(sizes))
+        when = np.repeat(np.asarray([now for _, now, _ in ticks], dtype=np.int64), sizes)
         order = np.argsort(changed, kind="stable")
-        results = self._updates(changed[order], np.repeat(np.asarray(times, dtype=np.int64), sizes)[order])
+        results = self._updates(changed[order], when[order])
         if results is None:
             return None
+        orders = [self._tick_order(boundary) for _, _, boundary in ticks]
+        if len(ticks) == 1:
+            return replace(results, ticks=np.full(len(results), orders[0], dtype=np.int64))
         # each result's tick, through its key (a key changed before one of these ticks only)
-        orders = np.repeat(np.asarray([self._tick_order(b) for b in boundaries], dtype=np.int64), sizes)
-        tick_of_key = dict(zip(self.table.key_ids[changed].tolist(), orders.tolist()))
+        tick_of_key = dict(zip(self.table.key_ids[changed].tolist(), np.repeat(orders, sizes).tolist()))
         rows = np.fromiter(map(tick_of_key.__getitem__, results.key_ids.tolist()), dtype=np.int64, count=len(results))
         key_rank = self.key_order(results.key_ids)
         return replace(results, ticks=rows).take(
@@ -245,7 +238,8 @@ class WindowOperator(ABC):
             if self.emits_updates:
                 waiting = self._split_pending(touched, inverse, segment, deferred)
                 if waiting:
-                    self._emit(emitted, self._deferred_updates(waiting, st_after, st_start))
+                    ticked = [(slots, int(st_after[b - 1]) if b else st_start, b) for slots, b in waiting]
+                    self._emit(emitted, self._tick_updates(ticked))
             now = int(st_after[end - 1])
             self._emit(emitted, self.close(now))
             if ticks[end] and deferred[-1:] != [end]:

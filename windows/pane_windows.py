@@ -53,9 +53,10 @@ class PaneWindowOperator(WindowOperator):
         return owners, np.repeat(first, count) + offsets * self.step
 
     def _emit_windows(
-        self, pair_slots: Int64Array, pair_starts: Int64Array, *, final: bool, now: int | Int64Array
+        self, pair_slots: Int64Array, pair_starts: Int64Array, when: Int64Array | None = None
     ) -> WindowResults | None:
-        """Windows merged from (slot, window start) pairs; ``now`` is the update tick (one, or one per pair)."""
+        """Windows merged from (slot, window start) pairs: final results, or updates at the tick ``when``
+        of each pair."""
         if pair_slots.shape[0] == 0:
             return None
         keys = self.table.key_ids[pair_slots]
@@ -73,15 +74,13 @@ class PaneWindowOperator(WindowOperator):
         )
         values = self.table.aggregation.values(plan)
         ends = window_starts + self.size
-        if final:
+        if when is None:
             emitted_at = ends + self.grace
-        elif isinstance(now, int):
-            emitted_at = np.full(window_keys.shape[0], now, dtype=np.int64)
         else:
             emitted_at = np.empty(window_keys.shape[0], dtype=np.int64)
-            emitted_at[groups] = now[order]
+            emitted_at[groups] = when[order]
         return self._results(
-            final=final,
+            final=when is None,
             key_ids=window_keys,
             starts=window_starts,
             ends=ends,
@@ -102,7 +101,7 @@ class PaneWindowOperator(WindowOperator):
         owners, pair_starts = self._windows_of(live)
         closes = pair_starts + self.size + self.grace
         closing = (closes <= upto) & (closes > self.closed_upto)
-        results = self._emit_windows(live[owners[closing]], pair_starts[closing], final=True, now=upto)
+        results = self._emit_windows(live[owners[closing]], pair_starts[closing])
         dead = live[self.last_close(self.table.panes[live]) <= upto]
         self.forget_pending(dead.tolist())
         self.table.release(dead.tolist())
@@ -127,9 +126,7 @@ class PaneWindowOperator(WindowOperator):
         panes = starts + np.tile(np.arange(per_window, dtype=np.int64) * pane_size, targets_keys.shape[0])
         slots = self.table.find(np.repeat(targets_keys, per_window), panes)
         found = slots >= 0
-        return self._emit_windows(
-            slots[found], starts[found], final=False, now=np.repeat(targets_when, per_window)[found]
-        )
+        return self._emit_windows(slots[found], starts[found], np.repeat(targets_when, per_window)[found])
 
     def close_everything(self) -> WindowResults | None:
         self.table.load_range(NO_TIME, END_OF_TIME)
@@ -137,7 +134,7 @@ class PaneWindowOperator(WindowOperator):
         owners, pair_starts = self._windows_of(live)
         closes = pair_starts + self.size + self.grace
         keep = closes > self.closed_upto
-        results = self._emit_windows(live[owners[keep]], pair_starts[keep], final=True, now=0)
+        results = self._emit_windows(live[owners[keep]], pair_starts[keep])
         self.table.release(live.tolist())
         self.pending = set()
         return results

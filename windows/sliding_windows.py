@@ -225,16 +225,17 @@ class SlidingWindowOperator(WindowOperator):
         return _Windows.join(left, right)
 
     def _emit_windows(
-        self, points: _PointIndex, windows: _Windows, *, final: bool, now: int | Int64Array
+        self, points: _PointIndex, windows: _Windows, when: Int64Array | None = None
     ) -> WindowResults | None:
+        """Final results of ``windows``, or their updates at the ticks ``when``."""
         n = int(windows.keys.shape[0])
         if n == 0:
             return None
         plan = MergePlan(n, windows.ends + 1, ranges=(points.slots, points.times + 1, windows.lo, windows.hi))
         values = self.table.aggregation.values(plan)
-        emitted_at = self._close_of_end(windows.ends) if final else np.full(n, now, dtype=np.int64)
+        emitted_at = self._close_of_end(windows.ends) if when is None else when
         return self._results(
-            final=final,
+            final=when is None,
             key_ids=windows.keys,
             starts=windows.starts,
             ends=windows.ends,
@@ -259,7 +260,7 @@ class SlidingWindowOperator(WindowOperator):
             windows = self._candidates(points, np.flatnonzero(near))
             closes = self._close_of_end(windows.ends)
             windows = windows.select((closes <= upto) & (closes > low))
-            results = self._emit_windows(points, windows, final=True, now=upto)
+            results = self._emit_windows(points, windows)
         if self.expired_left:
             self.expired_left = {(k, t) for k, t in self.expired_left if t + 1 + self.grace > upto}
         dead = right_close <= upto
@@ -319,7 +320,7 @@ class SlidingWindowOperator(WindowOperator):
             keys, t - self.size, t, points.locate(keys, t - self.size, "left"), points.locate(keys, t, "right")
         )
         open_ = self._close_of_end(windows.ends) > now
-        return self._emit_windows(points, windows.select(open_), final=False, now=now[open_])
+        return self._emit_windows(points, windows.select(open_), now[open_])
 
     def close_everything(self) -> WindowResults | None:
         if self.table.load_range(NO_TIME, END_OF_TIME).shape[0]:
@@ -328,7 +329,7 @@ class SlidingWindowOperator(WindowOperator):
         windows = self._candidates(points, np.arange(len(points)))
         if self.closed_upto != NO_TIME:
             windows = windows.select(self._close_of_end(windows.ends) > self.closed_upto)
-        results = self._emit_windows(points, windows, final=True, now=0)
+        results = self._emit_windows(points, windows)
         self.table.release(points.slots.tolist())
         points.keep(np.zeros(len(points), dtype=bool))
         self.pending = set()
