@@ -178,6 +178,21 @@ REBALANCE_SECONDS = Histogram(
 )
 
 
+class CounterTotals:
+    """Keeps Prometheus counters equal to running totals counted elsewhere: each ``set`` adds what the
+    total grew by since the last one for the same counter and labels."""
+
+    def __init__(self) -> None:
+        self._exported: dict[tuple[Any, tuple[str, ...]], float] = {}
+
+    def set(self, counter: Any, labels: tuple[str, ...], total: float) -> None:
+        key = (counter, labels)
+        delta = total - self._exported.get(key, 0)
+        if delta > 0:
+            counter.labels(*labels).inc(delta)
+            self._exported[key] = total
+
+
 class StatusCollector(Collector):
     """Exports counters and gauges read from a status object at scrape time."""
 

@@ -17,7 +17,6 @@ import gc
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from connectors import metrics
 from jobs.memory_governor import GovernorSettings, Level, MemoryGovernor, Transition, detect_memory
@@ -53,7 +52,7 @@ class MemoryWatch:
         self.levels_seen: set[Level] = {Level.NORMAL}
         self.returns_to_normal = 0  # times usage fell back to normal after a higher level
         self._trim = _malloc_trim()
-        self._exported: dict[str, float] = {}
+        self._totals = metrics.CounterTotals()
         metrics.MEMORY_LIMIT.labels(job).set(limit)
         metrics.MEMORY_LEVEL.labels(job).set(0)
         metrics.MEMORY_DEFERRED.labels(job).set(0)
@@ -88,8 +87,8 @@ class MemoryWatch:
         ongoing = now - governor.since
         for level in Level:
             total = governor.seconds_in[level] + (ongoing if level == governor.level else 0.0)
-            self._add(metrics.MEMORY_LEVEL_SECONDS.labels(job, level.name.lower()), f"level-{level}", total)
-        self._add(metrics.MEMORY_PAUSED_SECONDS.labels(job), "paused", governor.seconds_paused)
+            self._totals.set(metrics.MEMORY_LEVEL_SECONDS, (job, level.name.lower()), total)
+        self._totals.set(metrics.MEMORY_PAUSED_SECONDS, (job,), governor.seconds_paused)
         if transition is not None:
             self.levels_seen.add(transition.level)
             self.returns_to_normal += transition.level == Level.NORMAL
@@ -97,12 +96,6 @@ class MemoryWatch:
             rising = transition.level > transition.previous
             (log.warning if rising else log.info)("job %s: %s", job, transition.message())
         return transition
-
-    def _add(self, counter: Any, name: str, total: float) -> None:
-        delta = total - self._exported.get(name, 0.0)
-        if delta > 0:
-            counter.inc(delta)
-            self._exported[name] = total
 
     def relieve(self) -> None:
         """Collect garbage and return freed memory to the system."""

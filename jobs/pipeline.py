@@ -273,24 +273,29 @@ class JobRunner:
         if resident > pane_budget:
             for engine in engines:
                 evicted += engine.evict(pane_budget * engine.open_panes // resident)
-        forgotten = 0
-        marks = self.rules.key_ids_in_use()
-        bound = sum(engine.open_panes for engine in engines) + len(marks)  # keys in use are at most this many
-        if len(self.registry) <= 2 * bound + 10_000:  # renumbering costs a pass over memory: only when it pays
-            self.stats.panes_evicted += evicted
-            return evicted, 0
-        in_use = np.unique(
-            np.concatenate([engine.key_ids_in_use() for engine in engines] + [np.asarray(marks, dtype=np.int64)])
-        )
-        if len(self.registry) > 2 * in_use.shape[0] + 10_000:
-            forgotten = len(self.registry) - int(in_use.shape[0])
-            mapping = self.registry.compact(in_use)
-            for engine in engines:
-                engine.keys_renumbered(mapping)
-            self.rules.keys_renumbered(mapping)
+        forgotten = self._forget_unused_keys(engines)
         self.stats.panes_evicted += evicted
         self.stats.keys_forgotten += forgotten
         return evicted, forgotten
+
+    def _forget_unused_keys(self, engines: list[PartitionEngine]) -> int:
+        """Drop keys nothing in memory refers to and renumber the rest, when that frees enough to pay for
+        the pass over memory; return how many were forgotten."""
+        marks = self.rules.key_ids_in_use()
+        bound = sum(engine.open_panes for engine in engines) + len(marks)  # keys in use are at most this many
+        if len(self.registry) <= 2 * bound + 10_000:
+            return 0
+        in_use = np.unique(
+            np.concatenate([engine.key_ids_in_use() for engine in engines] + [np.asarray(marks, dtype=np.int64)])
+        )
+        if len(self.registry) <= 2 * in_use.shape[0] + 10_000:
+            return 0
+        forgotten = len(self.registry) - int(in_use.shape[0])
+        mapping = self.registry.compact(in_use)
+        for engine in engines:
+            engine.keys_renumbered(mapping)
+        self.rules.keys_renumbered(mapping)
+        return forgotten
 
     @property
     def panes_loaded(self) -> int:

@@ -15,7 +15,7 @@ class RunMetrics:
 
     def __init__(self, spec: JobSpec) -> None:
         self.job = spec.name
-        self._exported: dict[tuple[Any, tuple[str, ...]], int] = {}  # totals already added to each counter
+        self._totals = metrics.CounterTotals()
         for outcome in ("consumed", "applied", "rejected", "late"):  # exported (as 0) from the start
             metrics.EVENTS.labels(spec.name, outcome)
         for window in spec.windows:
@@ -45,11 +45,7 @@ class RunMetrics:
         ]
         totals += [(metrics.DECISIONS, (job, rule, action), n) for (rule, action), n in runner.rules.fired.items()]
         for metric, labels, total in totals:
-            key = (metric, labels)
-            delta = total - self._exported.get(key, 0)
-            if delta > 0:
-                metric.labels(*labels).inc(delta)
-                self._exported[key] = total
+            self._totals.set(metric, labels, total)
         now = time.monotonic()
         sizes = runner.store is not None and now - self._sized_at >= 1.0
         if sizes:
