@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import logging
 import os
 import secrets
@@ -123,7 +122,7 @@ def _value_fields(value: bytes) -> tuple[dict[str, Any], str | None]:
     parent = None
     if text.startswith("{"):
         try:
-            document = json.loads(text)
+            document = orjson.loads(value)
             if isinstance(document, dict) and isinstance(document.get("traceparent"), str):
                 parent = document["traceparent"]
         except ValueError:
@@ -295,6 +294,7 @@ class EtcdWatchProducer:
         )
         await self._producer.start()
         try:
+            await self._producer.partitions_for(self.options.topic)  # the first change does not wait for metadata
             await self._read_tail()
             backoff = 0.1
             while not self._stop.is_set():

@@ -54,10 +54,13 @@ class TopicWriter:
         self._failure: Exception | None = None  # why a sender stopped (its batch stays queued); flush reports it
         self.records_written = 0
 
-    async def start(self) -> None:
-        """Connect to the cluster."""
+    async def start(self, topics: Sequence[str] = ()) -> None:
+        """Connect to the cluster and learn the partitions of ``topics`` (the topics about to be written), so
+        that the first records do not wait for a metadata request and a new connection."""
         try:
             await self._producer.start()
+            for topic in topics:
+                await self._producer.partitions_for(topic)
         except KafkaError as error:
             raise ConnectorError(f"cannot connect a producer to {self.settings.bootstrap_servers}: {error}.") from None
 

@@ -40,7 +40,7 @@ from jobs.live_rules import LiveRules
 from jobs.memory_governor import Level
 from jobs.memory_watch import MemoryWatch
 from jobs.spec import JobSpec
-from jobs.streaming import SourceRecord, StreamingJob, StreamingOptions
+from jobs.streaming import OutputTopics, SourceRecord, StreamingJob, StreamingOptions
 
 log = logging.getLogger("winnow.worker")
 
@@ -172,7 +172,7 @@ class WinnowApp(faust.App):
     async def on_start(self) -> None:
         await super().on_start()
         self.writer = TopicWriter(self.kafka)
-        await self.writer.start()
+        await self.writer.start(OutputTopics.for_job(self.spec.name).all())
         self.job = StreamingJob(self.spec, self.writer, self.streaming, live_rules=self.live_rules)
         if self.live_rules is not None:
             self.add_future(self.live_rules.follow())
