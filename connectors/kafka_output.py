@@ -36,11 +36,19 @@ MAX_QUEUED = 8
 class TopicWriter:
     """Writes records to Kafka in producer batches and tracks their acknowledgements."""
 
-    def __init__(self, settings: KafkaSettings, *, acks: int | str = "all", linger_ms: int = 5) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        acks: int | str = "all",
+        linger_ms: int = 5,
+        request_timeout_ms: int = 40_000,
+    ) -> None:
         self.settings = settings
         self._producer = AIOKafkaProducer(
             **settings.client_options(),
             acks=acks,
+            request_timeout_ms=request_timeout_ms,
             enable_idempotence=False,
             linger_ms=linger_ms,
             max_batch_size=1 << 20,
@@ -70,6 +78,12 @@ class TopicWriter:
             await self.flush()
         finally:
             await self._producer.stop()
+
+    @property
+    def records_queued(self) -> int:
+        """Records in closed batches not yet handed to the producer (after a failed send: what the next
+        ``flush`` sends again)."""
+        return sum(batch.record_count() for queue in self._queued.values() for batch in queue)
 
     def _enqueue(self, slot: Slot, batch: Any) -> None:
         """Queue a batch for its partition's sender, starting the sender when none runs."""
@@ -139,4 +153,5 @@ class TopicWriter:
             if pending:
                 await asyncio.gather(*pending)
         except KafkaError as error:
-            raise ConnectorError(f"the broker did not acknowledge output records: {error}.") from None
+            reason = str(error).rstrip(".")
+            raise ConnectorError(f"the broker did not acknowledge output records: {reason}.") from None
