@@ -215,6 +215,9 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=10.0, help="the measured writes, after the warm-up")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of writes at the rate, not counted")
+    parser.add_argument(
+        "--etcd-procs", type=int, default=1, help="GOMAXPROCS of the etcd server (0: every core, Go's default)"
+    )
     parser.add_argument("--profile", metavar="FILE", help="record the worker with py-spy (collapsed stacks) into FILE")
     args = parser.parse_args()
     reference = cpu_reference()
@@ -222,7 +225,7 @@ def main() -> int:
         work = Path(tmp)
         spec = work / "job.yaml"
         spec.write_text(SPEC)
-        etcd = LocalEtcd(work / "etcd").start()
+        etcd = LocalEtcd(work / "etcd", max_procs=args.etcd_procs or None).start()
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         asyncio.run(ensure_topics(settings, {"etcd-changes": 2}))
         common = [sys.executable, "-m", "jobs.cli"]
@@ -295,6 +298,7 @@ def main() -> int:
         f"warm-up (not counted):  {len(warm):,} matched, p50 {percentile(warm, 0.5):.1f} ms   "
         f"p99 {percentile(warm, 0.99):.1f} ms   max {warm[-1] if warm else float('nan'):.1f} ms"
     )
+    print(f"etcd server:            GOMAXPROCS={args.etcd_procs or 'every core'}")
     print(f"CPU reference before starting: {reference / 1e6:.2f}M small JSON decodes/s on one core")
     print(
         f"CPU use while writing ({os.cpu_count()} cores busy {measured.machine_busy:.0%}): "

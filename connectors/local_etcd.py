@@ -15,10 +15,17 @@ from connectors.local_process import start_service, stop_service
 
 
 class LocalEtcd:
-    """Debian's ``etcd`` on 127.0.0.1 with its data in ``data_dir``; it can be stopped and started again."""
+    """Debian's ``etcd`` on 127.0.0.1 with its data in ``data_dir``; it can be stopped and started again.
 
-    def __init__(self, data_dir: Path, client_port: int | None = None) -> None:
+    ``max_procs`` is the Go runtime's processor count for the server (``GOMAXPROCS``), one by default: a local
+    etcd shares a small machine with the broker and the pipeline, and with every core its runtime's idle
+    threads spin for work and its garbage collector runs on all cores at once, taking them from the rest
+    (the README's latency section has the measurements). ``None`` gives it every core.
+    """
+
+    def __init__(self, data_dir: Path, client_port: int | None = None, max_procs: int | None = 1) -> None:
         self.data_dir = data_dir
+        self.max_procs = max_procs
         self.client_port = client_port or free_port()
         self.peer_port = free_port()
         self.log_path = data_dir.with_name(data_dir.name + ".log")
@@ -55,6 +62,7 @@ class LocalEtcd:
             self.log_path,
             self._serving,
             timeout,
+            env={"GOMAXPROCS": str(self.max_procs)} if self.max_procs is not None else None,
         )
         return self
 

@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from connectors.errors import ConnectorError
 
 
 def start_service(
-    name: str, args: list[str], log_path: Path, ready: Callable[[], bool], timeout: float
+    name: str,
+    args: list[str],
+    log_path: Path,
+    ready: Callable[[], bool],
+    timeout: float,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``args`` with output to ``log_path``; return once ``ready()`` holds, or raise naming ``name``."""
+    """Start ``args`` with output to ``log_path`` and ``env`` added to this process's environment; return
+    once ``ready()`` holds, or raise naming ``name``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, **env} if env else None,
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
