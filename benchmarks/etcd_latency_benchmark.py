@@ -15,7 +15,7 @@ compete for the cores.
 
 Target (issue 4): p99 under 100 ms at 1,000 changes/s.
 
-    .venv/bin/python benchmarks/etcd_latency_benchmark.py [--rate 1000] [--seconds 10] [--warmup 2]
+    .venv/bin/python benchmarks/etcd_latency_benchmark.py [--rate 1000] [--seconds 10] [--warmup 2] [--etcd-procs 1]
 """
 
 from __future__ import annotations
