@@ -15,6 +15,7 @@ import numpy as np
 
 from connectors.errors import ConnectorError
 from connectors.event_decoding import LateRecord, Rejected
+from windows.errors import reason
 
 
 def open_event_log(path: Path) -> IO[bytes]:
@@ -49,7 +50,7 @@ def read_event_chunks(path: Path, chunk_lines: int, skip_lines: int = 0) -> Iter
                 if events:
                     yield events, numbers
         except (OSError, EOFError, gzip.BadGzipFile) as error:
-            raise ConnectorError(f"event log {path} is damaged after line {line_no}: {error}.") from None
+            raise ConnectorError(f"event log {path} is damaged after line {line_no}: {reason(error)}.") from None
 
 
 class ReplayFiles:

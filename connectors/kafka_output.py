@@ -25,6 +25,7 @@ from aiokafka.errors import KafkaError
 
 from connectors.errors import ConnectorError
 from connectors.kafka_settings import KafkaSettings
+from windows.errors import reason
 
 Headers = Sequence[tuple[str, bytes]]
 Slot = tuple[str, int]  # (topic, partition)
@@ -70,7 +71,8 @@ class TopicWriter:
             for topic in topics:
                 await self._producer.partitions_for(topic)
         except KafkaError as error:
-            raise ConnectorError(f"cannot connect a producer to {self.settings.bootstrap_servers}: {error}.") from None
+            servers = self.settings.bootstrap_servers
+            raise ConnectorError(f"cannot connect a producer to {servers}: {reason(error)}.") from None
 
     async def stop(self) -> None:
         """Flush and disconnect."""
@@ -153,5 +155,4 @@ class TopicWriter:
             if pending:
                 await asyncio.gather(*pending)
         except KafkaError as error:
-            reason = str(error).rstrip(".")
-            raise ConnectorError(f"the broker did not acknowledge output records: {reason}.") from None
+            raise ConnectorError(f"the broker did not acknowledge output records: {reason(error)}.") from None

@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from connectors.errors import ConnectorError
+from windows.errors import reason
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -76,7 +77,7 @@ class KafkaSettings:
             if self.ssl_certfile:
                 context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
         except (OSError, ssl.SSLError) as error:
-            raise ConnectorError(f"cannot load kafka TLS files: {error}.") from None
+            raise ConnectorError(f"cannot load kafka TLS files: {reason(error)}.") from None
         return context
 
     def client_options(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from connectors.errors import ConnectorError
 from connectors.kafka_settings import KafkaSettings
+from windows.errors import reason
 
 
 async def topic_partitions(settings: KafkaSettings, names: list[str]) -> dict[str, int]:
@@ -32,7 +33,7 @@ async def topic_partitions(settings: KafkaSettings, names: list[str]) -> dict[st
         present = [name for name in names if name in existing]
         described = await admin.describe_topics(present) if present else []
     except KafkaError as error:
-        raise ConnectorError(f"cannot describe topics at {settings.bootstrap_servers}: {error}.") from None
+        raise ConnectorError(f"cannot describe topics at {settings.bootstrap_servers}: {reason(error)}.") from None
     finally:
         await admin.close()
     counts: dict[str, int] = {}
@@ -67,7 +68,7 @@ async def ensure_topics(settings: KafkaSettings, wanted: Mapping[str, int]) -> l
     except TopicAlreadyExistsError:
         pass  # created concurrently (another worker); its count is checked below
     except KafkaError as error:
-        raise ConnectorError(f"cannot create topics {', '.join(missing)}: {error}.") from None
+        raise ConnectorError(f"cannot create topics {', '.join(missing)}: {reason(error)}.") from None
     finally:
         await admin.close()
     created = await topic_partitions(settings, missing)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from state.errors import StateError
+from windows.errors import reason
 
 
 class CheckpointStorage(Protocol):
@@ -74,7 +75,7 @@ class LocalCheckpointStorage:
             os.replace(temp, target)
         except OSError as error:
             temp.unlink(missing_ok=True)
-            raise StateError(f"cannot store checkpoint file {name} in {self.root}: {error}.") from None
+            raise StateError(f"cannot store checkpoint file {name} in {self.root}: {reason(error)}.") from None
 
     def put_bytes(self, name: str, data: bytes) -> None:
         target = self._path(name)
@@ -87,7 +88,7 @@ class LocalCheckpointStorage:
             os.replace(temp, target)
         except OSError as error:
             temp.unlink(missing_ok=True)
-            raise StateError(f"cannot store checkpoint object {name} in {self.root}: {error}.") from None
+            raise StateError(f"cannot store checkpoint object {name} in {self.root}: {reason(error)}.") from None
 
     def open(self, name: str) -> BinaryIO:
         try:

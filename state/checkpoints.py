@@ -34,6 +34,7 @@ import orjson
 
 from state.checkpoint_storage import CheckpointStorage
 from state.errors import StateError
+from windows.errors import reason
 
 log = logging.getLogger("winnow.checkpoints")
 
@@ -88,7 +89,7 @@ class Manifest:
             data["files"] = tuple(CheckpointFile(**f) for f in data["files"])
             return cls(**data)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-            raise StateError(f"checkpoint manifest {where} is unreadable: {error}.") from None
+            raise StateError(f"checkpoint manifest {where} is unreadable: {reason(error)}.") from None
 
 
 def file_digest(path: Path) -> str:

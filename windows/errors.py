@@ -13,6 +13,12 @@ class WinnowError(Exception):
     """Base class of every error Winnow raises on purpose."""
 
 
+def reason(error: BaseException) -> str:
+    """The text of an underlying error, to end one of Winnow's sentence-long messages: without a full stop
+    of its own (libraries' messages sometimes end with one)."""
+    return str(error).rstrip(".")
+
+
 class SpecError(WinnowError):
     """A job spec, window definition or aggregation is invalid; nothing has run yet."""
 

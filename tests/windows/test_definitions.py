@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from windows.definitions import HoppingWindows, SlidingWindows, TumblingWindows
 from windows.durations import parse_duration_ms
-from windows.errors import SpecError
+from windows.errors import SpecError, reason
 
 
 def test_tumbling_windows_are_epoch_aligned_and_half_open() -> None:
@@ -64,3 +64,10 @@ def test_hopping_starts_are_exactly_the_windows_holding_the_time(size: int, step
     w = HoppingWindows(size, step)
     expected = [s for s in range(ts - size - step, ts + 1) if s % step == 0 and s <= ts < s + size]
     assert w.starts_containing(ts) == expected
+
+
+def test_an_underlying_error_ends_a_message_without_a_second_full_stop() -> None:
+    assert f"cannot reach the broker: {reason(OSError('Connection refused.'))}." == (
+        "cannot reach the broker: Connection refused."
+    )
+    assert reason(ValueError("line 3 is not JSON")) == "line 3 is not JSON"
