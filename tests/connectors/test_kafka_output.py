@@ -32,14 +32,14 @@ async def _read(bootstrap: str, topic: str) -> list[bytes]:
         await consumer.stop()
 
 
-async def _write_until_acknowledged(writer: TopicWriter, value: bytes, attempts: int) -> int:
+async def _write_until_acknowledged(writer: TopicWriter, value: bytes, attempts: int) -> None:
     """Write ``value`` and flush, writing it again after a flush that failed (as the streaming job does by
-    going back to its last commit); how many flushes failed first."""
-    for failed in range(attempts):
+    going back to its last commit)."""
+    for _ in range(attempts):
         await writer.write("out", 0, [b"k"], [value])
         try:
             await asyncio.wait_for(writer.flush(), HANG_GUARD)
-            return failed
+            return
         except ConnectorError:
             continue
     raise AssertionError(f"no flush succeeded in {attempts} attempts after the broker came back")
@@ -57,7 +57,7 @@ def test_a_flush_reports_an_unreachable_broker_and_writing_goes_on_once_it_is_ba
             before = await _read(broker.bootstrap_servers, "out")
 
             broker.stop()
-            for value in (b"down-1", b"down-2", b"down-3"):  # three batches: one in the producer, two queued
+            for value in (b"down-1", b"down-2", b"down-3"):  # three closed batches, one record each
                 await writer.write("out", 0, [b"k"], [value])
                 await writer.send_open()
             with pytest.raises(ConnectorError) as failure:
