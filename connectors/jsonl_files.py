@@ -5,9 +5,8 @@ from __future__ import annotations
 import gzip
 import io
 import shutil
-from array import array
 from collections.abc import Iterator
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import IO
 
@@ -53,52 +52,129 @@ def read_event_chunks(path: Path, chunk_lines: int, skip_lines: int = 0) -> Iter
             raise ConnectorError(f"event log {path} is damaged after line {line_no}: {reason(error)}.") from None
 
 
+class _HeldLines:
+    """One partition's output lines of one kind, in emission order, waiting to be merged.
+
+    The newest lines are in memory; ``spill`` moves them to the end of a file,
+    and ``take`` hands lines back oldest first, from the file before memory.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.times: list[np.ndarray] = []  # emission time of every held line, in chunks
+        self.lines: list[str] = []  # the newest held lines
+        self.held_bytes = 0  # about the memory ``lines`` takes
+        self.spilled = 0  # older held lines, in the file
+        self._writer: IO[bytes] | None = None
+        self._reader: IO[bytes] | None = None
+
+    def add(self, emitted_at: list[int], lines: list[str]) -> None:
+        self.times.append(np.asarray(emitted_at, dtype=np.int64))
+        self.lines.extend(lines)
+        self.held_bytes += sum(map(len, lines)) + 64 * len(lines)
+
+    def ready(self, before: int | None) -> tuple[int, np.ndarray]:
+        """How many held lines were emitted before ``before`` (None: all), and their emission times."""
+        if not self.times:
+            return 0, np.zeros(0, dtype=np.int64)
+        times = np.concatenate(self.times) if len(self.times) > 1 else self.times[0]
+        count = times.shape[0] if before is None else int(np.searchsorted(times, before, "left"))
+        self.times = [times[count:]] if count < times.shape[0] else []
+        return count, times[:count]
+
+    def take(self, count: int) -> list[str]:
+        """The oldest ``count`` held lines, no longer held."""
+        taken: list[str] = []
+        if self.spilled:
+            from_file = min(count, self.spilled)
+            assert self._writer is not None
+            if self._reader is None:
+                self._writer.flush()
+                self._reader = open(self.path, "rb", buffering=1 << 20)
+            elif from_file:
+                self._writer.flush()
+            readline = self._reader.readline
+            taken = [readline().decode("utf-8") for _ in range(from_file)]
+            self.spilled -= from_file
+            count -= from_file
+        if count:
+            taken.extend(self.lines[:count])
+            del self.lines[:count]
+            self.held_bytes = self.held_bytes * len(self.lines) // max(len(self.lines) + count, 1)
+        return taken
+
+    def spill(self) -> None:
+        """Move the lines held in memory to the end of the file."""
+        if not self.lines:
+            return
+        if self._writer is None:
+            self._writer = open(self.path, "wb", buffering=1 << 20)
+        self._writer.write("".join(self.lines).encode("utf-8"))
+        self.spilled += len(self.lines)
+        self.lines, self.held_bytes = [], 0
+
+    def close(self) -> None:
+        for handle in (self._writer, self._reader):
+            if handle is not None:
+                handle.close()
+
+
 class ReplayFiles:
     """The replay output directory.
 
     Late and rejected events are written straight to ``late.jsonl`` and
     ``rejected.jsonl`` in source order. Results, updates and decisions arrive
-    per partition in emission order; they are kept in one part file per
-    partition, with their emission times in memory, and merged by ``(emission
-    time, partition)`` when the run finishes, so the files are identical
-    whatever the batch size.
+    per partition in emission order and are merged by ``(emission time,
+    partition)``, so the files are identical whatever the batch size. Lines are
+    held until every partition's stream time has passed their emission time
+    (a partition never emits earlier than its stream time), then merged and
+    written; ``settle`` does that as the run goes. Held lines beyond
+    ``hold_bytes`` (or all of them, on ``spill``) wait in part files instead
+    of memory.
     """
 
     MERGED = ("results", "updates", "decisions")
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, *, hold_bytes: int = 64 << 20) -> None:
         self.out_dir = out_dir
         self.parts_dir = out_dir / ".parts"
+        self.hold_bytes = hold_bytes
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
             if self.parts_dir.exists():
                 shutil.rmtree(self.parts_dir)
-            self.parts_dir.mkdir()
             self._late = open(out_dir / "late.jsonl", "wb")
             self._rejected = open(out_dir / "rejected.jsonl", "wb")
+            self._merged = {kind: open(out_dir / f"{kind}.jsonl", "wb", buffering=1 << 20) for kind in self.MERGED}
         except OSError as error:
             raise ConnectorError(f"cannot write replay output to {out_dir}: {error.strerror or error}.") from None
-        self._parts: dict[tuple[str, int], IO[str]] = {}
-        self._times: dict[tuple[str, int], list[array[int]]] = {}
+        self._held: dict[str, dict[int, _HeldLines]] = {kind: {} for kind in self.MERGED}
+        self._held_bytes = 0
 
-    def _write_timed(self, kind: str, partition: int, emitted_at: list[int], lines: list[str]) -> None:
-        handle = self._parts.get((kind, partition))
-        if handle is None:
-            handle = open(self.parts_dir / f"{kind}-{partition}.part", "w", encoding="utf-8", buffering=1 << 20)
-            self._parts[(kind, partition)] = handle
-            self._times[(kind, partition)] = []
-        handle.write("".join(lines))  # one encode and write per batch, not per line
-        self._times[(kind, partition)].append(array("q", emitted_at))
+    @property
+    def held_bytes(self) -> int:
+        """About how much memory the lines held for merging take."""
+        return self._held_bytes
+
+    def _hold(self, kind: str, partition: int, emitted_at: list[int], lines: list[str]) -> None:
+        held = self._held[kind].get(partition)
+        if held is None:
+            held = self._held[kind][partition] = _HeldLines(self.parts_dir / f"{kind}-{partition}.part")
+        before = held.held_bytes
+        held.add(emitted_at, lines)
+        self._held_bytes += held.held_bytes - before
+        if self._held_bytes > self.hold_bytes:
+            self.spill()
 
     def results(
         self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[str], *, final: bool
     ) -> None:
-        self._write_timed("results" if final else "updates", partition, emitted_at, lines)
+        self._hold("results" if final else "updates", partition, emitted_at, lines)
 
     def decisions(
         self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[str], origins: list[int]
     ) -> None:
-        self._write_timed("decisions", partition, emitted_at, lines)
+        self._hold("decisions", partition, emitted_at, lines)
 
     def late(self, records: list[LateRecord]) -> None:
         self._late.writelines(record.line for record in records)
@@ -106,38 +182,57 @@ class ReplayFiles:
     def rejected(self, partition: int | None, rejected: list[Rejected], lines: list[bytes]) -> None:
         self._rejected.writelines(lines)
 
-    def finish(self) -> None:
-        """Merge part files into the final files and remove them."""
-        self._late.close()
-        self._rejected.close()
-        for handle in self._parts.values():
-            handle.close()
-        for kind in self.MERGED:
-            parts = sorted(p for k, p in self._parts if k == kind)
-            times = [np.concatenate([np.frombuffer(a, dtype=np.int64) for a in self._times[(kind, p)]]) for p in parts]
-            source = np.repeat(np.arange(len(parts), dtype=np.int16), [t.shape[0] for t in times])
-            # a stable sort of partition-major rows by time keeps partition order among equal times
-            rank = np.argsort(np.concatenate(times) if times else np.zeros(0), kind="stable")
-            del times
-            order = source[rank]
-            del rank, source
-            part_files = [open(self.parts_dir / f"{kind}-{p}.part", "rb", buffering=1 << 20) for p in parts]
+    def settle(self, before: int | None) -> None:
+        """Merge and write every held line emitted before ``before`` (no partition emits before it any
+        more); None: every held line."""
+        for kind, by_partition in self._held.items():
+            taken: list[list[str]] = []
+            times: list[np.ndarray] = []
+            for partition in sorted(by_partition):
+                held = by_partition[partition]
+                count, ready = held.ready(before)
+                if count:
+                    times.append(ready)
+                    taken.append(held.take(count))
+            if not taken:
+                continue
+            if len(taken) == 1:
+                merged = taken[0]
+            else:
+                # a stable sort of partition-major lines by time keeps partition order among equal times
+                order = np.argsort(np.concatenate(times), kind="stable").tolist()
+                lines = list(chain.from_iterable(taken))
+                merged = [lines[i] for i in order]
             try:
-                with open(self.out_dir / f"{kind}.jsonl", "wb", buffering=1 << 20) as out:
-                    if len(part_files) == 1:
-                        shutil.copyfileobj(part_files[0], out)
-                    else:
-                        readers = [part.readline for part in part_files]
-                        for at in range(0, order.shape[0], 65_536):
-                            out.write(b"".join([readers[i]() for i in order[at : at + 65_536].tolist()]))
-            finally:
-                for part in part_files:
-                    part.close()
-        shutil.rmtree(self.parts_dir)
+                self._merged[kind].write("".join(merged).encode("utf-8"))
+            except OSError as error:
+                raise ConnectorError(f"cannot write {kind}.jsonl in {self.out_dir}: {reason(error)}.") from None
+        self._held_bytes = sum(held.held_bytes for by in self._held.values() for held in by.values())
+
+    def spill(self) -> None:
+        """Move every line held in memory to part files (memory is short, or the hold is full)."""
+        try:
+            self.parts_dir.mkdir(exist_ok=True)
+            for by_partition in self._held.values():
+                for held in by_partition.values():
+                    held.spill()
+        except OSError as error:
+            raise ConnectorError(f"cannot write part files in {self.parts_dir}: {reason(error)}.") from None
+        self._held_bytes = 0
+
+    def finish(self) -> None:
+        """Write every line still held and close the files."""
+        self.settle(None)
+        self.abort()
+        if self.parts_dir.exists():
+            shutil.rmtree(self.parts_dir)
 
     def abort(self) -> None:
-        """Close everything after a failure, leaving what was written for inspection."""
+        """Close everything (after a failure, leaving what was written for inspection)."""
         self._late.close()
         self._rejected.close()
-        for handle in self._parts.values():
+        for handle in self._merged.values():
             handle.close()
+        for by_partition in self._held.values():
+            for held in by_partition.values():
+                held.close()

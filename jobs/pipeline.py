@@ -21,7 +21,7 @@ from state.window_store import WindowStore
 from windows.engine import PartitionEngine
 from windows.events import EventBatch
 from windows.pane_state import TRACE_HI, TRACE_LO, TRACE_ORIGIN
-from windows.stream_time import too_far_ahead
+from windows.stream_time import NO_TIME, too_far_ahead
 
 
 class OutputSink(Protocol):
@@ -230,6 +230,14 @@ class JobRunner:
                 self.stats.decisions += len(decisions)
                 emitted_at, key_ids, lines, origins = (list(column) for column in zip(*decisions))
                 self.sink.decisions(partition, emitted_at, key_ids, lines, origins)
+
+    def emitting_from(self) -> int:
+        """The earliest emission time any source partition can still produce: the least of their stream
+        times (a partition emits nothing before its stream time), NO_TIME while one has none yet."""
+        engines = self.engines
+        if any(p not in engines for p in range(self.spec.source.partitions)):
+            return NO_TIME
+        return min(engine.stream_time for engine in engines.values())
 
     def advance(self, partition: int, stream_time: int) -> int:
         """Move an idle partition's stream time to ``stream_time``; emit what closes; return results emitted."""

@@ -103,6 +103,7 @@ def run_replay(spec: JobSpec, options: ReplayOptions) -> tuple[RunStats, float, 
             while at < len(events):
                 step = batches.next_size()
                 runner.process(events[at : at + step], lines[at : at + step])
+                files.settle(runner.emitting_from())
                 done = min(step, len(events) - at)
                 at += done
                 since_commit += done
@@ -115,6 +116,8 @@ def run_replay(spec: JobSpec, options: ReplayOptions) -> tuple[RunStats, float, 
                     relieve = pressed and now - last_relief >= 1.0
                     runner.shrink(0 if pressed else options.resident_panes, flush=relieve)
                     since_commit = 0
+                    if pressed:
+                        files.spill()
                     if relieve:
                         watch.relieve()
                         last_relief = now

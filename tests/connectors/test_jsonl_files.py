@@ -1,0 +1,75 @@
+"""Replay output files: lines of several partitions merged by (emission time, partition) as the run goes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connectors.jsonl_files import ReplayFiles
+
+# Per partition, the emission times of its lines (each partition's times never go down).
+partition_times = st.lists(st.integers(0, 40), max_size=30).map(sorted)
+
+
+@st.composite
+def emission_runs(draw: st.DrawFn) -> tuple[dict[int, list[int]], list[tuple[int, int, int]]]:
+    """Lines of up to four partitions, and the order they reach the output in: (partition, first, end) slices.
+
+    Each slice is what one batch of a partition emitted."""
+    times = {p: draw(partition_times) for p in range(draw(st.integers(1, 4)))}
+    pending = {p: 0 for p in times}
+    slices: list[tuple[int, int, int]] = []
+    while any(pending[p] < len(t) for p, t in times.items()):
+        p = draw(st.sampled_from([p for p, t in times.items() if pending[p] < len(t)]))
+        end = draw(st.integers(pending[p] + 1, len(times[p])))
+        slices.append((p, pending[p], end))
+        pending[p] = end
+    return times, slices
+
+
+def replay_output(out: Path, times: dict[int, list[int]], slices: list[tuple[int, int, int]], hold: int) -> bytes:
+    """Feed the slices to ``ReplayFiles``, settling after each one as far as every partition's progress allows."""
+    files = ReplayFiles(out, hold_bytes=hold)
+    sent = {p: 0 for p in times}
+    for p, first, end in slices:
+        lines = [f'{{"p":{p},"i":{i},"t":{times[p][i]}}}\n' for i in range(first, end)]
+        files.results(p, times[p][first:end], [0] * len(lines), lines, final=True)
+        sent[p] = end
+        # a partition emits nothing earlier than its next line (or ever again, once done)
+        next_times = [t[sent[q]] for q, t in times.items() if sent[q] < len(t)]
+        if next_times:
+            files.settle(min(next_times))
+    files.finish()
+    assert not (out / ".parts").exists()
+    return (out / "results.jsonl").read_bytes()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(run=emission_runs(), hold=st.sampled_from([0, 100, 1 << 20]))
+def test_lines_come_out_by_time_then_partition_however_they_arrive(
+    tmp_path_factory: pytest.TempPathFactory, run: tuple[dict[int, list[int]], list[tuple[int, int, int]]], hold: int
+) -> None:
+    times, slices = run
+    out = tmp_path_factory.mktemp("out")
+    written = replay_output(out, times, slices, hold)
+    expected = sorted((t, p, i) for p, ts in times.items() for i, t in enumerate(ts))
+    assert written == "".join(f'{{"p":{p},"i":{i},"t":{t}}}\n' for t, p, i in expected).encode()
+
+
+def test_lines_held_beyond_the_budget_wait_in_part_files_and_come_back_in_order(tmp_path: Path) -> None:
+    files = ReplayFiles(tmp_path, hold_bytes=200)
+    files.results(0, [5, 6], [0, 0], ['{"a":1}\n', '{"a":2}\n'], final=True)
+    assert files.held_bytes > 0 and not (tmp_path / ".parts").exists()  # within the budget: in memory
+    files.results(0, list(range(7, 12)), [0] * 5, [f'{{"a":{i}}}\n' for i in range(3, 8)], final=True)
+    assert files.held_bytes == 0 and (tmp_path / ".parts" / "results-0.part").exists()  # over it: spilled
+    files.results(1, [6], [0], ['{"b":1}\n'], final=True)
+    files.settle(7)  # partition 1's line is in memory, partition 0's partly on disk
+    assert files.held_bytes == 0
+    files.results(0, [12], [0], ['{"a":8}\n'], final=True)
+    files.finish()
+    written = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert written == ['{"a":1}', '{"a":2}', '{"b":1}'] + [f'{{"a":{i}}}' for i in range(3, 9)]
+    assert not (tmp_path / ".parts").exists()
