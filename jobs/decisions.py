@@ -130,9 +130,10 @@ class RuleSet:
                     if (key, start, end) not in marked:
                         keep.append(position)
                 # Finals of one window come in close order, and close grows with end, so every
-                # marked window ending by this chunk's last end has now been emitted.
+                # marked window ending before this chunk's last end has now been emitted (others
+                # ending with it may follow in the next chunk).
                 horizon = int(chunk.ends.max())
-                while ends_heap and ends_heap[0][0] <= horizon:
+                while ends_heap and ends_heap[0][0] < horizon:
                     end, key, start = heapq.heappop(ends_heap)
                     marked.discard((key, start, end))
             else:

@@ -4,9 +4,18 @@
 event, the split of a batch into segments, and the order of emission. Within
 a batch the engine applies events in bulk, which is exact because the batch
 is cut wherever per-event processing would have observed something in
-between: before an event that is late for some (but not all) of its windows,
-so those windows close without it (a subclass may prove a cut unnecessary,
-see ``cut_needed``), and at every update tick of an ``emit: update`` window.
+between: at every update tick of an ``emit: update`` window. Within a
+segment, an event on time for all its windows can be applied before any
+close (every window holding it closes after it arrives), so all such events
+go in together. An event late for some (but not all) of its windows needs the
+windows that closed before it arrived emitted without it (a subclass may
+prove that none could hold it, see ``cut_needed``). Keys are independent, so
+those closes are per key and go in *rounds*: each round closes, for a set of
+keys, their windows up to the stream time at which their next such event
+arrived (``close_keys``), then applies those events. A segment takes as many
+rounds as its busiest key has distinct arrival times of partly-late events,
+not one pass per event. The close at the segment's end skips what the rounds
+emitted.
 
 An update tick needs no cut when the events after it, up to the next cut,
 have no key in common with the events applied since the last update emission:
@@ -54,6 +63,7 @@ class WindowOperator(ABC):
         self.index = index
         self.table = PaneTable(Aggregation(spec.aggregates, spec.trace_links), pane_size)
         self.closed_upto = NO_TIME  # windows closing at or before this were emitted
+        self.closed_keys: dict[int, int] = {}  # within a segment: key id -> its windows closing by this were emitted
         self.pending: set[int] = set()  # slots changed since the last update emission
 
     # ---- geometry supplied by subclasses ---------------------------------------------
@@ -79,7 +89,32 @@ class WindowOperator(ABC):
 
     @abstractmethod
     def close(self, upto: int) -> WindowResults | None:
-        """Emit windows closing in ``(closed_upto, upto]``, release dead panes."""
+        """Emit windows closing in ``(closed_upto, upto]`` (for a key in ``closed_keys``, only those
+        closing after its entry), release dead panes."""
+
+    @abstractmethod
+    def close_keys(self, keys: Int64Array, uptos: Int64Array) -> WindowResults | None:
+        """Emit the windows of each of ``keys`` (distinct) that close by its ``uptos`` and were not
+        emitted yet; release nothing (``close`` does). The caller records them in ``closed_keys``."""
+
+    def _lower_bounds(self, keys: Int64Array) -> Int64Array:
+        """Per key id, the close point up to which its windows were emitted."""
+        lower = np.full(keys.shape[0], self.closed_upto, dtype=np.int64)
+        if self.closed_keys:
+            known = np.fromiter(self.closed_keys, dtype=np.int64, count=len(self.closed_keys))
+            upto = np.fromiter(self.closed_keys.values(), dtype=np.int64, count=len(self.closed_keys))
+            order = np.argsort(known)
+            known, upto = known[order], upto[order]
+            at = np.minimum(np.searchsorted(known, keys), known.shape[0] - 1)
+            hit = known[at] == keys
+            lower[hit] = np.maximum(lower[hit], upto[at[hit]])
+        return lower
+
+    @staticmethod
+    def _per_key(keys: Int64Array, values: Int64Array, of: Int64Array) -> Int64Array:
+        """``values`` of the (distinct) ``keys``, looked up for each key id in ``of`` (all among them)."""
+        order = np.argsort(keys)
+        return values[order][np.searchsorted(keys[order], of)]  # type: ignore[no-any-return]
 
     @abstractmethod
     def _updates(self, changed: Int64Array, when: Int64Array) -> WindowResults | None:
@@ -201,11 +236,11 @@ class WindowOperator(ABC):
         n = len(batch)
         late_all = st_before >= self.last_close(batch.ts)
         late_some = st_before >= self.first_close(batch.ts)
-        cuts = np.zeros(n + 1, dtype=bool)
+        needs_close = np.zeros(n, dtype=bool)  # partly late: windows closed before it must be emitted first
         if self.shares_panes:
             partly_late = late_some & ~late_all
             if partly_late.any():
-                cuts[:n] |= self.cut_needed(batch, partly_late)
+                needs_close = self.cut_needed(batch, partly_late)
         ticks = np.zeros(n + 1, dtype=bool)  # ticks[i]: updates are due before event i (i = n: after the batch)
         if self.emits_updates:
             interval = self.spec.update_interval
@@ -218,34 +253,83 @@ class WindowOperator(ABC):
                 previous[0] = st_start // interval if st_start != NO_TIME else tick[0]
                 previous[1:] = tick[:-1]
                 ticks[:n] = tick != previous
-        late_cuts = cuts.copy()  # closes must happen here: never deferred
-        cuts |= ticks
+        cuts = ticks.copy()
         cuts[0] = False
         cuts[n] = True
+        waiting = ticks.copy()  # ticks that may wait: not one before an event that needs windows closed
+        waiting[:n] &= ~needs_close
         emitted: list[WindowResults] = []
-        segments = self._segments(batch, np.flatnonzero(cuts).tolist(), ticks & ~late_cuts)
+        segments = self._segments(batch, np.flatnonzero(cuts).tolist(), waiting)
         if n and ticks[0] and segments[0][1][:1] != [0]:
             self._emit(emitted, self.updates(st_start, 0))
         keep = ~late_all
         start = 0
         for end, deferred in segments:
             segment = np.arange(start, end)[keep[start:end]]
-            touched, inverse = segment[:0], segment[:0]
-            if segment.shape[0]:
-                touched, inverse = self.table.add(batch.take(segment), self.pane_starts(batch.ts[segment]))
-                if self.table.last_created.shape[0]:
-                    self.panes_created(self.table.last_created)
+            touched, inverse = self._apply(batch, segment, needs_close[segment], st_before, emitted)
             if self.emits_updates:
-                waiting = self._split_pending(touched, inverse, segment, deferred)
-                if waiting:
-                    ticked = [(slots, int(st_after[b - 1]) if b else st_start, b) for slots, b in waiting]
+                shares = self._split_pending(touched, inverse, segment, deferred)
+                if shares:
+                    ticked = [(slots, int(st_after[b - 1]) if b else st_start, b) for slots, b in shares]
                     self._emit(emitted, self._tick_updates(ticked))
             now = int(st_after[end - 1])
             self._emit(emitted, self.close(now))
+            self.closed_keys = {}
             if ticks[end] and deferred[-1:] != [end]:
                 self._emit(emitted, self.updates(now, end))
             start = end
-        return emitted, late_all, late_some
+        return self._finals_together(emitted), late_all, late_some
+
+    def _finals_together(self, emitted: list[WindowResults]) -> list[WindowResults]:
+        """The batch's final results as one chunk in emission order (the engine then interleaves fewer,
+        longer chunks), followed by its update chunks."""
+        finals = [chunk for chunk in emitted if chunk.final]
+        if len(finals) <= 1:
+            return emitted
+        merged = WindowResults.concat(finals)
+        order = np.lexsort((self.key_order(merged.key_ids), merged.ends, merged.starts, merged.emitted_at))
+        return [merged.take(order), *(chunk for chunk in emitted if not chunk.final)]
+
+    def _add(self, events: EventBatch) -> tuple[Int64Array, Int64Array]:
+        touched, inverse = self.table.add(events, self.pane_starts(events.ts))
+        if self.table.last_created.shape[0]:
+            self.panes_created(self.table.last_created)
+        return touched, inverse
+
+    def _apply(
+        self,
+        batch: EventBatch,
+        segment: Int64Array,
+        needs_close: np.ndarray,
+        st_before: Int64Array,
+        emitted: list[WindowResults],
+    ) -> tuple[Int64Array, Int64Array]:
+        """Fold a segment's events (positions ``segment``) into the panes: first those that need no
+        close, then, round by round, the others after closing their keys' windows up to the stream time
+        they arrived at. Return the distinct slots touched, and each event's among them."""
+        if segment.shape[0] == 0:
+            return segment[:0], segment[:0]
+        if not needs_close.any():
+            return self._add(batch.take(segment))
+        on_time, late = segment[~needs_close], segment[needs_close]
+        slots = np.empty(segment.shape[0], dtype=np.int64)  # each event's slot
+        if on_time.shape[0]:
+            touched, inverse = self._add(batch.take(on_time))
+            slots[~needs_close] = touched[inverse]
+        keys, arrived = batch.key_ids[late], st_before[late]
+        rounds = _rounds(keys, arrived)
+        late_slots = np.empty(late.shape[0], dtype=np.int64)
+        for r in range(int(rounds.max()) + 1):
+            now = np.flatnonzero(rounds == r)
+            round_keys, first = np.unique(keys[now], return_index=True)
+            uptos = arrived[now][first]
+            self._emit(emitted, self.close_keys(round_keys, uptos))
+            self.closed_keys.update(zip(round_keys.tolist(), uptos.tolist()))
+            touched, inverse = self._add(batch.take(late[now]))
+            late_slots[now] = touched[inverse]
+        slots[needs_close] = late_slots
+        touched, inverse = np.unique(slots, return_inverse=True)
+        return touched, inverse.astype(np.int64)
 
     def advance(self, st_start: int, now: int) -> list[WindowResults]:
         """Stream time moved from ``st_start`` to ``now`` without an event: emit what that ticks and closes."""
@@ -321,3 +405,18 @@ class WindowOperator(ABC):
         """Drop released slots from the update set."""
         if self.pending:
             self.pending.difference_update(slots)
+
+
+def _rounds(keys: Int64Array, arrived: Int64Array) -> Int64Array:
+    """Per event (in arrival order), how many distinct arrival stream times its key had before it among
+    these events: the round in which it is applied."""
+    order = np.lexsort((np.arange(keys.shape[0]), keys))
+    k, t = keys[order], arrived[order]
+    first_of_key = np.ones(k.shape[0], dtype=bool)
+    first_of_key[1:] = k[1:] != k[:-1]
+    new_time = first_of_key.copy()
+    new_time[1:] |= t[1:] != t[:-1]
+    count = np.cumsum(new_time)
+    rounds = np.empty(k.shape[0], dtype=np.int64)
+    rounds[order] = count - count[first_of_key][np.cumsum(first_of_key) - 1]
+    return rounds

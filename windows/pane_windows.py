@@ -100,13 +100,26 @@ class PaneWindowOperator(WindowOperator):
         live = self.table.live_slots()
         owners, pair_starts = self._windows_of(live)
         closes = pair_starts + self.size + self.grace
-        closing = (closes <= upto) & (closes > self.closed_upto)
+        lower = self._lower_bounds(self.table.key_ids[live])[owners] if self.closed_keys else self.closed_upto
+        closing = (closes <= upto) & (closes > lower)
         results = self._emit_windows(live[owners[closing]], pair_starts[closing])
         dead = live[self.last_close(self.table.panes[live]) <= upto]
         self.forget_pending(dead.tolist())
         self.table.release(dead.tolist())
         self.closed_upto = upto
         return results
+
+    def close_keys(self, keys: Int64Array, uptos: Int64Array) -> WindowResults | None:
+        table = self.table
+        table.load_range(NO_TIME, int(uptos.max()) - self.grace, keys)  # evicted panes of the windows closing now
+        live = table.live_slots()
+        slots = live[np.isin(table.key_ids[live], keys)]
+        slot_keys = table.key_ids[slots]
+        owners, pair_starts = self._windows_of(slots)
+        closes = pair_starts + self.size + self.grace
+        upto = self._per_key(keys, uptos, slot_keys)[owners]
+        closing = (closes <= upto) & (closes > self._lower_bounds(slot_keys)[owners])
+        return self._emit_windows(slots[owners[closing]], pair_starts[closing])
 
     def _updates(self, changed: Int64Array, when: Int64Array) -> WindowResults | None:
         owners, changed_starts = self._windows_of(changed)

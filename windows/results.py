@@ -52,6 +52,21 @@ class WindowResults:
             ticks=self.ticks[index] if self.ticks is not None else None,
         )
 
+    @staticmethod
+    def concat(chunks: list[WindowResults]) -> WindowResults:
+        """The results of several chunks of one window and kind, in their order (ticks dropped)."""
+        first = chunks[0]
+        return WindowResults(
+            window=first.window,
+            window_index=first.window_index,
+            final=first.final,
+            key_ids=np.concatenate([c.key_ids for c in chunks]),
+            starts=np.concatenate([c.starts for c in chunks]),
+            ends=np.concatenate([c.ends for c in chunks]),
+            emitted_at=np.concatenate([c.emitted_at for c in chunks]),
+            values={name: np.concatenate([c.values[name] for c in chunks]) for name in first.values},
+        )
+
 
 @dataclass
 class BatchOutcome:

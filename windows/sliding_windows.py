@@ -259,7 +259,8 @@ class SlidingWindowOperator(WindowOperator):
         if near.any():
             windows = self._candidates(points, np.flatnonzero(near))
             closes = self._close_of_end(windows.ends)
-            windows = windows.select((closes <= upto) & (closes > low))
+            lower = self._lower_bounds(windows.keys) if self.closed_keys else low
+            windows = windows.select((closes <= upto) & (closes > lower))
             results = self._emit_windows(points, windows)
         if self.expired_left:
             self.expired_left = {(k, t) for k, t in self.expired_left if t + 1 + self.grace > upto}
@@ -272,8 +273,32 @@ class SlidingWindowOperator(WindowOperator):
         self.closed_upto = upto
         return results
 
-    def _load_for_close(self, upto: int) -> None:
-        """Read back the evicted points the windows closing in ``(closed_upto, upto]`` need.
+    def close_keys(self, keys: Int64Array, uptos: Int64Array) -> WindowResults | None:
+        if self.table.spilled is not None:
+            self._load_for_close(int(uptos.max()), keys)
+        points = self._points()
+        first = np.searchsorted(points.keys, keys, "left")
+        counts = np.searchsorted(points.keys, keys, "right") - first
+        anchors = np.repeat(first - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+        if anchors.shape[0] == 0:
+            return None
+        anchor_keys = points.keys[anchors]
+        upto = np.repeat(uptos, counts)
+        low = self._lower_bounds(anchor_keys)
+        times = points.times[anchors]
+        left_close = times + 1 + self.grace
+        right_close = times + self.size + 2 + self.grace
+        near = ((left_close <= upto) & (left_close > low)) | ((right_close <= upto) & (right_close > low))
+        if not near.any():
+            return None
+        windows = self._candidates(points, anchors[near])
+        closes = self._close_of_end(windows.ends)
+        closing = (closes <= self._per_key(keys, uptos, windows.keys)) & (closes > self._lower_bounds(windows.keys))
+        return self._emit_windows(points, windows.select(closing))
+
+    def _load_for_close(self, upto: int, keys: Int64Array | None = None) -> None:
+        """Read back the evicted points the windows closing in ``(closed_upto, upto]`` need (of ``keys``
+        only, when given).
 
         Those windows are anchored at points in two narrow ranges (left windows
         closing now, right windows closing now); they hold points of the
@@ -284,10 +309,12 @@ class SlidingWindowOperator(WindowOperator):
         low = self.closed_upto if self.closed_upto != NO_TIME else NO_TIME // 2
         left = (low - grace, upto - grace)
         right = (low - size - 1 - grace, upto - size - 1 - grace)
-        loaded = table.load_range(*left).shape[0] + table.load_range(*right).shape[0]
+        loaded = table.load_range(*left, keys).shape[0] + table.load_range(*right, keys).shape[0]
         live = table.live_slots()
         t = table.panes[live]
         anchors = ((t >= left[0]) & (t < left[1])) | ((t >= right[0]) & (t < right[1]))
+        if keys is not None:
+            anchors &= np.isin(table.key_ids[live], keys)
         if anchors.any():
             keys = np.unique(table.key_ids[live[anchors]])
             loaded += table.load_range(right[0] - size, upto - grace, keys).shape[0]
