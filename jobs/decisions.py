@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 from collections import Counter
 from collections.abc import Sequence
+from hashlib import blake2b
 
 import numpy as np
 import orjson
@@ -17,41 +17,54 @@ from windows.pane_state import NO_SEQ
 from windows.results import WindowResults
 
 
-def _trace_fields(hits: WindowResults) -> tuple[list[str], list[int]]:
-    """Per result, the JSON fields naming the trace that made it fire and its links (with a SPAN
-    placeholder), and the origin time (epoch ms, 0 when unknown) of that trace's event."""
+def _trace_fields(hits: WindowResults) -> tuple[list[str | None], list[str], list[int]]:
+    """Per result: the trace id (32 hex digits) of the event that made it fire (None when unknown), the
+    JSON list of its other distinct linked traces, and that event's origin time (epoch ms, 0: unknown)."""
+    n = len(hits)
     links = hits.values.get(LINKS)
-    if links is None:
-        return [""] * len(hits), [0] * len(hits)
+    if links is None or n == 0:
+        return [None] * n, ["[]"] * n, [0] * n
     k = links.shape[1]
-    present = (links[:, :, 1] != NO_SEQ).tolist()
-    origins = links[:, 0, 2].tolist()
-    hexes = links[:, :, 3:5].astype(">i8").tobytes().hex()  # 32 hex digits per entry
-    fields = []
-    for i, row in enumerate(present):
-        if not row[0]:
-            fields.append('"trace_id":null,"traceparent":null,"trace_links":[],"origin_at":null,')
-            continue
-        base = i * k * 32
-        newest = hexes[base : base + 32]
-        others: list[str] = []
-        for j in range(1, k):
-            if row[j]:
-                trace = hexes[base + j * 32 : base + j * 32 + 32]
-                if trace != newest and trace not in others:
-                    others.append(trace)
-        links_json = "[" + ",".join(f'"{t}"' for t in others) + "]"
-        fields.append(
-            f'"trace_id":"{newest}","traceparent":"00-{newest}-SPAN-01",'
-            f'"trace_links":{links_json},"origin_at":{origins[i] or "null"},'
-        )
-    return fields, [origin if row[0] else 0 for origin, row in zip(origins, present)]
+    present = links[:, :, 1] != NO_SEQ
+    high, low = links[:, :, 3], links[:, :, 4]
+    digits = np.frombuffer(links[:, :, 3:5].astype(">i8").tobytes().hex().encode(), dtype=np.uint8).reshape(n, k, 32)
+    # a link is kept when present and unlike the newest trace and every earlier present link
+    keep = present.copy()
+    keep[:, 0] = False
+    for j in range(1, k):
+        keep[:, j] &= (high[:, j] != high[:, 0]) | (low[:, j] != low[:, 0])
+        for earlier in range(1, j):
+            keep[:, j] &= ~present[:, earlier] | (high[:, j] != high[:, earlier]) | (low[:, j] != low[:, earlier])
+    links_json = np.full(n, "[]", dtype=object)
+    pattern = keep.astype(np.int64) @ (1 << np.arange(k, dtype=np.int64))  # which links each row keeps
+    for code in np.unique(pattern).tolist():
+        if code:
+            rows = np.flatnonzero(pattern == code)
+            links_json[rows] = _json_strings(digits[rows][:, [j for j in range(k) if code >> j & 1]])
+    newest: list[str | None] = digits[:, 0].copy().view("S32").reshape(n).astype("U32").astype(object).tolist()
+    for row in np.flatnonzero(~present[:, 0]).tolist():
+        newest[row] = None
+    origins = np.where(present[:, 0], links[:, 0, 2], 0).tolist()
+    return newest, links_json.tolist(), origins
+
+
+def _json_strings(digits: np.ndarray) -> list[str]:
+    """Per row of ``digits`` (rows, strings, 32 ASCII hex digits), its strings as a JSON list."""
+    rows, count, width = digits.shape
+    line = np.full((rows, 2 + count * (width + 3) - 1), ord(","), dtype=np.uint8)
+    line[:, 0], line[:, -1] = ord("["), ord("]")
+    for i in range(count):
+        at = 1 + i * (width + 3)
+        line[:, at] = line[:, at + width + 1] = ord('"')
+        line[:, at + 1 : at + width + 1] = digits[:, i]
+    size = line.shape[1]
+    return line.view(f"S{size}").reshape(rows).astype(f"U{size}").tolist()  # type: ignore[no-any-return]
 
 
 def decision_id(job: str, rule: str, window: str, key: str, start: int, end: int) -> str:
     """The id every copy of one decision shares, so consumers can drop duplicates."""
     text = f"{job}\x1f{rule}\x1f{window}\x1f{key}\x1f{start}\x1f{end}".encode()
-    return hashlib.blake2b(text, digest_size=16).hexdigest()
+    return blake2b(text, digest_size=16).hexdigest()
 
 
 class RuleSet:
@@ -160,18 +173,26 @@ class RuleSet:
                     final,
                 )
             )
-            traces, origins = _trace_fields(hits)
-            for position, k, s, e, t, v, trace, origin in zip(
+            newest, links_json, origins = _trace_fields(hits)
+            for position, k, s, e, t, v, trace, linked, origin in zip(
                 fired.tolist(),
                 hits.key_ids.tolist(),
                 hits.starts.tolist(),
                 hits.ends.tolist(),
                 hits.emitted_at.tolist(),
                 values_json(hits),
-                traces,
+                newest,
+                links_json,
                 origins,
             ):
                 ident = decision_id(self.job, rule.name, chunk.window, keys[k], s, e)
+                if trace is None:
+                    trace_json = '"trace_id":null,"traceparent":null,"trace_links":[],"origin_at":null,'
+                else:
+                    trace_json = (
+                        f'"trace_id":"{trace}","traceparent":"00-{trace}-{ident[:16]}-01",'
+                        f'"trace_links":{linked},"origin_at":{origin or "null"},'
+                    )
                 lines.append(
                     (
                         position,
@@ -180,7 +201,7 @@ class RuleSet:
                         k,
                         (
                             f'{head}"id":"{ident}","key":{key_json[k]},"start":{s},"end":{e},'
-                            f'"emitted_at":{t},{trace.replace("SPAN", ident[:16])}"values":{v}}}\n'
+                            f'"emitted_at":{t},{trace_json}"values":{v}}}\n'
                         ),
                         origin,
                     )

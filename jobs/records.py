@@ -26,8 +26,16 @@ def format_number(value: float) -> str:
 
 
 def _column_text(column: np.ndarray) -> list[str]:
+    """``format_number`` of every value, with the common columns (all integers, or no integer and no
+    NaN) done in bulk."""
     if column.dtype.kind in "iu":
-        return [str(v) for v in column.tolist()]
+        return list(map(str, column.tolist()))
+    with np.errstate(invalid="ignore"):
+        integral = (np.trunc(column) == column) & (np.abs(column) < 1e15)
+    if integral.all():
+        return list(map(str, column.astype(np.int64).tolist()))
+    if not integral.any() and not np.isnan(column).any():
+        return list(map(repr, column.tolist()))
     return [format_number(v) for v in column.tolist()]
 
 
