@@ -565,7 +565,7 @@ class TraceColumn:
         return out
 
     def snapshot(self, slots: list[int]) -> list[Any]:
-        return [[entry for entry in row.tolist() if entry[1] != NO_SEQ] for row in self.rows[slots]]
+        return [[entry for entry in row if entry[1] != NO_SEQ] for row in self.rows[slots].tolist()]
 
     def restore(self, slots: Int64Array, states: list[Any]) -> None:
         for slot, entries in zip(slots.tolist(), states):
