@@ -9,7 +9,7 @@ segment, an event on time for all its windows can be applied before any
 close (every window holding it closes after it arrives), so all such events
 go in together. An event late for some (but not all) of its windows needs the
 windows that closed before it arrived emitted without it (a subclass may
-prove that none could hold it, see ``cut_needed``). Keys are independent, so
+prove that none could hold it, see ``close_needed``). Keys are independent, so
 those closes are per key and go in *rounds*: each round closes, for a set of
 keys, their windows up to the stream time at which their next such event
 arrived (``close_keys``), then applies those events. A segment takes as many
@@ -79,8 +79,9 @@ class WindowOperator(ABC):
     def last_close(self, ts: Int64Array) -> Int64Array:
         """Close point of the latest-closing window that can contain each timestamp."""
 
-    def cut_needed(self, batch: EventBatch, partly_late: np.ndarray) -> np.ndarray:
-        """Which partly-late events need the batch cut before them (conservative: all)."""
+    def close_needed(self, batch: EventBatch, partly_late: np.ndarray) -> np.ndarray:
+        """Which partly-late events need their keys' windows closed up to their arrival before they are
+        applied (conservative: all)."""
         return partly_late
 
     def panes_created(self, slots: Int64Array) -> None:
@@ -92,10 +93,16 @@ class WindowOperator(ABC):
         """Emit windows closing in ``(closed_upto, upto]`` (for a key in ``closed_keys``, only those
         closing after its entry), release dead panes."""
 
-    @abstractmethod
     def close_keys(self, keys: Int64Array, uptos: Int64Array) -> WindowResults | None:
-        """Emit the windows of each of ``keys`` (distinct) that close by its ``uptos`` and were not
-        emitted yet; release nothing (``close`` does). The caller records them in ``closed_keys``."""
+        """Emit the windows of each of ``keys`` (sorted, distinct) that close by its ``uptos`` and were not
+        emitted yet, and record that in ``closed_keys``; release nothing (``close`` does)."""
+        results = self._close_keys(keys, uptos)
+        self.closed_keys.update(zip(keys.tolist(), uptos.tolist()))
+        return results
+
+    @abstractmethod
+    def _close_keys(self, keys: Int64Array, uptos: Int64Array) -> WindowResults | None:
+        """The windows ``close_keys`` emits."""
 
     def _lower_bounds(self, keys: Int64Array) -> Int64Array:
         """Per key id, the close point up to which its windows were emitted."""
@@ -109,12 +116,6 @@ class WindowOperator(ABC):
             hit = known[at] == keys
             lower[hit] = np.maximum(lower[hit], upto[at[hit]])
         return lower
-
-    @staticmethod
-    def _per_key(keys: Int64Array, values: Int64Array, of: Int64Array) -> Int64Array:
-        """``values`` of the (distinct) ``keys``, looked up for each key id in ``of`` (all among them)."""
-        order = np.argsort(keys)
-        return values[order][np.searchsorted(keys[order], of)]  # type: ignore[no-any-return]
 
     @abstractmethod
     def _updates(self, changed: Int64Array, when: Int64Array) -> WindowResults | None:
@@ -240,7 +241,7 @@ class WindowOperator(ABC):
         if self.shares_panes:
             partly_late = late_some & ~late_all
             if partly_late.any():
-                needs_close = self.cut_needed(batch, partly_late)
+                needs_close = self.close_needed(batch, partly_late)
         ticks = np.zeros(n + 1, dtype=bool)  # ticks[i]: updates are due before event i (i = n: after the batch)
         if self.emits_updates:
             interval = self.spec.update_interval
@@ -322,9 +323,7 @@ class WindowOperator(ABC):
         for r in range(int(rounds.max()) + 1):
             now = np.flatnonzero(rounds == r)
             round_keys, first = np.unique(keys[now], return_index=True)
-            uptos = arrived[now][first]
-            self._emit(emitted, self.close_keys(round_keys, uptos))
-            self.closed_keys.update(zip(round_keys.tolist(), uptos.tolist()))
+            self._emit(emitted, self.close_keys(round_keys, arrived[now][first]))
             touched, inverse = self._add(batch.take(late[now]))
             late_slots[now] = touched[inverse]
         slots[needs_close] = late_slots

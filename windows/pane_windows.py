@@ -98,27 +98,27 @@ class PaneWindowOperator(WindowOperator):
                 return None
         self.table.load_range(NO_TIME, upto - self.grace)  # evicted panes of the windows closing now
         live = self.table.live_slots()
-        owners, pair_starts = self._windows_of(live)
-        closes = pair_starts + self.size + self.grace
-        lower = self._lower_bounds(self.table.key_ids[live])[owners] if self.closed_keys else self.closed_upto
-        closing = (closes <= upto) & (closes > lower)
-        results = self._emit_windows(live[owners[closing]], pair_starts[closing])
+        results = self._emit_closing(live, np.full(live.shape[0], upto, dtype=np.int64))
         dead = live[self.last_close(self.table.panes[live]) <= upto]
         self.forget_pending(dead.tolist())
         self.table.release(dead.tolist())
         self.closed_upto = upto
         return results
 
-    def close_keys(self, keys: Int64Array, uptos: Int64Array) -> WindowResults | None:
+    def _close_keys(self, keys: Int64Array, uptos: Int64Array) -> WindowResults | None:
         table = self.table
         table.load_range(NO_TIME, int(uptos.max()) - self.grace, keys)  # evicted panes of the windows closing now
         live = table.live_slots()
         slots = live[np.isin(table.key_ids[live], keys)]
-        slot_keys = table.key_ids[slots]
+        return self._emit_closing(slots, uptos[np.searchsorted(keys, table.key_ids[slots])])
+
+    def _emit_closing(self, slots: Int64Array, upto: Int64Array) -> WindowResults | None:
+        """The windows containing the panes of ``slots`` that close after what their key has emitted and by
+        the slot's ``upto``."""
         owners, pair_starts = self._windows_of(slots)
         closes = pair_starts + self.size + self.grace
-        upto = self._per_key(keys, uptos, slot_keys)[owners]
-        closing = (closes <= upto) & (closes > self._lower_bounds(slot_keys)[owners])
+        lower = self._lower_bounds(self.table.key_ids[slots])
+        closing = (closes <= upto[owners]) & (closes > lower[owners])
         return self._emit_windows(slots[owners[closing]], pair_starts[closing])
 
     def _updates(self, changed: Int64Array, when: Int64Array) -> WindowResults | None:

@@ -169,13 +169,13 @@ class SlidingWindowOperator(WindowOperator):
         expired = np.fromiter((key for key, _ in self.expired_left), dtype=np.int64, count=len(self.expired_left))
         return np.concatenate([super().key_ids_in_use(), expired])
 
-    def cut_needed(self, batch: EventBatch, partly_late: np.ndarray) -> np.ndarray:
-        """A partly-late event needs a cut only if a window containing it could close first.
+    def close_needed(self, batch: EventBatch, partly_late: np.ndarray) -> np.ndarray:
+        """A partly-late event needs windows closed before it only if a window containing it could close first.
 
         Such a window is anchored at a point of the same key within
         ``[t - size - 1, t + size]``; when the key has no other point there (in
-        state or anywhere in the batch), no cut is needed. Over-cutting is always
-        safe, so every doubt answers yes.
+        state or anywhere in the batch), no close is needed. Closing needlessly is
+        always safe, so every doubt answers yes.
         """
         index = np.flatnonzero(partly_late)
         keys, t = batch.key_ids[index], batch.ts[index]
@@ -249,19 +249,9 @@ class SlidingWindowOperator(WindowOperator):
         if self.table.spilled is not None:
             self._load_for_close(upto)
         points = self._points()
-        times = points.times
-        low = self.closed_upto
-        # Anchors whose left or right window closes in (closed_upto, upto].
-        left_close = times + 1 + self.grace
-        right_close = times + self.size + 2 + self.grace
-        near = ((left_close <= upto) & (left_close > low)) | ((right_close <= upto) & (right_close > low))
-        results = None
-        if near.any():
-            windows = self._candidates(points, np.flatnonzero(near))
-            closes = self._close_of_end(windows.ends)
-            lower = self._lower_bounds(windows.keys) if self.closed_keys else low
-            windows = windows.select((closes <= upto) & (closes > lower))
-            results = self._emit_windows(points, windows)
+        everything = np.arange(len(points))
+        results = self._emit_closing(points, everything, np.full(everything.shape[0], upto, dtype=np.int64))
+        right_close = points.times + self.size + 2 + self.grace
         if self.expired_left:
             self.expired_left = {(k, t) for k, t in self.expired_left if t + 1 + self.grace > upto}
         dead = right_close <= upto
@@ -273,27 +263,30 @@ class SlidingWindowOperator(WindowOperator):
         self.closed_upto = upto
         return results
 
-    def close_keys(self, keys: Int64Array, uptos: Int64Array) -> WindowResults | None:
+    def _close_keys(self, keys: Int64Array, uptos: Int64Array) -> WindowResults | None:
         if self.table.spilled is not None:
             self._load_for_close(int(uptos.max()), keys)
         points = self._points()
         first = np.searchsorted(points.keys, keys, "left")
         counts = np.searchsorted(points.keys, keys, "right") - first
         anchors = np.repeat(first - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
-        if anchors.shape[0] == 0:
-            return None
-        anchor_keys = points.keys[anchors]
-        upto = np.repeat(uptos, counts)
-        low = self._lower_bounds(anchor_keys)
-        times = points.times[anchors]
+        return self._emit_closing(points, anchors, np.repeat(uptos, counts))
+
+    def _emit_closing(self, points: _PointIndex, anchors: Int64Array, upto: Int64Array) -> WindowResults | None:
+        """The windows anchored at index positions ``anchors`` that close after what their key has emitted
+        and by the anchor's ``upto`` (the same for every anchor of a key)."""
+        keys, times = points.keys[anchors], points.times[anchors]
+        low = self._lower_bounds(keys)
         left_close = times + 1 + self.grace
         right_close = times + self.size + 2 + self.grace
         near = ((left_close <= upto) & (left_close > low)) | ((right_close <= upto) & (right_close > low))
         if not near.any():
             return None
         windows = self._candidates(points, anchors[near])
+        near_keys, first = np.unique(keys[near], return_index=True)
+        window_upto = upto[near][first][np.searchsorted(near_keys, windows.keys)]
         closes = self._close_of_end(windows.ends)
-        closing = (closes <= self._per_key(keys, uptos, windows.keys)) & (closes > self._lower_bounds(windows.keys))
+        closing = (closes <= window_upto) & (closes > self._lower_bounds(windows.keys))
         return self._emit_windows(points, windows.select(closing))
 
     def _load_for_close(self, upto: int, keys: Int64Array | None = None) -> None:
