@@ -71,7 +71,7 @@ class _HeldLines:
     def add(self, emitted_at: list[int], lines: list[str]) -> None:
         self.times.append(np.asarray(emitted_at, dtype=np.int64))
         self.lines.extend(lines)
-        self.held_bytes += sum(map(len, lines)) + 64 * len(lines)
+        self.held_bytes += sum(map(len, lines)) + 64 * len(lines)  # text, and a str object's own size
 
     def ready(self, before: int | None) -> tuple[int, np.ndarray]:
         """How many held lines were emitted before ``before`` (None: all), and their emission times."""
@@ -88,11 +88,9 @@ class _HeldLines:
         if self.spilled:
             from_file = min(count, self.spilled)
             assert self._writer is not None
+            self._writer.flush()
             if self._reader is None:
-                self._writer.flush()
                 self._reader = open(self.path, "rb", buffering=1 << 20)
-            elif from_file:
-                self._writer.flush()
             readline = self._reader.readline
             taken = [readline().decode("utf-8") for _ in range(from_file)]
             self.spilled -= from_file
