@@ -49,6 +49,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from connectors.errors import ConnectorError
 from connectors.etcd_streams import UNAVAILABLE, WatchQueue
 from connectors.kafka_settings import KafkaSettings
+from connectors.long_lived_objects import freeze_long_lived
 from connectors.partitioner import partition_for
 
 log = logging.getLogger("winnow.etcd_watch")
@@ -362,6 +363,7 @@ class EtcdWatchProducer:
         watch = await client.watch_prefix(self.options.prefix.encode(), start_revision=start)
         self.status.state = "watching"
         log.info("watching %s from revision %d", self.options.prefix, start)
+        freeze_long_lived(f"etcd watch of {self.options.prefix}")  # once, when first watching: the producer is up
         async with WatchQueue(watch) as events:
             while not self._stop.is_set():
                 try:

@@ -34,6 +34,7 @@ from mode.utils.objects import cached_property
 
 from connectors.kafka_output import TopicWriter
 from connectors.kafka_settings import KafkaSettings
+from connectors.long_lived_objects import freeze_long_lived
 from connectors.metrics import CONSUMER_LAG, MEMORY_DEFERRED
 from jobs.faust_sensor import RebalanceSensor
 from jobs.live_rules import LiveRules
@@ -306,6 +307,7 @@ class WinnowApp(faust.App):
         # Faust's own seek to committed offsets may come before or after this point; positioning
         # here and again after each of Faust's seeks leaves the partitions where the state ends.
         await self.position_partitions()
+        freeze_long_lived(f"worker of {self.spec.name}")  # once, at the first assignment: the worker is up
 
     async def _revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         revoked = args[0] if args else kwargs.get("revoked", set())
