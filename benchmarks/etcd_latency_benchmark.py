@@ -132,29 +132,34 @@ Write = tuple[float, bool]  # when the write was sent (epoch s), whether it belo
 class GatewayWriter:
     """Puts through etcd's JSON gateway (``POST /v3/kv/put``) on a few keep-alive HTTP connections, with
     requests pipelined: the load generator's own cost stays small, so it takes little CPU from the
-    processes being measured. aetcd's gRPC put cost the writer about 390 µs of CPU per put here (36% of a
-    core at 1,000/s on a 2-core machine that also runs etcd, the broker, the producer and the worker); a
-    gateway put costs it about 50 µs. etcd does the gateway's extra step: 50 µs more per put than a gRPC
-    put when measured alone, and 51% of a core instead of 38% in this benchmark."""
+    processes being measured. In this benchmark (1,000 puts/s) the writer used 36-37% of a core with
+    aetcd's gRPC put and 13-14% with this one; etcd, which does the gateway's extra step, used 50-53%
+    instead of 38%. Each connection's puts are answered in order, so a slow put delays the ones sent
+    after it on the same connection (their latency counts from when they were sent)."""
 
-    def __init__(self, endpoint: str, connections: int = 4) -> None:
+    def __init__(self, endpoint: str, connections: int = 4, timeout: float = 30.0) -> None:
         self.endpoint = endpoint
         self.connections = connections
+        self.timeout = timeout
         self._streams: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self._readers: list[asyncio.Task[None]] = []
         self._pending: list[int] = []
         self._next = 0
 
     async def connect(self) -> None:
+        """Open the connections and put one key (outside the watched prefix) on each, answered."""
         host, port = self.endpoint.split(":")
         for _ in range(self.connections):
             reader, writer = await asyncio.open_connection(host, int(port))
             self._streams.append((reader, writer))
             self._pending.append(0)
         self._readers = [asyncio.create_task(self._read(n)) for n in range(self.connections)]
+        for _ in range(self.connections):
+            self.put(b"/connected", b"")
+        await self.flush()
 
     def put(self, key: bytes, value: bytes) -> None:
-        """Send one put now; its response is read in the background (``close`` waits for all of them)."""
+        """Send one put now; its response is read in the background (``flush`` waits for all of them)."""
         body = orjson.dumps({"key": base64.b64encode(key).decode(), "value": base64.b64encode(value).decode()})
         n = self._next = (self._next + 1) % self.connections
         self._pending[n] += 1
@@ -168,22 +173,35 @@ class GatewayWriter:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
             status = head.split(b" ", 2)[1]
+            if status != b"200":  # errors may come chunked or unsized: report what arrived and stop
+                rest = await asyncio.wait_for(reader.read(4096), 1.0)
+                raise SystemExit(f"etcd refused a put: {(head + rest).decode(errors='replace')}")
             length = next(
-                int(line.split(b":", 1)[1])
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length:")
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                None,
             )
-            body = await reader.readexactly(length)
-            if status != b"200":
-                raise SystemExit(f"etcd refused a put: {status.decode()} {body.decode(errors='replace')}")
+            if length is None:
+                raise SystemExit(
+                    f"etcd's gateway answered a put without a Content-Length: {head.decode(errors='replace')}"
+                )
+            await reader.readexactly(length)
             self._pending[n] -= 1
 
+    async def flush(self) -> None:
+        """Wait until every put sent so far is answered; raise when a reader failed or after ``timeout``."""
+        async with asyncio.timeout(self.timeout):
+            while any(self._pending):
+                for task in self._readers:
+                    if task.done():
+                        await self.close()
+                        task.result()  # a failed reader raises here
+                await asyncio.sleep(0.01)
+
     async def close(self) -> None:
-        while any(self._pending):
-            for task in self._readers:
-                if task.done():
-                    task.result()  # a failed reader raises here
-            await asyncio.sleep(0.01)
         for task in self._readers:
             task.cancel()
         for _, writer in self._streams:
@@ -195,20 +213,23 @@ async def write_changes(etcd: LocalEtcd, rate: float, seconds: float, warmup: fl
     return when each was sent, by trace id."""
     writes: dict[str, Write] = {}
     client = GatewayWriter(etcd.endpoint)
-    await client.connect()
-    client.put(b"/connected", b"")  # outside the watched prefix: the connections are warm before the clock starts
+    await client.connect()  # every connection answered once before the clock starts
+    freeze_long_lived("benchmark writer")
     warm = int(rate * warmup)
     total = warm + int(rate * seconds)
     started = time.monotonic()
-    for i in range(total):
-        delay = started + i / rate - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        trace = secrets.token_hex(16)
-        value = orjson.dumps({"i": i, "traceparent": f"00-{trace}-{secrets.token_hex(8)}-01"})
-        writes[trace] = (time.time(), i < warm)  # when sent (its acknowledgement may come after the decision)
-        client.put(f"/bench/k{i:07d}".encode(), value)
-    await client.close()
+    try:
+        for i in range(total):
+            delay = started + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            trace = secrets.token_hex(16)
+            value = orjson.dumps({"i": i, "traceparent": f"00-{trace}-{secrets.token_hex(8)}-01"})
+            writes[trace] = (time.time(), i < warm)  # when sent (its acknowledgement may come after the decision)
+            client.put(f"/bench/k{i:07d}".encode(), value)
+        await client.flush()
+    finally:
+        await client.close()
     return writes
 
 
@@ -287,10 +308,13 @@ def main() -> int:
     parser.add_argument(
         "--dump",
         metavar="FILE",
-        help="write each counted change as a CSV line: seconds since the first, latency and its two hops (ms)",
+        help="write each counted change whose decision arrived as a CSV line, with a header: when it was sent "
+        "(seconds after the first), its latency and its two hops (ms)",
     )
     parser.add_argument("--logs", metavar="DIR", help="copy the worker's and the producer's logs into DIR")
     args = parser.parse_args()
+    if args.logs:
+        Path(args.logs).mkdir(parents=True, exist_ok=True)
     reference = cpu_reference()
     with tempfile.TemporaryDirectory() as tmp, LocalBroker() as broker:
         work = Path(tmp)
@@ -354,7 +378,8 @@ def main() -> int:
     if args.dump:
         first = min((row[0] for row in measured.rows), default=0.0)
         Path(args.dump).write_text(
-            "".join(
+            "sent_s,latency_ms,etcd_to_producer_ms,producer_to_output_ms\n"
+            + "".join(
                 f"{sent - first:.4f},{total:.2f},{hop1:.2f},{hop2:.2f}\n"
                 for sent, total, hop1, hop2 in sorted(measured.rows)
             )

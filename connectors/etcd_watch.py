@@ -361,9 +361,9 @@ class EtcdWatchProducer:
         start = position.revision + 1
         skip = position.produced_at_next  # events of revision `start` produced before a restart
         watch = await client.watch_prefix(self.options.prefix.encode(), start_revision=start)
+        freeze_long_lived(f"etcd watch of {self.options.prefix}")  # once, when first watching: the producer is up
         self.status.state = "watching"
         log.info("watching %s from revision %d", self.options.prefix, start)
-        freeze_long_lived(f"etcd watch of {self.options.prefix}")  # once, when first watching: the producer is up
         async with WatchQueue(watch) as events:
             while not self._stop.is_set():
                 try:
