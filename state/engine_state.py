@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 
 from state.errors import StateError
-from state.key_encoding import decode_values, encode_value, pane_key, parse_pane_key, window_prefix
+from state.key_encoding import decode_values, encode_values, pane_key, pane_keys, parse_pane_key, window_prefix
 from state.partition_store import PartitionStore
 from windows.engine import PartitionEngine
 from windows.events import Int64Array
@@ -50,14 +50,12 @@ def persist(
         changed, released = table.take_changes()
         index = operator.index
         if changed:
-            states = table.snapshot(changed)
-            keys = table.key_ids[changed].tolist()
-            panes = table.panes[changed].tolist()
+            keys = [key_bytes(key) for key in table.key_ids[changed].tolist()]
             puts.extend(
-                (pane_key(index, pane, key_bytes(key)), encode_value(state))
-                for key, pane, state in zip(keys, panes, states)
+                zip(pane_keys(index, table.panes[changed].tolist(), keys), encode_values(table.snapshot(changed)))
             )
-        deletes.extend(pane_key(index, pane, key_bytes(key)) for key, pane in released)
+        if released:
+            deletes.extend(pane_keys(index, [pane for _, pane in released], [key_bytes(key) for key, _ in released]))
         pending = sorted(operator.pending)
         progress.append(
             {
@@ -85,9 +83,7 @@ class StoredPanes:
 
     def fetch(self, window: int, key_ids: Int64Array, panes: Int64Array) -> tuple[Int64Array, list[list[object]]]:
         key_bytes = self.key_bytes
-        raws = self.store.get_many(
-            [pane_key(window, pane, key_bytes(key)) for key, pane in zip(key_ids.tolist(), panes.tolist())]
-        )
+        raws = self.store.get_many(pane_keys(window, panes.tolist(), [key_bytes(key) for key in key_ids.tolist()]))
         found = [i for i, raw in enumerate(raws) if raw is not None]
         return np.asarray(found, dtype=np.int64), decode_values([raws[i] for i in found])  # type: ignore[misc]
 

@@ -26,7 +26,13 @@ _BIAS = 1 << 63
 
 def pane_key(window_index: int, pane_start: int, key: bytes) -> bytes:
     """The RocksDB key of one pane."""
-    return PANE_PREFIX + bytes((window_index,)) + (pane_start + _BIAS).to_bytes(8, "big") + key
+    return pane_keys(window_index, [pane_start], [key])[0]
+
+
+def pane_keys(window_index: int, pane_starts: list[int], keys: list[bytes]) -> list[bytes]:
+    """The RocksDB keys of many panes of one window: ``pane_key`` of each (pane start, key) pair."""
+    prefix = window_prefix(window_index)
+    return [prefix + (start + _BIAS).to_bytes(8, "big") + key for start, key in zip(pane_starts, keys)]
 
 
 def window_prefix(window_index: int) -> bytes:
@@ -48,7 +54,13 @@ def meta_key(name: str) -> bytes:
 
 def encode_value(states: list[Any]) -> bytes:
     """Encode one pane's column states."""
-    return bytes((VALUE_VERSION,)) + orjson.dumps(states)
+    return encode_values([states])[0]
+
+
+def encode_values(panes: list[list[Any]]) -> list[bytes]:
+    """Encode many panes' column states: ``encode_value`` of each."""
+    version, dumps = bytes((VALUE_VERSION,)), orjson.dumps
+    return [version + dumps(states) for states in panes]
 
 
 def decode_value(raw: bytes) -> list[Any]:

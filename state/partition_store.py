@@ -73,14 +73,15 @@ class PartitionStore:
     ) -> int:
         """Write puts, deletions and metadata atomically; return the bytes written."""
         batch = WriteBatch(raw_mode=True)
-        written = 0
+        delete, put = batch.delete, batch.put
         for key in deletes:
-            batch.delete(key)
+            delete(key)
+        written = 0
         for key, value in puts:
-            batch.put(key, value)
+            put(key, value)
             written += len(key) + len(value)
         for name, value in meta.items():
-            batch.put(meta_key(name), value)
+            put(meta_key(name), value)
             written += len(value)
         try:
             self._db.write(batch)

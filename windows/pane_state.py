@@ -565,7 +565,15 @@ class TraceColumn:
         return out
 
     def snapshot(self, slots: list[int]) -> list[Any]:
-        return [[entry for entry in row if entry[1] != NO_SEQ] for row in self.rows[slots].tolist()]
+        rows = self.rows[slots]
+        present = rows[:, :, 1] != NO_SEQ
+        entries = rows[present].tolist()  # only the present entries become Python lists, row by row
+        states: list[Any] = []
+        at = 0
+        for count in present.sum(axis=1).tolist():
+            states.append(entries[at : at + count])
+            at += count
+        return states
 
     def restore(self, slots: Int64Array, states: list[Any]) -> None:
         for slot, entries in zip(slots.tolist(), states):
