@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -127,7 +128,18 @@ def main() -> int:
         spy = None
         if args.profile:
             spy = subprocess.Popen(
-                ["py-spy", "record", "--format", "raw", "-o", args.profile, "--pid", str(worker.pid), "--rate", "50"],
+                [
+                    shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")),
+                    "record",
+                    "--format",
+                    "raw",
+                    "-o",
+                    args.profile,
+                    "--pid",
+                    str(worker.pid),
+                    "--rate",
+                    "50",
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
