@@ -95,6 +95,12 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--spec", default=str(ROOT / "jobs" / "examples" / "api-abuse.yaml"))
     parser.add_argument("--profile", metavar="FILE", help="record the worker with py-spy (collapsed stacks) into FILE")
+    parser.add_argument(
+        "--commit-interval",
+        type=float,
+        default=1.0,
+        help="the worker's seconds between state+offset commits (default 1, the worker's own default)",
+    )
     args = parser.parse_args()
     spec = load_job_spec(args.spec)
     path = event_log(args.events)
@@ -119,7 +125,15 @@ def main() -> int:
         with open(log_path, "wb") as log:
             worker = subprocess.Popen(
                 worker_command(
-                    Path(args.spec), bootstrap, Path(tmp) / "state", "--group", group, "--session-timeout", "6"
+                    Path(args.spec),
+                    bootstrap,
+                    Path(tmp) / "state",
+                    "--group",
+                    group,
+                    "--session-timeout",
+                    "6",
+                    "--commit-interval",
+                    str(args.commit_interval),
                 ),
                 cwd=ROOT,
                 stdout=log,
