@@ -42,6 +42,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import py_spy  # noqa: E402
 from connectors.kafka_settings import KafkaSettings  # noqa: E402
 from connectors.kafka_topics import ensure_topics  # noqa: E402
 from connectors.local_broker import LocalBroker  # noqa: E402
@@ -340,22 +341,7 @@ def main() -> int:
             wait_for(work / "producer.log", "watching", 30)
             wait_for(work / "worker.log", "Worker ready", 60)
             if args.profile:
-                spy = subprocess.Popen(
-                    [
-                        shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")),
-                        "record",
-                        "--gil",
-                        "--nonblocking",
-                        "--format",
-                        "raw",
-                        "-o",
-                        args.profile,
-                        "--pid",
-                        str(worker.pid),
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
+                spy = py_spy.record(worker.pid, args.profile, "--gil", "--nonblocking")
             pids = {
                 "worker": worker.pid,
                 "etcd-watch producer": producer.pid,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import py_spy  # noqa: E402
 from benchmarks.replay_benchmark import event_log  # noqa: E402
 from connectors.kafka_publish import PublishOptions, publish_log  # noqa: E402
 from connectors.kafka_settings import KafkaSettings  # noqa: E402
@@ -141,22 +141,7 @@ def main() -> int:
             )
         spy = None
         if args.profile:
-            spy = subprocess.Popen(
-                [
-                    shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")),
-                    "record",
-                    "--format",
-                    "raw",
-                    "-o",
-                    args.profile,
-                    "--pid",
-                    str(worker.pid),
-                    "--rate",
-                    "50",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            spy = py_spy.record(worker.pid, args.profile, "--rate", "50")
         try:
             while (
                 sum(asyncio.run(committed_offsets(settings, group, spec.source.topic, parts)).values())
