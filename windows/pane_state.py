@@ -545,7 +545,7 @@ class TraceColumn:
             back = hi[:, None] - 1 - np.arange(k)[None, :]  # newest pane first
             valid = back >= lo[:, None]
             panes = sorted_slots[np.where(valid, back, 0)]  # (groups, k panes)
-            newest: Int64Array = self.rows[panes, 0]  # each pane's newest entry: (groups, k panes, fields)
+            newest = self.rows[panes, 0]  # each pane's newest entry: (groups, k panes, fields)
             if (newest[:, :, 1] != NO_SEQ)[valid].all() and (
                 k == 1 or not (self.rows[panes, 1, 1] != NO_SEQ)[valid].any()
             ):
