@@ -544,17 +544,7 @@ class TraceColumn:
             sorted_slots, _, lo, hi = plan.ranges
             back = hi[:, None] - 1 - np.arange(k)[None, :]  # newest pane first
             valid = back >= lo[:, None]
-            panes = sorted_slots[np.where(valid, back, 0)]  # (groups, k panes)
-            newest = self.rows[panes, 0]  # each pane's newest entry: (groups, k panes, fields)
-            if (newest[:, :, 1] != NO_SEQ)[valid].all() and (
-                k == 1 or not (self.rows[panes, 1, 1] != NO_SEQ)[valid].any()
-            ):
-                # Every pane holds exactly one entry (a sliding pane is one record time, and a key
-                # rarely has two events in the same millisecond): the newest entries are the panes'
-                # own, newest pane first, already packed since valid panes come first.
-                newest[~valid] = NO_SEQ
-                return newest
-            picked = self.rows[panes]  # (groups, k panes, k entries, fields)
+            picked = self.rows[sorted_slots[np.where(valid, back, 0)]]  # (groups, k panes, k entries, fields)
             picked[~valid] = NO_SEQ
             flat = picked.reshape(plan.n_groups, k * k, self.FIELDS)
             present = flat[:, :, 1] != NO_SEQ
