@@ -4,7 +4,12 @@ Records are appended to per-(topic, partition) producer batches and sent
 when a batch fills; ``flush`` sends the rest and waits until the broker has
 acknowledged every record written so far. The streaming job flushes before it
 commits the input offsets that produced the records, which makes its outputs
-at-least-once: a crash can repeat records, never lose them.
+at-least-once: a crash can repeat records, never lose them. A flush that fails
+says so and guarantees nothing about the records written since the last flush
+that succeeded: the caller writes them again (the streaming job stops and
+restarts from its last commit). The writer does not keep failed batches to send
+again; aiokafka's batches do not survive a failed send (sent again after the
+broker came back, they were refused with UnknownError).
 
 aiokafka keeps one request in flight per partition and makes ``send_batch``
 wait until the partition's previous batch has gone out, about a broker round
@@ -81,12 +86,6 @@ class TopicWriter:
         finally:
             await self._producer.stop()
 
-    @property
-    def records_queued(self) -> int:
-        """Records in closed batches not yet handed to the producer (after a failed send: what the next
-        ``flush`` sends again)."""
-        return sum(batch.record_count() for queue in self._queued.values() for batch in queue)
-
     def _enqueue(self, slot: Slot, batch: Any) -> None:
         """Queue a batch for its partition's sender, starting the sender when none runs."""
         batch.close()
@@ -100,8 +99,9 @@ class TopicWriter:
             while queue:
                 self._pending.append(await self._producer.send_batch(queue[0], slot[0], partition=slot[1]))
                 queue.pop(0)
-        except Exception as error:  # the batch stays queued: the next flush tries again, and reports this
+        except Exception as error:  # the next flush reports this; the caller writes these records again
             self._failure = error
+            queue.clear()
         finally:
             del self._senders[slot]
 
@@ -141,18 +141,14 @@ class TopicWriter:
     async def flush(self) -> None:
         """Send every open batch and wait for the broker to acknowledge all records written so far."""
         await self.send_open()
-        for slot, queue in self._queued.items():
-            if queue and slot not in self._senders:  # left queued by a sender that failed: try again
-                self._failure = None
-                self._senders[slot] = asyncio.ensure_future(self._send_queued(slot))
         try:
             while self._senders:
                 await asyncio.gather(*self._senders.values())
-            failure, self._failure = self._failure, None
+            pending, self._pending = self._pending, []
+            delivered = await asyncio.gather(*pending, return_exceptions=True)
+            failed = [result for result in delivered if isinstance(result, BaseException)]
+            failure, self._failure = self._failure or (failed[0] if failed else None), None
             if failure is not None:
                 raise failure
-            pending, self._pending = self._pending, []
-            if pending:
-                await asyncio.gather(*pending)
         except KafkaError as error:
             raise ConnectorError(f"the broker did not acknowledge output records: {reason(error)}.") from None
