@@ -56,7 +56,7 @@ class _HeldLines:
     """One partition's output lines of one kind, in emission order, waiting to be merged.
 
     The newest lines are in memory; ``spill`` moves them to the end of a file,
-    and ``take`` hands lines back oldest first, from the file before memory.
+    and ``pop_ready`` hands lines back oldest first, from the file before memory.
     """
 
     def __init__(self, path: Path) -> None:
@@ -73,19 +73,27 @@ class _HeldLines:
         self.lines.extend(lines)
         self.held_bytes += sum(map(len, lines)) + 64 * len(lines)  # text, and a str object's own size
 
-    def ready(self, before: int | None) -> tuple[int, np.ndarray]:
-        """How many held lines were emitted before ``before`` (None: all), and their emission times."""
-        if not self.times:
-            return 0, np.zeros(0, dtype=np.int64)
-        times = np.concatenate(self.times) if len(self.times) > 1 else self.times[0]
-        count = times.shape[0] if before is None else int(np.searchsorted(times, before, "left"))
-        self.times = [times[count:]] if count < times.shape[0] else []
-        return count, times[:count]
+    def pop_ready(self, before: int | None) -> tuple[np.ndarray, list[str]]:
+        """The held lines emitted before ``before`` (None: all), oldest first, with their emission times;
+        they are no longer held. Only the ready chunks of times are touched, so a partition that holds
+        lines for long costs nothing per call."""
+        ready: list[np.ndarray] = []
+        while self.times:
+            chunk = self.times[0]
+            count = chunk.shape[0] if before is None else int(np.searchsorted(chunk, before, "left"))
+            if count:
+                ready.append(chunk[:count])
+            if count < chunk.shape[0]:
+                self.times[0] = chunk[count:]
+                break
+            self.times.pop(0)
+        times = np.concatenate(ready) if len(ready) > 1 else ready[0] if ready else np.zeros(0, dtype=np.int64)
+        return times, self._take(times.shape[0])
 
-    def take(self, count: int) -> list[str]:
+    def _take(self, count: int) -> list[str]:
         """The oldest ``count`` held lines, no longer held."""
         taken: list[str] = []
-        if self.spilled:
+        if self.spilled and count:
             from_file = min(count, self.spilled)
             assert self._writer is not None
             self._writer.flush()
@@ -96,9 +104,10 @@ class _HeldLines:
             self.spilled -= from_file
             count -= from_file
         if count:
-            taken.extend(self.lines[:count])
+            from_memory = self.lines[:count]
             del self.lines[:count]
-            self.held_bytes = self.held_bytes * len(self.lines) // max(len(self.lines) + count, 1)
+            self.held_bytes -= sum(map(len, from_memory)) + 64 * count
+            taken.extend(from_memory)
         return taken
 
     def spill(self) -> None:
@@ -147,21 +156,18 @@ class ReplayFiles:
         except OSError as error:
             raise ConnectorError(f"cannot write replay output to {out_dir}: {error.strerror or error}.") from None
         self._held: dict[str, dict[int, _HeldLines]] = {kind: {} for kind in self.MERGED}
-        self._held_bytes = 0
 
     @property
     def held_bytes(self) -> int:
         """About how much memory the lines held for merging take."""
-        return self._held_bytes
+        return sum(held.held_bytes for by_partition in self._held.values() for held in by_partition.values())
 
     def _hold(self, kind: str, partition: int, emitted_at: list[int], lines: list[str]) -> None:
         held = self._held[kind].get(partition)
         if held is None:
             held = self._held[kind][partition] = _HeldLines(self.parts_dir / f"{kind}-{partition}.part")
-        before = held.held_bytes
         held.add(emitted_at, lines)
-        self._held_bytes += held.held_bytes - before
-        if self._held_bytes > self.hold_bytes:
+        if self.held_bytes > self.hold_bytes:
             self.spill()
 
     def results(
@@ -184,28 +190,26 @@ class ReplayFiles:
         """Merge and write every held line emitted before ``before`` (no partition emits before it any
         more); None: every held line."""
         for kind, by_partition in self._held.items():
-            taken: list[list[str]] = []
-            times: list[np.ndarray] = []
-            for partition in sorted(by_partition):
-                held = by_partition[partition]
-                count, ready = held.ready(before)
-                if count:
-                    times.append(ready)
-                    taken.append(held.take(count))
-            if not taken:
-                continue
-            if len(taken) == 1:
-                merged = taken[0]
-            else:
-                # a stable sort of partition-major lines by time keeps partition order among equal times
-                order = np.argsort(np.concatenate(times), kind="stable").tolist()
-                lines = list(chain.from_iterable(taken))
-                merged = [lines[i] for i in order]
             try:
+                taken: list[list[str]] = []
+                times: list[np.ndarray] = []
+                for partition in sorted(by_partition):
+                    ready, lines = by_partition[partition].pop_ready(before)
+                    if lines:
+                        times.append(ready)
+                        taken.append(lines)
+                if not taken:
+                    continue
+                if len(taken) == 1:
+                    merged = taken[0]
+                else:
+                    # a stable sort of partition-major lines by time keeps partition order among equal times
+                    order = np.argsort(np.concatenate(times), kind="stable").tolist()
+                    every = list(chain.from_iterable(taken))
+                    merged = [every[i] for i in order]
                 self._merged[kind].write("".join(merged).encode("utf-8"))
-            except OSError as error:
+            except OSError as error:  # writing the merged file, or reading back a part file
                 raise ConnectorError(f"cannot write {kind}.jsonl in {self.out_dir}: {reason(error)}.") from None
-        self._held_bytes = sum(held.held_bytes for by in self._held.values() for held in by.values())
 
     def spill(self) -> None:
         """Move every line held in memory to part files (memory is short, or the hold is full)."""
@@ -216,7 +220,6 @@ class ReplayFiles:
                     held.spill()
         except OSError as error:
             raise ConnectorError(f"cannot write part files in {self.parts_dir}: {reason(error)}.") from None
-        self._held_bytes = 0
 
     def finish(self) -> None:
         """Write every line still held and close the files."""
