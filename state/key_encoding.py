@@ -52,13 +52,8 @@ def meta_key(name: str) -> bytes:
     return META_PREFIX + name.encode()
 
 
-def encode_value(states: list[Any]) -> bytes:
-    """Encode one pane's column states."""
-    return encode_values([states])[0]
-
-
 def encode_values(panes: list[list[Any]]) -> list[bytes]:
-    """Encode many panes' column states: ``encode_value`` of each."""
+    """Encode each pane's column states (the form ``decode_value`` reads)."""
     version, dumps = bytes((VALUE_VERSION,)), orjson.dumps
     return [version + dumps(states) for states in panes]
 

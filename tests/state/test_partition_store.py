@@ -9,7 +9,7 @@ import pytest
 
 from state.engine_state import persist, restore
 from state.errors import StateError
-from state.key_encoding import decode_value, encode_value, pane_key, parse_pane_key, window_prefix
+from state.key_encoding import decode_value, encode_values, pane_key, parse_pane_key, window_prefix
 from state.partition_store import PartitionStore, prefix_end
 from state.window_store import WindowStore
 from tests.windows.engine_runner import flatten, to_batch
@@ -48,8 +48,8 @@ def test_pane_keys_sort_by_window_then_time_then_key(tmp_path: Path) -> None:
 def test_a_commit_is_one_batch_of_puts_deletes_and_metadata(tmp_path: Path) -> None:
     store = PartitionStore(tmp_path / "p0")
     a, b = pane_key(0, 1, b"a"), pane_key(0, 2, b"b")
-    store.commit([(a, encode_value([1])), (b, encode_value([2]))], [], {"position": b"10"})
-    store.commit([(b, encode_value([3]))], [a], {"position": b"20"})
+    store.commit(list(zip([a, b], encode_values([[1], [2]]))), [], {"position": b"10"})
+    store.commit(list(zip([b], encode_values([[3]]))), [a], {"position": b"20"})
     assert [(k, decode_value(v)) for k, v in store.scan(window_prefix(0))] == [(b, [3])]
     assert store.meta("position") == b"20"
     store.close()
