@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,5 +16,15 @@ def record(pid: int, output: str, *options: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [binary, "record", "--format", "raw", "-o", output, "--pid", str(pid), *options],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
+
+
+def stop(spy: subprocess.Popen[bytes]) -> None:
+    """Stop a recording (py-spy writes its profile on SIGINT); say so when it failed."""
+    spy.send_signal(signal.SIGINT)
+    _, errors = spy.communicate(timeout=60)
+    if spy.returncode != 0:
+        print(
+            f"py-spy failed (exit status {spy.returncode}): {errors.decode(errors='replace').strip()}", file=sys.stderr
+        )
