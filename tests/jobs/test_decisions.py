@@ -1,0 +1,78 @@
+"""Decisions from emitted results: once per rule and window, and the trace fields they carry."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+
+from jobs.decisions import RuleSet
+from jobs.spec import parse_job_spec
+from windows.aggregation import LINKS
+from windows.pane_state import NO_SEQ
+from windows.results import WindowResults
+
+SPEC = parse_job_spec(
+    """
+name: j
+source: {topic: t, key: k, timestamp: ts}
+windows:
+  w: {type: tumbling, size: 10ms, emit: update, aggregate: {n: count}}
+rules:
+  - {name: any, window: w, when: "n >= 1", action: log}
+"""
+)
+KEYS = ["a", "b", "c", "d"]
+KEY_JSON = [orjson.dumps(key).decode() for key in KEYS]
+
+
+def _chunk(key_ids: list[int], *, final: bool, end: int = 10, links: np.ndarray | None = None) -> WindowResults:
+    n = len(key_ids)
+    values: dict[str, np.ndarray] = {"n": np.ones(n)}
+    if links is not None:
+        values[LINKS] = links
+    at = np.full(n, end, dtype=np.int64)
+    ids = np.asarray(key_ids, dtype=np.int64)
+    return WindowResults("w", 0, final, ids, np.zeros(n, dtype=np.int64), at, at, values)
+
+
+def _decide(rules: RuleSet, chunk: WindowResults) -> list[dict[str, object]]:
+    return [orjson.loads(line) for _, _, line, _ in rules.decide(chunk, 0, KEYS, KEY_JSON)]
+
+
+def test_a_window_decides_once_even_when_its_finals_come_in_two_chunks() -> None:
+    rules = RuleSet(SPEC.name, SPEC.rules)
+    fired = _decide(rules, _chunk([0, 1], final=False))  # updates of a and b fire
+    # the finals of both windows (same end) come in two chunks of one batch: neither fires again
+    fired += _decide(rules, _chunk([0], final=True))
+    fired += _decide(rules, _chunk([1], final=True))
+    assert [(d["key"], d["final"]) for d in fired] == [("a", False), ("b", False)]
+    # a later window of the same keys decides again
+    assert [d["key"] for d in _decide(rules, _chunk([0, 1], final=True, end=20))] == ["a", "b"]
+
+
+def _entry(trace: int, seq: int) -> list[int]:
+    return [seq, seq, 1000 + trace, trace, trace + 7]  # ts, seq, origin, trace high and low halves
+
+
+def _hex(trace: int) -> str:
+    return f"{trace:016x}{trace + 7:016x}"
+
+
+def test_a_decision_carries_its_newest_trace_and_the_other_distinct_ones_it_links() -> None:
+    empty = [NO_SEQ] * 5
+    rows = [
+        [_entry(1, 9), _entry(2, 8), _entry(3, 7), _entry(4, 6)],  # four distinct traces
+        [_entry(1, 9), _entry(1, 8), _entry(2, 7), _entry(2, 6)],  # repeats of the newest and of a link
+        [_entry(5, 9), empty, _entry(6, 7), _entry(5, 6)],  # a gap, then a link and the newest again
+        [empty, empty, empty, empty],  # no trace known
+    ]
+    rules = RuleSet(SPEC.name, SPEC.rules)
+    decided = _decide(rules, _chunk([0, 1, 2, 3], final=False, links=np.asarray(rows, dtype=np.int64)))
+    fields = [(d["trace_id"], d["trace_links"], d["origin_at"]) for d in decided]
+    assert fields == [
+        (_hex(1), [_hex(2), _hex(3), _hex(4)], 1001),
+        (_hex(1), [_hex(2)], 1001),
+        (_hex(5), [_hex(6)], 1005),
+        (None, [], None),
+    ]
+    assert decided[0]["traceparent"] == f"00-{_hex(1)}-{decided[0]['id'][:16]}-01"
