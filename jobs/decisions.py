@@ -41,7 +41,7 @@ def _trace_fields(hits: WindowResults) -> tuple[list[str | None], list[str], lis
         if code:
             rows = np.flatnonzero(pattern == code)
             links_json[rows] = _json_strings(digits[rows][:, [j for j in range(k) if code >> j & 1]])
-    newest: list[str | None] = digits[:, 0].copy().view("S32").reshape(n).astype("U32").astype(object).tolist()
+    newest: list[str | None] = digits[:, 0].copy().view("S32").reshape(n).astype("U32").tolist()
     for row in np.flatnonzero(~present[:, 0]).tolist():
         newest[row] = None
     origins = np.where(present[:, 0], links[:, 0, 2], 0).tolist()

@@ -30,8 +30,7 @@ def _column_text(column: np.ndarray) -> list[str]:
     NaN) done in bulk."""
     if column.dtype.kind in "iu":
         return list(map(str, column.tolist()))
-    with np.errstate(invalid="ignore"):
-        integral = (np.trunc(column) == column) & (np.abs(column) < 1e15)
+    integral = (np.trunc(column) == column) & (np.abs(column) < 1e15)
     if integral.all():
         return list(map(str, column.astype(np.int64).tolist()))
     if not integral.any() and not np.isnan(column).any():

@@ -16,6 +16,7 @@ COLUMNS = {
     "NaN among integers": [1.0, np.nan, 2.0],
     "NaN only": [np.nan],
     "beyond 1e15": [1e15, 1e16, 2.0],
+    "at 1e15 and below": [1e15, 2.0, 999_999_999_999_999.0],
     "int64 column": np.array([0, -5, 2**53], dtype=np.int64),
 }
 
@@ -34,3 +35,10 @@ def test_values_are_written_as_format_number_writes_each_one(name: str) -> None:
     assert written == expected
     for text in written:
         orjson.loads(text)  # valid JSON
+
+
+def test_a_single_column_is_written_as_format_number_writes_it() -> None:
+    column = np.array([1.0, 2.5, np.nan])
+    nothing = np.zeros(3, dtype=np.int64)
+    chunk = WindowResults("w", 0, True, nothing, nothing, nothing, nothing, {"v": column})
+    assert values_json(chunk) == ['{"v":1}', '{"v":2.5}', '{"v":null}']
