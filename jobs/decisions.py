@@ -10,7 +10,6 @@ from hashlib import blake2b
 import numpy as np
 import orjson
 
-from jobs.records import values_json
 from jobs.spec import RuleSpec
 from windows.aggregation import LINKS
 from windows.pane_state import NO_SEQ
@@ -116,9 +115,10 @@ class RuleSet:
         return marks
 
     def decide(
-        self, chunk: WindowResults, partition: int, keys: list[str], key_json: list[str]
+        self, chunk: WindowResults, partition: int, keys: list[str], key_json: list[str], values: list[str]
     ) -> list[tuple[int, int, str, int]]:
         """``(emitted_at, key id, line, origin_at)`` of each new decision: results of ``chunk`` that satisfy a rule.
+        ``values`` is ``values_json(chunk)``, written once for the result lines and the decisions.
 
         ``origin_at`` is the origin time (epoch ms) of the event that made the rule fire, 0 when unknown.
         """
@@ -180,7 +180,7 @@ class RuleSet:
                 hits.starts.tolist(),
                 hits.ends.tolist(),
                 hits.emitted_at.tolist(),
-                values_json(hits),
+                [values[position] for position in keep],
                 newest,
                 links_json,
                 origins,

@@ -13,7 +13,7 @@ from connectors.event_decoding import DecodedBatch, DecodeOptions, EventDecoder,
 from connectors.trace_context import trace_halves
 from jobs.decisions import RuleSet
 from jobs.keys import KeyRegistry
-from jobs.records import late_line, rejected_line, result_lines
+from jobs.records import late_line, rejected_line, result_lines, values_json
 from jobs.spec import JobSpec
 from state.engine_state import persist, restore
 from state.partition_store import BLOCK_CACHE_BYTES, set_block_cache
@@ -217,7 +217,8 @@ class JobRunner:
     def _emit(self, partition: int, chunks: list) -> None:  # type: ignore[type-arg]
         registry = self.registry
         for chunk in chunks:
-            lines = result_lines(chunk, self.spec.name, partition, registry.json)
+            values = values_json(chunk)
+            lines = result_lines(chunk, self.spec.name, partition, registry.json, values)
             emitted_at = chunk.emitted_at.tolist()
             self.sink.results(partition, emitted_at, chunk.key_ids.tolist(), lines, final=chunk.final)
             if chunk.final:
@@ -225,7 +226,7 @@ class JobRunner:
             else:
                 self.stats.updates += len(lines)
             self.stats.results_by_window[(chunk.window, chunk.final)] += len(lines)
-            decisions = self.rules.decide(chunk, partition, registry.keys, registry.json)
+            decisions = self.rules.decide(chunk, partition, registry.keys, registry.json, values)
             if decisions:
                 self.stats.decisions += len(decisions)
                 emitted_at, key_ids, lines, origins = (list(column) for column in zip(*decisions))

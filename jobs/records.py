@@ -49,8 +49,8 @@ def values_json(chunk: WindowResults) -> list[str]:
     return ["{" + ",".join(q + ":" + v for q, v in zip(quoted, row)) + "}" for row in zip(*texts)]
 
 
-def result_lines(chunk: WindowResults, job: str, partition: int, key_json: list[str]) -> list[str]:
-    """One JSON line per result."""
+def result_lines(chunk: WindowResults, job: str, partition: int, key_json: list[str], values: list[str]) -> list[str]:
+    """One JSON line per result; ``values`` is ``values_json(chunk)``."""
     head = '{"job":%s,"window":%s,"partition":%d,"final":%s,' % (
         orjson.dumps(job).decode(),
         orjson.dumps(chunk.window).decode(),
@@ -64,7 +64,7 @@ def result_lines(chunk: WindowResults, job: str, partition: int, key_json: list[
             chunk.starts.tolist(),
             chunk.ends.tolist(),
             chunk.emitted_at.tolist(),
-            values_json(chunk),
+            values,
         )
     ]
 

@@ -6,6 +6,7 @@ import numpy as np
 import orjson
 
 from jobs.decisions import RuleSet
+from jobs.records import values_json
 from jobs.spec import parse_job_spec
 from windows.aggregation import LINKS
 from windows.pane_state import NO_SEQ
@@ -36,7 +37,8 @@ def _chunk(key_ids: list[int], *, final: bool, end: int = 10, links: np.ndarray 
 
 
 def _decide(rules: RuleSet, chunk: WindowResults) -> list[dict[str, object]]:
-    return [orjson.loads(line) for _, _, line, _ in rules.decide(chunk, 0, KEYS, KEY_JSON)]
+    decided = rules.decide(chunk, 0, KEYS, KEY_JSON, values_json(chunk))
+    return [orjson.loads(line) for _, _, line, _ in decided]
 
 
 def test_a_window_decides_once_even_when_its_finals_come_in_two_chunks() -> None:
