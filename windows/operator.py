@@ -53,7 +53,7 @@ def by_id(key_ids: Int64Array) -> Int64Array:
 class WindowOperator(ABC):
     """Runtime state and logic of one window definition over one partition's keys."""
 
-    #: True when a pane feeds several windows, so partly-late events must cut the batch.
+    #: True when a pane feeds several windows, so a partly-late event may need its key's windows closed first.
     shares_panes: bool = True
     #: Sort rank of key ids (set by the engine; by id unless told otherwise).
     key_order: KeyOrder = staticmethod(by_id)

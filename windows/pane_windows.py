@@ -144,10 +144,7 @@ class PaneWindowOperator(WindowOperator):
     def close_everything(self) -> WindowResults | None:
         self.table.load_range(NO_TIME, END_OF_TIME)
         live = self.table.live_slots()
-        owners, pair_starts = self._windows_of(live)
-        closes = pair_starts + self.size + self.grace
-        keep = closes > self.closed_upto
-        results = self._emit_windows(live[owners[keep]], pair_starts[keep])
+        results = self._emit_closing(live, np.full(live.shape[0], END_OF_TIME, dtype=np.int64))
         self.table.release(live.tolist())
         self.pending = set()
         return results

@@ -200,8 +200,8 @@ class SlidingWindowOperator(WindowOperator):
         )
         needed = np.zeros_like(partly_late)
         needed[index] = in_state | (others > 1)
-        # An uncut event creates a point whose own left window closed before it came:
-        # that window must not be emitted (the cut would have closed past it first).
+        # An event that needs no close creates a point whose own left window closed before it came:
+        # that window must not be emitted (one event at a time, the close would have passed it first).
         skipped = ~(in_state | (others > 1))
         for key, time in zip(keys[skipped].tolist(), t[skipped].tolist()):
             self.expired_left.add((key, time))
@@ -346,10 +346,8 @@ class SlidingWindowOperator(WindowOperator):
         if self.table.load_range(NO_TIME, END_OF_TIME).shape[0]:
             self.point_index.clear()
         points = self._points()
-        windows = self._candidates(points, np.arange(len(points)))
-        if self.closed_upto != NO_TIME:
-            windows = windows.select(self._close_of_end(windows.ends) > self.closed_upto)
-        results = self._emit_windows(points, windows)
+        everything = np.arange(len(points))
+        results = self._emit_closing(points, everything, np.full(everything.shape[0], END_OF_TIME, dtype=np.int64))
         self.table.release(points.slots.tolist())
         points.keep(np.zeros(len(points), dtype=bool))
         self.pending = set()
