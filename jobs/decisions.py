@@ -5,65 +5,15 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Sequence
-from hashlib import blake2b
 
 import numpy as np
 import orjson
 
+from jobs import line_encoding
+from jobs.records import value_columns
 from jobs.spec import RuleSpec
 from windows.aggregation import LINKS
-from windows.pane_state import NO_SEQ
 from windows.results import WindowResults
-
-
-def _trace_fields(hits: WindowResults) -> tuple[list[str | None], list[str], list[int]]:
-    """Per result: the trace id (32 hex digits) of the event that made it fire (None when unknown), the
-    JSON list of its other distinct linked traces, and that event's origin time (epoch ms, 0: unknown)."""
-    n = len(hits)
-    links = hits.values.get(LINKS)
-    if links is None or n == 0:
-        return [None] * n, ["[]"] * n, [0] * n
-    k = links.shape[1]
-    present = links[:, :, 1] != NO_SEQ
-    high, low = links[:, :, 3], links[:, :, 4]
-    digits = np.frombuffer(links[:, :, 3:5].astype(">i8").tobytes().hex().encode(), dtype=np.uint8).reshape(n, k, 32)
-    # a link is kept when present and unlike the newest trace and every earlier present link
-    keep = present.copy()
-    keep[:, 0] = False
-    for j in range(1, k):
-        keep[:, j] &= (high[:, j] != high[:, 0]) | (low[:, j] != low[:, 0])
-        for earlier in range(1, j):
-            keep[:, j] &= ~present[:, earlier] | (high[:, j] != high[:, earlier]) | (low[:, j] != low[:, earlier])
-    links_json = np.full(n, "[]", dtype=object)
-    pattern = keep.astype(np.int64) @ (1 << np.arange(k, dtype=np.int64))  # which links each row keeps
-    for code in np.unique(pattern).tolist():
-        if code:
-            rows = np.flatnonzero(pattern == code)
-            links_json[rows] = _json_strings(digits[rows][:, [j for j in range(k) if code >> j & 1]])
-    newest: list[str | None] = digits[:, 0].copy().view("S32").reshape(n).astype("U32").tolist()
-    for row in np.flatnonzero(~present[:, 0]).tolist():
-        newest[row] = None
-    origins = np.where(present[:, 0], links[:, 0, 2], 0).tolist()
-    return newest, links_json.tolist(), origins
-
-
-def _json_strings(digits: np.ndarray) -> list[str]:
-    """Per row of ``digits`` (rows, strings, 32 ASCII hex digits), its strings as a JSON list."""
-    rows, count, width = digits.shape
-    line = np.full((rows, 2 + count * (width + 3) - 1), ord(","), dtype=np.uint8)
-    line[:, 0], line[:, -1] = ord("["), ord("]")
-    for i in range(count):
-        at = 1 + i * (width + 3)
-        line[:, at] = line[:, at + width + 1] = ord('"')
-        line[:, at + 1 : at + width + 1] = digits[:, i]
-    size = line.shape[1]
-    return line.view(f"S{size}").reshape(rows).astype(f"U{size}").tolist()  # type: ignore[no-any-return]
-
-
-def decision_id(job: str, rule: str, window: str, key: str, start: int, end: int) -> str:
-    """The id every copy of one decision shares, so consumers can drop duplicates."""
-    text = f"{job}\x1f{rule}\x1f{window}\x1f{key}\x1f{start}\x1f{end}".encode()
-    return blake2b(text, digest_size=16).hexdigest()
 
 
 class RuleSet:
@@ -115,20 +65,22 @@ class RuleSet:
         return marks
 
     def decide(
-        self, chunk: WindowResults, partition: int, keys: list[str], key_json: list[str], values: list[str]
-    ) -> list[tuple[int, int, str, int]]:
+        self, chunk: WindowResults, partition: int, key_text: list[bytes], key_json: list[bytes]
+    ) -> list[tuple[int, int, bytes, int]]:
         """``(emitted_at, key id, line, origin_at)`` of each new decision: results of ``chunk`` that satisfy a rule.
-        ``values`` is ``values_json(chunk)``, written once for the result lines and the decisions.
+        ``key_text[k]`` and ``key_json[k]`` are the UTF-8 and JSON text of key id k; lines have no line break.
 
         ``origin_at`` is the origin time (epoch ms) of the event that made the rule fire, 0 when unknown.
+        A decision's id is BLAKE2b-128 of its job, rule, window, key and bounds (``line_encoding``), its
+        traceparent's parent id the id's first 16 hex digits.
         """
         rules = self.by_window.get(chunk.window)
         if not rules or not len(chunk):
             return []
-        lines: list[tuple[int, int, int, int, str, int]] = []
-        job_json = orjson.dumps(self.job).decode()
-        window_json = orjson.dumps(chunk.window).decode()
-        final = "true" if chunk.final else "false"
+        lines: list[tuple[int, int, int, int, bytes, int]] = []
+        job_json = orjson.dumps(self.job)
+        window_json = orjson.dumps(chunk.window)
+        final = b"true" if chunk.final else b"false"
         for rule_index, rule in enumerate(rules):
             fired = rule.condition.evaluate(chunk.values, len(chunk)).nonzero()[0]
             # A decision fires once per (rule, key, window): at the first emission where
@@ -161,51 +113,37 @@ class RuleSet:
             hits = chunk.take(fired)
             self.fired[(rule.name, rule.action)] += len(keep)
             head = (
-                '{"job":%s,"rule":%s,"action":%s,"rules_revision":%s,"stale_rules":%s,"window":%s,"partition":%d,"final":%s,'
+                b'{"job":%s,"rule":%s,"action":%s,"rules_revision":%s,"stale_rules":%s,"window":%s,"partition":%d,'
+                b'"final":%s,'
                 % (
                     job_json,
-                    orjson.dumps(rule.name).decode(),
-                    orjson.dumps(rule.action).decode(),
-                    "null" if self.revision is None else str(self.revision),
-                    "true" if self.stale else "false",
+                    orjson.dumps(rule.name),
+                    orjson.dumps(rule.action),
+                    b"null" if self.revision is None else b"%d" % self.revision,
+                    b"true" if self.stale else b"false",
                     window_json,
                     partition,
                     final,
                 )
             )
-            newest, links_json, origins = _trace_fields(hits)
-            for position, k, s, e, t, v, trace, linked, origin in zip(
-                fired.tolist(),
-                hits.key_ids.tolist(),
-                hits.starts.tolist(),
-                hits.ends.tolist(),
-                hits.emitted_at.tolist(),
-                [values[position] for position in keep],
-                newest,
-                links_json,
-                origins,
-            ):
-                ident = decision_id(self.job, rule.name, chunk.window, keys[k], s, e)
-                if trace is None:
-                    trace_json = '"trace_id":null,"traceparent":null,"trace_links":[],"origin_at":null,'
-                else:
-                    trace_json = (
-                        f'"trace_id":"{trace}","traceparent":"00-{trace}-{ident[:16]}-01",'
-                        f'"trace_links":{linked},"origin_at":{origin or "null"},'
-                    )
-                lines.append(
-                    (
-                        position,
-                        rule_index,
-                        t,
-                        k,
-                        (
-                            f'{head}"id":"{ident}","key":{key_json[k]},"start":{s},"end":{e},'
-                            f'"emitted_at":{t},{trace_json}"values":{v}}}\n'
-                        ),
-                        origin,
-                    )
-                )
+            id_prefix = f"{self.job}\x1f{rule.name}\x1f{chunk.window}\x1f".encode()
+            names, columns = value_columns(hits)
+            rendered, origins = line_encoding.decision_lines(
+                head,
+                id_prefix,
+                key_text,
+                key_json,
+                hits.key_ids,
+                hits.starts,
+                hits.ends,
+                hits.emitted_at,
+                names,
+                columns,
+                hits.values.get(LINKS),
+            )
+            lines.extend(
+                zip(keep, [rule_index] * len(keep), hits.emitted_at.tolist(), hits.key_ids.tolist(), rendered, origins)
+            )
         # Result order first, then rule order: independent of how results were chunked.
         lines.sort(key=lambda item: (item[0], item[1]))
         return [(t, k, line, origin) for _, _, t, k, line, origin in lines]

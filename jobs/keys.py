@@ -18,7 +18,8 @@ class KeyRegistry:
         self.partitions = partitions
         self._ids: dict[str, int] = {}
         self.keys: list[str] = []
-        self.json: list[str] = []
+        self.utf8: list[bytes] = []  # each key's UTF-8 bytes
+        self.json: list[bytes] = []  # each key as JSON text
         self._partition = np.zeros(1024, dtype=np.int64)
         self._partitioned = 0  # keys below this id have their partition computed
         self._rank = np.zeros(1024, dtype=np.int64)
@@ -31,7 +32,9 @@ class KeyRegistry:
         key_id = len(self.keys)
         self._ids[key] = key_id
         self.keys.append(key)
-        self.json.append(orjson.dumps(key).decode())
+        self.utf8.append(key.encode("utf-8"))
+        # orjson's bytes keep a 4 KiB buffer; a copy through str holds only the text
+        self.json.append(orjson.dumps(key).decode().encode())
         return key_id
 
     def ids(self, keys: list[str]) -> Int64Array:
@@ -53,7 +56,7 @@ class KeyRegistry:
 
     def key_bytes(self, key_id: int) -> bytes:
         """The UTF-8 bytes of a key id."""
-        return self.keys[key_id].encode("utf-8")
+        return self.utf8[key_id]
 
     def ids_of(self, keys: list[bytes]) -> list[int]:
         """Ids of keys given as UTF-8 bytes, registering new ones (bulk ``id_of``)."""
@@ -70,7 +73,7 @@ class KeyRegistry:
         if self._partitioned < len(self.keys):
             self._partition = self._extended(self._partition, self._partitioned)
             self._partition[self._partitioned : len(self.keys)] = [
-                partition_for(key.encode("utf-8"), self.partitions) for key in self.keys[self._partitioned :]
+                partition_for(key, self.partitions) for key in self.utf8[self._partitioned :]
             ]
             self._partitioned = len(self.keys)
         return self._partition[ids]
@@ -81,8 +84,8 @@ class KeyRegistry:
         if self._ranked < len(self.keys):
             self._rank = self._extended(self._rank, self._ranked)
             self._rank[self._ranked : len(self.keys)] = [
-                int.from_bytes(blake2b(key.encode("utf-8"), digest_size=8).digest(), "big", signed=True)
-                for key in self.keys[self._ranked :]
+                int.from_bytes(blake2b(key, digest_size=8).digest(), "big", signed=True)
+                for key in self.utf8[self._ranked :]
             ]
             self._ranked = len(self.keys)
         return self._rank[ids]
@@ -101,6 +104,7 @@ class KeyRegistry:
         mapping[keep] = np.arange(keep.shape[0], dtype=np.int64)
         kept = keep.tolist()
         self.keys = [self.keys[i] for i in kept]
+        self.utf8 = [self.utf8[i] for i in kept]
         self.json = [self.json[i] for i in kept]
         self._ids = {key: i for i, key in enumerate(self.keys)}
         # ids are renumbered in order, so the keys with a computed partition and rank stay a prefix

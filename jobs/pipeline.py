@@ -13,7 +13,7 @@ from connectors.event_decoding import DecodedBatch, DecodeOptions, EventDecoder,
 from connectors.trace_context import trace_halves
 from jobs.decisions import RuleSet
 from jobs.keys import KeyRegistry
-from jobs.records import late_line, rejected_line, result_lines, values_json
+from jobs.records import late_line, rejected_line, result_lines
 from jobs.spec import JobSpec
 from state.engine_state import persist, restore
 from state.partition_store import BLOCK_CACHE_BYTES, set_block_cache
@@ -28,14 +28,15 @@ class OutputSink(Protocol):
     """Where a job's output goes (files in replay, topics in streaming)."""
 
     def results(
-        self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[str], *, final: bool
+        self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[bytes], *, final: bool
     ) -> None:
-        """Window results of one partition, in emission order."""
+        """Window results of one partition, in emission order (JSON lines without a line break)."""
 
     def decisions(
-        self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[str], origins: list[int]
+        self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[bytes], origins: list[int]
     ) -> None:
-        """Decisions of one partition, in emission order, with their trace's origin time (epoch ms, 0: unknown)."""
+        """Decisions of one partition, in emission order (JSON lines without a line break), with their
+        trace's origin time (epoch ms, 0: unknown)."""
 
     def late(self, records: list[LateRecord]) -> None:
         """Events late for every window, in source order."""
@@ -217,8 +218,7 @@ class JobRunner:
     def _emit(self, partition: int, chunks: list) -> None:  # type: ignore[type-arg]
         registry = self.registry
         for chunk in chunks:
-            values = values_json(chunk)
-            lines = result_lines(chunk, self.spec.name, partition, registry.json, values)
+            lines = result_lines(chunk, self.spec.name, partition, registry.json)
             emitted_at = chunk.emitted_at.tolist()
             self.sink.results(partition, emitted_at, chunk.key_ids.tolist(), lines, final=chunk.final)
             if chunk.final:
@@ -226,7 +226,7 @@ class JobRunner:
             else:
                 self.stats.updates += len(lines)
             self.stats.results_by_window[(chunk.window, chunk.final)] += len(lines)
-            decisions = self.rules.decide(chunk, partition, registry.keys, registry.json, values)
+            decisions = self.rules.decide(chunk, partition, registry.utf8, registry.json)
             if decisions:
                 self.stats.decisions += len(decisions)
                 emitted_at, key_ids, lines, origins = (list(column) for column in zip(*decisions))

@@ -120,23 +120,23 @@ class KafkaOutputs:
         return slot
 
     def _key_bytes(self, key_ids: Iterable[int]) -> list[bytes | None]:
-        keys = self.registry.keys
-        return [keys[k].encode() for k in key_ids]
+        keys = self.registry.utf8
+        return [keys[k] for k in key_ids]
 
     def results(
-        self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[str], *, final: bool
+        self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[bytes], *, final: bool
     ) -> None:
         slot = self._slot(self.topics.results, partition)
         slot.keys.extend(self._key_bytes(key_ids))
-        slot.values.extend(line[:-1].encode() for line in lines)
+        slot.values.extend(lines)
         self.counts["results" if final else "updates"] += len(lines)
 
     def decisions(
-        self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[str], origins: list[int]
+        self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[bytes], origins: list[int]
     ) -> None:
         slot = self._slot(self.topics.decisions, partition)
         slot.keys.extend(self._key_bytes(key_ids))
-        slot.values.extend(line[:-1].encode() for line in lines)
+        slot.values.extend(lines)
         self.counts["decisions"] += len(lines)
         now_ms = time.time() * 1000.0
         latency = DECISION_LATENCY.labels(self.job)
@@ -147,7 +147,7 @@ class KafkaOutputs:
     def late(self, records: list[LateRecord]) -> None:
         for record in records:
             slot = self._slot(self.topics.late, record.partition)
-            slot.keys.append(self.registry.keys[record.key_id].encode())
+            slot.keys.append(self.registry.utf8[record.key_id])
             slot.values.append(record.line.rstrip(b"\n"))
         self.counts["late"] += len(records)
 

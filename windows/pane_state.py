@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from windows import fixed_point, sketch
+from windows import fixed_point, sketch, trace_links
 from windows.events import EventBatch, Float64Array, Int64Array
 
 _INT64_MAX = np.iinfo(np.int64).max
@@ -494,7 +494,8 @@ class TraceColumn:
     newest first; merging panes keeps the newest ``links`` entries over all of
     them. The newest entry of a window is the event that last moved it forward,
     the one that made a rule fire on it. Sliding windows, whose panes are single
-    record times in time order, merge from their last ``links`` panes only.
+    record times in time order, merge from their newest panes back until
+    ``links`` entries are found. The loops are in C (``trace_links.pyx``).
     """
 
     FIELDS = 5
@@ -512,57 +513,26 @@ class TraceColumn:
     def reset(self, slots: Int64Array) -> None:
         self.rows[slots] = NO_SEQ
 
-    def _newest(self, owners: Int64Array, entries: Int64Array) -> tuple[Int64Array, Int64Array, Int64Array]:
-        """Per owner, its newest ``links`` entries: (owners, rank within owner, entries)."""
-        order = np.lexsort((-entries[:, 1], -entries[:, 0], owners))
-        owners, entries = owners[order], entries[order]
-        if owners.shape[0] == 0:
-            return owners, owners, entries
-        first = np.flatnonzero(np.diff(owners, prepend=owners[0] - 1))
-        rank = np.arange(owners.shape[0]) - np.repeat(first, np.diff(np.append(first, owners.shape[0])))
-        keep = rank < self.links
-        return owners[keep], rank[keep], entries[keep]
-
     def add(self, ctx: AddContext) -> None:
         hashes = ctx.batch.hashes
         if TRACE_HI not in hashes:
             return
         batch = ctx.batch
-        new = np.stack([batch.ts, batch.seq, hashes[TRACE_ORIGIN], hashes[TRACE_HI], hashes[TRACE_LO]], axis=1)
-        touched = ctx.unique_slots
-        old = self.rows[touched].reshape(-1, self.FIELDS)
-        present = old[:, 1] != NO_SEQ
-        owners = np.concatenate([np.repeat(touched, self.links)[present], ctx.slots])
-        entries = np.concatenate([old[present], new.astype(np.int64)])
-        owners, rank, entries = self._newest(owners, entries)
-        self.rows[touched] = NO_SEQ
-        self.rows[owners, rank] = entries
+        trace_links.add_events(
+            self.rows,
+            ctx.slots,
+            batch.ts,
+            batch.seq,
+            np.asarray(hashes[TRACE_ORIGIN], dtype=np.int64),
+            np.asarray(hashes[TRACE_HI], dtype=np.int64),
+            np.asarray(hashes[TRACE_LO], dtype=np.int64),
+        )
 
     def merge(self, plan: MergePlan) -> Int64Array:
-        k = self.links
         if plan.ranges is not None:  # panes in time order: the newest entries are in the last k panes
             sorted_slots, _, lo, hi = plan.ranges
-            back = hi[:, None] - 1 - np.arange(k)[None, :]  # newest pane first
-            valid = back >= lo[:, None]
-            picked = self.rows[sorted_slots[np.where(valid, back, 0)]]  # (groups, k panes, k entries, fields)
-            picked[~valid] = NO_SEQ
-            flat = picked.reshape(plan.n_groups, k * k, self.FIELDS)
-            present = flat[:, :, 1] != NO_SEQ
-            rank = np.cumsum(present, axis=1) - 1
-            chosen = present & (rank < k)
-            out = np.full((plan.n_groups, k, self.FIELDS), NO_SEQ, dtype=np.int64)
-            groups, positions = np.nonzero(chosen)
-            out[groups, rank[groups, positions]] = flat[groups, positions]
-            return out
-        out = np.full((plan.n_groups, k, self.FIELDS), NO_SEQ, dtype=np.int64)
-        if plan.slots.shape[0] == 0:
-            return out
-        entries = self.rows[plan.slots].reshape(-1, self.FIELDS)
-        present = entries[:, 1] != NO_SEQ
-        if present.any():
-            owners, rank, entries = self._newest(np.repeat(plan.groups, k)[present], entries[present])
-            out[owners, rank] = entries
-        return out
+            return trace_links.merge_ranges(self.rows, sorted_slots, lo, hi)
+        return trace_links.merge_pairs(self.rows, plan.groups, plan.slots, plan.n_groups)
 
     def snapshot(self, slots: list[int]) -> list[Any]:
         rows = self.rows[slots]

@@ -35,7 +35,7 @@ def replay_output(out: Path, times: dict[int, list[int]], slices: list[tuple[int
     files = ReplayFiles(out, hold_bytes=hold)
     sent = {p: 0 for p in times}
     for p, first, end in slices:
-        lines = [f'{{"p":{p},"i":{i},"t":{times[p][i]}}}\n' for i in range(first, end)]
+        lines = [b'{"p":%d,"i":%d,"t":%d}' % (p, i, times[p][i]) for i in range(first, end)]
         files.results(p, times[p][first:end], [0] * len(lines), lines, final=True)
         sent[p] = end
         # a partition emits nothing earlier than its next line (or ever again, once done)
@@ -61,14 +61,14 @@ def test_lines_come_out_by_time_then_partition_however_they_arrive(
 
 def test_lines_held_beyond_the_budget_wait_in_part_files_and_come_back_in_order(tmp_path: Path) -> None:
     files = ReplayFiles(tmp_path, hold_bytes=200)
-    files.results(0, [5, 6], [0, 0], ['{"a":1}\n', '{"a":2}\n'], final=True)
+    files.results(0, [5, 6], [0, 0], [b'{"a":1}', b'{"a":2}'], final=True)
     assert files.held_bytes > 0 and not (tmp_path / ".parts").exists()  # within the budget: in memory
-    files.results(0, list(range(7, 12)), [0] * 5, [f'{{"a":{i}}}\n' for i in range(3, 8)], final=True)
+    files.results(0, list(range(7, 12)), [0] * 5, [b'{"a":%d}' % i for i in range(3, 8)], final=True)
     assert files.held_bytes == 0 and (tmp_path / ".parts" / "results-0.part").exists()  # over it: spilled
-    files.results(1, [6], [0], ['{"b":1}\n'], final=True)
+    files.results(1, [6], [0], [b'{"b":1}'], final=True)
     files.settle(7)  # partition 1's line is in memory, partition 0's partly on disk
     assert files.held_bytes == 0
-    files.results(0, [12], [0], ['{"a":8}\n'], final=True)
+    files.results(0, [12], [0], [b'{"a":8}'], final=True)
     files.finish()
     written = (tmp_path / "results.jsonl").read_text().splitlines()
     assert written == ['{"a":1}', '{"a":2}', '{"b":1}'] + [f'{{"a":{i}}}' for i in range(3, 9)]

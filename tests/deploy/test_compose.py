@@ -163,15 +163,25 @@ def test_every_image_is_pinned(name: str) -> None:
 
 def test_the_dockerfile_installs_the_winnow_command() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    base = re.search(r"^FROM\s+(\S+)", dockerfile, re.MULTILINE)
-    assert base and re.fullmatch(r"python:\d+\.\d+\.\d+-slim(-\w+)?", base.group(1)), base
-    python = base.group(1).split(":")[1]
+    stages = re.split(r"^(?=FROM\s)", dockerfile, flags=re.MULTILINE)[1:]
+    assert len(stages) == 2, "a build stage compiles the wheel, the runtime stage installs it"
     required = PROJECT["requires-python"].removeprefix(">=")
-    assert tuple(map(int, python.split(".")[:2])) >= tuple(map(int, required.split("."))), python
+    for stage in stages:
+        base = re.match(r"FROM\s+(\S+)", stage)
+        assert base and re.fullmatch(r"python:\d+\.\d+\.\d+-slim(-\w+)?", base.group(1)), base
+        python = base.group(1).split(":")[1]
+        assert tuple(map(int, python.split(".")[:2])) >= tuple(map(int, required.split("."))), python
+    build, runtime = stages
+    assert re.search(r"apt-get install .*\bgcc\b", build), "the build stage has a C compiler for the extension"
+    assert re.search(r"^COPY \. \.$", build, re.MULTILINE)
+    assert re.search(r"pip wheel (--[\w-]+ (/\S+ )?)*\.(\s|$)", build), "the wheel is built from the repo"
+    wheel_dir = re.search(r"--wheel-dir (\S+)", build)
+    assert wheel_dir and re.search(rf"^COPY --from=\S+ {re.escape(wheel_dir.group(1))} ", runtime, re.MULTILINE)
+    assert re.search(r"pip install (--[\w-]+ )*\S+\*\.whl", runtime), "the runtime installs the built wheel"
+    assert "gcc" not in runtime
     assert "winnow" in PROJECT["scripts"]
-    assert re.search(r'^ENTRYPOINT \["winnow"\]$', dockerfile, re.MULTILINE)
-    assert re.search(r"^COPY \. \.$", dockerfile, re.MULTILINE)
-    assert re.search(r"pip install (--[\w-]+ )*\.(\s|$)", dockerfile), "the image installs the package from the repo"
+    assert re.search(r'^ENTRYPOINT \["winnow"\]$', runtime, re.MULTILINE)
+    assert re.search(r"^COPY \. \.$", runtime, re.MULTILINE)
 
 
 def test_the_image_keeps_every_file_the_services_use() -> None:
@@ -181,7 +191,7 @@ def test_the_image_keeps_every_file_the_services_use() -> None:
         if line.strip() and not line.startswith(("#", "!"))
     ]
     # the package build reads pyproject.toml and README.md; the services run the rest
-    used = {"pyproject.toml", "README.md", "jobs/cli.py", DEMO_FEED, SEED_RULES}
+    used = {"pyproject.toml", "setup.py", "README.md", "jobs/cli.py", "jobs/line_encoding.pyx", DEMO_FEED, SEED_RULES}
     for name in WINNOW_COMMANDS:
         args = winnow_args(name)
         used.update(str(getattr(args, field)) for field in ("spec", "input") if getattr(args, field, None))

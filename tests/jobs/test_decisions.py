@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from hashlib import blake2b
+
 import numpy as np
 import orjson
 
 from jobs.decisions import RuleSet
-from jobs.records import values_json
 from jobs.spec import parse_job_spec
 from windows.aggregation import LINKS
 from windows.pane_state import NO_SEQ
@@ -22,8 +23,9 @@ rules:
   - {name: any, window: w, when: "n >= 1", action: log}
 """
 )
-KEYS = ["a", "b", "c", "d"]
-KEY_JSON = [orjson.dumps(key).decode() for key in KEYS]
+KEYS = ["a", "b", "c", "d", "ключ-" + "x" * 200]  # the last one: not ASCII, and over one BLAKE2b block
+KEY_TEXT = [key.encode() for key in KEYS]
+KEY_JSON = [orjson.dumps(key) for key in KEYS]
 
 
 def _chunk(key_ids: list[int], *, final: bool, end: int = 10, links: np.ndarray | None = None) -> WindowResults:
@@ -37,7 +39,7 @@ def _chunk(key_ids: list[int], *, final: bool, end: int = 10, links: np.ndarray 
 
 
 def _decide(rules: RuleSet, chunk: WindowResults) -> list[dict[str, object]]:
-    decided = rules.decide(chunk, 0, KEYS, KEY_JSON, values_json(chunk))
+    decided = rules.decide(chunk, 0, KEY_TEXT, KEY_JSON)
     return [orjson.loads(line) for _, _, line, _ in decided]
 
 
@@ -78,3 +80,21 @@ def test_a_decision_carries_its_newest_trace_and_the_other_distinct_ones_it_link
         (None, [], None),
     ]
     assert decided[0]["traceparent"] == f"00-{_hex(1)}-{decided[0]['id'][:16]}-01"
+
+
+def test_a_decision_id_is_blake2b_of_job_rule_window_key_and_bounds() -> None:
+    rules = RuleSet(SPEC.name, SPEC.rules)
+    decided = _decide(rules, _chunk([0, 4], final=True, end=-20))
+    for decision in decided:
+        text = f"j\x1fany\x1fw\x1f{decision['key']}\x1f{decision['start']}\x1f{decision['end']}".encode()
+        assert decision["id"] == blake2b(text, digest_size=16).hexdigest()
+    assert [d["key"] for d in decided] == [KEYS[0], KEYS[4]]
+    assert decided[0]["id"] != decided[1]["id"]
+
+
+def test_trace_halves_with_the_top_bit_set_are_written_as_unsigned_hex() -> None:
+    entry = [1, 1, 0, -1, -(2**63)]  # ts, seq, no origin, trace high and low halves
+    rules = RuleSet(SPEC.name, SPEC.rules)
+    (decided,) = _decide(rules, _chunk([2], final=False, links=np.asarray([[entry]], dtype=np.int64)))
+    assert decided["trace_id"] == "f" * 16 + "8" + "0" * 15
+    assert decided["origin_at"] is None  # origin 0: unknown

@@ -1,44 +1,98 @@
-"""JSON encoding of result values: the bulk paths write what ``format_number`` writes value by value."""
+"""JSON lines of results: the number format of values, and the fields every result carries."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from jobs.records import format_number, values_json
+from jobs.records import result_lines
+from windows.aggregation import LINKS
 from windows.results import WindowResults
 
+
+def expected_number(value: float) -> str:
+    """The documented format: integral values below 1e15 without a fraction, NaN as null, others as repr."""
+    if math.isnan(value):
+        return "null"
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+def _values(columns: dict[str, np.ndarray]) -> list[str]:
+    n = len(next(iter(columns.values())))
+    ids = np.zeros(n, dtype=np.int64)
+    chunk = WindowResults("w", 0, True, ids, ids, ids, ids, columns)
+    lines = result_lines(chunk, "j", 0, [b'"k"'])
+    return [line.split(b',"values":', 1)[1][:-1].decode() for line in lines]
+
+
 COLUMNS = {
-    "all integers": [1.0, -0.0, 3.0, 999_999_999_999_999.0],
-    "no integer": [1.5, 2.25, -0.1, 1e-300],
+    "all integers": [1.0, -0.0, 3.0, 999_999_999_999_999.0, -999_999_999_999_999.0],
+    "no integer": [1.5, 2.25, -0.1, 1e-300, 5e-324],
     "mixed": [1.0, 2.5, 3.0],
     "NaN among integers": [1.0, np.nan, 2.0],
     "NaN only": [np.nan],
-    "beyond 1e15": [1e15, 1e16, 2.0],
-    "at 1e15 and below": [1e15, 2.0, 999_999_999_999_999.0],
-    "int64 column": np.array([0, -5, 2**53], dtype=np.int64),
+    "at and beyond 1e15": [1e15, -1e15, 1e16, 2.0, 1.7976931348623157e308],
 }
 
 
 @pytest.mark.parametrize("name", COLUMNS)
-def test_values_are_written_as_format_number_writes_each_one(name: str) -> None:
+def test_values_are_written_in_the_documented_number_format(name: str) -> None:
     column = np.asarray(COLUMNS[name])
     n = column.shape[0]
-    nothing = np.zeros(n, dtype=np.int64)
-    chunk = WindowResults("w", 0, True, nothing, nothing, nothing, nothing, {"v": column, "n": np.arange(n)})
-    expected = [
-        '{"v":%s,"n":%d}' % (str(int(v)) if column.dtype.kind == "i" else format_number(v), i)
-        for i, v in enumerate(column.tolist())
+    written = _values({"v": column, "n": np.arange(n)})
+    assert written == ['{"v":%s,"n":%d}' % (expected_number(v), i) for i, v in enumerate(column.tolist())]
+
+
+def test_integer_columns_are_written_as_integers_beyond_2_to_the_53() -> None:
+    assert _values({"v": np.array([0, -5, 2**53 + 1, -(2**63)], dtype=np.int64)}) == [
+        '{"v":0}',
+        '{"v":-5}',
+        '{"v":9007199254740993}',
+        '{"v":-9223372036854775808}',
     ]
-    written = values_json(chunk)
-    assert written == expected
-    for text in written:
-        orjson.loads(text)  # valid JSON
 
 
-def test_a_single_column_is_written_as_format_number_writes_it() -> None:
-    column = np.array([1.0, 2.5, np.nan])
-    nothing = np.zeros(3, dtype=np.int64)
-    chunk = WindowResults("w", 0, True, nothing, nothing, nothing, nothing, {"v": column})
-    assert values_json(chunk) == ['{"v":1}', '{"v":2.5}', '{"v":null}']
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=False), min_size=1, max_size=20))
+def test_every_finite_value_reads_back_as_the_same_double(values: list[float]) -> None:
+    written = _values({"v": np.asarray(values, dtype=np.float64)})
+    for text, value in zip(written, values):
+        assert text == '{"v":%s}' % expected_number(value)
+        back = orjson.loads(text)["v"]
+        assert (back is None and math.isnan(value)) or back == value
+
+
+def test_a_result_line_carries_its_job_window_key_bounds_and_no_internal_values() -> None:
+    ids = np.array([1, 0], dtype=np.int64)
+    starts, ends, at = np.array([0, 10]), np.array([10, 20]), np.array([15, 25])
+    links = np.zeros((2, 1, 5), dtype=np.int64)
+    chunk = WindowResults('per "minute"', 2, False, ids, starts, ends, at, {"n": np.array([3.0, 4.0]), LINKS: links})
+    lines = result_lines(chunk, "jöb", 3, [b'"a"', orjson.dumps("b\n")])
+    assert all(b"\n" not in line for line in lines)
+    assert [orjson.loads(line) for line in lines] == [
+        {
+            "job": "jöb",
+            "window": 'per "minute"',
+            "partition": 3,
+            "final": False,
+            "key": key,
+            "start": start,
+            "end": end,
+            "emitted_at": emitted,
+            "values": {"n": n},
+        }
+        for key, start, end, emitted, n in [("b\n", 0, 10, 15, 3), ("a", 10, 20, 25, 4)]
+    ]
+
+
+def test_an_unregistered_key_id_is_an_error_not_a_crash() -> None:
+    ids = np.array([5], dtype=np.int64)
+    chunk = WindowResults("w", 0, True, ids, ids, ids, ids, {"n": np.ones(1)})
+    with pytest.raises(IndexError, match="key id 5"):
+        result_lines(chunk, "j", 0, [b'"a"'])

@@ -1,4 +1,5 @@
-"""Traces through windows: each result carries the traces of the newest events that made it."""
+"""Traces through windows: each result carries the traces of the newest events that made it; the C loops that
+keep them (``trace_links.pyx``) agree with sorting every entry."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from hypothesis import strategies as st
 from tests.windows.engine_runner import run_traced as run
 from tests.windows.reference_model import Event, _windows_pane, _windows_sliding, stream_time_before
 from tests.windows.test_engine_vs_reference import event_logs, window_specs
+from windows import trace_links
 from windows.aggregation import LINKS
 from windows.definitions import SlidingWindows, WindowSpec
+from windows.pane_state import NO_SEQ
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -57,3 +60,94 @@ def test_windows_without_trace_links_carry_none() -> None:
     spec = WindowSpec("w", TumblingWindows(10, 0), (parse_aggregate("n", "count"),))
     chunks = run([spec], [Event(ts=5, key=1, values={}, seq=1)], [10])
     assert chunks and all(LINKS not in chunk.values for chunk in chunks)
+
+
+# ---- the C loops ------------------------------------------------------------------------
+
+FIELDS = 5
+
+
+def newest_entries(entries: list[list[int]], links: int) -> list[list[int]]:
+    """Latest time first, ties to the higher seq, equal entries in the order met; padded with empties."""
+    ordered = sorted(entries, key=lambda e: (-e[0], -e[1]))[:links]
+    return ordered + [[NO_SEQ] * FIELDS] * (links - len(ordered))
+
+
+def entry(ts: int, seq: int) -> list[int]:
+    return [ts, seq, 1000 + seq, seq * 3, -seq]
+
+
+@st.composite
+def rows_and_events(draw: st.DrawFn) -> tuple[int, list[list[list[int]]], list[tuple[int, int, int]]]:
+    links = draw(st.integers(1, 4))
+    slots = draw(st.integers(1, 5))
+    seq = iter(range(1, 1000))
+    rows = []
+    for _ in range(slots):
+        count = draw(st.integers(0, links))
+        rows.append(newest_entries([entry(draw(st.integers(0, 5)), next(seq)) for _ in range(count)], links))
+    events = [
+        (draw(st.integers(0, slots - 1)), draw(st.integers(0, 5)), next(seq)) for _ in range(draw(st.integers(0, 12)))
+    ]
+    return links, rows, events
+
+
+def present(row: list[list[int]]) -> list[list[int]]:
+    return [e for e in row if e[1] != NO_SEQ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows_and_events())
+def test_adding_events_keeps_each_slots_newest_entries(case: tuple[int, list, list]) -> None:  # type: ignore[type-arg]
+    links, rows, events = case
+    array = np.asarray(rows, dtype=np.int64).reshape(len(rows), links, FIELDS)
+    cols = np.asarray([(slot, *entry(ts, seq)) for slot, ts, seq in events], dtype=np.int64).reshape(-1, 6)
+    trace_links.add_events(array, cols[:, 0], cols[:, 1], cols[:, 2], cols[:, 3], cols[:, 4], cols[:, 5])
+    for slot, row in enumerate(rows):
+        added = [entry(ts, seq) for s, ts, seq in events if s == slot]
+        assert array[slot].tolist() == newest_entries(present(row) + added, links)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows_and_events(), st.data())
+def test_merging_pairs_keeps_each_groups_newest_entries(case: tuple[int, list, list], data: st.DataObject) -> None:  # type: ignore[type-arg]
+    links, rows, _ = case
+    array = np.asarray(rows, dtype=np.int64).reshape(len(rows), links, FIELDS)
+    n_groups = data.draw(st.integers(1, 3))
+    pairs = sorted(data.draw(st.lists(st.tuples(st.integers(0, n_groups - 1), st.integers(0, len(rows) - 1)))))
+    groups = np.asarray([g for g, _ in pairs], dtype=np.int64)
+    slots = np.asarray([s for _, s in pairs], dtype=np.int64)
+    merged = trace_links.merge_pairs(array, groups, slots, n_groups)
+    for g in range(n_groups):
+        assert merged[g].tolist() == newest_entries([e for gg, s in pairs if gg == g for e in present(rows[s])], links)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 4), st.lists(st.integers(0, 4), min_size=1, max_size=8), st.data())
+def test_merging_ranges_of_time_ordered_panes_keeps_each_windows_newest_entries(
+    links: int, counts: list[int], data: st.DataObject
+) -> None:
+    # panes in time order, each holding entries of its own time
+    seq = iter(range(1, 1000))
+    rows = [newest_entries([entry(p, next(seq)) for _ in range(min(c, links))], links) for p, c in enumerate(counts)]
+    array = np.asarray(rows, dtype=np.int64).reshape(len(rows), links, FIELDS)
+    order = np.asarray(data.draw(st.permutations(range(len(rows)))), dtype=np.int64)  # slot of each pane
+    slotted = np.empty_like(array)
+    slotted[order] = array
+    bounds = data.draw(st.lists(st.tuples(st.integers(0, len(rows)), st.integers(0, len(rows))), min_size=1))
+    lo = np.asarray([min(a, b) for a, b in bounds], dtype=np.int64)
+    hi = np.asarray([max(a, b) for a, b in bounds], dtype=np.int64)
+    merged = trace_links.merge_ranges(slotted, order, lo, hi)
+    for g in range(len(bounds)):
+        assert merged[g].tolist() == newest_entries([e for p in range(lo[g], hi[g]) for e in present(rows[p])], links)
+
+
+def test_a_slot_outside_the_rows_is_an_error_not_a_crash() -> None:
+    rows = np.full((2, 1, FIELDS), NO_SEQ, dtype=np.int64)
+    one = np.ones(1, dtype=np.int64)
+    try:
+        trace_links.add_events(rows, one * 2, one, one, one, one, one)
+    except IndexError as error:
+        assert "slot 2" in str(error)
+    else:
+        raise AssertionError("slot 2 of 2 rows was accepted")

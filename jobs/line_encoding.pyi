@@ -1,0 +1,29 @@
+"""Types of the compiled ``jobs.line_encoding`` (see line_encoding.pyx)."""
+
+import numpy as np
+import numpy.typing as npt
+
+def result_lines(
+    head: bytes,
+    key_json: list[bytes],
+    key_ids: npt.NDArray[np.int64],
+    starts: npt.NDArray[np.int64],
+    ends: npt.NDArray[np.int64],
+    emitted_at: npt.NDArray[np.int64],
+    names: list[bytes],
+    columns: list[np.ndarray],
+) -> list[bytes]: ...
+def decision_lines(
+    head: bytes,
+    id_prefix: bytes,
+    key_text: list[bytes],
+    key_json: list[bytes],
+    key_ids: npt.NDArray[np.int64],
+    starts: npt.NDArray[np.int64],
+    ends: npt.NDArray[np.int64],
+    emitted_at: npt.NDArray[np.int64],
+    names: list[bytes],
+    columns: list[np.ndarray],
+    links: np.ndarray | None,
+) -> tuple[list[bytes], list[int]]: ...
+def blake2b_128(data: bytes) -> str: ...

@@ -1,0 +1,453 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""JSON lines of window results and decisions, written in C.
+
+Every emitted result becomes one line, and most results of a busy job also
+become a decision, so this is where replay and streaming spend their output
+time. Each function takes the columns of a chunk and returns one ``bytes``
+line per row, without a line break: the Kafka sink sends each as a record
+value, the file sink joins them with newlines.
+
+Numbers are written as ``records.format_number`` writes them: integral values
+below 1e15 without a fraction, NaN as null, other floats as Python's
+``repr`` (the shortest text that reads back to the same double). A decision's
+id is BLAKE2b (RFC 7693, 16-byte digest) of its job, rule, window, key and
+bounds, as ``hashlib.blake2b(..., digest_size=16)`` gives it.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from libc.math cimport fabs, isnan, trunc
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.string cimport memcpy, memset, strlen
+
+import numpy as np
+
+
+cdef extern from "Python.h":
+    char* PyOS_double_to_string(double val, char format_code, int precision, int flags, int* ptype) except NULL
+    int Py_DTSF_ADD_DOT_0
+
+
+# ---- a growable byte buffer ------------------------------------------------------------
+
+cdef struct Buffer:
+    char* data
+    Py_ssize_t size
+    Py_ssize_t capacity
+
+
+cdef int buffer_init(Buffer* b, Py_ssize_t capacity) except -1:
+    b.data = <char*>PyMem_Malloc(capacity)
+    if b.data == NULL:
+        raise MemoryError("no memory for an output line buffer")
+    b.size = 0
+    b.capacity = capacity
+    return 0
+
+
+cdef inline int reserve(Buffer* b, Py_ssize_t extra) except -1:
+    cdef Py_ssize_t need = b.size + extra
+    cdef Py_ssize_t capacity
+    cdef char* grown
+    if need <= b.capacity:
+        return 0
+    capacity = b.capacity * 2
+    while capacity < need:
+        capacity *= 2
+    grown = <char*>PyMem_Realloc(b.data, capacity)
+    if grown == NULL:
+        raise MemoryError("no memory for an output line buffer")
+    b.data = grown
+    b.capacity = capacity
+    return 0
+
+
+cdef inline int put(Buffer* b, const char* text, Py_ssize_t n) except -1:
+    reserve(b, n)
+    memcpy(b.data + b.size, text, n)
+    b.size += n
+    return 0
+
+
+cdef inline int put_c(Buffer* b, const char* text) except -1:
+    return put(b, text, strlen(text))
+
+
+cdef inline int put_bytes(Buffer* b, bytes text) except -1:
+    return put(b, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text))
+
+
+cdef inline int put_int(Buffer* b, int64_t value) except -1:
+    cdef char digits[24]
+    cdef int at = 24
+    cdef uint64_t magnitude = <uint64_t>value
+    if value < 0:
+        magnitude = (~magnitude) + 1
+    while True:
+        at -= 1
+        digits[at] = <char>(48 + magnitude % 10)
+        magnitude //= 10
+        if magnitude == 0:
+            break
+    if value < 0:
+        at -= 1
+        digits[at] = b'-'
+    return put(b, digits + at, 24 - at)
+
+
+cdef inline int put_number(Buffer* b, double value) except -1:
+    cdef char* text
+    cdef Py_ssize_t n
+    if isnan(value):
+        return put_c(b, "null")
+    if trunc(value) == value and fabs(value) < 1e15:
+        return put_int(b, <int64_t>value)
+    text = PyOS_double_to_string(value, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
+    n = 0
+    while text[n] != 0:
+        n += 1
+    try:
+        put(b, text, n)
+    finally:
+        PyMem_Free(text)
+    return 0
+
+
+cdef char* HEX = b"0123456789abcdef"
+
+
+cdef inline int put_hex64(Buffer* b, uint64_t value) except -1:
+    cdef int i
+    reserve(b, 16)
+    for i in range(16):
+        b.data[b.size + i] = HEX[(value >> (60 - 4 * i)) & 15]
+    b.size += 16
+    return 0
+
+
+cdef inline bytes taken(Buffer* b):
+    return PyBytes_FromStringAndSize(b.data, b.size)
+
+
+# ---- result values ---------------------------------------------------------------------
+
+cdef class Values:
+    """The columns of a chunk's ``"values"`` object, ready to be written row by row."""
+
+    cdef list prefixes  # '{"name":' for the first column, ',"name":' for the others
+    cdef list arrays  # each column as a contiguous float64 or int64 array (kept alive here)
+    cdef Py_ssize_t count
+    cdef const double** floats
+    cdef const int64_t** ints
+
+    def __cinit__(self, list names, list columns):
+        cdef Py_ssize_t i
+        cdef const double[::1] f
+        cdef const int64_t[::1] k
+        self.count = len(names)
+        self.prefixes = []
+        self.arrays = []
+        self.floats = <const double**>PyMem_Malloc((self.count + 1) * sizeof(double*))
+        self.ints = <const int64_t**>PyMem_Malloc((self.count + 1) * sizeof(int64_t*))
+        if self.floats == NULL or self.ints == NULL:
+            raise MemoryError("no memory for result columns")
+        for i in range(self.count):
+            self.prefixes.append((b"{" if i == 0 else b",") + names[i] + b":")
+            column = np.asarray(columns[i])
+            self.floats[i] = NULL
+            self.ints[i] = NULL
+            if column.dtype.kind in "iub":
+                column = np.ascontiguousarray(column, dtype=np.int64)
+                k = column
+                if k.shape[0]:
+                    self.ints[i] = &k[0]
+            else:
+                column = np.ascontiguousarray(column, dtype=np.float64)
+                f = column
+                if f.shape[0]:
+                    self.floats[i] = &f[0]
+            self.arrays.append(column)
+
+    def __dealloc__(self):
+        PyMem_Free(self.floats)
+        PyMem_Free(self.ints)
+
+    cdef int write(self, Buffer* b, Py_ssize_t row) except -1:
+        cdef Py_ssize_t i
+        if self.count == 0:
+            return put_c(b, "{}")
+        for i in range(self.count):
+            put_bytes(b, <bytes>PyList_GET_ITEM(self.prefixes, i))
+            if self.ints[i] != NULL:
+                put_int(b, self.ints[i][row])
+            else:
+                put_number(b, self.floats[i][row])
+        return put_c(b, "}")
+
+
+cdef inline bytes key_item(list items, int64_t key) :
+    if key < 0 or key >= PyList_GET_SIZE(items):
+        raise IndexError(f"key id {key} is not registered")
+    return <bytes>PyList_GET_ITEM(items, key)
+
+
+def result_lines(
+    bytes head,
+    list key_json,
+    const int64_t[:] key_ids,
+    const int64_t[:] starts,
+    const int64_t[:] ends,
+    const int64_t[:] emitted_at,
+    list names,
+    list columns,
+):
+    """One line per result: ``head`` (the fields every row shares, ending in a comma), then the key (its
+    JSON text from ``key_json``), the bounds, the emission time and the ``names`` values from ``columns``."""
+    cdef Py_ssize_t n = key_ids.shape[0]
+    cdef Py_ssize_t i
+    cdef Buffer b
+    cdef Values values = Values(names, columns)
+    cdef list lines = [None] * n
+    buffer_init(&b, 512)
+    try:
+        for i in range(n):
+            b.size = 0
+            put_bytes(&b, head)
+            put_c(&b, '"key":')
+            put_bytes(&b, key_item(key_json, key_ids[i]))
+            put_c(&b, ',"start":')
+            put_int(&b, starts[i])
+            put_c(&b, ',"end":')
+            put_int(&b, ends[i])
+            put_c(&b, ',"emitted_at":')
+            put_int(&b, emitted_at[i])
+            put_c(&b, ',"values":')
+            values.write(&b, i)
+            put_c(&b, "}")
+            lines[i] = taken(&b)
+    finally:
+        PyMem_Free(b.data)
+    return lines
+
+
+# ---- decisions -------------------------------------------------------------------------
+
+cdef enum:
+    LINK_SEQ = 1
+    LINK_ORIGIN = 2
+    LINK_HIGH = 3
+    LINK_LOW = 4
+
+cdef int64_t NO_SEQ = -(2 ** 63)
+
+
+def decision_lines(
+    bytes head,
+    bytes id_prefix,
+    list key_text,
+    list key_json,
+    const int64_t[:] key_ids,
+    const int64_t[:] starts,
+    const int64_t[:] ends,
+    const int64_t[:] emitted_at,
+    list names,
+    list columns,
+    links,
+):
+    """One decision line per row, and each row's trace origin time (epoch ms, 0: unknown).
+
+    ``head`` holds the fields every row shares; the id is BLAKE2b of ``id_prefix`` (job, rule and
+    window, each followed by 0x1f), the key's UTF-8 text from ``key_text``, and the bounds. ``links``
+    (rows x links x (ts, seq, origin, trace high, trace low), or None) gives the trace of the event that
+    made the window fire (the first link) and the other distinct traces it keeps."""
+    cdef Py_ssize_t n = key_ids.shape[0]
+    cdef Py_ssize_t i, j, e, width = 0
+    cdef Buffer b, text
+    cdef Values values = Values(names, columns)
+    cdef list lines = [None] * n
+    cdef list origins = [0] * n
+    cdef char ident[32]
+    cdef const int64_t[:, :, ::1] trace
+    cdef const int64_t* row
+    cdef bint keep, any_link
+    cdef int64_t origin
+    if links is not None:
+        trace = np.ascontiguousarray(links, dtype=np.int64)
+        width = trace.shape[1]
+        if trace.shape[0] != n or trace.shape[2] != 5:
+            raise ValueError(f"trace links of shape {np.shape(links)} do not match {n} decisions")
+    buffer_init(&b, 1024)
+    try:
+        buffer_init(&text, 256)
+    except MemoryError:
+        PyMem_Free(b.data)
+        raise
+    try:
+        for i in range(n):
+            text.size = 0
+            put_bytes(&text, id_prefix)
+            put_bytes(&text, key_item(key_text, key_ids[i]))
+            put_c(&text, "\x1f")
+            put_int(&text, starts[i])
+            put_c(&text, "\x1f")
+            put_int(&text, ends[i])
+            blake2b_128_hex(<const uint8_t*>text.data, text.size, ident)
+
+            b.size = 0
+            put_bytes(&b, head)
+            put_c(&b, '"id":"')
+            put(&b, ident, 32)
+            put_c(&b, '","key":')
+            put_bytes(&b, key_item(key_json, key_ids[i]))
+            put_c(&b, ',"start":')
+            put_int(&b, starts[i])
+            put_c(&b, ',"end":')
+            put_int(&b, ends[i])
+            put_c(&b, ',"emitted_at":')
+            put_int(&b, emitted_at[i])
+            put_c(&b, ",")
+            if width == 0 or trace[i, 0, LINK_SEQ] == NO_SEQ:
+                put_c(&b, '"trace_id":null,"traceparent":null,"trace_links":[],"origin_at":null,')
+            else:
+                row = &trace[i, 0, 0]
+                put_c(&b, '"trace_id":"')
+                put_hex64(&b, <uint64_t>row[LINK_HIGH])
+                put_hex64(&b, <uint64_t>row[LINK_LOW])
+                put_c(&b, '","traceparent":"00-')
+                put_hex64(&b, <uint64_t>row[LINK_HIGH])
+                put_hex64(&b, <uint64_t>row[LINK_LOW])
+                put_c(&b, "-")
+                put(&b, ident, 16)
+                put_c(&b, '-01","trace_links":[')
+                any_link = False
+                for j in range(1, width):
+                    # a link counts when present and unlike the first and every earlier present link
+                    if row[5 * j + LINK_SEQ] == NO_SEQ:
+                        continue
+                    keep = True
+                    for e in range(j):
+                        if e > 0 and row[5 * e + LINK_SEQ] == NO_SEQ:
+                            continue
+                        if row[5 * e + LINK_HIGH] == row[5 * j + LINK_HIGH] and row[5 * e + LINK_LOW] == row[5 * j + LINK_LOW]:
+                            keep = False
+                            break
+                    if not keep:
+                        continue
+                    if any_link:
+                        put_c(&b, ",")
+                    any_link = True
+                    put_c(&b, '"')
+                    put_hex64(&b, <uint64_t>row[5 * j + LINK_HIGH])
+                    put_hex64(&b, <uint64_t>row[5 * j + LINK_LOW])
+                    put_c(&b, '"')
+                put_c(&b, '],"origin_at":')
+                origin = row[LINK_ORIGIN]
+                if origin:
+                    put_int(&b, origin)
+                    origins[i] = origin
+                else:
+                    put_c(&b, "null")
+                put_c(&b, ",")
+            put_c(&b, '"values":')
+            values.write(&b, i)
+            put_c(&b, "}")
+            lines[i] = taken(&b)
+    finally:
+        PyMem_Free(b.data)
+        PyMem_Free(text.data)
+    return lines, origins
+
+
+# ---- BLAKE2b (RFC 7693), 16-byte digest, no key ----------------------------------------
+
+cdef uint64_t[8] IV = [
+    0x6A09E667F3BCC908, 0xBB67AE8584CAA73B, 0x3C6EF372FE94F82B, 0xA54FF53A5F1D36F1,
+    0x510E527FADE682D1, 0x9B05688C2B3E6C1F, 0x1F83D9ABFB41BD6B, 0x5BE0CD19137E2179,
+]
+
+cdef uint8_t[10][16] SIGMA = [
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
+    [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3],
+    [11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4],
+    [7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8],
+    [9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13],
+    [2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9],
+    [12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11],
+    [13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10],
+    [6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5],
+    [10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0],
+]
+
+
+cdef inline uint64_t rotr(uint64_t x, int n) nogil:
+    return (x >> n) | (x << (64 - n))
+
+
+cdef inline void mix(uint64_t* v, int a, int b, int c, int d, uint64_t x, uint64_t y) nogil:
+    v[a] = v[a] + v[b] + x
+    v[d] = rotr(v[d] ^ v[a], 32)
+    v[c] = v[c] + v[d]
+    v[b] = rotr(v[b] ^ v[c], 24)
+    v[a] = v[a] + v[b] + y
+    v[d] = rotr(v[d] ^ v[a], 16)
+    v[c] = v[c] + v[d]
+    v[b] = rotr(v[b] ^ v[c], 63)
+
+
+cdef void compress(uint64_t* h, const uint8_t* block, uint64_t counter, bint last) nogil:
+    cdef uint64_t v[16]
+    cdef uint64_t m[16]
+    cdef int i, j
+    cdef const uint8_t* s
+    for i in range(16):
+        m[i] = 0
+        for j in range(8):
+            m[i] |= (<uint64_t>block[8 * i + j]) << (8 * j)
+    for i in range(8):
+        v[i] = h[i]
+        v[i + 8] = IV[i]
+    v[12] ^= counter
+    if last:
+        v[14] = ~v[14]
+    for i in range(12):
+        s = SIGMA[i % 10]
+        mix(v, 0, 4, 8, 12, m[s[0]], m[s[1]])
+        mix(v, 1, 5, 9, 13, m[s[2]], m[s[3]])
+        mix(v, 2, 6, 10, 14, m[s[4]], m[s[5]])
+        mix(v, 3, 7, 11, 15, m[s[6]], m[s[7]])
+        mix(v, 0, 5, 10, 15, m[s[8]], m[s[9]])
+        mix(v, 1, 6, 11, 12, m[s[10]], m[s[11]])
+        mix(v, 2, 7, 8, 13, m[s[12]], m[s[13]])
+        mix(v, 3, 4, 9, 14, m[s[14]], m[s[15]])
+    for i in range(8):
+        h[i] ^= v[i] ^ v[i + 8]
+
+
+cdef void blake2b_128_hex(const uint8_t* data, Py_ssize_t n, char* out) nogil:
+    """Write the 32 hex digits of BLAKE2b-128 of ``data`` to ``out`` (messages under 2**64 bytes)."""
+    cdef uint64_t h[8]
+    cdef uint8_t block[128]
+    cdef Py_ssize_t done = 0
+    cdef int i
+    cdef uint8_t byte
+    for i in range(8):
+        h[i] = IV[i]
+    h[0] ^= 0x01010000 ^ 16  # parameter block: digest length 16, no key, fanout 1, depth 1
+    while n - done > 128:
+        compress(h, data + done, <uint64_t>(done + 128), False)
+        done += 128
+    memset(block, 0, 128)
+    memcpy(block, data + done, n - done)
+    compress(h, block, <uint64_t>n, True)
+    for i in range(16):
+        byte = <uint8_t>(h[i // 8] >> (8 * (i % 8)))
+        out[2 * i] = HEX[byte >> 4]
+        out[2 * i + 1] = HEX[byte & 15]
+
+
+def blake2b_128(bytes data) -> str:
+    """The hex BLAKE2b-128 digest this module writes into decision ids (for tests and tools)."""
+    cdef char out[32]
+    blake2b_128_hex(<const uint8_t*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), out)
+    return out[:32].decode("ascii")

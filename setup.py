@@ -1,0 +1,16 @@
+"""The C extension Winnow compiles on install (everything else is in pyproject.toml).
+
+``jobs/line_encoding.pyx`` writes result and decision lines,
+``windows/trace_links.pyx`` keeps the newest trace entries of panes and
+windows; setuptools hands them to Cython (a build requirement) and the C
+compiler.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(name, [name.replace(".", "/") + ".pyx"], extra_compile_args=["-O3"])
+        for name in ("jobs.line_encoding", "windows.trace_links")
+    ]
+)
