@@ -380,11 +380,11 @@ cdef uint8_t[10][16] SIGMA = [
 ]
 
 
-cdef inline uint64_t rotr(uint64_t x, int n) nogil:
+cdef inline uint64_t rotr(uint64_t x, int n) noexcept nogil:
     return (x >> n) | (x << (64 - n))
 
 
-cdef inline void mix(uint64_t* v, int a, int b, int c, int d, uint64_t x, uint64_t y) nogil:
+cdef inline void mix(uint64_t* v, int a, int b, int c, int d, uint64_t x, uint64_t y) noexcept nogil:
     v[a] = v[a] + v[b] + x
     v[d] = rotr(v[d] ^ v[a], 32)
     v[c] = v[c] + v[d]
@@ -395,7 +395,7 @@ cdef inline void mix(uint64_t* v, int a, int b, int c, int d, uint64_t x, uint64
     v[b] = rotr(v[b] ^ v[c], 63)
 
 
-cdef void compress(uint64_t* h, const uint8_t* block, uint64_t counter, bint last) nogil:
+cdef void compress(uint64_t* h, const uint8_t* block, uint64_t counter, bint last) noexcept nogil:
     cdef uint64_t v[16]
     cdef uint64_t m[16]
     cdef int i, j
@@ -424,7 +424,7 @@ cdef void compress(uint64_t* h, const uint8_t* block, uint64_t counter, bint las
         h[i] ^= v[i] ^ v[i + 8]
 
 
-cdef void blake2b_128_hex(const uint8_t* data, Py_ssize_t n, char* out) nogil:
+cdef void blake2b_128_hex(const uint8_t* data, Py_ssize_t n, char* out) noexcept nogil:
     """Write the 32 hex digits of BLAKE2b-128 of ``data`` to ``out`` (messages under 2**64 bytes)."""
     cdef uint64_t h[8]
     cdef uint8_t block[128]
