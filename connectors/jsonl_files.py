@@ -207,7 +207,9 @@ class ReplayFiles:
                     order = np.argsort(np.concatenate(times), kind="stable").tolist()
                     every = list(chain.from_iterable(taken))
                     merged = [every[i] for i in order]
-                self._merged[kind].write(b"\n".join(merged) + b"\n")
+                out = self._merged[kind]
+                out.write(b"\n".join(merged))
+                out.write(b"\n")
             except OSError as error:  # writing the merged file, or reading back a part file
                 raise ConnectorError(f"cannot write {kind}.jsonl in {self.out_dir}: {reason(error)}.") from None
 
