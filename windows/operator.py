@@ -79,6 +79,10 @@ class WindowOperator(ABC):
     def last_close(self, ts: Int64Array) -> Int64Array:
         """Close point of the latest-closing window that can contain each timestamp."""
 
+    def release_point(self, panes: Int64Array) -> Int64Array:
+        """The stream time at which a close releases each pane (every window that can hold it has closed)."""
+        return self.last_close(panes)
+
     def close_needed(self, batch: EventBatch, partly_late: np.ndarray) -> np.ndarray:
         """Which partly-late events need their keys' windows closed up to their arrival before they are
         applied (conservative: all)."""
@@ -190,6 +194,9 @@ class WindowOperator(ABC):
     def _tick_updates(self, ticks: list[tuple[set[int], int, int]]) -> WindowResults | None:
         """The updates of one or more ticks at once: ``(slots changed before the tick, its stream time, its
         boundary in the batch)`` each, the slots of different ticks belonging to different keys."""
+        # A slot a close up to the tick's stream time releases is no update of that tick: one event at a
+        # time, that close comes first. A tick waiting for its segment's end meets such slots unreleased.
+        ticks = [(self._unreleased(slots, now), now, boundary) for slots, now, boundary in ticks]
         sizes = [len(slots) for slots, _, _ in ticks]
         if not sum(sizes):
             return None
@@ -209,6 +216,13 @@ class WindowOperator(ABC):
         return replace(results, ticks=rows).take(
             np.lexsort((key_rank, results.ends, results.starts, rows, results.emitted_at))
         )
+
+    def _unreleased(self, slots: set[int], now: int) -> set[int]:
+        if not slots:
+            return slots
+        at = np.fromiter(slots, dtype=np.int64, count=len(slots))
+        released = self.release_point(self.table.panes[at]) <= now
+        return set(at[~released].tolist()) if released.any() else slots
 
     def _keys_of(self, slots: set[int]) -> set[int]:
         if not slots:

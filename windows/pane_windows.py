@@ -99,7 +99,7 @@ class PaneWindowOperator(WindowOperator):
         self.table.load_range(NO_TIME, upto - self.grace)  # evicted panes of the windows closing now
         live = self.table.live_slots()
         results = self._emit_closing(live, np.full(live.shape[0], upto, dtype=np.int64))
-        dead = live[self.last_close(self.table.panes[live]) <= upto]
+        dead = live[self.release_point(self.table.panes[live]) <= upto]
         self.forget_pending(dead.tolist())
         self.table.release(dead.tolist())
         self.closed_upto = upto

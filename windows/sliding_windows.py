@@ -140,6 +140,11 @@ class SlidingWindowOperator(WindowOperator):
     def last_close(self, ts: Int64Array) -> Int64Array:
         return ts + self.size + 1 + self.grace
 
+    def release_point(self, panes: Int64Array) -> Int64Array:
+        # a point stays until its own right window [t + 1, t + 1 + size], which starts as it leaves, has
+        # closed: at t + size + 2 + grace
+        return panes + self.size + 2 + self.grace
+
     def _close_of_end(self, ends: Int64Array) -> Int64Array:
         return ends + 1 + self.grace
 
@@ -251,7 +256,7 @@ class SlidingWindowOperator(WindowOperator):
         points = self._points()
         everything = np.arange(len(points))
         results = self._emit_closing(points, everything, np.full(everything.shape[0], upto, dtype=np.int64))
-        right_close = points.times + self.size + 2 + self.grace
+        right_close = self.release_point(points.times)
         if self.expired_left:
             self.expired_left = {(k, t) for k, t in self.expired_left if t + 1 + self.grace > upto}
         dead = right_close <= upto
