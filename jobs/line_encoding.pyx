@@ -192,6 +192,18 @@ cdef inline bytes key_item(list items, int64_t key) :
     return <bytes>PyList_GET_ITEM(items, key)
 
 
+cdef int put_placement(Buffer* b, bytes key_json, int64_t start, int64_t end, int64_t emitted_at) except -1:
+    """The fields that place a result: its key, bounds and emission time."""
+    put_c(b, '"key":')
+    put_bytes(b, key_json)
+    put_c(b, ',"start":')
+    put_int(b, start)
+    put_c(b, ',"end":')
+    put_int(b, end)
+    put_c(b, ',"emitted_at":')
+    return put_int(b, emitted_at)
+
+
 def result_lines(
     bytes head,
     list key_json,
@@ -214,14 +226,7 @@ def result_lines(
         for i in range(n):
             b.size = 0
             put_bytes(&b, head)
-            put_c(&b, '"key":')
-            put_bytes(&b, key_item(key_json, key_ids[i]))
-            put_c(&b, ',"start":')
-            put_int(&b, starts[i])
-            put_c(&b, ',"end":')
-            put_int(&b, ends[i])
-            put_c(&b, ',"emitted_at":')
-            put_int(&b, emitted_at[i])
+            put_placement(&b, key_item(key_json, key_ids[i]), starts[i], ends[i], emitted_at[i])
             put_c(&b, ',"values":')
             values.write(&b, i)
             put_c(&b, "}")
@@ -298,14 +303,8 @@ def decision_lines(
             put_bytes(&b, head)
             put_c(&b, '"id":"')
             put(&b, ident, 32)
-            put_c(&b, '","key":')
-            put_bytes(&b, key_item(key_json, key_ids[i]))
-            put_c(&b, ',"start":')
-            put_int(&b, starts[i])
-            put_c(&b, ',"end":')
-            put_int(&b, ends[i])
-            put_c(&b, ',"emitted_at":')
-            put_int(&b, emitted_at[i])
+            put_c(&b, '",')
+            put_placement(&b, key_item(key_json, key_ids[i]), starts[i], ends[i], emitted_at[i])
             put_c(&b, ",")
             if width == 0 or trace[i, 0, LINK_SEQ] == NO_SEQ:
                 put_c(&b, '"trace_id":null,"traceparent":null,"trace_links":[],"origin_at":null,')
