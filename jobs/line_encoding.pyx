@@ -7,8 +7,8 @@ time. Each function takes the columns of a chunk and returns one ``bytes``
 line per row, without a line break: the Kafka sink sends each as a record
 value, the file sink joins them with newlines.
 
-Numbers are written as ``records.format_number`` writes them: integral values
-below 1e15 without a fraction, NaN as null, other floats as Python's
+Numbers are written in the format ``jobs/records.py`` documents: integral
+values below 1e15 without a fraction, NaN as null, other floats as Python's
 ``repr`` (the shortest text that reads back to the same double). A decision's
 id is BLAKE2b (RFC 7693, 16-byte digest) of its job, rule, window, key and
 bounds, as ``hashlib.blake2b(..., digest_size=16)`` gives it.
@@ -98,17 +98,13 @@ cdef inline int put_int(Buffer* b, int64_t value) except -1:
 
 cdef inline int put_number(Buffer* b, double value) except -1:
     cdef char* text
-    cdef Py_ssize_t n
     if isnan(value):
         return put_c(b, "null")
     if trunc(value) == value and fabs(value) < 1e15:
         return put_int(b, <int64_t>value)
     text = PyOS_double_to_string(value, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
-    n = 0
-    while text[n] != 0:
-        n += 1
     try:
-        put(b, text, n)
+        put_c(b, text)
     finally:
         PyMem_Free(text)
     return 0
@@ -186,7 +182,7 @@ cdef class Values:
         return put_c(b, "}")
 
 
-cdef inline bytes key_item(list items, int64_t key) :
+cdef inline bytes key_item(list items, int64_t key):
     if key < 0 or key >= PyList_GET_SIZE(items):
         raise IndexError(f"key id {key} is not registered")
     return <bytes>PyList_GET_ITEM(items, key)
@@ -239,12 +235,35 @@ def result_lines(
 # ---- decisions -------------------------------------------------------------------------
 
 cdef enum:
+    LINK_FIELDS = 5  # a trace link: (ts, seq, origin, trace high, trace low)
     LINK_SEQ = 1
     LINK_ORIGIN = 2
     LINK_HIGH = 3
     LINK_LOW = 4
 
-cdef int64_t NO_SEQ = -(2 ** 63)
+cdef int64_t NO_SEQ = -(2 ** 63)  # an empty link
+
+
+cdef inline int put_trace(Buffer* b, const int64_t* link) except -1:
+    """A link's trace id: 32 hex digits, its high half first."""
+    put_hex64(b, <uint64_t>link[LINK_HIGH])
+    return put_hex64(b, <uint64_t>link[LINK_LOW])
+
+
+cdef inline bint repeats_a_trace(const int64_t* row, Py_ssize_t j) noexcept:
+    """Whether link ``j`` of ``row`` is empty, or carries the first link's trace or an earlier present one's."""
+    cdef const int64_t* link = row + LINK_FIELDS * j
+    cdef const int64_t* earlier
+    cdef Py_ssize_t e
+    if link[LINK_SEQ] == NO_SEQ:
+        return True
+    for e in range(j):
+        earlier = row + LINK_FIELDS * e
+        if e > 0 and earlier[LINK_SEQ] == NO_SEQ:
+            continue
+        if earlier[LINK_HIGH] == link[LINK_HIGH] and earlier[LINK_LOW] == link[LINK_LOW]:
+            return True
+    return False
 
 
 def decision_lines(
@@ -267,7 +286,7 @@ def decision_lines(
     (rows x links x (ts, seq, origin, trace high, trace low), or None) gives the trace of the event that
     made the window fire (the first link) and the other distinct traces it keeps."""
     cdef Py_ssize_t n = key_ids.shape[0]
-    cdef Py_ssize_t i, j, e, width = 0
+    cdef Py_ssize_t i, j, width = 0
     cdef Buffer b, text
     cdef Values values = Values(names, columns)
     cdef list lines = [None] * n
@@ -275,12 +294,12 @@ def decision_lines(
     cdef char ident[32]
     cdef const int64_t[:, :, ::1] trace
     cdef const int64_t* row
-    cdef bint keep, any_link
+    cdef bint any_link
     cdef int64_t origin
     if links is not None:
         trace = np.ascontiguousarray(links, dtype=np.int64)
         width = trace.shape[1]
-        if trace.shape[0] != n or trace.shape[2] != 5:
+        if trace.shape[0] != n or trace.shape[2] != LINK_FIELDS:
             raise ValueError(f"trace links of shape {np.shape(links)} do not match {n} decisions")
     buffer_init(&b, 1024)
     try:
@@ -311,34 +330,19 @@ def decision_lines(
             else:
                 row = &trace[i, 0, 0]
                 put_c(&b, '"trace_id":"')
-                put_hex64(&b, <uint64_t>row[LINK_HIGH])
-                put_hex64(&b, <uint64_t>row[LINK_LOW])
+                put_trace(&b, row)
                 put_c(&b, '","traceparent":"00-')
-                put_hex64(&b, <uint64_t>row[LINK_HIGH])
-                put_hex64(&b, <uint64_t>row[LINK_LOW])
+                put_trace(&b, row)
                 put_c(&b, "-")
                 put(&b, ident, 16)
                 put_c(&b, '-01","trace_links":[')
                 any_link = False
                 for j in range(1, width):
-                    # a link counts when present and unlike the first and every earlier present link
-                    if row[5 * j + LINK_SEQ] == NO_SEQ:
+                    if repeats_a_trace(row, j):
                         continue
-                    keep = True
-                    for e in range(j):
-                        if e > 0 and row[5 * e + LINK_SEQ] == NO_SEQ:
-                            continue
-                        if row[5 * e + LINK_HIGH] == row[5 * j + LINK_HIGH] and row[5 * e + LINK_LOW] == row[5 * j + LINK_LOW]:
-                            keep = False
-                            break
-                    if not keep:
-                        continue
-                    if any_link:
-                        put_c(&b, ",")
+                    put_c(&b, ',"' if any_link else '"')
                     any_link = True
-                    put_c(&b, '"')
-                    put_hex64(&b, <uint64_t>row[5 * j + LINK_HIGH])
-                    put_hex64(&b, <uint64_t>row[5 * j + LINK_LOW])
+                    put_trace(&b, row + LINK_FIELDS * j)
                     put_c(&b, '"')
                 put_c(&b, '],"origin_at":')
                 origin = row[LINK_ORIGIN]
