@@ -529,7 +529,7 @@ class TraceColumn:
         )
 
     def merge(self, plan: MergePlan) -> Int64Array:
-        if plan.ranges is not None:  # panes in time order: the newest entries are in the last k panes
+        if plan.ranges is not None:  # panes in time order: the newest entries are in the newest panes
             sorted_slots, _, lo, hi = plan.ranges
             return trace_links.merge_ranges(self.rows, sorted_slots, lo, hi)
         return trace_links.merge_pairs(self.rows, plan.groups, plan.slots, plan.n_groups)

@@ -282,16 +282,17 @@ class SlidingWindowOperator(WindowOperator):
         and by the anchor's ``upto`` (the same for every anchor of a key)."""
         keys, times = points.keys[anchors], points.times[anchors]
         low = self._lower_bounds(keys)
-        left_close = times + 1 + self.grace
-        right_close = times + self.size + 2 + self.grace
+        left_close = self.first_close(times)  # the anchor's left window [t - size, t]
+        right_close = self.release_point(times)  # its right window [t + 1, t + 1 + size]
         near = ((left_close <= upto) & (left_close > low)) | ((right_close <= upto) & (right_close > low))
         if not near.any():
             return None
         windows = self._candidates(points, anchors[near])
+        # each window's key's upto and lower bound, from its key's first near anchor
         near_keys, first = np.unique(keys[near], return_index=True)
-        window_upto = upto[near][first][np.searchsorted(near_keys, windows.keys)]
+        of_key = np.searchsorted(near_keys, windows.keys)
         closes = self._close_of_end(windows.ends)
-        closing = (closes <= window_upto) & (closes > self._lower_bounds(windows.keys))
+        closing = (closes <= upto[near][first][of_key]) & (closes > low[near][first][of_key])
         return self._emit_windows(points, windows.select(closing))
 
     def _load_for_close(self, upto: int, keys: Int64Array | None = None) -> None:
