@@ -16,8 +16,7 @@ class KeyRegistry:
 
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
-        self._ids: dict[str, int] = {}
-        self.keys: list[str] = []
+        self._ids: dict[str, int] = {}  # each key's text -> its id
         self.utf8: list[bytes] = []  # each key's UTF-8 bytes
         self.json: list[bytes] = []  # each key as JSON text
         self._partition = np.zeros(1024, dtype=np.int64)
@@ -26,12 +25,11 @@ class KeyRegistry:
         self._ranked = 0  # keys below this id have their rank computed
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return len(self.utf8)
 
     def _add(self, key: str) -> int:
-        key_id = len(self.keys)
+        key_id = len(self.utf8)
         self._ids[key] = key_id
-        self.keys.append(key)
         self.utf8.append(key.encode("utf-8"))
         # orjson's bytes keep a 4 KiB buffer; a copy through str holds only the text
         self.json.append(orjson.dumps(key).decode().encode())
@@ -70,43 +68,43 @@ class KeyRegistry:
 
     def partitions_of(self, ids: Int64Array) -> Int64Array:
         """Kafka default-partitioner partition of each key id (computed once per key, when first asked)."""
-        if self._partitioned < len(self.keys):
+        if self._partitioned < len(self):
             self._partition = self._extended(self._partition, self._partitioned)
-            self._partition[self._partitioned : len(self.keys)] = [
+            self._partition[self._partitioned : len(self)] = [
                 partition_for(key, self.partitions) for key in self.utf8[self._partitioned :]
             ]
-            self._partitioned = len(self.keys)
+            self._partitioned = len(self)
         return self._partition[ids]
 
     def ranks(self, ids: Int64Array) -> Int64Array:
         """Each key's place in the output order: a 64-bit hash of its text, the same in every run and
         process however ids were handed out (computed once per key, when first asked)."""
-        if self._ranked < len(self.keys):
+        if self._ranked < len(self):
             self._rank = self._extended(self._rank, self._ranked)
-            self._rank[self._ranked : len(self.keys)] = [
+            self._rank[self._ranked : len(self)] = [
                 int.from_bytes(blake2b(key, digest_size=8).digest(), "big", signed=True)
                 for key in self.utf8[self._ranked :]
             ]
-            self._ranked = len(self.keys)
+            self._ranked = len(self)
         return self._rank[ids]
 
     def _extended(self, array: Int64Array, filled: int) -> Int64Array:
-        if len(self.keys) <= array.shape[0]:
+        if len(self) <= array.shape[0]:
             return array
-        grown = np.zeros(max(len(self.keys), 2 * array.shape[0]), dtype=np.int64)
+        grown = np.zeros(max(len(self), 2 * array.shape[0]), dtype=np.int64)
         grown[:filled] = array[:filled]
         return grown
 
     def compact(self, in_use: Int64Array) -> Int64Array:
         """Forget every key not in ``in_use`` and renumber the rest densely; return old id -> new id (-1: gone)."""
         keep = np.unique(in_use)
-        mapping = np.full(len(self.keys), -1, dtype=np.int64)
+        mapping = np.full(len(self), -1, dtype=np.int64)
         mapping[keep] = np.arange(keep.shape[0], dtype=np.int64)
         kept = keep.tolist()
-        self.keys = [self.keys[i] for i in kept]
         self.utf8 = [self.utf8[i] for i in kept]
         self.json = [self.json[i] for i in kept]
-        self._ids = {key: i for i, key in enumerate(self.keys)}
+        new_ids = mapping.tolist()
+        self._ids = {key: new_ids[i] for key, i in self._ids.items() if new_ids[i] >= 0}
         # ids are renumbered in order, so the keys with a computed partition and rank stay a prefix
         partitioned = int(np.searchsorted(keep, self._partitioned))
         self._partition = self._partition[keep[:partitioned]]
