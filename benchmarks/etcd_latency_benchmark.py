@@ -243,14 +243,21 @@ class Measured:
 
     written: int = 0
     warmup_written: int = 0
-    latencies: list[float] = field(default_factory=list)
     warmup_latencies: list[float] = field(default_factory=list)
-    rows: list[tuple[float, float, float, float]] = field(default_factory=list)  # sent, latency, hops (for --dump)
-    hops: dict[str, list[float]] = field(
-        default_factory=lambda: {"etcd write -> producer send": [], "producer send -> worker output": []}
-    )
+    rows: list[tuple[float, float, float, float]] = field(default_factory=list)  # sent, latency, both hops
     cpu: dict[str, float] = field(default_factory=dict)  # share of one core, by process
     machine_busy: float = 0.0  # share of all cores
+
+    @property
+    def latencies(self) -> list[float]:
+        return [latency for _, latency, _, _ in self.rows]
+
+    @property
+    def hops(self) -> dict[str, list[float]]:
+        return {
+            "etcd write -> producer send": [hop for _, _, hop, _ in self.rows],
+            "producer send -> worker output": [hop for _, _, _, hop in self.rows],
+        }
 
 
 def measure(etcd: LocalEtcd, bootstrap: str, args: argparse.Namespace, pids: dict[str, int | None]) -> Measured:
@@ -284,9 +291,6 @@ def measure(etcd: LocalEtcd, bootstrap: str, args: argparse.Namespace, pids: dic
         if warm:
             measured.warmup_latencies.append((arrived - written) * 1000.0)
             continue
-        measured.latencies.append((arrived - written) * 1000.0)
-        measured.hops["etcd write -> producer send"].append(origin - written * 1000.0)
-        measured.hops["producer send -> worker output"].append(produced - origin)
         measured.rows.append((written, (arrived - written) * 1000.0, origin - written * 1000.0, produced - origin))
     return measured
 
