@@ -47,15 +47,15 @@ def persist(
     progress = []
     for operator in engine.operators:
         table = operator.table
-        changed, released = table.take_changes()
+        changed, released_keys, released_panes = table.take_changes()
         index = operator.index
         if changed:
             keys = [key_bytes(key) for key in table.key_ids[changed].tolist()]
             puts.extend(
                 zip(pane_keys(index, table.panes[changed].tolist(), keys), encode_values(table.snapshot(changed)))
             )
-        if released:
-            deletes.extend(pane_keys(index, [pane for _, pane in released], [key_bytes(key) for key, _ in released]))
+        if released_keys.shape[0]:
+            deletes.extend(pane_keys(index, released_panes.tolist(), [key_bytes(key) for key in released_keys.tolist()]))
         pending = sorted(operator.pending)
         progress.append(
             {

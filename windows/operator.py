@@ -408,7 +408,7 @@ class WindowOperator(ABC):
         table = self.table
         live = table.live_slots()
         table.key_ids[live] = mapping[table.key_ids[live]]
-        table.index = dict(zip(zip(table.key_ids[live].tolist(), table.panes[live].tolist()), live.tolist()))
+        table.reindex()
 
     def key_ids_in_use(self) -> Int64Array:
         """Key ids of the panes in memory."""

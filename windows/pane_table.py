@@ -3,7 +3,7 @@
 A pane is a slice of time of one key: for tumbling and hopping windows a
 ``gcd(size, step)``-long slice, for sliding windows a single millisecond. A
 window's result is the merge of its panes. The table maps ``(key_id, pane
-start)`` to a slot, keeps the state columns, and remembers which slots changed
+start)`` to a slot (``PaneIndex``, a C hash table), keeps the state columns, and remembers which slots changed
 and which were released since the store last took them, so the state store
 can write exactly that.
 
@@ -17,16 +17,15 @@ memory, so a table that never evicted (the common case) never asks the store.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from itertools import repeat
 
 import numpy as np
 
 from windows.aggregation import Aggregation
 from windows.events import EventBatch, Int64Array
+from windows.pane_index import PaneIndex
 from windows.pane_state import AddContext
 from windows.pane_store import PaneStore
 
-PaneId = tuple[int, int]  # (key id, pane start)
 
 
 def unique_pairs(a: Int64Array, b: Int64Array) -> tuple[Int64Array, Int64Array, Int64Array]:
@@ -60,11 +59,12 @@ class PaneTable:
         self.key_ids = np.zeros(0, dtype=np.int64)
         self.panes = np.zeros(0, dtype=np.int64)
         self.alive = np.zeros(0, dtype=bool)
-        self.index: dict[PaneId, int] = {}
+        self.index = PaneIndex()
         self._free: list[int] = []
         self._high_water = 0
         self.changed: set[int] = set()  # slots changed since the store last took them
-        self.released: list[PaneId] = []  # panes removed since the store last took them
+        self.released: list[tuple[Int64Array, Int64Array]] = []  # (key ids, pane starts) removed since the
+        # store last took them
         self.last_created = np.zeros(0, dtype=np.int64)  # slots the latest slots_for call created
         self.touched = np.zeros(0, dtype=np.int64)  # per slot: the add call that last touched it
         self._adds = 0
@@ -97,31 +97,29 @@ class PaneTable:
     def slots_for(self, key_ids: Int64Array, panes: Int64Array, *, load: bool = True) -> Int64Array:
         """Slots of the given distinct panes, creating missing ones: read back from the store when
         evicted there (``load``), otherwise empty."""
-        index = self.index
-        pairs = list(zip(key_ids.tolist(), panes.tolist()))
-        slots = np.fromiter(map(index.get, pairs, repeat(-1, len(pairs))), dtype=np.int64, count=len(pairs))
+        slots = self.index.lookup(key_ids, panes)
         missing = np.flatnonzero(slots < 0)
         self.last_created = missing[:0]
         if missing.shape[0]:
             found, states = self._fetch(key_ids[missing], panes[missing]) if load else (missing[:0], [])
-            new = self._create(key_ids[missing], panes[missing], [pairs[i] for i in missing.tolist()])
+            new = self._create(key_ids[missing], panes[missing])
             if found.shape[0]:
                 self._set_states(new[found], states)
             slots[missing] = new
         return slots
 
-    def _create(self, key_ids: Int64Array, panes: Int64Array, pairs: list[PaneId]) -> Int64Array:
+    def _create(self, key_ids: Int64Array, panes: Int64Array) -> Int64Array:
         """New empty slots for panes not in the table."""
-        take_free = min(len(pairs), len(self._free))
+        take_free = min(panes.shape[0], len(self._free))
         fresh = self._free[len(self._free) - take_free :]
         del self._free[len(self._free) - take_free :]
-        extra = len(pairs) - take_free
+        extra = panes.shape[0] - take_free
         if extra:
             self._grow(self._high_water + extra)
             fresh.extend(range(self._high_water, self._high_water + extra))
             self._high_water += extra
         new = np.asarray(fresh, dtype=np.int64)
-        self.index.update(zip(pairs, fresh))
+        self.index.insert(key_ids, panes, new)
         self.last_created = new
         self.key_ids[new] = key_ids
         self.panes[new] = panes
@@ -133,7 +131,7 @@ class PaneTable:
 
     def _create_loaded(self, key_ids: Int64Array, panes: Int64Array, states: list[list[object]]) -> Int64Array:
         """New slots holding panes read back from the store."""
-        new = self._create(key_ids, panes, list(zip(key_ids.tolist(), panes.tolist())))
+        new = self._create(key_ids, panes)
         self._set_states(new, states)
         return new
 
@@ -159,10 +157,7 @@ class PaneTable:
     def find(self, key_ids: Int64Array, panes: Int64Array) -> Int64Array:
         """Slots of the given panes (repeats allowed), read back from the store if evicted; -1 where no
         such pane exists."""
-        get = self.index.get
-        slots = np.fromiter(
-            (get(pair, -1) for pair in zip(key_ids.tolist(), panes.tolist())), dtype=np.int64, count=panes.shape[0]
-        )
+        slots = self.index.lookup(key_ids, panes)
         missing = np.flatnonzero(slots < 0)
         if missing.shape[0] and self.spilled is not None:
             keys_u, panes_u, inverse = unique_pairs(key_ids[missing], panes[missing])
@@ -192,12 +187,9 @@ class PaneTable:
             self.spilled = (spilled_low, spilled_high) if spilled_low <= spilled_high else None
         if keys.shape[0] == 0:
             return keys
-        pairs = list(zip(keys.tolist(), panes.tolist()))
-        index = self.index
-        absent = [i for i, pair in enumerate(pairs) if pair not in index]  # memory is never older than the store
-        at = np.asarray(absent, dtype=np.int64)
-        self.loaded_total += len(absent)
-        return self._create_loaded(keys[at], panes[at], [states[i] for i in absent])
+        at = np.flatnonzero(self.index.lookup(keys, panes) < 0)  # memory is never older than the store
+        self.loaded_total += int(at.shape[0])
+        return self._create_loaded(keys[at], panes[at], [states[i] for i in at.tolist()])
 
     def evict(self, slots: Int64Array) -> None:
         """Drop panes from memory that the store holds as they are (no change since it last took them)."""
@@ -207,9 +199,7 @@ class PaneTable:
         if self.changed.intersection(slot_list):
             raise ValueError("cannot evict panes with changes the state store has not taken")
         panes = self.panes[slots]
-        index = self.index
-        for pane in zip(self.key_ids[slots].tolist(), panes.tolist()):
-            del index[pane]
+        self.index.remove(self.key_ids[slots], panes)
         self.alive[slots] = False
         self._free.extend(slot_list)
         low, high = int(panes.min()), int(panes.max())
@@ -238,9 +228,7 @@ class PaneTable:
         self._free = []
         if states:
             self._set_states(np.arange(live.shape[0], dtype=np.int64), states)
-        self.index = dict(
-            zip(zip(self.key_ids[: live.shape[0]].tolist(), self.panes[: live.shape[0]].tolist()), range(live.shape[0]))
-        )
+        self.reindex()
         self.changed = {int(mapping[slot]) for slot in self.changed}
         self.last_created = self.last_created[:0]
         return mapping
@@ -264,6 +252,12 @@ class PaneTable:
         self.changed.update(unique_slots.tolist())
         return unique_slots, inverse
 
+    def reindex(self) -> None:
+        """Rebuild the pane index from the live slots (after their key ids or positions changed)."""
+        live = self.live_slots()
+        self.index = PaneIndex(live.shape[0])
+        self.index.insert(self.key_ids[live], self.panes[live], live)
+
     def live_slots(self) -> Int64Array:
         """Every slot in use."""
         return np.flatnonzero(self.alive[: self._high_water]).astype(np.int64)
@@ -274,20 +268,20 @@ class PaneTable:
         if not slot_list:
             return
         at = np.asarray(slot_list, dtype=np.int64)
-        panes: list[PaneId] = list(zip(self.key_ids[at].tolist(), self.panes[at].tolist()))
-        index = self.index
-        for pane in panes:
-            del index[pane]
+        keys, starts = self.key_ids[at], self.panes[at]
+        self.index.remove(keys, starts)
         self.alive[at] = False
         self.changed.difference_update(slot_list)
-        self.released.extend(panes)
+        self.released.append((keys, starts))
         self._free.extend(slot_list)
 
-    def take_changes(self) -> tuple[list[int], list[PaneId]]:
-        """Changed slots and released panes since the last call, and forget them."""
+    def take_changes(self) -> tuple[list[int], Int64Array, Int64Array]:
+        """Changed slots, and the key ids and starts of panes released, since the last call; forget them."""
         changed, released = sorted(self.changed), self.released
         self.changed, self.released = set(), []
-        return changed, released
+        if not released:
+            return changed, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return changed, np.concatenate([keys for keys, _ in released]), np.concatenate([p for _, p in released])
 
     def snapshot(self, slots: list[int]) -> list[list[object]]:
         """Per slot, one plain state per column (the form ``restore`` takes)."""

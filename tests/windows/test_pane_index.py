@@ -1,0 +1,87 @@
+"""The C pane index against a dict, through inserts, removals (tombstones) and growth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from windows.pane_index import PaneIndex
+
+_I64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+# small ranges make repeats and probe collisions likely; wide ones reach the hash's full input
+_PAIRS = st.lists(st.tuples(st.integers(0, 6), st.integers(-3, 3)) | st.tuples(_I64, _I64), max_size=60)
+
+
+def _columns(pairs: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    return np.asarray([k for k, _ in pairs], dtype=np.int64), np.asarray([p for _, p in pairs], dtype=np.int64)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps=st.lists(st.tuples(st.booleans(), _PAIRS), max_size=25), probe=_PAIRS)
+def test_matches_a_dict_through_inserts_and_removals(steps: list[tuple[bool, list[tuple[int, int]]]], probe) -> None:
+    index, model = PaneIndex(), {}
+    next_slot = 0
+    for adding, pairs in steps:
+        if adding:
+            new = list(dict.fromkeys(p for p in pairs if p not in model))
+            slots = np.arange(next_slot, next_slot + len(new), dtype=np.int64)
+            next_slot += len(new)
+            index.insert(*_columns(new), slots)
+            model.update(zip(new, slots.tolist()))
+        else:
+            gone = list(dict.fromkeys(p for p in pairs if p in model))
+            index.remove(*_columns(gone))
+            for pair in gone:
+                del model[pair]
+        assert len(index) == len(model)
+    asked = probe + list(model)
+    expected = [model.get(pair, -1) for pair in asked]
+    assert index.lookup(*_columns(asked)).tolist() == expected
+    keys, panes, slots = index.items()
+    assert dict(zip(zip(keys.tolist(), panes.tolist()), slots.tolist())) == model
+
+
+def test_churn_far_beyond_the_initial_size_keeps_every_live_pane() -> None:
+    index = PaneIndex()
+    rng = np.random.default_rng(5)
+    live: dict[tuple[int, int], int] = {}
+    for round_ in range(40):
+        keys = rng.integers(0, 50, 500)
+        panes = np.full(500, round_, dtype=np.int64) * 1000 + np.arange(500)
+        slots = np.arange(500, dtype=np.int64) + 500 * round_
+        index.insert(keys, panes, slots)
+        live.update(zip(zip(keys.tolist(), panes.tolist()), slots.tolist()))
+        if round_ >= 2:  # release the panes of two rounds ago: tombstones pile up and force rebuilds
+            old = [pair for pair in live if pair[1] // 1000 == round_ - 2]
+            index.remove(*_columns(old))
+            for pair in old:
+                del live[pair]
+    assert len(index) == len(live) == 1000
+    asked = list(live) + [(1, 5), (7, 39_000 + 600)]
+    assert index.lookup(*_columns(asked)).tolist() == [*live.values(), -1, -1]
+
+
+def test_inserting_a_present_pane_is_refused_with_the_pane_named() -> None:
+    index = PaneIndex()
+    index.insert(np.array([3], dtype=np.int64), np.array([60_000], dtype=np.int64), np.array([0], dtype=np.int64))
+    with pytest.raises(ValueError, match=r"pane \(3, 60000\) is in the index already"):
+        index.insert(np.array([3], dtype=np.int64), np.array([60_000], dtype=np.int64), np.array([1], dtype=np.int64))
+    assert index.lookup(np.array([3], dtype=np.int64), np.array([60_000], dtype=np.int64)).tolist() == [0]
+
+
+def test_removing_an_absent_pane_is_refused_with_the_pane_named() -> None:
+    index = PaneIndex()
+    with pytest.raises(KeyError, match=r"pane \(4, -7\) is not in the index"):
+        index.remove(np.array([4], dtype=np.int64), np.array([-7], dtype=np.int64))
+
+
+def test_negative_slots_and_ragged_columns_are_refused() -> None:
+    index = PaneIndex()
+    one = np.array([1], dtype=np.int64)
+    with pytest.raises(ValueError, match="slots are not negative"):
+        index.insert(one, one, np.array([-1], dtype=np.int64))
+    with pytest.raises(ValueError, match="columns of equal length, got 1 and 2"):
+        index.lookup(one, np.array([1, 2], dtype=np.int64))
+    assert len(index) == 0

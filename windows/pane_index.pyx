@@ -1,0 +1,131 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""The slot of every pane in memory, by ``(key id, pane start)``, in a C hash table.
+
+A pane table looks up, creates and releases about one pane per event; as a
+Python dict of tuples that cost a tuple and a hash per pane and call. This is
+an open-addressing table with linear probing, each entry ``(key id, pane
+start, slot)`` in one row of an int64 array (one cache line per probe): a
+lookup hashes the pair (splitmix64), then walks to the pair or an empty entry.
+Removed entries leave a tombstone that lookups walk over; the table is
+rebuilt, without tombstones, when live entries and tombstones fill half of it.
+"""
+
+from libc.stdint cimport int64_t, uint64_t
+
+import numpy as np
+
+cdef int64_t EMPTY = -1
+cdef int64_t REMOVED = -2
+
+
+cdef inline uint64_t mix(int64_t key, int64_t pane) noexcept nogil:
+    cdef uint64_t z = <uint64_t>key * 0x9E3779B97F4A7C15ULL + <uint64_t>pane
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
+    return z ^ (z >> 31)
+
+
+cdef class PaneIndex:
+    """Maps ``(key id, pane start)`` to a slot (a non-negative int64)."""
+
+    cdef int64_t[:, ::1] entries  # (key id, pane start, slot: EMPTY, REMOVED or the slot)
+    cdef Py_ssize_t mask
+    cdef Py_ssize_t live
+    cdef Py_ssize_t used  # live entries and tombstones
+
+    def __cinit__(self, Py_ssize_t expected=0):
+        self._allocate(expected)
+
+    cdef void _allocate(self, Py_ssize_t expected):
+        cdef Py_ssize_t size = 64
+        while size < 4 * expected:
+            size *= 2
+        self.entries = np.full((size, 3), EMPTY, dtype=np.int64)
+        self.mask = size - 1
+        self.live = 0
+        self.used = 0
+
+    def __len__(self):
+        return self.live
+
+    cdef inline Py_ssize_t _find(self, int64_t key, int64_t pane) noexcept nogil:
+        """The entry holding the pair, or -1."""
+        cdef Py_ssize_t at = <Py_ssize_t>(mix(key, pane) & <uint64_t>self.mask)
+        cdef int64_t slot
+        while True:
+            slot = self.entries[at, 2]
+            if slot == EMPTY:
+                return -1
+            if slot != REMOVED and self.entries[at, 0] == key and self.entries[at, 1] == pane:
+                return at
+            at = (at + 1) & self.mask
+
+    cdef inline void _put(self, int64_t key, int64_t pane, int64_t slot) noexcept nogil:
+        """Store a pair known to be absent, in the first free entry of its probe."""
+        cdef Py_ssize_t at = <Py_ssize_t>(mix(key, pane) & <uint64_t>self.mask)
+        while self.entries[at, 2] >= 0:
+            at = (at + 1) & self.mask
+        if self.entries[at, 2] == EMPTY:
+            self.used += 1
+        self.entries[at, 0] = key
+        self.entries[at, 1] = pane
+        self.entries[at, 2] = slot
+        self.live += 1
+
+    cdef void _reserve(self, Py_ssize_t extra):
+        """Rebuild into a larger (or tombstone-free) table when ``extra`` more entries would fill half."""
+        if 2 * (self.used + extra) <= self.mask + 1:
+            return
+        cdef int64_t[:, ::1] old = self.entries
+        cdef Py_ssize_t i
+        self._allocate(self.live + extra)
+        for i in range(old.shape[0]):
+            if old[i, 2] >= 0:
+                self._put(old[i, 0], old[i, 1], old[i, 2])
+
+    def lookup(self, const int64_t[::1] keys, const int64_t[::1] panes):
+        """The slot of each pair; -1 where the pair is not in the index."""
+        cdef Py_ssize_t n = keys.shape[0], i, at
+        _same_length(n, panes.shape[0])
+        out = np.empty(n, dtype=np.int64)
+        cdef int64_t[::1] found = out
+        with nogil:
+            for i in range(n):
+                at = self._find(keys[i], panes[i])
+                found[i] = self.entries[at, 2] if at >= 0 else -1
+        return out
+
+    def insert(self, const int64_t[::1] keys, const int64_t[::1] panes, const int64_t[::1] slots):
+        """Add pairs that are not in the index, with their (non-negative) slots."""
+        cdef Py_ssize_t n = keys.shape[0], i
+        _same_length(n, panes.shape[0])
+        _same_length(n, slots.shape[0])
+        self._reserve(n)
+        for i in range(n):
+            if slots[i] < 0:
+                raise ValueError(f"pane ({keys[i]}, {panes[i]}) cannot take slot {slots[i]}: slots are not negative.")
+            if self._find(keys[i], panes[i]) >= 0:
+                raise ValueError(f"pane ({keys[i]}, {panes[i]}) is in the index already.")
+            self._put(keys[i], panes[i], slots[i])
+
+    def remove(self, const int64_t[::1] keys, const int64_t[::1] panes):
+        """Take pairs out of the index; every one must be in it."""
+        cdef Py_ssize_t n = keys.shape[0], i, at
+        _same_length(n, panes.shape[0])
+        for i in range(n):
+            at = self._find(keys[i], panes[i])
+            if at < 0:
+                raise KeyError(f"pane ({keys[i]}, {panes[i]}) is not in the index.")
+            self.entries[at, 2] = REMOVED
+            self.live -= 1
+
+    def items(self):
+        """Every ``(key id, pane start, slot)`` in the index, as three arrays in table order."""
+        entries = np.asarray(self.entries)
+        present = entries[entries[:, 2] >= 0]
+        return present[:, 0].copy(), present[:, 1].copy(), present[:, 2].copy()
+
+
+cdef inline void _same_length(Py_ssize_t expected, Py_ssize_t got) except *:
+    if got != expected:
+        raise ValueError(f"the pane index takes columns of equal length, got {expected} and {got}.")
