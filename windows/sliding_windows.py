@@ -254,9 +254,13 @@ class SlidingWindowOperator(WindowOperator):
         if self.table.spilled is not None:
             self._load_for_close(upto)
         points = self._points()
-        everything = np.arange(len(points))
-        results = self._emit_closing(points, everything, np.full(everything.shape[0], upto, dtype=np.int64))
-        right_close = self.release_point(points.times)
+        left_close, right_close = self.first_close(points.times), self.release_point(points.times)
+        # Only anchors with a window closing in (closed_upto, upto] can emit: no key has emitted less.
+        anchors = np.flatnonzero(
+            ((left_close <= upto) & (left_close > self.closed_upto))
+            | ((right_close <= upto) & (right_close > self.closed_upto))
+        )
+        results = self._emit_closing(points, anchors, np.full(anchors.shape[0], upto, dtype=np.int64))
         if self.expired_left:
             self.expired_left = {(k, t) for k, t in self.expired_left if t + 1 + self.grace > upto}
         dead = right_close <= upto
