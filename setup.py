@@ -2,8 +2,9 @@
 
 ``jobs/line_encoding.pyx`` writes result and decision lines,
 ``windows/trace_links.pyx`` keeps the newest trace entries of panes and
-windows, ``windows/pane_index.pyx`` finds the slot of a pane; setuptools hands them to Cython (a build requirement) and the C
-compiler.
+windows, ``windows/pane_index.pyx`` finds the slot of a pane,
+``connectors/line_gather.pyx`` reorders packed output lines; setuptools
+hands them to Cython (a build requirement) and the C compiler.
 """
 
 from setuptools import Extension, setup
@@ -11,6 +12,6 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(name, [name.replace(".", "/") + ".pyx"], extra_compile_args=["-O3"])
-        for name in ("jobs.line_encoding", "windows.pane_index", "windows.trace_links")
+        for name in ("connectors.line_gather", "jobs.line_encoding", "windows.pane_index", "windows.trace_links")
     ]
 )

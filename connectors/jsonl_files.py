@@ -5,8 +5,9 @@ from __future__ import annotations
 import gzip
 import io
 import shutil
+from collections import deque
 from collections.abc import Iterator
-from itertools import chain, islice
+from itertools import islice
 from pathlib import Path
 from typing import IO
 
@@ -14,7 +15,10 @@ import numpy as np
 
 from connectors.errors import ConnectorError
 from connectors.event_decoding import LateRecord, Rejected
+from connectors.line_blocks import DecisionBlock, LineBlock
+from connectors.line_gather import write_merged
 from windows.errors import reason
+from windows.events import Int64Array
 
 
 def open_event_log(path: Path) -> IO[bytes]:
@@ -52,73 +56,90 @@ def read_event_chunks(path: Path, chunk_lines: int, skip_lines: int = 0) -> Iter
             raise ConnectorError(f"event log {path} is damaged after line {line_no}: {reason(error)}.") from None
 
 
+class _Chunk:
+    """Lines one call handed over: their emission times and offsets, and the lines themselves while they
+    are in memory (None once spilled to the part file)."""
+
+    __slots__ = ("block", "starts", "times")
+
+    def __init__(self, times: Int64Array, block: LineBlock) -> None:
+        self.times = times
+        self.starts = block.starts
+        self.block: LineBlock | None = block
+
+
 class _HeldLines:
     """One partition's output lines of one kind, in emission order, waiting to be merged.
 
     The newest lines are in memory; ``spill`` moves them to the end of a file,
     and ``pop_ready`` hands lines back oldest first, from the file before memory.
+    Spilled chunks keep their times and line offsets, so reading them back is
+    one read of a known length.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.times: list[np.ndarray] = []  # emission time of every held line, in chunks
-        self.lines: list[bytes] = []  # the newest held lines, without line breaks
-        self.held_bytes = 0  # about the memory ``lines`` takes
-        self.spilled = 0  # older held lines, in the file
+        self.chunks: deque[_Chunk] = deque()  # oldest first; the spilled ones before those in memory
+        self.held_bytes = 0  # about the memory the lines in memory take
         self._writer: IO[bytes] | None = None
         self._reader: IO[bytes] | None = None
 
-    def add(self, emitted_at: list[int], lines: list[bytes]) -> None:
-        self.times.append(np.asarray(emitted_at, dtype=np.int64))
-        self.lines.extend(lines)
-        self.held_bytes += sum(map(len, lines)) + 40 * len(lines)  # text, and a bytes object's own size
+    def add(self, emitted_at: Int64Array, lines: LineBlock) -> None:
+        self.chunks.append(_Chunk(emitted_at, lines))
+        self.held_bytes += lines.nbytes + 16 * len(lines)  # text, and its offsets and times
 
-    def pop_ready(self, before: int | None) -> tuple[np.ndarray, list[bytes]]:
+    def pop_ready(self, before: int | None) -> tuple[Int64Array, list[LineBlock]]:
         """The held lines emitted before ``before`` (None: all), oldest first, with their emission times;
-        they are no longer held. Only the ready chunks of times are touched, so a partition that holds
-        lines for long costs nothing per call."""
-        ready: list[np.ndarray] = []
-        while self.times:
-            chunk = self.times[0]
-            count = chunk.shape[0] if before is None else int(np.searchsorted(chunk, before, "left"))
+        they are no longer held. Only the ready chunks are touched, so a partition that holds lines for
+        long costs nothing per call."""
+        times: list[Int64Array] = []
+        blocks: list[LineBlock] = []
+        chunks = self.chunks
+        while chunks:
+            chunk = chunks[0]
+            n = chunk.times.shape[0]
+            count = n if before is None else int(np.searchsorted(chunk.times, before, "left"))
             if count:
-                ready.append(chunk[:count])
-            if count < chunk.shape[0]:
-                self.times[0] = chunk[count:]
+                times.append(chunk.times[:count])
+                blocks.append(self._take(chunk, count))
+            if count < n:
                 break
-            self.times.pop(0)
-        times = np.concatenate(ready) if len(ready) > 1 else ready[0] if ready else np.zeros(0, dtype=np.int64)
-        return times, self._take(times.shape[0])
+            chunks.popleft()
+        ready = np.concatenate(times) if len(times) > 1 else times[0] if times else np.zeros(0, dtype=np.int64)
+        return ready, blocks
 
-    def _take(self, count: int) -> list[bytes]:
-        """The oldest ``count`` held lines, no longer held."""
-        taken: list[bytes] = []
-        if self.spilled and count:
-            from_file = min(count, self.spilled)
+    def _take(self, chunk: _Chunk, count: int) -> LineBlock:
+        """The first ``count`` lines of ``chunk`` (the oldest held), no longer held."""
+        starts = chunk.starts
+        if chunk.block is None:  # spilled: the next bytes of the part file
             assert self._writer is not None
             self._writer.flush()
             if self._reader is None:
-                self._reader = open(self.path, "rb", buffering=1 << 20)
-            readline = self._reader.readline
-            taken = [readline()[:-1] for _ in range(from_file)]
-            self.spilled -= from_file
-            count -= from_file
-        if count:
-            from_memory = self.lines[:count]
-            del self.lines[:count]
-            self.held_bytes -= sum(map(len, from_memory)) + 40 * count
-            taken.extend(from_memory)
+                self._reader = open(self.path, "rb", buffering=0)
+            size = int(starts[count] - starts[0])
+            data = self._reader.read(size)
+            if len(data) != size:
+                raise OSError(f"part file {self.path} ended {size - len(data)} bytes early")
+            taken = LineBlock(data, starts[: count + 1] - starts[0])
+        else:
+            taken = chunk.block.slice(0, count)
+            chunk.block = chunk.block.slice(count, len(chunk.block))
+            self.held_bytes -= taken.nbytes + 16 * count
+        chunk.times, chunk.starts = chunk.times[count:], starts[count:]
         return taken
 
     def spill(self) -> None:
         """Move the lines held in memory to the end of the file."""
-        if not self.lines:
+        in_memory = [chunk for chunk in self.chunks if chunk.block is not None]
+        if not in_memory:
             return
         if self._writer is None:
             self._writer = open(self.path, "wb", buffering=1 << 20)
-        self._writer.write(b"\n".join(self.lines) + b"\n")
-        self.spilled += len(self.lines)
-        self.lines, self.held_bytes = [], 0
+        for chunk in in_memory:
+            assert chunk.block is not None
+            self._writer.write(chunk.block.text())
+            chunk.block = None
+        self.held_bytes = 0
 
     def close(self) -> None:
         for handle in (self._writer, self._reader):
@@ -162,7 +183,7 @@ class ReplayFiles:
         """About how much memory the lines held for merging take."""
         return sum(held.held_bytes for by_partition in self._held.values() for held in by_partition.values())
 
-    def _hold(self, kind: str, partition: int, emitted_at: list[int], lines: list[bytes]) -> None:
+    def _hold(self, kind: str, partition: int, emitted_at: Int64Array, lines: LineBlock) -> None:
         held = self._held[kind].get(partition)
         if held is None:
             held = self._held[kind][partition] = _HeldLines(self.parts_dir / f"{kind}-{partition}.part")
@@ -171,14 +192,12 @@ class ReplayFiles:
             self.spill()
 
     def results(
-        self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[bytes], *, final: bool
+        self, partition: int, emitted_at: Int64Array, key_ids: Int64Array, lines: LineBlock, *, final: bool
     ) -> None:
         self._hold("results" if final else "updates", partition, emitted_at, lines)
 
-    def decisions(
-        self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[bytes], origins: list[int]
-    ) -> None:
-        self._hold("decisions", partition, emitted_at, lines)
+    def decisions(self, partition: int, decisions: DecisionBlock) -> None:
+        self._hold("decisions", partition, decisions.emitted_at, decisions.lines)
 
     def late(self, records: list[LateRecord]) -> None:
         self._late.writelines(record.line for record in records)
@@ -191,25 +210,34 @@ class ReplayFiles:
         more); None: every held line."""
         for kind, by_partition in self._held.items():
             try:
-                taken: list[list[bytes]] = []
-                times: list[np.ndarray] = []
+                taken: list[LineBlock] = []
+                times: list[Int64Array] = []
+                partitions = 0
                 for partition in sorted(by_partition):
-                    ready, lines = by_partition[partition].pop_ready(before)
-                    if lines:
+                    ready, blocks = by_partition[partition].pop_ready(before)
+                    if blocks:
+                        partitions += 1
                         times.append(ready)
-                        taken.append(lines)
+                        taken.extend(blocks)
                 if not taken:
                     continue
-                if len(taken) == 1:
-                    merged = taken[0]
-                else:
-                    # a stable sort of partition-major lines by time keeps partition order among equal times
-                    order = np.argsort(np.concatenate(times), kind="stable").tolist()
-                    every = list(chain.from_iterable(taken))
-                    merged = [every[i] for i in order]
                 out = self._merged[kind]
-                out.write(b"\n".join(merged))
-                out.write(b"\n")
+                if partitions == 1:
+                    for block in taken:
+                        out.write(block.text())
+                    continue
+                # a stable sort of partition-major lines by time keeps partition order among equal times
+                order = np.argsort(np.concatenate(times), kind="stable")
+                sizes = np.zeros(len(taken) + 1, dtype=np.int64)
+                np.cumsum([len(block) for block in taken], out=sizes[1:])
+                block_of = np.searchsorted(sizes, order, "right") - 1
+                write_merged(
+                    [block.data for block in taken],
+                    [block.starts for block in taken],
+                    block_of,
+                    order - sizes[block_of],
+                    out.write,
+                )
             except OSError as error:  # writing the merged file, or reading back a part file
                 raise ConnectorError(f"cannot write {kind}.jsonl in {self.out_dir}: {reason(error)}.") from None
 

@@ -9,10 +9,12 @@ from collections.abc import Sequence
 import numpy as np
 import orjson
 
+from connectors.line_blocks import DecisionBlock, LineBlock
 from jobs import line_encoding
 from jobs.records import value_columns
 from jobs.spec import RuleSpec
 from windows.aggregation import LINKS
+from windows.events import Int64Array
 from windows.results import WindowResults
 
 
@@ -66,18 +68,17 @@ class RuleSet:
 
     def decide(
         self, chunk: WindowResults, partition: int, key_text: list[bytes], key_json: list[bytes]
-    ) -> list[tuple[int, int, bytes, int]]:
-        """``(emitted_at, key id, line, origin_at)`` of each new decision: results of ``chunk`` that satisfy a rule.
-        ``key_text[k]`` and ``key_json[k]`` are the UTF-8 and JSON text of key id k; lines have no line break.
+    ) -> DecisionBlock | None:
+        """The new decisions on ``chunk``: its results that satisfy a rule, in result order, then rule order
+        (None: no decision). ``key_text[k]`` and ``key_json[k]`` are the UTF-8 and JSON text of key id k.
 
-        ``origin_at`` is the origin time (epoch ms) of the event that made the rule fire, 0 when unknown.
         A decision's id is BLAKE2b-128 of its job, rule, window, key and bounds (``line_encoding``), its
         traceparent's parent id the id's first 16 hex digits.
         """
         rules = self.by_window.get(chunk.window)
         if not rules or not len(chunk):
-            return []
-        lines: list[tuple[int, int, int, int, bytes, int]] = []
+            return None
+        made: list[tuple[Int64Array, int, WindowResults, LineBlock, Int64Array]] = []
         job_json = orjson.dumps(self.job)
         window_json = orjson.dumps(chunk.window)
         final = b"true" if chunk.final else b"false"
@@ -128,7 +129,7 @@ class RuleSet:
             )
             id_prefix = f"{self.job}\x1f{rule.name}\x1f{chunk.window}\x1f".encode()
             names, columns = value_columns(hits)
-            rendered, origins = line_encoding.decision_lines(
+            data, line_starts, origins = line_encoding.decision_lines(
                 head,
                 id_prefix,
                 key_text,
@@ -141,9 +142,16 @@ class RuleSet:
                 columns,
                 hits.values.get(LINKS),
             )
-            lines.extend(
-                zip(keep, [rule_index] * len(keep), hits.emitted_at.tolist(), hits.key_ids.tolist(), rendered, origins)
-            )
-        # Result order first, then rule order: independent of how results were chunked.
-        lines.sort(key=lambda item: (item[0], item[1]))
-        return [(t, k, line, origin) for _, _, t, k, line, origin in lines]
+            made.append((fired, rule_index, hits, LineBlock(data, line_starts), origins))
+        if not made:
+            return None
+        lines = LineBlock.concat([block for _, _, _, block, _ in made])
+        emitted_at = np.concatenate([hits.emitted_at for _, _, hits, _, _ in made])
+        key_ids = np.concatenate([hits.key_ids for _, _, hits, _, _ in made])
+        origins = np.concatenate([origin for _, _, _, _, origin in made])
+        if len(made) > 1:  # result order first, then rule order: independent of how results were chunked
+            positions = np.concatenate([fired for fired, _, _, _, _ in made])
+            rule_of = np.repeat([rule_index for _, rule_index, _, _, _ in made], [len(fired) for fired, *_ in made])
+            order = np.lexsort((rule_of, positions))
+            return DecisionBlock(lines.take(order), emitted_at[order], key_ids[order], origins[order])
+        return DecisionBlock(lines, emitted_at, key_ids, origins)

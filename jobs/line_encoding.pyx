@@ -3,9 +3,12 @@
 
 Every emitted result becomes one line, and most results of a busy job also
 become a decision, so this is where replay and streaming spend their output
-time. Each function takes the columns of a chunk and returns one ``bytes``
-line per row, without a line break: the Kafka sink sends each as a record
-value, the file sink joins them with newlines.
+time. Each function takes the columns of a chunk and writes one line per row,
+each ending in a line break, into one ``bytes`` buffer, returned with the
+offset where each line starts (and the buffer's length last): the form of a
+``connectors.line_blocks.LineBlock``. No Python object is made per line; the
+file sink writes the buffer as it is, the Kafka sink cuts a record value per
+line.
 
 Numbers are written in the format ``jobs/records.py`` documents: integral
 values below 1e15 without a fraction, NaN as null, other floats as Python's
@@ -17,6 +20,7 @@ bounds, as ``hashlib.blake2b(..., digest_size=16)`` gives it.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
 from libc.math cimport fabs, isnan, trunc
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy, memset, strlen
@@ -27,6 +31,7 @@ import numpy as np
 cdef extern from "Python.h":
     char* PyOS_double_to_string(double val, char format_code, int precision, int flags, int* ptype) except NULL
     int Py_DTSF_ADD_DOT_0
+    int _PyBytes_Resize(PyObject** bytes, Py_ssize_t size) except -1
 
 
 # ---- a growable byte buffer ------------------------------------------------------------
@@ -35,15 +40,44 @@ cdef struct Buffer:
     char* data
     Py_ssize_t size
     Py_ssize_t capacity
+    PyObject* owner  # the bytes object ``data`` lives in (output lines), or NULL (``data`` is PyMem memory)
 
 
 cdef int buffer_init(Buffer* b, Py_ssize_t capacity) except -1:
+    """A scratch buffer in PyMem memory (free ``data`` with PyMem_Free)."""
     b.data = <char*>PyMem_Malloc(capacity)
     if b.data == NULL:
         raise MemoryError("no memory for an output line buffer")
     b.size = 0
     b.capacity = capacity
+    b.owner = NULL
     return 0
+
+
+cdef int lines_init(Buffer* b, Py_ssize_t capacity) except -1:
+    """A buffer inside a new bytes object, grown in place and handed out by ``lines_taken`` without a copy
+    (release it with ``lines_free`` when not handed out)."""
+    owner = PyBytes_FromStringAndSize(NULL, max(capacity, 64))
+    Py_INCREF(owner)
+    b.owner = <PyObject*>owner
+    b.data = PyBytes_AS_STRING(owner)
+    b.size = 0
+    b.capacity = max(capacity, 64)
+    return 0
+
+
+cdef bytes lines_taken(Buffer* b):
+    """The written bytes, as the buffer's own bytes object cut to size."""
+    _PyBytes_Resize(&b.owner, b.size)
+    result = <bytes>b.owner
+    Py_XDECREF(b.owner)
+    b.owner = NULL
+    return result
+
+
+cdef void lines_free(Buffer* b) noexcept:
+    Py_XDECREF(b.owner)
+    b.owner = NULL
 
 
 cdef inline int reserve(Buffer* b, Py_ssize_t extra) except -1:
@@ -55,6 +89,11 @@ cdef inline int reserve(Buffer* b, Py_ssize_t extra) except -1:
     capacity = b.capacity * 2
     while capacity < need:
         capacity *= 2
+    if b.owner != NULL:  # its bytes object grows (a large one by mremap: no copy, no second peak)
+        _PyBytes_Resize(&b.owner, capacity)
+        b.data = PyBytes_AS_STRING(<object>b.owner)
+        b.capacity = capacity
+        return 0
     grown = <char*>PyMem_Realloc(b.data, capacity)
     if grown == NULL:
         raise MemoryError("no memory for an output line buffer")
@@ -122,8 +161,12 @@ cdef inline int put_hex64(Buffer* b, uint64_t value) except -1:
     return 0
 
 
-cdef inline bytes taken(Buffer* b):
-    return PyBytes_FromStringAndSize(b.data, b.size)
+cdef inline void end_line(Buffer* b, int64_t[::1] line_starts, Py_ssize_t i) noexcept:
+    """Close line ``i`` with its line break (room for it is reserved with the line) and record where
+    the next one starts."""
+    b.data[b.size] = 10
+    b.size += 1
+    line_starts[i + 1] = b.size
 
 
 # ---- result values ---------------------------------------------------------------------
@@ -211,25 +254,29 @@ def result_lines(
     list columns,
 ):
     """One line per result: ``head`` (the fields every row shares, ending in a comma), then the key (its
-    JSON text from ``key_json``), the bounds, the emission time and the ``names`` values from ``columns``."""
+    JSON text from ``key_json``), the bounds, the emission time and the ``names`` values from ``columns``.
+    Returns the lines (each with its line break) in one buffer, and the ``n + 1`` offsets where they start."""
     cdef Py_ssize_t n = key_ids.shape[0]
     cdef Py_ssize_t i
-    cdef Buffer b
+    cdef Buffer lines
+    cdef Buffer* b = &lines
+    lines.owner = NULL
     cdef Values values = Values(names, columns)
-    cdef list lines = [None] * n
-    buffer_init(&b, 512)
+    line_starts_array = np.zeros(n + 1, dtype=np.int64)
+    cdef int64_t[::1] line_starts = line_starts_array
+    lines_init(b, 256 * n)
     try:
         for i in range(n):
-            b.size = 0
-            put_bytes(&b, head)
-            put_placement(&b, key_item(key_json, key_ids[i]), starts[i], ends[i], emitted_at[i])
-            put_c(&b, ',"values":')
-            values.write(&b, i)
-            put_c(&b, "}")
-            lines[i] = taken(&b)
+            put_bytes(b, head)
+            put_placement(b, key_item(key_json, key_ids[i]), starts[i], ends[i], emitted_at[i])
+            put_c(b, ',"values":')
+            values.write(b, i)
+            put_c(b, "}")
+            reserve(b, 1)
+            end_line(b, line_starts, i)
+        return lines_taken(b), line_starts_array
     finally:
-        PyMem_Free(b.data)
-    return lines
+        lines_free(b)
 
 
 # ---- decisions -------------------------------------------------------------------------
@@ -279,7 +326,8 @@ def decision_lines(
     list columns,
     links,
 ):
-    """One decision line per row, and each row's trace origin time (epoch ms, 0: unknown).
+    """One decision line per row, in one buffer with the ``n + 1`` offsets where the lines start (as
+    ``result_lines``), and each row's trace origin time (epoch ms, 0: unknown).
 
     ``head`` holds the fields every row shares; the id is BLAKE2b of ``id_prefix`` (job, rule and
     window, each followed by 0x1f), the key's UTF-8 text from ``key_text``, and the bounds. ``links``
@@ -287,10 +335,12 @@ def decision_lines(
     made the window fire (the first link) and the other distinct traces it keeps."""
     cdef Py_ssize_t n = key_ids.shape[0]
     cdef Py_ssize_t i, j, width = 0
-    cdef Buffer b, text
+    cdef Buffer text
     cdef Values values = Values(names, columns)
-    cdef list lines = [None] * n
-    cdef list origins = [0] * n
+    line_starts_array = np.zeros(n + 1, dtype=np.int64)
+    cdef int64_t[::1] line_starts = line_starts_array
+    origins_array = np.zeros(n, dtype=np.int64)
+    cdef int64_t[::1] origins = origins_array
     cdef char ident[32]
     cdef const int64_t[:, :, ::1] trace
     cdef const int64_t* row
@@ -301,13 +351,12 @@ def decision_lines(
         width = trace.shape[1]
         if trace.shape[0] != n or trace.shape[2] != LINK_FIELDS:
             raise ValueError(f"trace links of shape {np.shape(links)} do not match {n} decisions")
-    buffer_init(&b, 1024)
+    cdef Buffer lines
+    cdef Buffer* b = &lines
+    lines.owner = NULL
+    buffer_init(&text, 256)
     try:
-        buffer_init(&text, 256)
-    except MemoryError:
-        PyMem_Free(b.data)
-        raise
-    try:
+        lines_init(b, 256 * n)
         for i in range(n):
             text.size = 0
             put_bytes(&text, id_prefix)
@@ -318,48 +367,48 @@ def decision_lines(
             put_int(&text, ends[i])
             blake2b_128_hex(<const uint8_t*>text.data, text.size, ident)
 
-            b.size = 0
-            put_bytes(&b, head)
-            put_c(&b, '"id":"')
-            put(&b, ident, 32)
-            put_c(&b, '",')
-            put_placement(&b, key_item(key_json, key_ids[i]), starts[i], ends[i], emitted_at[i])
-            put_c(&b, ",")
+            put_bytes(b, head)
+            put_c(b, '"id":"')
+            put(b, ident, 32)
+            put_c(b, '",')
+            put_placement(b, key_item(key_json, key_ids[i]), starts[i], ends[i], emitted_at[i])
+            put_c(b, ",")
             if width == 0 or trace[i, 0, LINK_SEQ] == NO_SEQ:
-                put_c(&b, '"trace_id":null,"traceparent":null,"trace_links":[],"origin_at":null,')
+                put_c(b, '"trace_id":null,"traceparent":null,"trace_links":[],"origin_at":null,')
             else:
                 row = &trace[i, 0, 0]
-                put_c(&b, '"trace_id":"')
-                put_trace(&b, row)
-                put_c(&b, '","traceparent":"00-')
-                put_trace(&b, row)
-                put_c(&b, "-")
-                put(&b, ident, 16)
-                put_c(&b, '-01","trace_links":[')
+                put_c(b, '"trace_id":"')
+                put_trace(b, row)
+                put_c(b, '","traceparent":"00-')
+                put_trace(b, row)
+                put_c(b, "-")
+                put(b, ident, 16)
+                put_c(b, '-01","trace_links":[')
                 any_link = False
                 for j in range(1, width):
                     if repeats_a_trace(row, j):
                         continue
-                    put_c(&b, ',"' if any_link else '"')
+                    put_c(b, ',"' if any_link else '"')
                     any_link = True
-                    put_trace(&b, row + LINK_FIELDS * j)
-                    put_c(&b, '"')
-                put_c(&b, '],"origin_at":')
+                    put_trace(b, row + LINK_FIELDS * j)
+                    put_c(b, '"')
+                put_c(b, '],"origin_at":')
                 origin = row[LINK_ORIGIN]
                 if origin:
-                    put_int(&b, origin)
+                    put_int(b, origin)
                     origins[i] = origin
                 else:
-                    put_c(&b, "null")
-                put_c(&b, ",")
-            put_c(&b, '"values":')
-            values.write(&b, i)
-            put_c(&b, "}")
-            lines[i] = taken(&b)
+                    put_c(b, "null")
+                put_c(b, ",")
+            put_c(b, '"values":')
+            values.write(b, i)
+            put_c(b, "}")
+            reserve(b, 1)
+            end_line(b, line_starts, i)
+        return lines_taken(b), line_starts_array, origins_array
     finally:
-        PyMem_Free(b.data)
+        lines_free(b)
         PyMem_Free(text.data)
-    return lines, origins
 
 
 # ---- BLAKE2b (RFC 7693), 16-byte digest, no key ----------------------------------------

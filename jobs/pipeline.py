@@ -10,6 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from connectors.event_decoding import DecodedBatch, DecodeOptions, EventDecoder, LateRecord, Rejected
+from connectors.line_blocks import DecisionBlock, LineBlock
 from connectors.trace_context import trace_halves
 from jobs.decisions import RuleSet
 from jobs.keys import KeyRegistry
@@ -19,7 +20,7 @@ from state.engine_state import persist, restore
 from state.partition_store import BLOCK_CACHE_BYTES, set_block_cache
 from state.window_store import WindowStore
 from windows.engine import PartitionEngine
-from windows.events import EventBatch
+from windows.events import EventBatch, Int64Array
 from windows.pane_state import TRACE_HI, TRACE_LO, TRACE_ORIGIN
 from windows.stream_time import NO_TIME, too_far_ahead
 
@@ -28,15 +29,12 @@ class OutputSink(Protocol):
     """Where a job's output goes (files in replay, topics in streaming)."""
 
     def results(
-        self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[bytes], *, final: bool
+        self, partition: int, emitted_at: Int64Array, key_ids: Int64Array, lines: LineBlock, *, final: bool
     ) -> None:
-        """Window results of one partition, in emission order (JSON lines without a line break)."""
+        """Window results of one partition, in emission order (one JSON line each)."""
 
-    def decisions(
-        self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[bytes], origins: list[int]
-    ) -> None:
-        """Decisions of one partition, in emission order (JSON lines without a line break), with their
-        trace's origin time (epoch ms, 0: unknown)."""
+    def decisions(self, partition: int, decisions: DecisionBlock) -> None:
+        """Decisions of one partition, in emission order."""
 
     def late(self, records: list[LateRecord]) -> None:
         """Events late for every window, in source order."""
@@ -219,18 +217,16 @@ class JobRunner:
         registry = self.registry
         for chunk in chunks:
             lines = result_lines(chunk, self.spec.name, partition, registry.json)
-            emitted_at = chunk.emitted_at.tolist()
-            self.sink.results(partition, emitted_at, chunk.key_ids.tolist(), lines, final=chunk.final)
+            self.sink.results(partition, chunk.emitted_at, chunk.key_ids, lines, final=chunk.final)
             if chunk.final:
                 self.stats.results += len(lines)
             else:
                 self.stats.updates += len(lines)
             self.stats.results_by_window[(chunk.window, chunk.final)] += len(lines)
             decisions = self.rules.decide(chunk, partition, registry.utf8, registry.json)
-            if decisions:
+            if decisions is not None:
                 self.stats.decisions += len(decisions)
-                emitted_at, key_ids, lines, origins = (list(column) for column in zip(*decisions))
-                self.sink.decisions(partition, emitted_at, key_ids, lines, origins)
+                self.sink.decisions(partition, decisions)
 
     def emitting_from(self) -> int:
         """The earliest emission time any source partition can still produce: the least of their stream

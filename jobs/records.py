@@ -2,7 +2,8 @@
 
 One encoding serves the replay files and the Kafka topics, so consumers see
 the same fields in both. Results and decisions are written from columns
-in C (``jobs/line_encoding.pyx``); every value is plain JSON (numbers, strings,
+in C (``jobs/line_encoding.pyx``) as blocks of lines
+(``connectors.line_blocks.LineBlock``); every value is plain JSON (numbers, strings,
 null). A number is written without a fraction when it is integral and below
 1e15 in magnitude, NaN as null, any other as the shortest text that reads back
 to the same double.
@@ -15,6 +16,7 @@ import base64
 import numpy as np
 import orjson
 
+from connectors.line_blocks import LineBlock
 from jobs import line_encoding
 from windows.results import WindowResults
 
@@ -25,8 +27,8 @@ def value_columns(chunk: WindowResults) -> tuple[list[bytes], list[np.ndarray]]:
     return [orjson.dumps(name) for name in names], [chunk.values[name] for name in names]
 
 
-def result_lines(chunk: WindowResults, job: str, partition: int, key_json: list[bytes]) -> list[bytes]:
-    """One JSON line per result, without a line break; ``key_json[k]`` is the JSON text of key id k."""
+def result_lines(chunk: WindowResults, job: str, partition: int, key_json: list[bytes]) -> LineBlock:
+    """One JSON line per result; ``key_json[k]`` is the JSON text of key id k."""
     head = b'{"job":%s,"window":%s,"partition":%d,"final":%s,' % (
         orjson.dumps(job),
         orjson.dumps(chunk.window),
@@ -34,8 +36,10 @@ def result_lines(chunk: WindowResults, job: str, partition: int, key_json: list[
         b"true" if chunk.final else b"false",
     )
     names, columns = value_columns(chunk)
-    return line_encoding.result_lines(
-        head, key_json, chunk.key_ids, chunk.starts, chunk.ends, chunk.emitted_at, names, columns
+    return LineBlock(
+        *line_encoding.result_lines(
+            head, key_json, chunk.key_ids, chunk.starts, chunk.ends, chunk.emitted_at, names, columns
+        )
     )
 
 

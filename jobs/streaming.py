@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from connectors import metrics
 from connectors.event_decoding import LateRecord, Rejected
 from connectors.kafka_output import Headers, TopicWriter
+from connectors.line_blocks import DecisionBlock, LineBlock
 from connectors.metrics import DECISION_LATENCY, RULES_REVISION, RULES_STALE
 from jobs.decisions import RuleSet
 from jobs.keys import KeyRegistry
@@ -39,6 +40,7 @@ from jobs.spec import JobSpec
 from state.checkpoint_storage import LocalCheckpointStorage
 from state.checkpoints import Checkpoints
 from state.window_store import WindowStore
+from windows.events import Int64Array
 from windows.stream_time import NO_TIME
 
 log = logging.getLogger("winnow.streaming")
@@ -124,25 +126,22 @@ class KafkaOutputs:
         return [keys[k] for k in key_ids]
 
     def results(
-        self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[bytes], *, final: bool
+        self, partition: int, emitted_at: Int64Array, key_ids: Int64Array, lines: LineBlock, *, final: bool
     ) -> None:
         slot = self._slot(self.topics.results, partition)
-        slot.keys.extend(self._key_bytes(key_ids))
-        slot.values.extend(lines)
+        slot.keys.extend(self._key_bytes(key_ids.tolist()))
+        slot.values.extend(lines.records())
         self.counts["results" if final else "updates"] += len(lines)
 
-    def decisions(
-        self, partition: int, emitted_at: list[int], key_ids: list[int], lines: list[bytes], origins: list[int]
-    ) -> None:
+    def decisions(self, partition: int, decisions: DecisionBlock) -> None:
         slot = self._slot(self.topics.decisions, partition)
-        slot.keys.extend(self._key_bytes(key_ids))
-        slot.values.extend(lines)
-        self.counts["decisions"] += len(lines)
+        slot.keys.extend(self._key_bytes(decisions.key_ids.tolist()))
+        slot.values.extend(decisions.lines.records())
+        self.counts["decisions"] += len(decisions)
         now_ms = time.time() * 1000.0
         latency = DECISION_LATENCY.labels(self.job)
-        for origin in origins:
-            if origin:
-                latency.observe(max(0.0, now_ms - origin) / 1000.0)
+        for origin in decisions.origins[decisions.origins != 0].tolist():
+            latency.observe(max(0.0, now_ms - origin) / 1000.0)
 
     def late(self, records: list[LateRecord]) -> None:
         for record in records:

@@ -55,7 +55,8 @@ def persist(
                 zip(pane_keys(index, table.panes[changed].tolist(), keys), encode_values(table.snapshot(changed)))
             )
         if released_keys.shape[0]:
-            deletes.extend(pane_keys(index, released_panes.tolist(), [key_bytes(key) for key in released_keys.tolist()]))
+            released = [key_bytes(key) for key in released_keys.tolist()]
+            deletes.extend(pane_keys(index, released_panes.tolist(), released))
         pending = sorted(operator.pending)
         progress.append(
             {

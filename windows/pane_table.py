@@ -27,7 +27,6 @@ from windows.pane_state import AddContext
 from windows.pane_store import PaneStore
 
 
-
 def unique_pairs(a: Int64Array, b: Int64Array) -> tuple[Int64Array, Int64Array, Int64Array]:
     """Distinct ``(a, b)`` pairs sorted by ``(a, b)``, and each input's index among them."""
     if a.shape[0] == 0:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.jsonl_files import ReplayFiles
+from connectors.line_blocks import LineBlock
 
 # Per partition, the emission times of its lines (each partition's times never go down).
 partition_times = st.lists(st.integers(0, 40), max_size=30).map(sorted)
@@ -30,13 +32,19 @@ def emission_runs(draw: st.DrawFn) -> tuple[dict[int, list[int]], list[tuple[int
     return times, slices
 
 
+def _results(files: ReplayFiles, partition: int, times: list[int], lines: list[bytes]) -> None:
+    """Hand ``files`` final results of ``partition`` emitted at ``times`` (lines given without breaks)."""
+    at = np.asarray(times, dtype=np.int64)
+    files.results(partition, at, np.zeros_like(at), LineBlock.of(lines), final=True)
+
+
 def replay_output(out: Path, times: dict[int, list[int]], slices: list[tuple[int, int, int]], hold: int) -> bytes:
     """Feed the slices to ``ReplayFiles``, settling after each one as far as every partition's progress allows."""
     files = ReplayFiles(out, hold_bytes=hold)
     sent = {p: 0 for p in times}
     for p, first, end in slices:
         lines = [b'{"p":%d,"i":%d,"t":%d}' % (p, i, times[p][i]) for i in range(first, end)]
-        files.results(p, times[p][first:end], [0] * len(lines), lines, final=True)
+        _results(files, p, times[p][first:end], lines)
         sent[p] = end
         # a partition emits nothing earlier than its next line (or ever again, once done)
         next_times = [t[sent[q]] for q, t in times.items() if sent[q] < len(t)]
@@ -60,15 +68,15 @@ def test_lines_come_out_by_time_then_partition_however_they_arrive(
 
 
 def test_lines_held_beyond_the_budget_wait_in_part_files_and_come_back_in_order(tmp_path: Path) -> None:
-    files = ReplayFiles(tmp_path, hold_bytes=200)
-    files.results(0, [5, 6], [0, 0], [b'{"a":1}', b'{"a":2}'], final=True)
+    files = ReplayFiles(tmp_path, hold_bytes=150)  # a line costs its text and 16 bytes (time, offset)
+    _results(files, 0, [5, 6], [b'{"a":1}', b'{"a":2}'])
     assert files.held_bytes > 0 and not (tmp_path / ".parts").exists()  # within the budget: in memory
-    files.results(0, list(range(7, 12)), [0] * 5, [b'{"a":%d}' % i for i in range(3, 8)], final=True)
+    _results(files, 0, list(range(7, 12)), [b'{"a":%d}' % i for i in range(3, 8)])
     assert files.held_bytes == 0 and (tmp_path / ".parts" / "results-0.part").exists()  # over it: spilled
-    files.results(1, [6], [0], [b'{"b":1}'], final=True)
+    _results(files, 1, [6], [b'{"b":1}'])
     files.settle(7)  # partition 1's line is in memory, partition 0's partly on disk
     assert files.held_bytes == 0
-    files.results(0, [12], [0], [b'{"a":8}'], final=True)
+    _results(files, 0, [12], [b'{"a":8}'])
     files.finish()
     written = (tmp_path / "results.jsonl").read_text().splitlines()
     assert written == ['{"a":1}', '{"a":2}', '{"b":1}'] + [f'{{"a":{i}}}' for i in range(3, 9)]

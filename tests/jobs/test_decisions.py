@@ -40,7 +40,12 @@ def _chunk(key_ids: list[int], *, final: bool, end: int = 10, links: np.ndarray 
 
 def _decide(rules: RuleSet, chunk: WindowResults) -> list[dict[str, object]]:
     decided = rules.decide(chunk, 0, KEY_TEXT, KEY_JSON)
-    return [orjson.loads(line) for _, _, line, _ in decided]
+    if decided is None:
+        return []
+    assert decided.key_ids.tolist() == [
+        KEY_TEXT.index(orjson.loads(line)["key"].encode()) for line in decided.lines.records()
+    ]
+    return [orjson.loads(line) for line in decided.lines.records()]
 
 
 def test_a_window_decides_once_even_when_its_finals_come_in_two_chunks() -> None:

@@ -28,7 +28,7 @@ def _values(columns: dict[str, np.ndarray]) -> list[str]:
     n = len(next(iter(columns.values())))
     ids = np.zeros(n, dtype=np.int64)
     chunk = WindowResults("w", 0, True, ids, ids, ids, ids, columns)
-    lines = result_lines(chunk, "j", 0, [b'"k"'])
+    lines = result_lines(chunk, "j", 0, [b'"k"']).records()
     return [line.split(b',"values":', 1)[1][:-1].decode() for line in lines]
 
 
@@ -73,8 +73,10 @@ def test_a_result_line_carries_its_job_window_key_bounds_and_no_internal_values(
     starts, ends, at = np.array([0, 10]), np.array([10, 20]), np.array([15, 25])
     links = np.zeros((2, 1, 5), dtype=np.int64)
     chunk = WindowResults('per "minute"', 2, False, ids, starts, ends, at, {"n": np.array([3.0, 4.0]), LINKS: links})
-    lines = result_lines(chunk, "jöb", 3, [b'"a"', orjson.dumps("b\n")])
-    assert all(b"\n" not in line for line in lines)
+    block = result_lines(chunk, "jöb", 3, [b'"a"', orjson.dumps("b\n")])
+    assert block.data.count(b"\n") == len(block) == 2  # each line ends in the only break it holds
+    lines = block.records()
+    assert block.data == b"".join(line + b"\n" for line in lines)
     assert [orjson.loads(line) for line in lines] == [
         {
             "job": "jöb",

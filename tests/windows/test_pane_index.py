@@ -59,7 +59,7 @@ def test_churn_far_beyond_the_initial_size_keeps_every_live_pane() -> None:
             for pair in old:
                 del live[pair]
     assert len(index) == len(live) == 1000
-    asked = list(live) + [(1, 5), (7, 39_000 + 600)]
+    asked = [*live, (1, 5), (7, 39_000 + 600)]
     assert index.lookup(*_columns(asked)).tolist() == [*live.values(), -1, -1]
 
 

@@ -1,0 +1,95 @@
+"""Output lines packed into one buffer: how results and decisions travel from the writer to a sink.
+
+A busy job emits several lines per event. Kept as one ``bytes`` object each,
+they cost an allocation, a list slot and a free per line, and merging the
+replay files costs a join on top. A ``LineBlock`` holds a chunk's lines in one
+buffer with the offset of each: slicing is free, reordering copies bytes in C
+(``connectors/line_gather.pyx``), and a file sink writes the buffer as it is.
+Each line ends in its line break; ``records`` gives the lines without it, as
+Kafka record values. A ``DecisionBlock`` adds what the sinks need of each
+decision besides its line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+
+from connectors.line_gather import gather
+from windows.events import Int64Array
+
+
+@dataclass(frozen=True)
+class LineBlock:
+    """Lines ``data[starts[i]:starts[i + 1]]``, each ending in a line break (``starts`` has one more entry
+    than there are lines; it need not begin at 0, so a slice shares the buffer)."""
+
+    data: bytes
+    starts: Int64Array
+
+    @staticmethod
+    def of(lines: Iterable[bytes]) -> LineBlock:
+        """A block of ``lines`` given without line breaks."""
+        lines = list(lines)
+        starts = np.zeros(len(lines) + 1, dtype=np.int64)
+        np.cumsum([len(line) + 1 for line in lines], out=starts[1:])
+        return LineBlock(b"".join(line + b"\n" for line in lines), starts)
+
+    @staticmethod
+    def empty() -> LineBlock:
+        return LineBlock(b"", np.zeros(1, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return int(self.starts.shape[0]) - 1
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes the lines take, line breaks included."""
+        return int(self.starts[-1] - self.starts[0])
+
+    def text(self) -> memoryview:
+        """The lines as they go into a file, without a copy."""
+        return memoryview(self.data)[int(self.starts[0]) : int(self.starts[-1])]
+
+    def records(self) -> list[bytes]:
+        """Each line without its line break."""
+        data, starts = self.data, self.starts.tolist()
+        return [data[a : b - 1] for a, b in pairwise(starts)]
+
+    def slice(self, first: int, end: int) -> LineBlock:
+        """Lines ``first`` to ``end`` (exclusive), sharing this block's buffer."""
+        return LineBlock(self.data, self.starts[first : end + 1])
+
+    def take(self, index: Int64Array) -> LineBlock:
+        """The lines at positions ``index``, in that order, in a new buffer."""
+        data, starts = gather(self.data, np.ascontiguousarray(self.starts), np.ascontiguousarray(index, np.int64))
+        return LineBlock(data, starts)
+
+    @staticmethod
+    def concat(blocks: Sequence[LineBlock]) -> LineBlock:
+        """The lines of ``blocks``, one block after another, in one buffer."""
+        if len(blocks) == 1:
+            return blocks[0]
+        if not blocks:
+            return LineBlock.empty()
+        lengths = [np.diff(block.starts) for block in blocks]
+        starts = np.zeros(sum(length.shape[0] for length in lengths) + 1, dtype=np.int64)
+        np.cumsum(np.concatenate(lengths), out=starts[1:])
+        return LineBlock(b"".join(block.text() for block in blocks), starts)
+
+
+@dataclass(frozen=True)
+class DecisionBlock:
+    """Decisions in emission order: their lines, emission times, key ids, and the origin time (epoch ms, 0:
+    unknown) of the event that made each rule fire."""
+
+    lines: LineBlock
+    emitted_at: Int64Array
+    key_ids: Int64Array
+    origins: Int64Array
+
+    def __len__(self) -> int:
+        return len(self.lines)

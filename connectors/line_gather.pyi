@@ -1,0 +1,18 @@
+"""Types of the compiled ``connectors.line_gather`` (see line_gather.pyx)."""
+
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+def gather(
+    data: bytes, starts: npt.NDArray[np.int64], index: npt.NDArray[np.int64]
+) -> tuple[bytes, npt.NDArray[np.int64]]: ...
+def write_merged(
+    datas: list[bytes],
+    line_starts: list[npt.NDArray[np.int64]],
+    block_of: npt.NDArray[np.int64],
+    line_of: npt.NDArray[np.int64],
+    write: Callable[[memoryview], object],
+    buffer_size: int = ...,
+) -> None: ...
