@@ -254,13 +254,9 @@ class SlidingWindowOperator(WindowOperator):
         if self.table.spilled is not None:
             self._load_for_close(upto)
         points = self._points()
-        left_close, right_close = self.first_close(points.times), self.release_point(points.times)
-        # Only anchors with a window closing in (closed_upto, upto] can emit: no key has emitted less.
-        anchors = np.flatnonzero(
-            ((left_close <= upto) & (left_close > self.closed_upto))
-            | ((right_close <= upto) & (right_close > self.closed_upto))
-        )
-        results = self._emit_closing(points, anchors, np.full(anchors.shape[0], upto, dtype=np.int64))
+        everything = np.arange(len(points))
+        results = self._emit_closing(points, everything, np.full(everything.shape[0], upto, dtype=np.int64))
+        right_close = self.release_point(points.times)
         if self.expired_left:
             self.expired_left = {(k, t) for k, t in self.expired_left if t + 1 + self.grace > upto}
         dead = right_close <= upto
@@ -284,11 +280,16 @@ class SlidingWindowOperator(WindowOperator):
     def _emit_closing(self, points: _PointIndex, anchors: Int64Array, upto: Int64Array) -> WindowResults | None:
         """The windows anchored at index positions ``anchors`` that close after what their key has emitted
         and by the anchor's ``upto`` (the same for every anchor of a key)."""
-        keys, times = points.keys[anchors], points.times[anchors]
-        low = self._lower_bounds(keys)
+        times = points.times[anchors]
         left_close = self.first_close(times)  # the anchor's left window [t - size, t]
         right_close = self.release_point(times)  # its right window [t + 1, t + 1 + size]
-        near = ((left_close <= upto) & (left_close > low)) | ((right_close <= upto) & (right_close > low))
+        # No key has emitted less than ``closed_upto``: anchors with nothing closing since are out before
+        # their keys' own bounds are looked up (a close visits only the points it closes).
+        maybe = np.flatnonzero(_closes_within(left_close, right_close, self.closed_upto, upto))
+        anchors, upto, left_close, right_close = anchors[maybe], upto[maybe], left_close[maybe], right_close[maybe]
+        keys = points.keys[anchors]
+        low = self._lower_bounds(keys)
+        near = _closes_within(left_close, right_close, low, upto)
         if not near.any():
             return None
         windows = self._candidates(points, anchors[near])
@@ -362,3 +363,10 @@ class SlidingWindowOperator(WindowOperator):
         points.keep(np.zeros(len(points), dtype=bool))
         self.pending = set()
         return results
+
+
+def _closes_within(
+    left_close: Int64Array, right_close: Int64Array, low: Int64Array | int, upto: Int64Array
+) -> np.ndarray:
+    """Per anchor, whether its left or its right window closes in ``(low, upto]``."""
+    return ((left_close <= upto) & (left_close > low)) | ((right_close <= upto) & (right_close > low))
