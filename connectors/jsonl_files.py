@@ -57,15 +57,15 @@ def read_event_chunks(path: Path, chunk_lines: int, skip_lines: int = 0) -> Iter
 
 
 class _Chunk:
-    """Lines one call handed over: their emission times and offsets, and the lines themselves while they
-    are in memory (None once spilled to the part file)."""
+    """Lines one call handed over: their emission times and offsets, and their buffer while they are in
+    memory (None once spilled to the part file)."""
 
-    __slots__ = ("block", "starts", "times")
+    __slots__ = ("data", "starts", "times")
 
     def __init__(self, times: Int64Array, block: LineBlock) -> None:
         self.times = times
         self.starts = block.starts
-        self.block: LineBlock | None = block
+        self.data: bytes | None = block.data
 
 
 class _HeldLines:
@@ -111,7 +111,7 @@ class _HeldLines:
     def _take(self, chunk: _Chunk, count: int) -> LineBlock:
         """The first ``count`` lines of ``chunk`` (the oldest held), no longer held."""
         starts = chunk.starts
-        if chunk.block is None:  # spilled: the next bytes of the part file
+        if chunk.data is None:  # spilled: the next bytes of the part file
             assert self._writer is not None
             self._writer.flush()
             if self._reader is None:
@@ -122,23 +122,22 @@ class _HeldLines:
                 raise OSError(f"part file {self.path} ended {size - len(data)} bytes early")
             taken = LineBlock(data, starts[: count + 1] - starts[0])
         else:
-            taken = chunk.block.slice(0, count)
-            chunk.block = chunk.block.slice(count, len(chunk.block))
+            taken = LineBlock(chunk.data, starts[: count + 1])
             self.held_bytes -= taken.nbytes + 16 * count
         chunk.times, chunk.starts = chunk.times[count:], starts[count:]
         return taken
 
     def spill(self) -> None:
         """Move the lines held in memory to the end of the file."""
-        in_memory = [chunk for chunk in self.chunks if chunk.block is not None]
+        in_memory = [chunk for chunk in self.chunks if chunk.data is not None]
         if not in_memory:
             return
         if self._writer is None:
             self._writer = open(self.path, "wb", buffering=1 << 20)
         for chunk in in_memory:
-            assert chunk.block is not None
-            self._writer.write(chunk.block.text())
-            chunk.block = None
+            assert chunk.data is not None
+            self._writer.write(LineBlock(chunk.data, chunk.starts).text())
+            chunk.data = None
         self.held_bytes = 0
 
     def close(self) -> None:

@@ -3,7 +3,7 @@
 A busy job emits several lines per event. Kept as one ``bytes`` object each,
 they cost an allocation, a list slot and a free per line, and merging the
 replay files costs a join on top. A ``LineBlock`` holds a chunk's lines in one
-buffer with the offset of each: slicing is free, reordering copies bytes in C
+buffer with the offset of each: a slice shares the buffer, reordering copies bytes in C
 (``connectors/line_gather.pyx``), and a file sink writes the buffer as it is.
 Each line ends in its line break; ``records`` gives the lines without it, as
 Kafka record values. A ``DecisionBlock`` adds what the sinks need of each
@@ -58,10 +58,6 @@ class LineBlock:
         """Each line without its line break."""
         data, starts = self.data, self.starts.tolist()
         return [data[a : b - 1] for a, b in pairwise(starts)]
-
-    def slice(self, first: int, end: int) -> LineBlock:
-        """Lines ``first`` to ``end`` (exclusive), sharing this block's buffer."""
-        return LineBlock(self.data, self.starts[first : end + 1])
 
     def take(self, index: Int64Array) -> LineBlock:
         """The lines at positions ``index``, in that order, in a new buffer."""

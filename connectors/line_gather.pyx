@@ -14,15 +14,12 @@ def gather(bytes data, const int64_t[::1] starts, const int64_t[::1] index):
     order into a new buffer; returns it with the offsets where its lines start (its length last)."""
     cdef Py_ssize_t n = index.shape[0], lines = starts.shape[0] - 1, i, total = 0
     cdef int64_t line
+    _check_offsets(data, starts)
     for i in range(n):
         line = index[i]
         if line < 0 or line >= lines:
             raise IndexError(f"line {line} is not among the {lines} lines of the block.")
-        if starts[line + 1] < starts[line]:
-            raise ValueError(f"line {line} ends at {starts[line + 1]}, before its start {starts[line]}.")
         total += starts[line + 1] - starts[line]
-    if starts[0] < 0 or starts[lines] > len(data):
-        raise ValueError(f"line offsets {starts[0]}..{starts[lines]} reach outside a buffer of {len(data)} bytes.")
     out = PyBytes_FromStringAndSize(NULL, total)
     new_starts_array = np.empty(n + 1, dtype=np.int64)
     cdef int64_t[::1] new_starts = new_starts_array
@@ -99,6 +96,7 @@ def write_merged(list datas, list line_starts, const int64_t[::1] block_of, cons
 
 
 cdef void _check_offsets(bytes data, const int64_t[::1] starts) except *:
+    """Refuse offsets that run backwards or reach outside ``data`` (lines are copied from them unchecked)."""
     cdef Py_ssize_t j
     if starts.shape[0] == 0 or starts[0] < 0 or starts[starts.shape[0] - 1] > len(data):
         raise ValueError(f"line offsets reach outside a buffer of {len(data)} bytes.")
