@@ -89,3 +89,19 @@ class DecisionBlock:
 
     def __len__(self) -> int:
         return len(self.lines)
+
+    def take(self, index: Int64Array) -> DecisionBlock:
+        """The decisions at positions ``index``, in that order."""
+        return DecisionBlock(self.lines.take(index), self.emitted_at[index], self.key_ids[index], self.origins[index])
+
+    @staticmethod
+    def concat(blocks: Sequence[DecisionBlock]) -> DecisionBlock:
+        """The decisions of ``blocks``, one block after another."""
+        if len(blocks) == 1:
+            return blocks[0]
+        return DecisionBlock(
+            LineBlock.concat([block.lines for block in blocks]),
+            np.concatenate([block.emitted_at for block in blocks]),
+            np.concatenate([block.key_ids for block in blocks]),
+            np.concatenate([block.origins for block in blocks]),
+        )

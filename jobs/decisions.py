@@ -78,11 +78,11 @@ class RuleSet:
         rules = self.by_window.get(chunk.window)
         if not rules or not len(chunk):
             return None
-        made: list[tuple[Int64Array, int, WindowResults, LineBlock, Int64Array]] = []
+        made: list[tuple[Int64Array, DecisionBlock]] = []  # per rule that fired: result positions, decisions
         job_json = orjson.dumps(self.job)
         window_json = orjson.dumps(chunk.window)
         final = b"true" if chunk.final else b"false"
-        for rule_index, rule in enumerate(rules):
+        for rule in rules:
             fired = rule.condition.evaluate(chunk.values, len(chunk)).nonzero()[0]
             # A decision fires once per (rule, key, window): at the first emission where
             # its condition holds. Copies after a restart carry the same id.
@@ -142,16 +142,13 @@ class RuleSet:
                 columns,
                 hits.values.get(LINKS),
             )
-            made.append((fired, rule_index, hits, LineBlock(data, line_starts), origins))
+            made.append((fired, DecisionBlock(LineBlock(data, line_starts), hits.emitted_at, hits.key_ids, origins)))
         if not made:
             return None
-        lines = LineBlock.concat([block for _, _, _, block, _ in made])
-        emitted_at = np.concatenate([hits.emitted_at for _, _, hits, _, _ in made])
-        key_ids = np.concatenate([hits.key_ids for _, _, hits, _, _ in made])
-        origins = np.concatenate([origin for _, _, _, _, origin in made])
-        if len(made) > 1:  # result order first, then rule order: independent of how results were chunked
-            positions = np.concatenate([fired for fired, _, _, _, _ in made])
-            rule_of = np.repeat([rule_index for _, rule_index, _, _, _ in made], [len(fired) for fired, *_ in made])
-            order = np.lexsort((rule_of, positions))
-            return DecisionBlock(lines.take(order), emitted_at[order], key_ids[order], origins[order])
-        return DecisionBlock(lines, emitted_at, key_ids, origins)
+        decided = DecisionBlock.concat([block for _, block in made])
+        if len(made) == 1:
+            return decided
+        # result order first, then rule order (``made`` is in rule order): independent of how results were chunked
+        positions = np.concatenate([fired for fired, _ in made])
+        rule_rank = np.repeat(np.arange(len(made)), [len(fired) for fired, _ in made])
+        return decided.take(np.lexsort((rule_rank, positions)))

@@ -103,3 +103,27 @@ def test_trace_halves_with_the_top_bit_set_are_written_as_unsigned_hex() -> None
     (decided,) = _decide(rules, _chunk([2], final=False, links=np.asarray([[entry]], dtype=np.int64)))
     assert decided["trace_id"] == "f" * 16 + "8" + "0" * 15
     assert decided["origin_at"] is None  # origin 0: unknown
+
+
+def test_decisions_of_several_rules_come_in_result_order_then_rule_order() -> None:
+    spec = parse_job_spec(
+        """
+name: j
+source: {topic: t, key: k, timestamp: ts}
+windows:
+  w: {type: tumbling, size: 10ms, emit: update, aggregate: {n: count}}
+rules:
+  - {name: big, window: w, when: "n >= 2", action: alert}
+  - {name: any, window: w, when: "n >= 1", action: log}
+"""
+    )
+    ids = np.array([0, 1, 2], dtype=np.int64)
+    at = np.array([10, 11, 12], dtype=np.int64)
+    chunk = WindowResults("w", 0, False, ids, np.zeros(3, dtype=np.int64), at, at, {"n": np.array([1.0, 2.0, 3.0])})
+    decided = RuleSet(spec.name, spec.rules).decide(chunk, 0, KEY_TEXT, KEY_JSON)
+    assert decided is not None
+    lines = [orjson.loads(line) for line in decided.lines.records()]
+    expected = [("a", "any"), ("b", "big"), ("b", "any"), ("c", "big"), ("c", "any")]
+    assert [(line["key"], line["rule"]) for line in lines] == expected
+    assert decided.key_ids.tolist() == [0, 1, 1, 2, 2]
+    assert decided.emitted_at.tolist() == [line["emitted_at"] for line in lines] == [10, 11, 11, 12, 12]
