@@ -161,12 +161,11 @@ cdef inline int put_hex64(Buffer* b, uint64_t value) except -1:
     return 0
 
 
-cdef inline void end_line(Buffer* b, int64_t[::1] line_starts, Py_ssize_t i) noexcept:
-    """Close line ``i`` with its line break (room for it is reserved with the line) and record where
-    the next one starts."""
-    b.data[b.size] = 10
-    b.size += 1
+cdef inline int end_line(Buffer* b, int64_t[::1] line_starts, Py_ssize_t i) except -1:
+    """Close line ``i`` with its line break and record where the next one starts."""
+    put(b, "\n", 1)
     line_starts[i + 1] = b.size
+    return 0
 
 
 # ---- result values ---------------------------------------------------------------------
@@ -272,7 +271,6 @@ def result_lines(
             put_c(b, ',"values":')
             values.write(b, i)
             put_c(b, "}")
-            reserve(b, 1)
             end_line(b, line_starts, i)
         return lines_taken(b), line_starts_array
     finally:
@@ -403,7 +401,6 @@ def decision_lines(
             put_c(b, '"values":')
             values.write(b, i)
             put_c(b, "}")
-            reserve(b, 1)
             end_line(b, line_starts, i)
         return lines_taken(b), line_starts_array, origins_array
     finally:
