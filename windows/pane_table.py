@@ -3,9 +3,9 @@
 A pane is a slice of time of one key: for tumbling and hopping windows a
 ``gcd(size, step)``-long slice, for sliding windows a single millisecond. A
 window's result is the merge of its panes. The table maps ``(key_id, pane
-start)`` to a slot (``PaneIndex``, a C hash table), keeps the state columns, and remembers which slots changed
-and which were released since the store last took them, so the state store
-can write exactly that.
+start)`` to a slot (``PaneIndex``, a C hash table), keeps the state columns,
+and remembers which slots changed and which were released since the store
+last took them, so the state store can write exactly that.
 
 With a ``PaneStore`` attached, the table holds only part of the state: panes
 already written to the store can be evicted from memory, and the table reads
@@ -62,8 +62,8 @@ class PaneTable:
         self._free: list[int] = []
         self._high_water = 0
         self.changed: set[int] = set()  # slots changed since the store last took them
-        self.released: list[tuple[Int64Array, Int64Array]] = []  # (key ids, pane starts) removed since the
-        # store last took them
+        # (key ids, pane starts) of the panes released since the store last took them
+        self.released: list[tuple[Int64Array, Int64Array]] = []
         self.last_created = np.zeros(0, dtype=np.int64)  # slots the latest slots_for call created
         self.touched = np.zeros(0, dtype=np.int64)  # per slot: the add call that last touched it
         self._adds = 0
