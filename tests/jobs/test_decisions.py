@@ -13,16 +13,14 @@ from windows.aggregation import LINKS
 from windows.pane_state import NO_SEQ
 from windows.results import WindowResults
 
-SPEC = parse_job_spec(
-    """
+JOB = """
 name: j
 source: {topic: t, key: k, timestamp: ts}
 windows:
   w: {type: tumbling, size: 10ms, emit: update, aggregate: {n: count}}
 rules:
-  - {name: any, window: w, when: "n >= 1", action: log}
 """
-)
+SPEC = parse_job_spec(JOB + '  - {name: any, window: w, when: "n >= 1", action: log}\n')
 KEYS = ["a", "b", "c", "d", "ключ-" + "x" * 200]  # the last one: not ASCII, and over one BLAKE2b block
 KEY_TEXT = [key.encode() for key in KEYS]
 KEY_JSON = [orjson.dumps(key) for key in KEYS]
@@ -106,21 +104,11 @@ def test_trace_halves_with_the_top_bit_set_are_written_as_unsigned_hex() -> None
 
 
 def test_decisions_of_several_rules_come_in_result_order_then_rule_order() -> None:
-    spec = parse_job_spec(
-        """
-name: j
-source: {topic: t, key: k, timestamp: ts}
-windows:
-  w: {type: tumbling, size: 10ms, emit: update, aggregate: {n: count}}
-rules:
-  - {name: big, window: w, when: "n >= 2", action: alert}
-  - {name: any, window: w, when: "n >= 1", action: log}
-"""
-    )
+    big = parse_job_spec(JOB + '  - {name: big, window: w, when: "n >= 2", action: alert}\n').rules
     ids = np.array([0, 1, 2], dtype=np.int64)
     at = np.array([10, 11, 12], dtype=np.int64)
     chunk = WindowResults("w", 0, False, ids, np.zeros(3, dtype=np.int64), at, at, {"n": np.array([1.0, 2.0, 3.0])})
-    decided = RuleSet(spec.name, spec.rules).decide(chunk, 0, KEY_TEXT, KEY_JSON)
+    decided = RuleSet(SPEC.name, big + SPEC.rules).decide(chunk, 0, KEY_TEXT, KEY_JSON)  # big first, then any
     assert decided is not None
     lines = [orjson.loads(line) for line in decided.lines.records()]
     expected = [("a", "any"), ("b", "big"), ("b", "any"), ("c", "big"), ("c", "any")]
