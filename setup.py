@@ -3,6 +3,7 @@
 ``jobs/line_encoding.pyx`` writes result and decision lines,
 ``windows/trace_links.pyx`` keeps the newest trace entries of panes and
 windows, ``windows/pane_index.pyx`` finds the slot of a pane,
+``windows/sliding_points.pyx`` searches sliding windows' points and derives their windows,
 ``connectors/line_gather.pyx`` reorders packed output lines; setuptools
 hands them to Cython (a build requirement) and the C compiler.
 """
@@ -12,6 +13,12 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(name, [name.replace(".", "/") + ".pyx"], extra_compile_args=["-O3"])
-        for name in ("connectors.line_gather", "jobs.line_encoding", "windows.pane_index", "windows.trace_links")
+        for name in (
+            "connectors.line_gather",
+            "jobs.line_encoding",
+            "windows.pane_index",
+            "windows.sliding_points",
+            "windows.trace_links",
+        )
     ]
 )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from windows import sliding_points
 from windows.definitions import SlidingWindows, WindowSpec
 from windows.events import EventBatch, Int64Array
 from windows.operator import WindowOperator
@@ -26,76 +27,37 @@ from windows.stream_time import END_OF_TIME, NO_TIME
 class _PointIndex:
     """Live points sorted by (key, time), kept in order as points come and go.
 
-    Each point's position is ``key << shift | (time - base)``, one int64 axis on
-    which a key's points are contiguous and time-ordered, so the points of any
-    window are one ``searchsorted`` range. New points are inserted in place; the
-    index is rebuilt (re-sorted, new base) only when a point falls outside the
-    range the current base and shift can encode.
+    A key's points are contiguous and time-ordered, so the points of any window
+    are one range. Searches and merges run in C (``sliding_points.pyx``).
     """
 
-    _MIN_KEY_BITS = 20
-
-    def __init__(self, margin: int) -> None:
-        self.margin = margin  # widest offset a query adds to or subtracts from a time
+    def __init__(self) -> None:
         self.slots = np.zeros(0, dtype=np.int64)
         self.keys = np.zeros(0, dtype=np.int64)
         self.times = np.zeros(0, dtype=np.int64)
-        self.positions = np.zeros(0, dtype=np.int64)
-        self.base = 0
-        self.shift = 62 - self._MIN_KEY_BITS
 
     def __len__(self) -> int:
         return int(self.slots.shape[0])
 
-    def fits(self, keys: Int64Array, times: Int64Array) -> bool:
-        if keys.shape[0] == 0:
-            return True
-        if int(keys.max()).bit_length() + self.shift > 62:
-            return False
-        low, high = int(times.min()) - self.margin, int(times.max()) + self.margin
-        return low >= self.base and high - self.base < (1 << self.shift)
-
-    def encode(self, keys: Int64Array, times: Int64Array) -> Int64Array:
-        return (keys << self.shift) + (times - self.base)
-
     def rebuild(self, slots: Int64Array, keys: Int64Array, times: Int64Array) -> None:
         order = np.lexsort((times, keys))
         self.slots, self.keys, self.times = slots[order], keys[order], times[order]
-        if slots.shape[0]:
-            key_bits = max(int(keys.max()).bit_length(), self._MIN_KEY_BITS)
-            self.shift = 62 - key_bits
-            self.base = int(times.min()) - 2 * self.margin
-            if int(times.max()) + 2 * self.margin - self.base >= (1 << self.shift):
-                raise OverflowError("sliding window points span too much time to index")
-        self.positions = self.encode(self.keys, self.times)
 
     def insert(self, slots: Int64Array, keys: Int64Array, times: Int64Array) -> None:
-        if not self.fits(keys, times):
-            self.rebuild(
-                np.concatenate([self.slots, slots]),
-                np.concatenate([self.keys, keys]),
-                np.concatenate([self.times, times]),
-            )
-            return
         order = np.lexsort((times, keys))
-        slots, keys, times = slots[order], keys[order], times[order]
-        positions = self.encode(keys, times)
-        at = np.searchsorted(self.positions, positions)
-        self.slots = np.insert(self.slots, at, slots)
-        self.keys = np.insert(self.keys, at, keys)
-        self.times = np.insert(self.times, at, times)
-        self.positions = np.insert(self.positions, at, positions)
+        self.keys, self.times, self.slots = sliding_points.merge(
+            self.keys, self.times, self.slots, keys[order], times[order], slots[order]
+        )
 
     def clear(self) -> None:
         """Forget every point (the operator rebuilds the index from its table when next used)."""
-        self.slots = self.keys = self.times = self.positions = np.zeros(0, dtype=np.int64)
+        self.slots = self.keys = self.times = np.zeros(0, dtype=np.int64)
 
     def keep(self, mask: np.ndarray) -> None:
-        self.slots, self.keys = self.slots[mask], self.keys[mask]
-        self.times, self.positions = self.times[mask], self.positions[mask]
+        self.slots, self.keys, self.times = self.slots[mask], self.keys[mask], self.times[mask]
 
     def locate(self, keys: Int64Array, t: Int64Array, side: str) -> Int64Array:
-        return np.searchsorted(self.positions, self.encode(keys, t), side=side)  # type: ignore[call-overload, no-any-return]
+        return sliding_points.locate(self.keys, self.times, keys, t, side == "right")
 
 
 @dataclass(frozen=True)
@@ -111,11 +73,6 @@ class _Windows:
     def select(self, mask: np.ndarray) -> _Windows:
         return _Windows(self.keys[mask], self.starts[mask], self.ends[mask], self.lo[mask], self.hi[mask])
 
-    @staticmethod
-    def join(a: _Windows, b: _Windows) -> _Windows:
-        pairs = zip((a.keys, a.starts, a.ends, a.lo, a.hi), (b.keys, b.starts, b.ends, b.lo, b.hi))
-        return _Windows(*(np.concatenate([x, y]) for x, y in pairs))
-
 
 class SlidingWindowOperator(WindowOperator):
     """Kafka Streams ``SlidingWindows`` semantics over one partition."""
@@ -126,7 +83,7 @@ class SlidingWindowOperator(WindowOperator):
         super().__init__(spec, index, 1)
         self.size = definition.size
         self.grace = definition.grace
-        self.point_index = _PointIndex(margin=self.size + 4)
+        self.point_index = _PointIndex()
         # (key, time) of points whose left window had closed before the point was created
         self.expired_left: set[tuple[int, int]] = set()
 
@@ -191,10 +148,8 @@ class SlidingWindowOperator(WindowOperator):
             in_state = np.ones(index.shape[0], dtype=bool)  # evicted points may be there: assume so
         elif len(points) == 0:
             in_state = np.zeros(index.shape[0], dtype=bool)
-        elif points.fits(keys, low) and points.fits(keys, high):
-            in_state = points.locate(keys, high, "right") > points.locate(keys, low, "left")
         else:
-            in_state = np.ones(index.shape[0], dtype=bool)
+            in_state = points.locate(keys, high, "right") > points.locate(keys, low, "left")
         t_min = int(batch.ts.min()) - self.size - 2
         span = int(batch.ts.max()) + self.size + 2 - t_min
         if int(batch.key_ids.max()).bit_length() + span.bit_length() > 62:
@@ -213,22 +168,6 @@ class SlidingWindowOperator(WindowOperator):
         return needed
 
     # ---- window derivation -------------------------------------------------------------
-    def _candidates(self, points: _PointIndex, anchors: Int64Array) -> _Windows:
-        """Left and (existing) right windows anchored at the given index positions."""
-        keys, t = points.keys[anchors], points.times[anchors]
-        left = _Windows(
-            keys, t - self.size, t, points.locate(keys, t - self.size, "left"), points.locate(keys, t, "right")
-        )
-        if self.expired_left:
-            expired = self.expired_left
-            left = left.select(np.array([(k, s) not in expired for k, s in zip(keys.tolist(), t.tolist())], dtype=bool))
-        lo = points.locate(keys, t + 1, "left")
-        within = points.locate(keys, t + self.size, "right")
-        hi = points.locate(keys, t + 1 + self.size, "right")
-        exists = (within > lo) & (hi == within)  # a later point in (t, t+size], none at t+1+size
-        right = _Windows(keys, t + 1, t + 1 + self.size, lo, hi).select(exists)
-        return _Windows.join(left, right)
-
     def _emit_windows(
         self, points: _PointIndex, windows: _Windows, when: Int64Array | None = None
     ) -> WindowResults | None:
@@ -253,9 +192,8 @@ class SlidingWindowOperator(WindowOperator):
             return None
         if self.table.spilled is not None:
             self._load_for_close(upto)
+        results = self._emit_closing(None, np.asarray([upto], dtype=np.int64))
         points = self._points()
-        everything = np.arange(len(points))
-        results = self._emit_closing(points, everything, np.full(everything.shape[0], upto, dtype=np.int64))
         right_close = self.release_point(points.times)
         if self.expired_left:
             self.expired_left = {(k, t) for k, t in self.expired_left if t + 1 + self.grace > upto}
@@ -271,34 +209,33 @@ class SlidingWindowOperator(WindowOperator):
     def _close_keys(self, keys: Int64Array, uptos: Int64Array) -> WindowResults | None:
         if self.table.spilled is not None:
             self._load_for_close(int(uptos.max()), keys)
-        points = self._points()
-        first = np.searchsorted(points.keys, keys, "left")
-        counts = np.searchsorted(points.keys, keys, "right") - first
-        anchors = np.repeat(first - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
-        return self._emit_closing(points, anchors, np.repeat(uptos, counts))
+        return self._emit_closing(keys, uptos)
 
-    def _emit_closing(self, points: _PointIndex, anchors: Int64Array, upto: Int64Array) -> WindowResults | None:
-        """The windows anchored at index positions ``anchors`` that close after what their key has emitted
-        and by the anchor's ``upto`` (the same for every anchor of a key)."""
-        times = points.times[anchors]
-        left_close = self.first_close(times)  # the anchor's left window [t - size, t]
-        right_close = self.release_point(times)  # its right window [t + 1, t + 1 + size]
-        # No key has emitted less than ``closed_upto``: anchors with nothing closing since are out before
-        # their keys' own bounds are looked up (a close visits only the points it closes).
-        maybe = np.flatnonzero(_closes_within(left_close, right_close, self.closed_upto, upto))
-        anchors, upto, left_close, right_close = anchors[maybe], upto[maybe], left_close[maybe], right_close[maybe]
-        keys = points.keys[anchors]
-        low = self._lower_bounds(keys)
-        near = _closes_within(left_close, right_close, low, upto)
-        if not near.any():
+    def _emit_closing(self, keys: Int64Array | None, uptos: Int64Array) -> WindowResults | None:
+        """The windows of ``keys`` (sorted, distinct) that close after what their key has emitted and by its
+        entry in ``uptos``; without ``keys``, those of every key closing by ``uptos[0]``."""
+        points = self._points()
+        if len(points) == 0:
             return None
-        windows = self._candidates(points, anchors[near])
-        # each window's key's upto and lower bound, from its key's first near anchor
-        near_keys, first = np.unique(keys[near], return_index=True)
-        of_key = np.searchsorted(near_keys, windows.keys)
-        closes = self._close_of_end(windows.ends)
-        closing = (closes <= upto[near][first][of_key]) & (closes > low[near][first][of_key])
-        return self._emit_windows(points, windows.select(closing))
+        bounds = self.closed_keys
+        known = np.fromiter(bounds, dtype=np.int64, count=len(bounds))
+        known_uptos = np.fromiter(bounds.values(), dtype=np.int64, count=len(bounds))
+        order = np.argsort(known)
+        expired = sorted(self.expired_left)
+        windows = sliding_points.closing(
+            points.keys,
+            points.times,
+            None if keys is None else np.ascontiguousarray(keys, dtype=np.int64),
+            np.ascontiguousarray(uptos, dtype=np.int64),
+            self.closed_upto,
+            known[order],
+            known_uptos[order],
+            np.asarray([key for key, _ in expired], dtype=np.int64),
+            np.asarray([time for _, time in expired], dtype=np.int64),
+            self.size,
+            self.grace,
+        )
+        return self._emit_windows(points, _Windows(*windows))
 
     def _load_for_close(self, upto: int, keys: Int64Array | None = None) -> None:
         """Read back the evicted points the windows closing in ``(closed_upto, upto]`` need (of ``keys``
@@ -356,17 +293,9 @@ class SlidingWindowOperator(WindowOperator):
     def close_everything(self) -> WindowResults | None:
         if self.table.load_range(NO_TIME, END_OF_TIME).shape[0]:
             self.point_index.clear()
+        results = self._emit_closing(None, np.asarray([END_OF_TIME], dtype=np.int64))
         points = self._points()
-        everything = np.arange(len(points))
-        results = self._emit_closing(points, everything, np.full(everything.shape[0], END_OF_TIME, dtype=np.int64))
         self.table.release(points.slots.tolist())
         points.keep(np.zeros(len(points), dtype=bool))
         self.pending = set()
         return results
-
-
-def _closes_within(
-    left_close: Int64Array, right_close: Int64Array, low: Int64Array | int, upto: Int64Array
-) -> np.ndarray:
-    """Per anchor, whether its left or its right window closes in ``(low, upto]``."""
-    return ((left_close <= upto) & (left_close > low)) | ((right_close <= upto) & (right_close > low))

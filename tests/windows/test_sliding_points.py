@@ -1,0 +1,120 @@
+"""The C searches over sliding-window points against plain Python over lists of pairs."""
+
+from __future__ import annotations
+
+import bisect
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from windows import sliding_points
+
+_POINTS = st.sets(st.tuples(st.integers(0, 5), st.integers(0, 40)), max_size=40)
+
+
+def _columns(pairs: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    return np.asarray([k for k, _ in pairs], dtype=np.int64), np.asarray([t for _, t in pairs], dtype=np.int64)
+
+
+@settings(max_examples=200, deadline=None)
+@given(points=_POINTS, probes=st.lists(st.tuples(st.integers(-1, 6), st.integers(-5, 45)), max_size=30))
+def test_locate_is_a_search_over_the_sorted_pairs(points: set[tuple[int, int]], probes) -> None:
+    ordered = sorted(points)
+    keys, times = _columns(ordered)
+    probe_keys, probe_times = _columns(probes)
+    for right, search in ((False, bisect.bisect_left), (True, bisect.bisect_right)):
+        found = sliding_points.locate(keys, times, probe_keys, probe_times, right)
+        assert found.tolist() == [search(ordered, probe) for probe in probes]
+
+
+@settings(max_examples=200, deadline=None)
+@given(old=_POINTS, new=_POINTS)
+def test_merge_keeps_every_point_with_its_slot_in_order(old: set[tuple[int, int]], new: set[tuple[int, int]]) -> None:
+    new -= old
+    before, added = sorted(old), sorted(new)
+    slot = {pair: i for i, pair in enumerate(before + added)}
+    keys, times, slots = sliding_points.merge(
+        *_columns(before),
+        np.arange(len(before), dtype=np.int64),
+        *_columns(added),
+        np.arange(len(before), len(before) + len(added), dtype=np.int64),
+    )
+    merged = sorted(old | new)
+    assert list(zip(keys.tolist(), times.tolist())) == merged
+    assert slots.tolist() == [slot[pair] for pair in merged]
+
+
+def _expected_windows(points, keys, uptos, closed_upto, known, expired, size, grace):
+    """The closing windows by their definition, one point and one window at a time."""
+    ordered = sorted(points)
+    out = []
+    for key, upto in zip(keys, uptos):
+        low = max(closed_upto, known.get(key, closed_upto))
+        mine = [t for k, t in ordered if k == key]
+        first = ordered.index((key, mine[0])) if mine else 0
+        position = {t: first + i for i, t in enumerate(mine)}
+        for t in mine:  # left windows [t - size, t]
+            if low < t + 1 + grace <= upto and (key, t) not in expired:
+                held = [u for u in mine if t - size <= u <= t]
+                out.append((key, t - size, t, position[held[0]], position[held[-1]] + 1))
+        for t in mine:  # right windows [t + 1, t + 1 + size]: a later point within size, none at its end
+            later = [u for u in mine if t < u <= t + size]
+            if low < t + size + 2 + grace <= upto and later and t + 1 + size not in mine:
+                out.append((key, t + 1, t + 1 + size, position[later[0]], position[later[-1]] + 1))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    points=_POINTS,
+    chosen=st.lists(st.tuples(st.integers(0, 6), st.integers(0, 70)), max_size=6, unique_by=lambda p: p[0]),
+    every=st.booleans(),
+    closed_upto=st.integers(-1, 40),
+    known=st.dictionaries(st.integers(0, 6), st.integers(0, 60), max_size=4),
+    expired_share=st.integers(0, 3),
+    size=st.integers(0, 12),
+    grace=st.integers(0, 5),
+)
+def test_closing_windows_follow_the_definition(
+    points, chosen, every, closed_upto, known, expired_share, size, grace
+) -> None:
+    ordered = sorted(points)
+    expired = set(ordered[::4]) if expired_share else set()
+    if every:
+        upto = chosen[0][1] if chosen else 50
+        keys = sorted({k for k, _ in ordered})
+        uptos = [upto] * len(keys)
+        select = None
+        upto_arg = np.asarray([upto], dtype=np.int64)
+    else:
+        pairs = sorted(chosen)
+        keys, uptos = [k for k, _ in pairs], [u for _, u in pairs]
+        select = np.asarray(keys, dtype=np.int64)
+        upto_arg = np.asarray(uptos, dtype=np.int64)
+    known_keys = sorted(known)
+    columns = sliding_points.closing(
+        *_columns(ordered),
+        select,
+        upto_arg,
+        closed_upto,
+        np.asarray(known_keys, dtype=np.int64),
+        np.asarray([known[k] for k in known_keys], dtype=np.int64),
+        *_columns(sorted(expired)),
+        size,
+        grace,
+    )
+    found = list(zip(*(column.tolist() for column in columns)))
+    assert found == _expected_windows(points, keys, uptos, closed_upto, known, expired, size, grace)
+
+
+def test_mismatched_columns_are_refused_with_what_was_given() -> None:
+    keys = np.asarray([1, 2], dtype=np.int64)
+    one = np.asarray([5], dtype=np.int64)
+    with pytest.raises(ValueError, match="one time per key: 2 keys were given with 1 times"):
+        sliding_points.locate(keys, one, keys, keys)
+    with pytest.raises(ValueError, match="one stream time to close up to, not 2"):
+        sliding_points.closing(keys, keys, None, keys, 0, one[:0], one[:0], one[:0], one[:0], 1, 0)
+    with pytest.raises(ValueError, match="closing 2 keys takes a stream time per key, not 1"):
+        sliding_points.closing(keys, keys, keys, one, 0, one[:0], one[:0], one[:0], one[:0], 1, 0)

@@ -1,0 +1,24 @@
+"""Types of the compiled ``windows.sliding_points`` (see sliding_points.pyx)."""
+
+import numpy as np
+import numpy.typing as npt
+
+_Int64 = npt.NDArray[np.int64]
+
+def locate(point_keys: _Int64, point_times: _Int64, keys: _Int64, times: _Int64, right: bool = False) -> _Int64: ...
+def merge(
+    keys: _Int64, times: _Int64, slots: _Int64, new_keys: _Int64, new_times: _Int64, new_slots: _Int64
+) -> tuple[_Int64, _Int64, _Int64]: ...
+def closing(
+    keys: _Int64,
+    times: _Int64,
+    select_keys: _Int64 | None,
+    uptos: _Int64,
+    closed_upto: int,
+    known_keys: _Int64,
+    known_uptos: _Int64,
+    exp_keys: _Int64,
+    exp_times: _Int64,
+    size: int,
+    grace: int,
+) -> tuple[_Int64, _Int64, _Int64, _Int64, _Int64]: ...

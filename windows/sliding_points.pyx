@@ -1,0 +1,252 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""Sliding-window points in C: sorted by ``(key id, time)``, searched, merged, and the windows they anchor.
+
+A sliding window's state is one point per ``(key, record time)``; the windows
+are derived from the points when they are emitted (see ``sliding_windows``).
+Every close, per-key close and update looks up a few ranges of points per
+key. As numpy calls over small arrays each lookup cost a few microseconds of
+call overhead, and a close made dozens of them; here each is one loop.
+
+The points are three parallel int64 arrays (keys, times, slots) sorted by
+``(key, time)``; a key's points are contiguous and in time order.
+"""
+
+from libc.stdint cimport int64_t
+
+import numpy as np
+
+
+cdef inline Py_ssize_t _first_at_least(const int64_t[::1] times, Py_ssize_t lo, Py_ssize_t hi, int64_t t) noexcept nogil:
+    """The first position in ``[lo, hi)`` whose time is ``>= t`` (``hi`` when none)."""
+    cdef Py_ssize_t mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if times[mid] < t:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef inline Py_ssize_t _first_after(const int64_t[::1] times, Py_ssize_t lo, Py_ssize_t hi, int64_t t) noexcept nogil:
+    """The first position in ``[lo, hi)`` whose time is ``> t`` (``hi`` when none)."""
+    cdef Py_ssize_t mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if times[mid] <= t:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef inline Py_ssize_t _key_start(const int64_t[::1] keys, Py_ssize_t lo, Py_ssize_t hi, int64_t key) noexcept nogil:
+    """The first position in ``[lo, hi)`` whose key is ``>= key``."""
+    cdef Py_ssize_t mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _check_points(keys, times):
+    if keys.shape[0] != times.shape[0]:
+        raise ValueError(
+            f"the points need one time per key: {keys.shape[0]} keys were given with {times.shape[0]} times."
+        )
+
+
+def locate(const int64_t[::1] point_keys, const int64_t[::1] point_times, const int64_t[::1] keys,
+           const int64_t[::1] times, bint right=False):
+    """Per ``(keys[i], times[i])``, where it falls among the sorted points: the first point not before it
+    (``right``: not before or equal to it), as ``numpy.searchsorted`` over the pairs would say."""
+    _check_points(point_keys, point_times)
+    _check_points(keys, times)
+    cdef Py_ssize_t n = keys.shape[0], i, lo, hi, mid
+    cdef int64_t key, t
+    out = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] o = out
+    with nogil:
+        for i in range(n):
+            key, t = keys[i], times[i]
+            lo, hi = 0, point_keys.shape[0]
+            while lo < hi:  # the first point after the pair (right) or not before it
+                mid = (lo + hi) >> 1
+                if point_keys[mid] < key or (
+                    point_keys[mid] == key and (point_times[mid] <= t if right else point_times[mid] < t)
+                ):
+                    lo = mid + 1
+                else:
+                    hi = mid
+            o[i] = lo
+    return out
+
+
+def merge(const int64_t[::1] keys, const int64_t[::1] times, const int64_t[::1] slots,
+          const int64_t[::1] new_keys, const int64_t[::1] new_times, const int64_t[::1] new_slots):
+    """The points and the new points (each sorted by ``(key, time)``, no pair in both) as one sorted set."""
+    _check_points(keys, times)
+    _check_points(keys, slots)
+    _check_points(new_keys, new_times)
+    _check_points(new_keys, new_slots)
+    cdef Py_ssize_t n = keys.shape[0], m = new_keys.shape[0], i = 0, j = 0, at = 0
+    out_keys = np.empty(n + m, dtype=np.int64)
+    out_times = np.empty(n + m, dtype=np.int64)
+    out_slots = np.empty(n + m, dtype=np.int64)
+    cdef int64_t[::1] ok = out_keys, ot = out_times, os = out_slots
+    cdef bint take_new
+    with nogil:
+        while i < n or j < m:
+            if i == n:
+                take_new = True
+            elif j == m:
+                take_new = False
+            else:
+                take_new = new_keys[j] < keys[i] or (new_keys[j] == keys[i] and new_times[j] < times[i])
+            if take_new:
+                ok[at], ot[at], os[at] = new_keys[j], new_times[j], new_slots[j]
+                j += 1
+            else:
+                ok[at], ot[at], os[at] = keys[i], times[i], slots[i]
+                i += 1
+            at += 1
+    return out_keys, out_times, out_slots
+
+
+cdef inline void _add(int64_t[:, ::1] rows, Py_ssize_t* count, int64_t key, int64_t start, int64_t end,
+                      Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """Append a window (key, inclusive bounds, the half-open range of points it holds) to ``rows``."""
+    cdef Py_ssize_t at = count[0]
+    rows[at, 0] = key
+    rows[at, 1] = start
+    rows[at, 2] = end
+    rows[at, 3] = lo
+    rows[at, 4] = hi
+    count[0] = at + 1
+
+
+def _columns(rows, Py_ssize_t count):
+    return tuple(np.ascontiguousarray(rows[:count, c]) for c in range(5))
+
+
+cdef inline bint _expired(const int64_t[::1] exp_keys, const int64_t[::1] exp_times, int64_t key, int64_t t) noexcept nogil:
+    """Whether ``(key, t)`` is among the sorted expired pairs."""
+    cdef Py_ssize_t lo = 0, hi = exp_keys.shape[0], mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if exp_keys[mid] < key or (exp_keys[mid] == key and exp_times[mid] < t):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo < exp_keys.shape[0] and exp_keys[lo] == key and exp_times[lo] == t
+
+
+cdef void _key_windows(
+    int64_t[:, ::1] rows, Py_ssize_t* count, const int64_t[::1] times, Py_ssize_t a, Py_ssize_t b, int64_t key, int64_t low, int64_t upto,
+    int64_t size, int64_t grace, const int64_t[::1] exp_keys, const int64_t[::1] exp_times,
+) noexcept nogil:
+    """The windows of one key (points ``[a, b)``) that close in ``(low, upto]``: for each point ``t`` its left
+    window ``[t - size, t]`` (closing at ``t + 1 + grace``) unless expired, and its right window
+    ``[t + 1, t + 1 + size]`` (closing at ``t + size + 2 + grace``) when a later point lies in ``(t, t + size]``
+    and none at ``t + 1 + size``."""
+    cdef Py_ssize_t i, lo, within, hi
+    cdef int64_t t
+    cdef bint check_expired = exp_keys.shape[0] > 0
+    # the closes grow with t: walk from the first anchor closing after ``low`` while they close by ``upto``
+    lo, hi = a, b
+    while lo < hi:
+        i = (lo + hi) >> 1
+        if times[i] + 1 + grace <= low:
+            lo = i + 1
+        else:
+            hi = i
+    i = lo
+    while i < b and times[i] + 1 + grace <= upto:
+        t = times[i]
+        if not (check_expired and _expired(exp_keys, exp_times, key, t)):
+            _add(rows, count, key, t - size, t, _first_at_least(times, a, i + 1, t - size), i + 1)
+        i += 1
+    lo, hi = a, b
+    while lo < hi:
+        i = (lo + hi) >> 1
+        if times[i] + size + 2 + grace <= low:
+            lo = i + 1
+        else:
+            hi = i
+    i = lo
+    while i < b and times[i] + size + 2 + grace <= upto:
+        t = times[i]
+        within = _first_after(times, i + 1, b, t + size)
+        hi = _first_after(times, within, b, t + 1 + size)
+        if within > i + 1 and hi == within:
+            _add(rows, count, key, t + 1, t + 1 + size, i + 1, hi)
+        i += 1
+
+
+def closing(const int64_t[::1] keys, const int64_t[::1] times, object select_keys, const int64_t[::1] uptos,
+            int64_t closed_upto, const int64_t[::1] known_keys, const int64_t[::1] known_uptos,
+            const int64_t[::1] exp_keys, const int64_t[::1] exp_times, int64_t size, int64_t grace):
+    """The windows that close, as ``(keys, starts, ends, lo, hi)`` columns, ``[lo, hi)`` being the points each
+    holds; per key in key order, its left windows then its right windows, each in time order.
+
+    With ``select_keys`` (sorted, distinct) only those keys' windows closing by their ``uptos``; without, every
+    key's windows closing by ``uptos[0]``. A key's windows closing by its lower bound were emitted before: the
+    bound is ``closed_upto``, or its entry in ``known_keys`` (sorted) when that is later. Left windows of the
+    ``(exp_keys, exp_times)`` points (sorted) are never emitted: they had closed before their point came."""
+    _check_points(keys, times)
+    _check_points(known_keys, known_uptos)
+    _check_points(exp_keys, exp_times)
+    cdef const int64_t[::1] chosen
+    cdef Py_ssize_t n = keys.shape[0], count, i, a, b, k = 0, total = 0, made = 0
+    cdef int64_t key, low, upto
+    cdef int64_t[:, ::1] rows
+    if select_keys is None:
+        if uptos.shape[0] != 1:
+            raise ValueError(f"closing every key takes one stream time to close up to, not {uptos.shape[0]}.")
+        out = np.empty((2 * n, 5), dtype=np.int64)
+        rows = out
+        upto = uptos[0]
+        with nogil:
+            a = 0
+            while a < n:
+                key = keys[a]
+                b = a + 1
+                while b < n and keys[b] == key:
+                    b += 1
+                low = closed_upto
+                k = _key_start(known_keys, k, known_keys.shape[0], key)
+                if k < known_keys.shape[0] and known_keys[k] == key and known_uptos[k] > low:
+                    low = known_uptos[k]
+                _key_windows(rows, &made, times, a, b, key, low, upto, size, grace, exp_keys, exp_times)
+                a = b
+        return _columns(out, made)
+    chosen = select_keys
+    count = chosen.shape[0]
+    if uptos.shape[0] != count:
+        raise ValueError(f"closing {count} keys takes a stream time per key, not {uptos.shape[0]}.")
+    starts = np.empty(count, dtype=np.int64)
+    stops = np.empty(count, dtype=np.int64)
+    cdef int64_t[::1] first = starts, last = stops
+    with nogil:
+        a = 0
+        for i in range(count):
+            a = _key_start(keys, a, n, chosen[i])
+            b = a
+            while b < n and keys[b] == chosen[i]:
+                b += 1
+            first[i], last[i] = a, b
+            total += b - a
+    out = np.empty((2 * total, 5), dtype=np.int64)
+    rows = out
+    with nogil:
+        for i in range(count):
+            key = chosen[i]
+            low = closed_upto
+            k = _key_start(known_keys, k, known_keys.shape[0], key)
+            if k < known_keys.shape[0] and known_keys[k] == key and known_uptos[k] > low:
+                low = known_uptos[k]
+            _key_windows(rows, &made, times, first[i], last[i], key, low, uptos[i], size, grace, exp_keys, exp_times)
+    return _columns(out, made)
