@@ -104,9 +104,12 @@ class MergePlan:
         if self.ranges is None:
             return self.reduce(np.add, per_slot[self.slots], 0)
         sorted_slots, _, lo, hi = self.ranges
-        prefix = np.zeros(sorted_slots.shape[0] + 1, dtype=np.int64)
-        np.cumsum(per_slot[sorted_slots], out=prefix[1:])
-        return prefix[hi] - prefix[lo]
+        if lo.shape[0] == 0:
+            return np.zeros(0, dtype=np.int64)
+        first, last = int(lo.min()), int(hi.max())  # prefix sums over the span the windows cover only
+        prefix = np.zeros(last - first + 1, dtype=np.int64)
+        np.cumsum(per_slot[sorted_slots[first:last]], out=prefix[1:])
+        return prefix[hi - first] - prefix[lo - first]
 
 
 class StateColumn(Protocol):

@@ -279,14 +279,13 @@ class SlidingWindowOperator(WindowOperator):
         points = self._points()
         if len(points) == 0:
             return None
-        # the last index position of each key is its newest point
-        last_of_key = np.flatnonzero(np.diff(points.keys, append=points.keys[-1] + 1))
-        newest = last_of_key[np.isin(points.keys[last_of_key], changed_keys)]
-        keys, t = points.keys[newest], points.times[newest]
-        now = key_when[np.searchsorted(changed_keys, keys)]
-        windows = _Windows(
-            keys, t - self.size, t, points.locate(keys, t - self.size, "left"), points.locate(keys, t, "right")
-        )
+        # each changed key's newest point: the last one before the end of time
+        newest = points.locate(changed_keys, np.full(changed_keys.shape[0], END_OF_TIME), "right") - 1
+        held = newest >= 0
+        held[held] = points.keys[newest[held]] == changed_keys[held]
+        keys, newest, now = changed_keys[held], newest[held], key_when[held]
+        t = points.times[newest]
+        windows = _Windows(keys, t - self.size, t, points.locate(keys, t - self.size, "left"), newest + 1)
         open_ = self._close_of_end(windows.ends) > now
         return self._emit_windows(points, windows.select(open_), now[open_])
 
