@@ -5,7 +5,9 @@ A pane is a slice of time of one key: for tumbling and hopping windows a
 window's result is the merge of its panes. The table maps ``(key_id, pane
 start)`` to a slot (``PaneIndex``, a C hash table), keeps the state columns,
 and remembers which slots changed and which were released since the store
-last took them, so the state store can write exactly that.
+last took them, so the state store can write exactly that. A pane released
+before the store ever held it (created and closed between two commits, as
+most sliding-window points are) needs no deletion and is not reported.
 
 With a ``PaneStore`` attached, the table holds only part of the state: panes
 already written to the store can be evicted from memory, and the table reads
@@ -58,6 +60,7 @@ class PaneTable:
         self.key_ids = np.zeros(0, dtype=np.int64)
         self.panes = np.zeros(0, dtype=np.int64)
         self.alive = np.zeros(0, dtype=bool)
+        self.stored = np.zeros(0, dtype=bool)  # per slot: the store holds this pane (in some version)
         self.index = PaneIndex()
         self._free: list[int] = []
         self._high_water = 0
@@ -84,7 +87,7 @@ class PaneTable:
         if needed <= self.capacity:
             return
         capacity = max(needed, self.capacity * 2, 1024)
-        for name, fill in (("key_ids", 0), ("panes", 0), ("alive", False), ("touched", 0)):
+        for name, fill in (("key_ids", 0), ("panes", 0), ("alive", False), ("stored", False), ("touched", 0)):
             old = getattr(self, name)
             new = np.full(capacity, fill, dtype=old.dtype)
             new[: old.shape[0]] = old
@@ -103,7 +106,7 @@ class PaneTable:
             found, states = self._fetch(key_ids[missing], panes[missing]) if load else (missing[:0], [])
             new = self._create(key_ids[missing], panes[missing])
             if found.shape[0]:
-                self._set_states(new[found], states)
+                self._set_loaded(new[found], states)
             slots[missing] = new
         return slots
 
@@ -123,6 +126,7 @@ class PaneTable:
         self.key_ids[new] = key_ids
         self.panes[new] = panes
         self.alive[new] = True
+        self.stored[new] = False  # a pane created empty is not in the store (``_fetch`` looked)
         self.touched[new] = self._adds
         for column in self.aggregation.columns.values():
             column.reset(new)
@@ -131,8 +135,13 @@ class PaneTable:
     def _create_loaded(self, key_ids: Int64Array, panes: Int64Array, states: list[list[object]]) -> Int64Array:
         """New slots holding panes read back from the store."""
         new = self._create(key_ids, panes)
-        self._set_states(new, states)
+        self._set_loaded(new, states)
         return new
+
+    def _set_loaded(self, slots: Int64Array, states: list[list[object]]) -> None:
+        """Give slots the states read back from the store (which therefore holds them)."""
+        self._set_states(slots, states)
+        self.stored[slots] = True
 
     def _set_states(self, slots: Int64Array, states: list[list[object]]) -> None:
         for position, column in enumerate(self.aggregation.columns.values()):
@@ -213,7 +222,7 @@ class PaneTable:
         mapping = np.full(self.capacity, -1, dtype=np.int64)
         mapping[live] = np.arange(live.shape[0], dtype=np.int64)
         capacity = max(1024, int(live.shape[0] * 1.25))
-        for name in ("key_ids", "panes", "alive", "touched"):
+        for name in ("key_ids", "panes", "alive", "stored", "touched"):
             old = getattr(self, name)
             new = np.zeros(capacity, dtype=old.dtype)
             new[: live.shape[0]] = old[live]
@@ -271,12 +280,18 @@ class PaneTable:
         self.index.remove(keys, starts)
         self.alive[at] = False
         self.changed.difference_update(slot_list)
-        self.released.append((keys, starts))
+        held = self.stored[at]
+        if held.all():
+            self.released.append((keys, starts))
+        elif held.any():
+            self.released.append((keys[held], starts[held]))
         self._free.extend(slot_list)
 
     def take_changes(self) -> tuple[list[int], Int64Array, Int64Array]:
-        """Changed slots, and the key ids and starts of panes released, since the last call; forget them."""
+        """Changed slots, and the key ids and starts of stored panes released, since the last call; forget
+        them (the caller writes the changed slots to the store)."""
         changed, released = sorted(self.changed), self.released
+        self.stored[changed] = True
         self.changed, self.released = set(), []
         if not released:
             return changed, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
