@@ -291,7 +291,8 @@ class PaneTable:
         """Changed slots, and the key ids and starts of stored panes released, since the last call; forget
         them (the caller writes the changed slots to the store)."""
         changed, released = sorted(self.changed), self.released
-        self.stored[changed] = True
+        # (an index array made from the list: numpy indexing with a long list of ints takes far more memory)
+        self.stored[np.fromiter(changed, dtype=np.int64, count=len(changed))] = True
         self.changed, self.released = set(), []
         if not released:
             return changed, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
