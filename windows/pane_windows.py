@@ -98,8 +98,11 @@ class PaneWindowOperator(WindowOperator):
                 return None
         self.table.load_range(NO_TIME, upto - self.grace)  # evicted panes of the windows closing now
         live = self.table.live_slots()
-        results = self._emit_closing(live, np.full(live.shape[0], upto, dtype=np.int64))
-        dead = live[self.release_point(self.table.panes[live]) <= upto]
+        panes = self.table.panes[live]
+        # no key has emitted less than ``closed_upto``: only panes with a window closing since are visited
+        near = live[(self.first_close(panes) <= upto) & (self.last_close(panes) > self.closed_upto)]
+        results = self._emit_closing(near, np.full(near.shape[0], upto, dtype=np.int64))
+        dead = live[self.release_point(panes) <= upto]
         self.forget_pending(dead.tolist())
         self.table.release(dead.tolist())
         self.closed_upto = upto
