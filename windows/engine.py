@@ -11,18 +11,25 @@ point is a function of the events alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from windows.definitions import SlidingWindows, WindowSpec
 from windows.events import EventBatch, Int64Array
-from windows.operator import KeyOrder, WindowOperator, by_id
+from windows.operator import WindowOperator
 from windows.pane_store import PaneStore
 from windows.pane_windows import PaneWindowOperator
 from windows.results import BatchOutcome, WindowResults
 from windows.sliding_windows import SlidingWindowOperator
 from windows.stream_time import NO_TIME, stream_times
+
+KeyOrder = Callable[[Int64Array], Int64Array]
+
+
+def by_id(key_ids: Int64Array) -> Int64Array:
+    """The default key order: by key id."""
+    return key_ids
 
 
 def build_operator(spec: WindowSpec, index: int) -> WindowOperator:
@@ -33,8 +40,9 @@ def build_operator(spec: WindowSpec, index: int) -> WindowOperator:
 
 
 def emission_order(chunks: list[WindowResults], key_order: KeyOrder = by_id) -> list[WindowResults]:
-    """Interleave result chunks into the engine's canonical emission order."""
-    if len(chunks) <= 1:
+    """Sort and interleave result chunks (each of one window and kind, in any order) into the engine's
+    canonical emission order."""
+    if not chunks:
         return chunks
     sizes = [len(c) for c in chunks]
     chunk_id = np.repeat(np.arange(len(chunks)), sizes)
@@ -63,8 +71,6 @@ class PartitionEngine:
         self.partition = partition
         self.key_order = key_order  # sort rank of each key id (ties in time, window and bounds go by it)
         self.operators = [build_operator(spec, i) for i, spec in enumerate(self.specs)]
-        for operator in self.operators:
-            operator.key_order = key_order
         self.stream_time = NO_TIME
 
     def process(self, batch: EventBatch) -> BatchOutcome:

@@ -29,7 +29,6 @@ batch instead of one per tick. Subclasses supply the window geometry.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -42,21 +41,12 @@ from windows.pane_table import PaneTable
 from windows.results import WindowResults
 from windows.stream_time import NO_TIME
 
-KeyOrder = Callable[[Int64Array], Int64Array]
-
-
-def by_id(key_ids: Int64Array) -> Int64Array:
-    """The default key order: by key id."""
-    return key_ids
-
 
 class WindowOperator(ABC):
     """Runtime state and logic of one window definition over one partition's keys."""
 
     #: True when a pane feeds several windows, so a partly-late event may need its key's windows closed first.
     shares_panes: bool = True
-    #: Sort rank of key ids (set by the engine; by id unless told otherwise).
-    key_order: KeyOrder = staticmethod(by_id)
 
     def __init__(self, spec: WindowSpec, index: int, pane_size: int) -> None:
         self.spec = spec
@@ -212,10 +202,7 @@ class WindowOperator(ABC):
         # each result's tick, through its key (a key changed before one of these ticks only)
         tick_of_key = dict(zip(self.table.key_ids[changed].tolist(), np.repeat(orders, sizes).tolist()))
         rows = np.fromiter(map(tick_of_key.__getitem__, results.key_ids.tolist()), dtype=np.int64, count=len(results))
-        key_rank = self.key_order(results.key_ids)
-        return replace(results, ticks=rows).take(
-            np.lexsort((key_rank, results.ends, results.starts, rows, results.emitted_at))
-        )
+        return replace(results, ticks=rows)
 
     def _unreleased(self, slots: set[int], now: int) -> set[int]:
         if not slots:
@@ -296,14 +283,12 @@ class WindowOperator(ABC):
         return self._finals_together(emitted), late_all, late_some
 
     def _finals_together(self, emitted: list[WindowResults]) -> list[WindowResults]:
-        """The batch's final results as one chunk in emission order (the engine then interleaves fewer,
-        longer chunks), followed by its update chunks."""
+        """The batch's final results as one chunk (the engine then interleaves fewer, longer chunks),
+        followed by its update chunks."""
         finals = [chunk for chunk in emitted if chunk.final]
         if len(finals) <= 1:
             return emitted
-        merged = WindowResults.concat(finals)
-        order = np.lexsort((self.key_order(merged.key_ids), merged.ends, merged.starts, merged.emitted_at))
-        return [merged.take(order), *(chunk for chunk in emitted if not chunk.final)]
+        return [WindowResults.concat(finals), *(chunk for chunk in emitted if not chunk.final)]
 
     def _add(self, events: EventBatch) -> tuple[Int64Array, Int64Array]:
         touched, inverse = self.table.add(events, self.pane_starts(events.ts))
@@ -369,9 +354,8 @@ class WindowOperator(ABC):
         emitted_at: Int64Array,
         values: dict[str, np.ndarray],
     ) -> WindowResults:
-        order = np.lexsort((self.key_order(key_ids), ends, starts, emitted_at))
-        unsorted = WindowResults(self.spec.name, self.index, final, key_ids, starts, ends, emitted_at, values)
-        return unsorted.take(order)
+        # in no particular order: the engine sorts every batch's results once (``emission_order``)
+        return WindowResults(self.spec.name, self.index, final, key_ids, starts, ends, emitted_at, values)
 
     # ---- memory: evicting panes to the store and reading them back -------------------
     def attach(self, store: PaneStore) -> None:
