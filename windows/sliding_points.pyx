@@ -16,36 +16,28 @@ from libc.stdint cimport int64_t
 import numpy as np
 
 
-cdef inline Py_ssize_t _first_at_least(const int64_t[::1] times, Py_ssize_t lo, Py_ssize_t hi, int64_t t) noexcept nogil:
-    """The first position in ``[lo, hi)`` whose time is ``>= t`` (``hi`` when none)."""
+cdef inline Py_ssize_t _search(const int64_t[::1] values, Py_ssize_t lo, Py_ssize_t hi, int64_t t,
+                               bint right) noexcept nogil:
+    """The first position in ``[lo, hi)`` (sorted values) whose value is ``> t`` (``right``) or ``>= t``;
+    ``hi`` when none is."""
     cdef Py_ssize_t mid
     while lo < hi:
         mid = (lo + hi) >> 1
-        if times[mid] < t:
+        if values[mid] < t or (right and values[mid] == t):
             lo = mid + 1
         else:
             hi = mid
     return lo
 
 
-cdef inline Py_ssize_t _first_after(const int64_t[::1] times, Py_ssize_t lo, Py_ssize_t hi, int64_t t) noexcept nogil:
-    """The first position in ``[lo, hi)`` whose time is ``> t`` (``hi`` when none)."""
+cdef inline Py_ssize_t _first_closing_after(const int64_t[::1] times, Py_ssize_t lo, Py_ssize_t hi,
+                                            int64_t offset, int64_t low) noexcept nogil:
+    """The first position in ``[lo, hi)`` whose time plus ``offset`` (a window's close point) is after
+    ``low`` (compared without computing ``low - offset``, which overflows for the earliest time)."""
     cdef Py_ssize_t mid
     while lo < hi:
         mid = (lo + hi) >> 1
-        if times[mid] <= t:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-cdef inline Py_ssize_t _key_start(const int64_t[::1] keys, Py_ssize_t lo, Py_ssize_t hi, int64_t key) noexcept nogil:
-    """The first position in ``[lo, hi)`` whose key is ``>= key``."""
-    cdef Py_ssize_t mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if keys[mid] < key:
+        if times[mid] + offset <= low:
             lo = mid + 1
         else:
             hi = mid
@@ -132,7 +124,8 @@ def _columns(rows, Py_ssize_t count):
     return tuple(np.ascontiguousarray(rows[:count, c]) for c in range(5))
 
 
-cdef inline bint _expired(const int64_t[::1] exp_keys, const int64_t[::1] exp_times, int64_t key, int64_t t) noexcept nogil:
+cdef inline bint _expired(const int64_t[::1] exp_keys, const int64_t[::1] exp_times, int64_t key,
+                          int64_t t) noexcept nogil:
     """Whether ``(key, t)`` is among the sorted expired pairs."""
     cdef Py_ssize_t lo = 0, hi = exp_keys.shape[0], mid
     while lo < hi:
@@ -145,42 +138,29 @@ cdef inline bint _expired(const int64_t[::1] exp_keys, const int64_t[::1] exp_ti
 
 
 cdef void _key_windows(
-    int64_t[:, ::1] rows, Py_ssize_t* count, const int64_t[::1] times, Py_ssize_t a, Py_ssize_t b, int64_t key, int64_t low, int64_t upto,
-    int64_t size, int64_t grace, const int64_t[::1] exp_keys, const int64_t[::1] exp_times,
+    int64_t[:, ::1] rows, Py_ssize_t* count, const int64_t[::1] times, Py_ssize_t a, Py_ssize_t b,
+    int64_t key, int64_t low, int64_t upto, int64_t size, int64_t grace,
+    const int64_t[::1] exp_keys, const int64_t[::1] exp_times,
 ) noexcept nogil:
     """The windows of one key (points ``[a, b)``) that close in ``(low, upto]``: for each point ``t`` its left
     window ``[t - size, t]`` (closing at ``t + 1 + grace``) unless expired, and its right window
     ``[t + 1, t + 1 + size]`` (closing at ``t + size + 2 + grace``) when a later point lies in ``(t, t + size]``
     and none at ``t + 1 + size``."""
-    cdef Py_ssize_t i, lo, within, hi
+    cdef Py_ssize_t i, within, hi
     cdef int64_t t
     cdef bint check_expired = exp_keys.shape[0] > 0
     # the closes grow with t: walk from the first anchor closing after ``low`` while they close by ``upto``
-    lo, hi = a, b
-    while lo < hi:
-        i = (lo + hi) >> 1
-        if times[i] + 1 + grace <= low:
-            lo = i + 1
-        else:
-            hi = i
-    i = lo
+    i = _first_closing_after(times, a, b, 1 + grace, low)
     while i < b and times[i] + 1 + grace <= upto:
         t = times[i]
         if not (check_expired and _expired(exp_keys, exp_times, key, t)):
-            _add(rows, count, key, t - size, t, _first_at_least(times, a, i + 1, t - size), i + 1)
+            _add(rows, count, key, t - size, t, _search(times, a, i + 1, t - size, False), i + 1)
         i += 1
-    lo, hi = a, b
-    while lo < hi:
-        i = (lo + hi) >> 1
-        if times[i] + size + 2 + grace <= low:
-            lo = i + 1
-        else:
-            hi = i
-    i = lo
+    i = _first_closing_after(times, a, b, size + 2 + grace, low)
     while i < b and times[i] + size + 2 + grace <= upto:
         t = times[i]
-        within = _first_after(times, i + 1, b, t + size)
-        hi = _first_after(times, within, b, t + 1 + size)
+        within = _search(times, i + 1, b, t + size, True)
+        hi = _search(times, within, b, t + 1 + size, True)
         if within > i + 1 and hi == within:
             _add(rows, count, key, t + 1, t + 1 + size, i + 1, hi)
         i += 1
@@ -217,7 +197,7 @@ def closing(const int64_t[::1] keys, const int64_t[::1] times, object select_key
                 while b < n and keys[b] == key:
                     b += 1
                 low = closed_upto
-                k = _key_start(known_keys, k, known_keys.shape[0], key)
+                k = _search(known_keys, k, known_keys.shape[0], key, False)
                 if k < known_keys.shape[0] and known_keys[k] == key and known_uptos[k] > low:
                     low = known_uptos[k]
                 _key_windows(rows, &made, times, a, b, key, low, upto, size, grace, exp_keys, exp_times)
@@ -233,7 +213,7 @@ def closing(const int64_t[::1] keys, const int64_t[::1] times, object select_key
     with nogil:
         a = 0
         for i in range(count):
-            a = _key_start(keys, a, n, chosen[i])
+            a = _search(keys, a, n, chosen[i], False)
             b = a
             while b < n and keys[b] == chosen[i]:
                 b += 1
@@ -245,7 +225,7 @@ def closing(const int64_t[::1] keys, const int64_t[::1] times, object select_key
         for i in range(count):
             key = chosen[i]
             low = closed_upto
-            k = _key_start(known_keys, k, known_keys.shape[0], key)
+            k = _search(known_keys, k, known_keys.shape[0], key, False)
             if k < known_keys.shape[0] and known_keys[k] == key and known_uptos[k] > low:
                 low = known_uptos[k]
             _key_windows(rows, &made, times, first[i], last[i], key, low, uptos[i], size, grace, exp_keys, exp_times)

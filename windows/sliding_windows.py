@@ -57,7 +57,9 @@ class _PointIndex:
         self.slots, self.keys, self.times = self.slots[mask], self.keys[mask], self.times[mask]
 
     def locate(self, keys: Int64Array, t: Int64Array, side: str) -> Int64Array:
-        return sliding_points.locate(self.keys, self.times, keys, t, side == "right")
+        return sliding_points.locate(
+            self.keys, self.times, np.ascontiguousarray(keys), np.ascontiguousarray(t), side == "right"
+        )
 
 
 @dataclass(frozen=True)
