@@ -65,7 +65,7 @@ class TopicWriter:
         self._queued: dict[Slot, list[Any]] = {}  # closed batches not yet handed to the producer, in order
         self._senders: dict[Slot, asyncio.Task[None]] = {}
         self._pending: list[asyncio.Future[Any]] = []  # delivery of batches handed to the producer
-        self._failure: Exception | None = None  # why a sender stopped (its batch stays queued); flush reports it
+        self._failure: Exception | None = None  # why a sender stopped (its queue is dropped); flush reports it
         self.records_written = 0
 
     async def start(self, topics: Sequence[str] = ()) -> None:

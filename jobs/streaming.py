@@ -283,8 +283,7 @@ class StreamingJob:
                 return
             clean = self.failed is None
             if clean:
-                await self.outputs.write(self.writer)
-                await self.writer.flush()
+                await self._write_outputs()
                 if self.checkpoints is not None:  # so whoever gets them next restores recent state
                     self.runner.commit(gone)
                     self._checkpoint_partitions(gone)
@@ -441,9 +440,19 @@ class StreamingJob:
         with metrics.COMMIT_SECONDS.labels(self.spec.name).time():
             return await self._commit_now(relieve)
 
+    async def _write_outputs(self) -> None:
+        """Write the held outputs and wait for the broker to acknowledge them. A failure loses the records
+        since the last good flush, so nothing is committed after it (the job reads them again from the last
+        commit when it restarts)."""
+        try:
+            await self.outputs.write(self.writer)
+            await self.writer.flush()
+        except BaseException as error:
+            self.failed = error
+            raise
+
     async def _commit_now(self, relieve: bool) -> dict[int, int]:
-        await self.outputs.write(self.writer)
-        await self.writer.flush()  # outputs acknowledged before the offsets that produced them
+        await self._write_outputs()  # outputs acknowledged before the offsets that produced them
         dirty = sorted(self._dirty)
         self.runner.commit(dirty)
         self._dirty.clear()

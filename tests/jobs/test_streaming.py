@@ -1,0 +1,76 @@
+"""The streaming job against a real broker that goes away: no commit after output that was lost."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pytest
+
+from connectors.errors import ConnectorError
+from connectors.kafka_output import TopicWriter
+from connectors.kafka_settings import KafkaSettings
+from connectors.kafka_topics import ensure_topics
+from connectors.local_broker import LocalBroker
+from jobs.spec import parse_job_spec
+from jobs.streaming import OutputTopics, StreamingJob, StreamingOptions
+
+JOB = """
+name: lost
+source: {topic: lost-in, key: k, timestamp: ts, partitions: 1}
+windows:
+  per_second: {type: tumbling, size: 1s, grace: 0ms, emit: final, aggregate: {n: count}}
+"""
+
+
+@dataclass(frozen=True)
+class _Record:
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int = 0
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def _records(first: int, count: int) -> list[_Record]:
+    return [
+        _Record(offset, b"a", orjson.dumps({"k": "a", "ts": 1_700_000_000_000 + 1_000 * offset}))
+        for offset in range(first, first + count)
+    ]
+
+
+def test_after_output_the_broker_lost_nothing_more_is_committed(tmp_path: Path) -> None:
+    spec = parse_job_spec(JOB)
+
+    async def scenario(broker: LocalBroker) -> tuple[dict[int, int], str, str]:
+        settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+        outputs = OutputTopics.for_job(spec.name).all()
+        topics = {spec.source.topic: 1, **dict.fromkeys(outputs, 1)}
+        await ensure_topics(settings, topics)
+        writer = TopicWriter(settings, request_timeout_ms=1500)
+        await writer.start(outputs)
+        job = StreamingJob(spec, writer, StreamingOptions(state_dir=tmp_path / "state", commit_interval=3600))
+        try:
+            await job.assign([0])
+            await job.process({0: _records(0, 5)})
+            committed = await job.commit()
+            broker.stop()
+            await job.process({0: _records(5, 5)})  # closes windows: results to write
+            with pytest.raises(ConnectorError) as lost:
+                await asyncio.wait_for(job.commit(), 60)
+            broker.start()  # back, and empty: the results since the last commit are gone
+            await ensure_topics(settings, topics)
+            with pytest.raises(RuntimeError) as refused:
+                await job.commit()
+            return committed, str(lost.value), str(refused.value)
+        finally:
+            await job.close()  # after a failure: closes the stores without committing
+            await writer.stop()
+
+    with LocalBroker() as broker:
+        committed, lost, refused = asyncio.run(scenario(broker))
+    assert committed == {0: 5}
+    assert lost.startswith("the broker did not acknowledge output records")
+    assert refused.startswith("not committing: a batch failed part-way")
