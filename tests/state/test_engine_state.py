@@ -219,9 +219,12 @@ def test_after_each_commit_the_store_holds_exactly_the_open_panes(specs, events,
             if part:
                 engine.process(to_batch(part, ("v",)))
             position = max(position, cut)
-            persist(store, engine, _key_bytes, {})
+            before = _stored_panes(store)
+            stats = persist(store, engine, _key_bytes, {})
             assert _stored_panes(store) == _panes_in_memory(engine)
+            assert stats.panes_deleted == len(before - _stored_panes(store))  # only stored panes are deleted
+        before = _stored_panes(store)
         engine.close_all()
-        persist(store, engine, _key_bytes, {})
+        assert persist(store, engine, _key_bytes, {}).panes_deleted == len(before)
         assert _stored_panes(store) == set()
         store.close()
