@@ -49,7 +49,7 @@ def persist(
         table = operator.table
         changed, released_keys, released_panes = table.take_changes()
         index = operator.index
-        if changed:
+        if changed.shape[0]:
             keys = [key_bytes(key) for key in table.key_ids[changed].tolist()]
             puts.extend(
                 zip(pane_keys(index, table.panes[changed].tolist(), keys), encode_values(table.snapshot(changed)))

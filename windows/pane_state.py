@@ -127,7 +127,7 @@ class StateColumn(Protocol):
     def merge(self, plan: MergePlan) -> Any:
         """Combine panes into windows as ``plan`` says; the shape is the column's own."""
 
-    def snapshot(self, slots: list[int]) -> list[Any]:
+    def snapshot(self, slots: Int64Array) -> list[Any]:
         """The state of each slot as plain JSON-compatible data."""
 
     def restore(self, slots: Int64Array, states: list[Any]) -> None:
@@ -160,8 +160,8 @@ class CountColumn:
     def merge(self, plan: MergePlan) -> Int64Array:
         return plan.total(self.n)
 
-    def snapshot(self, slots: list[int]) -> list[Any]:
-        return [int(v) for v in self.n[slots]]
+    def snapshot(self, slots: Int64Array) -> list[Any]:
+        return self.n[slots].tolist()  # type: ignore[no-any-return]
 
     def restore(self, slots: Int64Array, states: list[Any]) -> None:
         self.n[slots] = np.asarray(states, dtype=np.int64)
@@ -190,8 +190,8 @@ class FixedSumColumn:
     def merged(self, plan: MergePlan) -> tuple[Int64Array, Int64Array]:
         return plan.total(self.whole), plan.total(self.fraction)
 
-    def snapshot(self, slots: list[int]) -> list[Any]:
-        return [[int(w), int(f)] for w, f in zip(self.whole[slots], self.fraction[slots])]
+    def snapshot(self, slots: Int64Array) -> list[Any]:
+        return [[w, f] for w, f in zip(self.whole[slots].tolist(), self.fraction[slots].tolist())]
 
     def restore(self, slots: Int64Array, states: list[Any]) -> None:
         pairs = np.asarray(states, dtype=np.int64).reshape(-1, 2)
@@ -234,7 +234,7 @@ class SumColumn:
         whole, fraction = self.sum.merged(plan)
         return MergedSum(fixed_point.to_float(whole, fraction), self.present.merge(plan))
 
-    def snapshot(self, slots: list[int]) -> list[Any]:
+    def snapshot(self, slots: Int64Array) -> list[Any]:
         return [[*s, n] for s, n in zip(self.sum.snapshot(slots), self.present.snapshot(slots))]
 
     def restore(self, slots: Int64Array, states: list[Any]) -> None:
@@ -268,8 +268,8 @@ class ExtremeColumn:
         out[out == self.empty] = np.nan
         return out
 
-    def snapshot(self, slots: list[int]) -> list[Any]:
-        return [None if math.isinf(v) else float(v) for v in self.v[slots]]
+    def snapshot(self, slots: Int64Array) -> list[Any]:
+        return [None if math.isinf(v) else v for v in self.v[slots].tolist()]
 
     def restore(self, slots: Int64Array, states: list[Any]) -> None:
         self.v[slots] = [self.empty if s is None else s for s in states]
@@ -338,10 +338,10 @@ class ArrivalColumn:
         out[groups[has_value]] = self.v[plan.slots[winners[has_value]]]
         return out
 
-    def snapshot(self, slots: list[int]) -> list[Any]:
+    def snapshot(self, slots: Int64Array) -> list[Any]:
         return [
-            None if t == self.none_ts else [int(t), int(s), float(v)]
-            for t, s, v in zip(self.ts[slots], self.seq[slots], self.v[slots])
+            None if t == self.none_ts else [t, s, v]
+            for t, s, v in zip(self.ts[slots].tolist(), self.seq[slots].tolist(), self.v[slots].tolist())
         ]
 
     def restore(self, slots: Int64Array, states: list[Any]) -> None:
@@ -380,8 +380,8 @@ class DistinctColumn:
             merged[group] |= sets[slot]  # type: ignore[operator]
         return np.array([len(s) for s in merged], dtype=np.int64)
 
-    def snapshot(self, slots: list[int]) -> list[Any]:
-        return [sorted(self.sets[s] or ()) for s in slots]
+    def snapshot(self, slots: Int64Array) -> list[Any]:
+        return [sorted(self.sets[s] or ()) for s in slots.tolist()]
 
     def restore(self, slots: Int64Array, states: list[Any]) -> None:
         for slot, state in zip(slots.tolist(), states):
@@ -428,8 +428,8 @@ class SketchColumn:
                 target[code] = target.get(code, 0) + count
         return merged
 
-    def snapshot(self, slots: list[int]) -> list[Any]:
-        return [sorted((self.buckets[s] or {}).items()) for s in slots]
+    def snapshot(self, slots: Int64Array) -> list[Any]:
+        return [sorted((self.buckets[s] or {}).items()) for s in slots.tolist()]
 
     def restore(self, slots: Int64Array, states: list[Any]) -> None:
         for slot, state in zip(slots.tolist(), states):
@@ -474,7 +474,7 @@ class DecayColumn:
         scaled: Float64Array = total * (math.log(2.0) / (self.half_life / 1000.0))
         return scaled
 
-    def snapshot(self, slots: list[int]) -> list[Any]:
+    def snapshot(self, slots: Int64Array) -> list[Any]:
         return self.sum.snapshot(slots)
 
     def restore(self, slots: Int64Array, states: list[Any]) -> None:
@@ -537,7 +537,7 @@ class TraceColumn:
             return trace_links.merge_ranges(self.rows, sorted_slots, lo, hi)
         return trace_links.merge_pairs(self.rows, plan.groups, plan.slots, plan.n_groups)
 
-    def snapshot(self, slots: list[int]) -> list[Any]:
+    def snapshot(self, slots: Int64Array) -> list[Any]:
         rows = self.rows[slots]
         present = rows[:, :, 1] != NO_SEQ
         entries = rows[present].tolist()  # only the present entries become Python lists, row by row

@@ -227,7 +227,7 @@ class PaneTable:
             new = np.zeros(capacity, dtype=old.dtype)
             new[: live.shape[0]] = old[live]
             setattr(self, name, new)
-        states = self.snapshot(live.tolist())
+        states = self.snapshot(live)
         self.aggregation = self.aggregation.fresh()
         for column in self.aggregation.columns.values():
             column.grow(capacity)
@@ -280,25 +280,24 @@ class PaneTable:
         self.index.remove(keys, starts)
         self.alive[at] = False
         self.changed.difference_update(slot_list)
-        held = self.stored[at]
-        if held.all():
-            self.released.append((keys, starts))
-        elif held.any():
+        held = self.stored[at]  # a pane the store never held needs no deletion
+        if held.any():
             self.released.append((keys[held], starts[held]))
         self._free.extend(slot_list)
 
-    def take_changes(self) -> tuple[list[int], Int64Array, Int64Array]:
-        """Changed slots, and the key ids and starts of stored panes released, since the last call; forget
-        them (the caller writes the changed slots to the store)."""
-        changed, released = sorted(self.changed), self.released
-        # (an index array made from the list: numpy indexing with a long list of ints takes far more memory)
-        self.stored[np.fromiter(changed, dtype=np.int64, count=len(changed))] = True
+    def take_changes(self) -> tuple[Int64Array, Int64Array, Int64Array]:
+        """Changed slots (sorted), and the key ids and starts of stored panes released, since the last call;
+        forget them (the caller writes the changed slots to the store)."""
+        # an array, not a list: numpy indexing with a long list of ints takes far more memory
+        changed = np.sort(np.fromiter(self.changed, dtype=np.int64, count=len(self.changed)))
+        released = self.released
+        self.stored[changed] = True
         self.changed, self.released = set(), []
         if not released:
             return changed, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         return changed, np.concatenate([keys for keys, _ in released]), np.concatenate([p for _, p in released])
 
-    def snapshot(self, slots: list[int]) -> list[list[object]]:
+    def snapshot(self, slots: Int64Array) -> list[list[object]]:
         """Per slot, one plain state per column (the form ``restore`` takes)."""
         per_column = [column.snapshot(slots) for column in self.aggregation.columns.values()]
-        return [list(states) for states in zip(*per_column)] if per_column else [[] for _ in slots]
+        return [list(states) for states in zip(*per_column)] if per_column else [[] for _ in range(slots.shape[0])]
