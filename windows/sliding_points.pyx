@@ -44,6 +44,20 @@ cdef inline Py_ssize_t _first_closing_after(const int64_t[::1] times, Py_ssize_t
     return lo
 
 
+cdef inline Py_ssize_t _search_pair(const int64_t[::1] keys, const int64_t[::1] times, int64_t key, int64_t t,
+                                    bint right) noexcept nogil:
+    """The first position among the sorted ``(keys, times)`` pairs after ``(key, t)`` (``right``) or not
+    before it; the number of pairs when none is."""
+    cdef Py_ssize_t lo = 0, hi = keys.shape[0], mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[mid] < key or (keys[mid] == key and (times[mid] <= t if right else times[mid] < t)):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 def _check_points(keys, times):
     if keys.shape[0] != times.shape[0]:
         raise ValueError(
@@ -57,23 +71,12 @@ def locate(const int64_t[::1] point_keys, const int64_t[::1] point_times, const 
     (``right``: not before or equal to it), as ``numpy.searchsorted`` over the pairs would say."""
     _check_points(point_keys, point_times)
     _check_points(keys, times)
-    cdef Py_ssize_t n = keys.shape[0], i, lo, hi, mid
-    cdef int64_t key, t
+    cdef Py_ssize_t n = keys.shape[0], i
     out = np.empty(n, dtype=np.int64)
     cdef int64_t[::1] o = out
     with nogil:
         for i in range(n):
-            key, t = keys[i], times[i]
-            lo, hi = 0, point_keys.shape[0]
-            while lo < hi:  # the first point after the pair (right) or not before it
-                mid = (lo + hi) >> 1
-                if point_keys[mid] < key or (
-                    point_keys[mid] == key and (point_times[mid] <= t if right else point_times[mid] < t)
-                ):
-                    lo = mid + 1
-                else:
-                    hi = mid
-            o[i] = lo
+            o[i] = _search_pair(point_keys, point_times, keys[i], times[i], right)
     return out
 
 
@@ -127,14 +130,8 @@ def _columns(rows, Py_ssize_t count):
 cdef inline bint _expired(const int64_t[::1] exp_keys, const int64_t[::1] exp_times, int64_t key,
                           int64_t t) noexcept nogil:
     """Whether ``(key, t)`` is among the sorted expired pairs."""
-    cdef Py_ssize_t lo = 0, hi = exp_keys.shape[0], mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if exp_keys[mid] < key or (exp_keys[mid] == key and exp_times[mid] < t):
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo < exp_keys.shape[0] and exp_keys[lo] == key and exp_times[lo] == t
+    cdef Py_ssize_t at = _search_pair(exp_keys, exp_times, key, t, False)
+    return at < exp_keys.shape[0] and exp_keys[at] == key and exp_times[at] == t
 
 
 cdef void _key_windows(
@@ -179,54 +176,32 @@ def closing(const int64_t[::1] keys, const int64_t[::1] times, object select_key
     _check_points(keys, times)
     _check_points(known_keys, known_uptos)
     _check_points(exp_keys, exp_times)
-    cdef const int64_t[::1] chosen
-    cdef Py_ssize_t n = keys.shape[0], count, i, a, b, k = 0, total = 0, made = 0
-    cdef int64_t key, low, upto
-    cdef int64_t[:, ::1] rows
-    if select_keys is None:
+    if select_keys is None:  # every key, each up to the same stream time
         if uptos.shape[0] != 1:
             raise ValueError(f"closing every key takes one stream time to close up to, not {uptos.shape[0]}.")
-        out = np.empty((2 * n, 5), dtype=np.int64)
-        rows = out
-        upto = uptos[0]
-        with nogil:
-            a = 0
-            while a < n:
-                key = keys[a]
-                b = a + 1
-                while b < n and keys[b] == key:
-                    b += 1
-                low = closed_upto
-                k = _search(known_keys, k, known_keys.shape[0], key, False)
-                if k < known_keys.shape[0] and known_keys[k] == key and known_uptos[k] > low:
-                    low = known_uptos[k]
-                _key_windows(rows, &made, times, a, b, key, low, upto, size, grace, exp_keys, exp_times)
-                a = b
-        return _columns(out, made)
-    chosen = select_keys
-    count = chosen.shape[0]
+        select_keys = np.unique(keys)
+        uptos = np.full(select_keys.shape[0], uptos[0], dtype=np.int64)
+    cdef const int64_t[::1] chosen = select_keys
+    cdef Py_ssize_t n = keys.shape[0], count = chosen.shape[0], i, a = 0, k = 0, total = 0, made = 0
+    cdef int64_t low
     if uptos.shape[0] != count:
         raise ValueError(f"closing {count} keys takes a stream time per key, not {uptos.shape[0]}.")
     starts = np.empty(count, dtype=np.int64)
     stops = np.empty(count, dtype=np.int64)
     cdef int64_t[::1] first = starts, last = stops
     with nogil:
-        a = 0
-        for i in range(count):
+        for i in range(count):  # each key's run of points
             a = _search(keys, a, n, chosen[i], False)
-            b = a
-            while b < n and keys[b] == chosen[i]:
-                b += 1
-            first[i], last[i] = a, b
-            total += b - a
+            first[i], last[i] = a, _search(keys, a, n, chosen[i], True)
+            total += last[i] - a
     out = np.empty((2 * total, 5), dtype=np.int64)
-    rows = out
+    cdef int64_t[:, ::1] rows = out
     with nogil:
         for i in range(count):
-            key = chosen[i]
-            low = closed_upto
-            k = _search(known_keys, k, known_keys.shape[0], key, False)
-            if k < known_keys.shape[0] and known_keys[k] == key and known_uptos[k] > low:
+            low = closed_upto  # what the key emitted before: the later of closed_upto and its known bound
+            k = _search(known_keys, k, known_keys.shape[0], chosen[i], False)
+            if k < known_keys.shape[0] and known_keys[k] == chosen[i] and known_uptos[k] > low:
                 low = known_uptos[k]
-            _key_windows(rows, &made, times, first[i], last[i], key, low, uptos[i], size, grace, exp_keys, exp_times)
+            _key_windows(rows, &made, times, first[i], last[i], chosen[i], low, uptos[i], size, grace,
+                         exp_keys, exp_times)
     return _columns(out, made)

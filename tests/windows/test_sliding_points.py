@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from windows import sliding_points
+from windows.stream_time import NO_TIME
 
 _POINTS = st.sets(st.tuples(st.integers(0, 5), st.integers(0, 40)), max_size=40)
 
@@ -71,17 +72,17 @@ def _expected_windows(points, keys, uptos, closed_upto, known, expired, size, gr
     points=_POINTS,
     chosen=st.lists(st.tuples(st.integers(0, 6), st.integers(0, 70)), max_size=6, unique_by=lambda p: p[0]),
     every=st.booleans(),
-    closed_upto=st.integers(-1, 40),
+    closed_upto=st.integers(-1, 40) | st.just(NO_TIME),
     known=st.dictionaries(st.integers(0, 6), st.integers(0, 60), max_size=4),
-    expired_share=st.integers(0, 3),
+    some_expired=st.booleans(),
     size=st.integers(0, 12),
     grace=st.integers(0, 5),
 )
 def test_closing_windows_follow_the_definition(
-    points, chosen, every, closed_upto, known, expired_share, size, grace
+    points, chosen, every, closed_upto, known, some_expired, size, grace
 ) -> None:
     ordered = sorted(points)
-    expired = set(ordered[::4]) if expired_share else set()
+    expired = set(ordered[::4]) if some_expired else set()
     if every:
         upto = chosen[0][1] if chosen else 50
         keys = sorted({k for k, _ in ordered})
