@@ -98,14 +98,19 @@ class WindowOperator(ABC):
     def _close_keys(self, keys: Int64Array, uptos: Int64Array) -> WindowResults | None:
         """The windows ``close_keys`` emits."""
 
+    def _closed_key_bounds(self) -> tuple[Int64Array, Int64Array]:
+        """``closed_keys`` as columns sorted by key id: the keys, and the close point each one's windows
+        were emitted up to."""
+        known = np.fromiter(self.closed_keys, dtype=np.int64, count=len(self.closed_keys))
+        upto = np.fromiter(self.closed_keys.values(), dtype=np.int64, count=len(self.closed_keys))
+        order = np.argsort(known)
+        return known[order], upto[order]
+
     def _lower_bounds(self, keys: Int64Array) -> Int64Array:
         """Per key id, the close point up to which its windows were emitted."""
         lower = np.full(keys.shape[0], self.closed_upto, dtype=np.int64)
         if self.closed_keys:
-            known = np.fromiter(self.closed_keys, dtype=np.int64, count=len(self.closed_keys))
-            upto = np.fromiter(self.closed_keys.values(), dtype=np.int64, count=len(self.closed_keys))
-            order = np.argsort(known)
-            known, upto = known[order], upto[order]
+            known, upto = self._closed_key_bounds()
             at = np.minimum(np.searchsorted(known, keys), known.shape[0] - 1)
             hit = known[at] == keys
             lower[hit] = np.maximum(lower[hit], upto[at[hit]])

@@ -152,13 +152,11 @@ class SlidingWindowOperator(WindowOperator):
             in_state = np.zeros(index.shape[0], dtype=bool)
         else:
             in_state = points.locate(keys, high, "right") > points.locate(keys, low, "left")
-        t_min = int(batch.ts.min()) - self.size - 2
-        span = int(batch.ts.max()) + self.size + 2 - t_min
-        if int(batch.key_ids.max()).bit_length() + span.bit_length() > 62:
-            return partly_late
-        axis = np.sort(batch.key_ids * span + (batch.ts - t_min))
-        others = np.searchsorted(axis, keys * span + (high - t_min), "right") - np.searchsorted(
-            axis, keys * span + (low - t_min), "left"
+        # how many of the batch's events (this one included) have the key and a time in the range
+        order = np.lexsort((batch.ts, batch.key_ids))
+        batch_keys, batch_times = batch.key_ids[order], batch.ts[order]
+        others = sliding_points.locate(batch_keys, batch_times, keys, high, True) - sliding_points.locate(
+            batch_keys, batch_times, keys, low, False
         )
         needed = np.zeros_like(partly_late)
         needed[index] = in_state | (others > 1)
@@ -219,10 +217,7 @@ class SlidingWindowOperator(WindowOperator):
         points = self._points()
         if len(points) == 0:
             return None
-        bounds = self.closed_keys
-        known = np.fromiter(bounds, dtype=np.int64, count=len(bounds))
-        known_uptos = np.fromiter(bounds.values(), dtype=np.int64, count=len(bounds))
-        order = np.argsort(known)
+        known, known_uptos = self._closed_key_bounds()
         expired = sorted(self.expired_left)
         windows = sliding_points.closing(
             points.keys,
@@ -230,8 +225,8 @@ class SlidingWindowOperator(WindowOperator):
             None if keys is None else np.ascontiguousarray(keys, dtype=np.int64),
             np.ascontiguousarray(uptos, dtype=np.int64),
             self.closed_upto,
-            known[order],
-            known_uptos[order],
+            known,
+            known_uptos,
             np.asarray([key for key, _ in expired], dtype=np.int64),
             np.asarray([time for _, time in expired], dtype=np.int64),
             self.size,
