@@ -189,32 +189,28 @@ class WindowOperator(ABC):
     def _tick_updates(self, ticks: list[tuple[set[int], int, int]]) -> WindowResults | None:
         """The updates of one or more ticks at once: ``(slots changed before the tick, its stream time, its
         boundary in the batch)`` each, the slots of different ticks belonging to different keys."""
-        # A slot a close up to the tick's stream time releases is no update of that tick: one event at a
-        # time, that close comes first. A tick waiting for its segment's end meets such slots unreleased.
-        ticks = [(self._unreleased(slots, now), now, boundary) for slots, now, boundary in ticks]
         sizes = [len(slots) for slots, _, _ in ticks]
         if not sum(sizes):
             return None
         changed = np.fromiter((slot for slots, _, _ in ticks for slot in slots), dtype=np.int64, count=sum(sizes))
         when = np.repeat(np.asarray([now for _, now, _ in ticks], dtype=np.int64), sizes)
+        orders = [self._tick_order(boundary) for _, _, boundary in ticks]
+        tick_orders = np.repeat(np.asarray(orders, dtype=np.int64), sizes)
+        # A slot a close up to the tick's stream time releases is no update of that tick: one event at a
+        # time, that close comes first. A tick waiting for its segment's end meets such slots unreleased.
+        kept = self.release_point(self.table.panes[changed]) > when
+        if not kept.all():
+            changed, when, tick_orders = changed[kept], when[kept], tick_orders[kept]
         order = np.argsort(changed, kind="stable")
-        results = self._updates(changed[order], when[order])
+        results = self._updates(changed[order], when[order]) if changed.shape[0] else None
         if results is None:
             return None
-        orders = [self._tick_order(boundary) for _, _, boundary in ticks]
         if len(ticks) == 1:
             return replace(results, ticks=np.full(len(results), orders[0], dtype=np.int64))
         # each result's tick, through its key (a key changed before one of these ticks only)
-        tick_of_key = dict(zip(self.table.key_ids[changed].tolist(), np.repeat(orders, sizes).tolist()))
+        tick_of_key = dict(zip(self.table.key_ids[changed].tolist(), tick_orders.tolist()))
         rows = np.fromiter(map(tick_of_key.__getitem__, results.key_ids.tolist()), dtype=np.int64, count=len(results))
         return replace(results, ticks=rows)
-
-    def _unreleased(self, slots: set[int], now: int) -> set[int]:
-        if not slots:
-            return slots
-        at = np.fromiter(slots, dtype=np.int64, count=len(slots))
-        released = self.release_point(self.table.panes[at]) <= now
-        return set(at[~released].tolist()) if released.any() else slots
 
     def _keys_of(self, slots: set[int]) -> set[int]:
         if not slots:
