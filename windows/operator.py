@@ -1,7 +1,8 @@
 """The life of one window definition within one partition: apply, close, emit.
 
 ``WindowOperator`` holds what is common to every window type: lateness per
-event, the split of a batch into segments, and the order of emission. Within
+event, the split of a batch into segments, and the tick of each update (the
+engine sorts what all windows emitted, ``engine.emission_order``). Within
 a batch the engine applies events in bulk, which is exact because the batch
 is cut wherever per-event processing would have observed something in
 between: at every update tick of an ``emit: update`` window. Within a

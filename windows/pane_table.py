@@ -67,7 +67,7 @@ class PaneTable:
         self.changed: set[int] = set()  # slots changed since the store last took them
         # (key ids, pane starts) of the panes released since the store last took them
         self.released: list[tuple[Int64Array, Int64Array]] = []
-        self.last_created = np.zeros(0, dtype=np.int64)  # slots the latest slots_for call created
+        self.last_created = np.zeros(0, dtype=np.int64)  # slots the latest pane creation made (any caller)
         self.touched = np.zeros(0, dtype=np.int64)  # per slot: the add call that last touched it
         self._adds = 0
         self.store: PaneStore | None = None
@@ -181,11 +181,11 @@ class PaneTable:
         """Read back every evicted pane starting in ``[low, high)`` (of ``key_ids`` only, when given);
         return the slots created."""
         if self.spilled is None or self.store is None:
-            return self.last_created[:0]
+            return np.zeros(0, dtype=np.int64)
         spilled_low, spilled_high = self.spilled
         low, high = max(low, spilled_low), min(high, spilled_high + 1)
         if low >= high:
-            return self.last_created[:0]
+            return np.zeros(0, dtype=np.int64)
         keys, panes, states = self.store.scan(self.window, low, high, key_ids)
         if key_ids is None:  # everything spilled in [low, high) is now in memory
             if low <= spilled_low:

@@ -61,10 +61,9 @@ class PaneWindowOperator(WindowOperator):
             return None
         keys = self.table.key_ids[pair_slots]
         panes = self.table.panes[pair_slots]
-        order = np.lexsort((panes, keys, pair_starts))
+        order = np.lexsort((panes, pair_starts, keys))  # by window (key, start), its panes in time order
         pair_slots, pair_starts, keys, panes = pair_slots[order], pair_starts[order], keys[order], panes[order]
         window_keys, window_starts, groups = unique_pairs(keys, pair_starts)
-        # unique_pairs sorts by (key, start); regroup so group ids follow the pair order.
         plan = MergePlan(
             int(window_keys.shape[0]),
             window_starts + self.size,
@@ -99,12 +98,13 @@ class PaneWindowOperator(WindowOperator):
         self.table.load_range(NO_TIME, upto - self.grace)  # evicted panes of the windows closing now
         live = self.table.live_slots()
         panes = self.table.panes[live]
+        last = self.last_close(panes)  # also where a pane is released: its last window has closed
         # no key has emitted less than ``closed_upto``: only panes with a window closing since are visited
-        near = live[(self.first_close(panes) <= upto) & (self.last_close(panes) > self.closed_upto)]
+        near = live[(self.first_close(panes) <= upto) & (last > self.closed_upto)]
         results = self._emit_closing(near, np.full(near.shape[0], upto, dtype=np.int64))
-        dead = live[self.release_point(panes) <= upto]
-        self.forget_pending(dead.tolist())
-        self.table.release(dead.tolist())
+        dead = live[last <= upto].tolist()
+        self.forget_pending(dead)
+        self.table.release(dead)
         self.closed_upto = upto
         return results
 

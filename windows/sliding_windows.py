@@ -94,7 +94,7 @@ class SlidingWindowOperator(WindowOperator):
         return ts
 
     def first_close(self, ts: Int64Array) -> Int64Array:
-        return ts + 1 + self.grace
+        return self._close_of_end(ts)  # its left window [t - size, t]
 
     def last_close(self, ts: Int64Array) -> Int64Array:
         return ts + self.size + 1 + self.grace
