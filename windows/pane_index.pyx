@@ -119,13 +119,6 @@ cdef class PaneIndex:
             self.entries[at, 2] = REMOVED
             self.live -= 1
 
-    def items(self):
-        """Every ``(key id, pane start, slot)`` in the index, as three arrays in table order."""
-        entries = np.asarray(self.entries)
-        present = entries[entries[:, 2] >= 0]
-        return present[:, 0].copy(), present[:, 1].copy(), present[:, 2].copy()
-
-
 cdef inline void _same_length(Py_ssize_t expected, Py_ssize_t got) except *:
     if got != expected:
         raise ValueError(f"the pane index takes columns of equal length, got {expected} and {got}.")
