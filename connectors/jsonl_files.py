@@ -73,8 +73,9 @@ class _HeldLines:
 
     The newest lines are in memory; ``spill`` moves them to the end of a file,
     and ``pop_ready`` hands lines back oldest first, from the file before memory.
-    Spilled chunks keep their times and line offsets, so reading them back is
-    one read of a known length.
+    Spilled chunks keep their times and line offsets in memory (16 bytes a line,
+    which ``held_bytes`` leaves out: spilling cannot free them), so reading them
+    back is one read of a known length.
     """
 
     def __init__(self, path: Path) -> None:
@@ -88,9 +89,9 @@ class _HeldLines:
         self.chunks.append(_Chunk(emitted_at, lines))
         self.held_bytes += lines.nbytes + 16 * len(lines)  # text, and its offsets and times
 
-    def pop_ready(self, before: int | None) -> tuple[Int64Array, list[LineBlock]]:
-        """The held lines emitted before ``before`` (None: all), oldest first, with their emission times;
-        they are no longer held. Only the ready chunks are touched, so a partition that holds lines for
+    def pop_ready(self, before: int | None) -> tuple[list[Int64Array], list[LineBlock]]:
+        """The held lines emitted before ``before`` (None: all), oldest first, as blocks with the emission
+        times of each; they are no longer held. Only the ready chunks are touched, so a partition that holds lines for
         long costs nothing per call."""
         times: list[Int64Array] = []
         blocks: list[LineBlock] = []
@@ -105,8 +106,7 @@ class _HeldLines:
             if count < n:
                 break
             chunks.popleft()
-        ready = np.concatenate(times) if len(times) > 1 else times[0] if times else np.zeros(0, dtype=np.int64)
-        return ready, blocks
+        return times, blocks
 
     def _take(self, chunk: _Chunk, count: int) -> LineBlock:
         """The first ``count`` lines of ``chunk`` (the oldest held), no longer held."""
@@ -216,7 +216,7 @@ class ReplayFiles:
                     ready, blocks = by_partition[partition].pop_ready(before)
                     if blocks:
                         partitions += 1
-                        times.append(ready)
+                        times.extend(ready)
                         taken.extend(blocks)
                 if not taken:
                     continue
