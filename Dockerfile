@@ -2,7 +2,7 @@
 # demo's helper scripts (deploy/compose/). Build with `docker compose build` or `docker build -t winnow:0.1.0 .`.
 FROM python:3.11.13-slim-bookworm AS build
 
-# Winnow writes its output lines in C (jobs/line_encoding.pyx): the wheel is compiled here, with a
+# Parts of Winnow are C extensions (the .pyx files setup.py lists): the wheel is compiled here, with a
 # compiler the runtime image does not carry.
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src

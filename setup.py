@@ -1,4 +1,4 @@
-"""The C extension Winnow compiles on install (everything else is in pyproject.toml).
+"""The C extensions Winnow compiles on install (everything else is in pyproject.toml).
 
 ``jobs/line_encoding.pyx`` writes result and decision lines,
 ``windows/trace_links.pyx`` keeps the newest trace entries of panes and

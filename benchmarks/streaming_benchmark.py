@@ -98,7 +98,7 @@ def main() -> int:
     parser.add_argument(
         "--commit-interval",
         type=float,
-        help="seconds between the worker's state+offset commits (default: the worker's own, 1 s)",
+        help="seconds between the worker's state+offset commits (default: the worker's own)",
     )
     args = parser.parse_args()
     spec = load_job_spec(args.spec)
@@ -131,7 +131,7 @@ def main() -> int:
                     group,
                     "--session-timeout",
                     "6",
-                    *(["--commit-interval", str(args.commit_interval)] if args.commit_interval else []),
+                    *(["--commit-interval", str(args.commit_interval)] if args.commit_interval is not None else []),
                 ),
                 cwd=ROOT,
                 stdout=log,
