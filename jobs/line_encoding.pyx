@@ -25,6 +25,8 @@ from libc.math cimport fabs, isnan, trunc
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy, memset, strlen
 
+from windows.trace_links cimport LINK_FIELDS, LINK_HIGH, LINK_LOW, LINK_ORIGIN, LINK_SEQ, NO_SEQ
+
 import numpy as np
 
 
@@ -278,15 +280,6 @@ def result_lines(
 
 
 # ---- decisions -------------------------------------------------------------------------
-
-cdef enum:
-    LINK_FIELDS = 5  # a trace link: (ts, seq, origin, trace high, trace low)
-    LINK_SEQ = 1
-    LINK_ORIGIN = 2
-    LINK_HIGH = 3
-    LINK_LOW = 4
-
-cdef int64_t NO_SEQ = -(2 ** 63)  # an empty link
 
 
 cdef inline int put_trace(Buffer* b, const int64_t* link) except -1:

@@ -2,7 +2,7 @@
 """The newest trace entries of panes and windows, kept in C.
 
 A trace row holds up to ``links`` entries ``(ts, seq, origin, trace high,
-trace low)``, newest first: latest event time first, ties going to the later
+trace low)`` (the layout is in trace_links.pxd), newest first: latest event time first, ties going to the later
 arrival (higher ``seq``); an empty entry has ``seq`` NO_SEQ. These loops keep
 the newest entries as events arrive and as panes merge into windows, with
 k-entry insertion instead of sorting every entry (``links`` is small).
@@ -13,19 +13,15 @@ from libc.stdint cimport int64_t
 
 import numpy as np
 
-cdef int64_t NO_SEQ = -(2 ** 63)
-cdef enum:
-    FIELDS = 5
-    TS = 0
-    SEQ = 1
 
 
 cdef inline void insert(int64_t* row, Py_ssize_t links, const int64_t* entry) noexcept nogil:
     """Put ``entry`` into ``row`` (newest first) if it is among the ``links`` newest; drop the oldest."""
     cdef Py_ssize_t at = 0, j, f
-    while at < links and row[FIELDS * at + SEQ] != NO_SEQ:
-        if entry[TS] > row[FIELDS * at + TS] or (
-            entry[TS] == row[FIELDS * at + TS] and entry[SEQ] > row[FIELDS * at + SEQ]
+    while at < links and row[LINK_FIELDS * at + LINK_SEQ] != NO_SEQ:
+        if entry[LINK_TS] > row[LINK_FIELDS * at + LINK_TS] or (
+            entry[LINK_TS] == row[LINK_FIELDS * at + LINK_TS]
+            and entry[LINK_SEQ] > row[LINK_FIELDS * at + LINK_SEQ]
         ):
             break
         at += 1
@@ -33,11 +29,11 @@ cdef inline void insert(int64_t* row, Py_ssize_t links, const int64_t* entry) no
         return
     j = links - 1
     while j > at:
-        for f in range(FIELDS):
-            row[FIELDS * j + f] = row[FIELDS * (j - 1) + f]
+        for f in range(LINK_FIELDS):
+            row[LINK_FIELDS * j + f] = row[LINK_FIELDS * (j - 1) + f]
         j -= 1
-    for f in range(FIELDS):
-        row[FIELDS * at + f] = entry[f]
+    for f in range(LINK_FIELDS):
+        row[LINK_FIELDS * at + f] = entry[f]
 
 
 def add_events(
@@ -51,9 +47,9 @@ def add_events(
 ) -> None:
     """Fold each event (its slot in ``slots``) into its slot's row of newest entries."""
     cdef Py_ssize_t n = slots.shape[0], links = rows.shape[1], i
-    cdef int64_t entry[FIELDS]
-    if rows.shape[2] != FIELDS:
-        raise ValueError(f"trace rows have {rows.shape[2]} fields, not {FIELDS}")
+    cdef int64_t entry[LINK_FIELDS]
+    if rows.shape[2] != LINK_FIELDS:
+        raise ValueError(f"trace rows have {rows.shape[2]} fields, not {LINK_FIELDS}")
     for i in range(n):
         if slots[i] < 0 or slots[i] >= rows.shape[0]:
             raise IndexError(f"slot {slots[i]} is outside the {rows.shape[0]} trace rows")
@@ -68,7 +64,7 @@ def add_events(
 def merge_pairs(const int64_t[:, :, ::1] rows, const int64_t[:] groups, const int64_t[:] slots, Py_ssize_t n_groups):
     """Per group, the newest entries over the rows of its slots (``groups[i]`` owns ``slots[i]``)."""
     cdef Py_ssize_t links = rows.shape[1], i, e
-    out_array = np.full((n_groups, links, FIELDS), NO_SEQ, dtype=np.int64)
+    out_array = np.full((n_groups, links, LINK_FIELDS), NO_SEQ, dtype=np.int64)
     cdef int64_t[:, :, ::1] out = out_array
     cdef const int64_t* row
     for i in range(slots.shape[0]):
@@ -76,8 +72,8 @@ def merge_pairs(const int64_t[:, :, ::1] rows, const int64_t[:] groups, const in
             raise IndexError(f"pair ({groups[i]}, {slots[i]}) is outside {n_groups} groups or the trace rows")
         row = &rows[slots[i], 0, 0]
         for e in range(links):
-            if row[FIELDS * e + SEQ] != NO_SEQ:
-                insert(&out[groups[i], 0, 0], links, row + FIELDS * e)
+            if row[LINK_FIELDS * e + LINK_SEQ] != NO_SEQ:
+                insert(&out[groups[i], 0, 0], links, row + LINK_FIELDS * e)
     return out_array
 
 
@@ -88,7 +84,7 @@ def merge_ranges(
     first (panes in time order hold disjoint, ordered times, so these are its newest entries; with no
     empty pane they come from the last ``links`` panes)."""
     cdef Py_ssize_t n_groups = lo.shape[0], links = rows.shape[1], g, p, e, f, taken
-    out_array = np.full((n_groups, links, FIELDS), NO_SEQ, dtype=np.int64)
+    out_array = np.full((n_groups, links, LINK_FIELDS), NO_SEQ, dtype=np.int64)
     cdef int64_t[:, :, ::1] out = out_array
     cdef const int64_t* row
     for g in range(n_groups):
@@ -103,9 +99,9 @@ def merge_ranges(
             for e in range(links):
                 if taken == links:
                     break
-                if row[FIELDS * e + SEQ] != NO_SEQ:
-                    for f in range(FIELDS):
-                        out[g, taken, f] = row[FIELDS * e + f]
+                if row[LINK_FIELDS * e + LINK_SEQ] != NO_SEQ:
+                    for f in range(LINK_FIELDS):
+                        out[g, taken, f] = row[LINK_FIELDS * e + f]
                     taken += 1
             p -= 1
     return out_array
