@@ -22,7 +22,7 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
 from libc.math cimport fabs, isnan, trunc
-from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdint cimport INT64_MAX, int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy, memset, strlen
 
 from windows.trace_links cimport LINK_FIELDS, LINK_HIGH, LINK_LOW, LINK_ORIGIN, LINK_SEQ, NO_SEQ
@@ -198,6 +198,11 @@ cdef class Values:
             self.floats[i] = NULL
             self.ints[i] = NULL
             if column.dtype.kind in "iub":
+                if column.dtype.kind == "u" and column.shape[0] and column.max() > INT64_MAX:
+                    raise ValueError(
+                        f"result column {names[i].decode()} holds {column.max()}, above the largest integer "
+                        f"the line writer takes (2**63 - 1)."
+                    )
                 column = np.ascontiguousarray(column, dtype=np.int64)
                 k = column
                 if k.shape[0]:
@@ -261,7 +266,6 @@ def result_lines(
     cdef Py_ssize_t i
     cdef Buffer lines
     cdef Buffer* b = &lines
-    lines.owner = NULL
     cdef Values values = Values(names, columns)
     line_starts_array = np.zeros(n + 1, dtype=np.int64)
     cdef int64_t[::1] line_starts = line_starts_array
@@ -347,7 +351,7 @@ def decision_lines(
     lines.owner = NULL
     buffer_init(&text, 256)
     try:
-        lines_init(b, 256 * n)
+        lines_init(b, (PyBytes_GET_SIZE(head) + 256 + 40 * width) * n)  # a trace link takes about 35 bytes
         for i in range(n):
             text.size = 0
             put_bytes(&text, id_prefix)

@@ -98,3 +98,12 @@ def test_an_unregistered_key_id_is_an_error_not_a_crash() -> None:
     chunk = WindowResults("w", 0, True, ids, ids, ids, ids, {"n": np.ones(1)})
     with pytest.raises(IndexError, match="key id 5"):
         result_lines(chunk, "j", 0, [b'"a"'])
+
+
+def test_unsigned_values_are_written_as_integers_and_too_large_ones_refused() -> None:
+    ids = np.array([0], dtype=np.int64)
+    small = WindowResults("w", 0, True, ids, ids, ids, ids, {"n": np.array([7], dtype=np.uint64)})
+    assert orjson.loads(result_lines(small, "j", 0, [b'"a"']).records()[0])["values"] == {"n": 7}
+    huge = WindowResults("w", 0, True, ids, ids, ids, ids, {"n": np.array([2**64 - 1], dtype=np.uint64)})
+    with pytest.raises(ValueError, match=r'result column "n" holds 18446744073709551615, above the largest'):
+        result_lines(huge, "j", 0, [b'"a"'])
