@@ -96,14 +96,14 @@ class PaneTable:
             column.grow(capacity)
         self.capacity = capacity
 
-    def slots_for(self, key_ids: Int64Array, panes: Int64Array, *, load: bool = True) -> Int64Array:
+    def slots_for(self, key_ids: Int64Array, panes: Int64Array) -> Int64Array:
         """Slots of the given distinct panes, creating missing ones: read back from the store when
-        evicted there (``load``), otherwise empty."""
+        evicted there, otherwise empty (and then not in the store, which ``stored`` relies on)."""
         slots = self.index.lookup(key_ids, panes)
         missing = np.flatnonzero(slots < 0)
         self.last_created = missing[:0]
         if missing.shape[0]:
-            found, states = self._fetch(key_ids[missing], panes[missing]) if load else (missing[:0], [])
+            found, states = self._fetch(key_ids[missing], panes[missing])
             new = self._create(key_ids[missing], panes[missing])
             if found.shape[0]:
                 self._set_loaded(new[found], states)
