@@ -176,24 +176,35 @@ def closing(const int64_t[::1] keys, const int64_t[::1] times, object select_key
     _check_points(keys, times)
     _check_points(known_keys, known_uptos)
     _check_points(exp_keys, exp_times)
-    if select_keys is None:  # every key, each up to the same stream time
+    cdef Py_ssize_t n = keys.shape[0], count = 0, i, a = 0, k = 0, total = 0, made = 0
+    cdef int64_t low
+    cdef bint every = select_keys is None
+    if every:  # each key up to the same stream time
         if uptos.shape[0] != 1:
             raise ValueError(f"closing every key takes one stream time to close up to, not {uptos.shape[0]}.")
-        select_keys = np.unique(keys)
-        uptos = np.full(select_keys.shape[0], uptos[0], dtype=np.int64)
-    cdef const int64_t[::1] chosen = select_keys
-    cdef Py_ssize_t n = keys.shape[0], count = chosen.shape[0], i, a = 0, k = 0, total = 0, made = 0
-    cdef int64_t low
-    if uptos.shape[0] != count:
-        raise ValueError(f"closing {count} keys takes a stream time per key, not {uptos.shape[0]}.")
+        for i in range(n):
+            if i == 0 or keys[i] != keys[i - 1]:
+                count += 1
+        select_keys = np.empty(count, dtype=np.int64)
+        uptos = np.full(count, uptos[0], dtype=np.int64)
+    else:
+        select_keys = np.array(select_keys, dtype=np.int64)  # a copy: written to below only in the other case
+        count = select_keys.shape[0]
+        if uptos.shape[0] != count:
+            raise ValueError(f"closing {count} keys takes a stream time per key, not {uptos.shape[0]}.")
+    cdef int64_t[::1] chosen = select_keys
     starts = np.empty(count, dtype=np.int64)
     stops = np.empty(count, dtype=np.int64)
     cdef int64_t[::1] first = starts, last = stops
     with nogil:
-        for i in range(count):  # each key's run of points
-            a = _search(keys, a, n, chosen[i], False)
+        for i in range(count):  # each key's run of points: every run in turn, or the chosen keys' runs
+            if every:
+                chosen[i] = keys[a]
+            else:
+                a = _search(keys, a, n, chosen[i], False)
             first[i], last[i] = a, _search(keys, a, n, chosen[i], True)
             total += last[i] - a
+            a = last[i]
     out = np.empty((2 * total, 5), dtype=np.int64)
     cdef int64_t[:, ::1] rows = out
     with nogil:
