@@ -4,7 +4,8 @@
 ``windows/trace_links.pyx`` keeps the newest trace entries of panes and
 windows, ``windows/pane_index.pyx`` finds the slot of a pane,
 ``windows/sliding_points.pyx`` searches sliding windows' points and derives their windows,
-``connectors/line_gather.pyx`` reorders packed output lines; setuptools
+``connectors/line_gather.pyx`` reorders packed output lines,
+``connectors/record_batches.pyx`` builds Kafka record batches from them; setuptools
 hands them to Cython (a build requirement) and the C compiler.
 """
 
@@ -15,6 +16,7 @@ setup(
         Extension(name, [name.replace(".", "/") + ".pyx"], extra_compile_args=["-O3"])
         for name in (
             "connectors.line_gather",
+            "connectors.record_batches",
             "jobs.line_encoding",
             "windows.pane_index",
             "windows.sliding_points",

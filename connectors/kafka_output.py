@@ -17,26 +17,49 @@ trip. The writer therefore hands closed batches to the producer from one
 background task per partition, in order, so that writing never holds up the
 caller; only a partition with ``MAX_QUEUED`` batches waiting makes ``write``
 wait (backpressure).
+
+Output lines (results and decisions, several per input event) take
+``write_lines``: their batches are built whole in C from the packed line buffer
+(``connectors/record_batches.pyx``) instead of one aiokafka ``append`` per record.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from connectors.errors import ConnectorError
 from connectors.kafka_settings import KafkaSettings
+from connectors.line_blocks import LineBlock
+from connectors.record_batches import build_batch
 from windows.errors import reason
+from windows.events import Int64Array
 
 Headers = Sequence[tuple[str, bytes]]
 Slot = tuple[str, int]  # (topic, partition)
 
 #: Closed batches a partition may have waiting for the producer before ``write`` waits for them.
 MAX_QUEUED = 8
+#: The largest producer batch, in bytes (a single larger record goes alone in its batch).
+MAX_BATCH_BYTES = 1 << 20
+
+
+class _BuiltBatch(BatchBuilder):  # type: ignore[misc]
+    """A closed producer batch whose bytes were built elsewhere (``build_batch``).
+
+    aiokafka's sender asks a batch for its bytes (``_build``), its size and its record count only; a built
+    batch answers from the finished buffer instead of an aiokafka record builder."""
+
+    def __init__(self, buffer: bytes, count: int) -> None:  # no aiokafka builder behind it
+        self._buffer = buffer
+        self._relative_offset = count
+        self._closed = True
 
 
 class TopicWriter:
@@ -57,7 +80,7 @@ class TopicWriter:
             request_timeout_ms=request_timeout_ms,
             enable_idempotence=False,
             linger_ms=linger_ms,
-            max_batch_size=1 << 20,
+            max_batch_size=MAX_BATCH_BYTES,
             max_request_size=4 << 20,
             compression_type=None,
         )
@@ -126,6 +149,29 @@ class TopicWriter:
                 if batch.append(key=key, value=value, timestamp=None, headers=record_headers) is None:
                     raise ConnectorError(f"a record of {len(value):,} bytes for {topic!r} does not fit in a batch.")
         self.records_written += len(values)
+        await self._backpressure(slot)
+
+    async def write_lines(
+        self, topic: str, partition: int, lines: LineBlock, keys: list[bytes], key_ids: Int64Array
+    ) -> None:
+        """Append one record per line of ``lines`` (in order, each without its line break) to ``topic``'s
+        ``partition``; line ``i`` is keyed by ``keys[key_ids[i]]``."""
+        slot = (topic, partition)
+        open_batch = self._batches.pop(slot, None)
+        if open_batch is not None and open_batch.record_count():
+            self._enqueue(slot, open_batch)  # records written before these go first
+        now_ms = int(time.time() * 1000)
+        at, count = 0, len(lines)
+        while at < count:
+            buffer, taken = build_batch(lines.data, lines.starts, at, keys, key_ids, now_ms, MAX_BATCH_BYTES)
+            if len(buffer) > MAX_BATCH_BYTES:
+                raise ConnectorError(f"a record of {len(buffer):,} bytes for {topic!r} does not fit in a batch.")
+            self._enqueue(slot, _BuiltBatch(buffer, taken))
+            at += taken
+        self.records_written += count
+        await self._backpressure(slot)
+
+    async def _backpressure(self, slot: Slot) -> None:
         sender = self._senders.get(slot)
         if sender is not None and len(self._queued.get(slot, ())) > MAX_QUEUED:
             await asyncio.wait([sender])  # the broker is behind: wait for this partition's queue to go out

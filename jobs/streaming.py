@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from connectors import metrics
 from connectors.event_decoding import LateRecord, Rejected
 from connectors.kafka_output import Headers, TopicWriter
@@ -91,6 +93,11 @@ class OutputTopics:
 
 @dataclass
 class _Pending:
+    """Records gathered for one topic partition: lines with their key ids (results and decisions), or
+    separate records (late and rejected ones); a topic gets only one of the two kinds."""
+
+    key_ids: list[Int64Array] = field(default_factory=list)
+    lines: list[LineBlock] = field(default_factory=list)
     keys: list[bytes | None] = field(default_factory=list)
     values: list[bytes] = field(default_factory=list)
     headers: list[Headers] | None = None
@@ -121,27 +128,21 @@ class KafkaOutputs:
             slot = self._pending[(topic, partition)] = _Pending()
         return slot
 
-    def _key_bytes(self, key_ids: Iterable[int]) -> list[bytes | None]:
-        keys = self.registry.utf8
-        return [keys[k] for k in key_ids]
-
     def results(
         self, partition: int, emitted_at: Int64Array, key_ids: Int64Array, lines: LineBlock, *, final: bool
     ) -> None:
         slot = self._slot(self.topics.results, partition)
-        slot.keys.extend(self._key_bytes(key_ids.tolist()))
-        slot.values.extend(lines.records())
+        slot.key_ids.append(key_ids)
+        slot.lines.append(lines)
         self.counts["results" if final else "updates"] += len(lines)
 
     def decisions(self, partition: int, decisions: DecisionBlock) -> None:
         slot = self._slot(self.topics.decisions, partition)
-        slot.keys.extend(self._key_bytes(decisions.key_ids.tolist()))
-        slot.values.extend(decisions.lines.records())
+        slot.key_ids.append(decisions.key_ids)
+        slot.lines.append(decisions.lines)
         self.counts["decisions"] += len(decisions)
-        now_ms = time.time() * 1000.0
-        latency = DECISION_LATENCY.labels(self.job)
-        for origin in decisions.origins[decisions.origins != 0].tolist():
-            latency.observe(max(0.0, now_ms - origin) / 1000.0)
+        origins = decisions.origins[decisions.origins != 0]
+        DECISION_LATENCY.observe(self.job, np.maximum(time.time() * 1000.0 - origins, 0.0) / 1000.0)
 
     def late(self, records: list[LateRecord]) -> None:
         for record in records:
@@ -173,8 +174,14 @@ class KafkaOutputs:
         pending, self._pending = self._pending, {}
         total = 0
         for (topic, partition), slot in pending.items():
-            await writer.write(topic, partition, slot.keys, slot.values, slot.headers)
-            total += len(slot.values)
+            if slot.lines:
+                lines = LineBlock.concat(slot.lines)
+                key_ids = np.concatenate(slot.key_ids).astype(np.int64, copy=False)
+                await writer.write_lines(topic, partition, lines, self.registry.utf8, key_ids)
+                total += len(lines)
+            else:
+                await writer.write(topic, partition, slot.keys, slot.values, slot.headers)
+                total += len(slot.values)
         return total
 
 
