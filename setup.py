@@ -5,7 +5,8 @@
 windows, ``windows/pane_index.pyx`` finds the slot of a pane,
 ``windows/sliding_points.pyx`` searches sliding windows' points and derives their windows,
 ``connectors/line_gather.pyx`` reorders packed output lines,
-``connectors/record_batches.pyx`` builds Kafka record batches from them; setuptools
+``connectors/record_batches.pyx`` builds Kafka record batches from them,
+``connectors/traceparent_parsing.pyx`` reads trace ids from ``traceparent`` headers; setuptools
 hands them to Cython (a build requirement) and the C compiler.
 """
 
@@ -17,6 +18,7 @@ setup(
         for name in (
             "connectors.line_gather",
             "connectors.record_batches",
+            "connectors.traceparent_parsing",
             "jobs.line_encoding",
             "windows.pane_index",
             "windows.sliding_points",

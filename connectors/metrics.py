@@ -61,10 +61,11 @@ class ArrayHistogram(Collector):
         with self._lock:
             series = [(value, np.cumsum(counts).tolist(), self._sums[value]) for value, counts in self._counts.items()]
         family = HistogramMetricFamily(self.name, self.documentation, labels=[self.label])
-        bounds = [floatToGoString(bound) for bound in self._bounds.tolist()] + ["+Inf"]
+        bounds = [floatToGoString(bound) for bound in self._bounds.tolist()] + ["+Inf"]  # type: ignore[no-untyped-call]
         for value, cumulative, total in series:
             family.add_metric([value], list(zip(bounds, cumulative)), total)
         yield family
+
 
 #: Origin (etcd commit as observed, or the source record's timestamp) to decision produced.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
