@@ -30,6 +30,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.producer.message_accumulator import BatchBuilder
@@ -152,23 +153,26 @@ class TopicWriter:
         await self._backpressure(slot)
 
     async def write_lines(
-        self, topic: str, partition: int, lines: LineBlock, keys: list[bytes], key_ids: Int64Array
+        self, topic: str, partition: int, blocks: Sequence[LineBlock], keys: list[bytes], key_ids: Sequence[Int64Array]
     ) -> None:
-        """Append one record per line of ``lines`` (in order, each without its line break) to ``topic``'s
-        ``partition``; line ``i`` is keyed by ``keys[key_ids[i]]``."""
+        """Append one record per line of ``blocks`` (in order, each line without its line break) to ``topic``'s
+        ``partition``; line ``i`` of ``blocks[b]`` is keyed by ``keys[key_ids[b][i]]``."""
         slot = (topic, partition)
         open_batch = self._batches.pop(slot, None)
         if open_batch is not None and open_batch.record_count():
             self._enqueue(slot, open_batch)  # records written before these go first
+        kept = [b for b, block in enumerate(blocks) if len(block)]
+        datas = [blocks[b].data for b in kept]
+        starts = [np.ascontiguousarray(blocks[b].starts, dtype=np.int64) for b in kept]
+        ids = [np.ascontiguousarray(key_ids[b], dtype=np.int64) for b in kept]
         now_ms = int(time.time() * 1000)
-        at, count = 0, len(lines)
-        while at < count:
-            buffer, taken = build_batch(lines.data, lines.starts, at, keys, key_ids, now_ms, MAX_BATCH_BYTES)
+        part, line = 0, 0
+        while part < len(kept):
+            buffer, taken, part, line = build_batch(datas, starts, ids, part, line, keys, now_ms, MAX_BATCH_BYTES)
             if len(buffer) > MAX_BATCH_BYTES:
                 raise ConnectorError(f"a record of {len(buffer):,} bytes for {topic!r} does not fit in a batch.")
             self._enqueue(slot, _BuiltBatch(buffer, taken))
-            at += taken
-        self.records_written += count
+        self.records_written += sum(len(block) for block in blocks)
         await self._backpressure(slot)
 
     async def _backpressure(self, slot: Slot) -> None:

@@ -9,14 +9,15 @@ CRC_FROM: int
 
 def crc32c(data: Buffer) -> int: ...
 def build_batch(
-    data: bytes,
-    starts: npt.NDArray[np.int64],
+    datas: list[bytes],
+    line_starts: list[npt.NDArray[np.int64]],
+    line_keys: list[npt.NDArray[np.int64]],
+    part: int,
     first: int,
     keys: list[bytes] | list[bytes | None],
-    key_ids: npt.NDArray[np.int64],
     timestamp_ms: int,
     max_bytes: int,
-) -> tuple[bytes, int]: ...
+) -> tuple[bytes, int, int, int]: ...
 
 HARDWARE_CRC: bool
 

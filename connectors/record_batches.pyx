@@ -147,51 +147,75 @@ cdef inline char* _put_be(char* at, uint64_t value, int width) noexcept nogil:
     return at + width
 
 
-def build_batch(bytes data, const int64_t[::1] starts, Py_ssize_t first, list keys, const int64_t[::1] key_ids,
-                int64_t timestamp_ms, Py_ssize_t max_bytes):
-    """One record batch of lines ``first, first + 1, ...`` of a packed buffer, as many as fit in ``max_bytes``
-    (at least one); returns the batch and how many lines it holds.
+cdef inline int64_t _record_bytes(int64_t offset_delta, int64_t key_length, int64_t value_length) noexcept nogil:
+    """Bytes of a record's body (everything after its length): attributes, timestamp delta 0, offset delta,
+    key, value and a header count of 0."""
+    return (1 + 1 + _varint_bytes(offset_delta) + _varint_bytes(key_length) + max(key_length, 0)
+            + _varint_bytes(value_length) + value_length + 1)
 
-    Line ``i`` is ``data[starts[i]:starts[i + 1]]``; its record value leaves out its last byte (the line
-    break), and its key is ``keys[key_ids[i]]`` (``bytes``, or ``None`` for no key). Every record gets the
-    timestamp ``timestamp_ms`` (create time)."""
-    cdef Py_ssize_t lines = starts.shape[0] - 1, n_keys = PyList_GET_SIZE(keys), i, last, total, count
-    cdef int64_t length, key_length, body, key_id
+
+def build_batch(list datas, list line_starts, list line_keys, Py_ssize_t part, Py_ssize_t first, list keys,
+                int64_t timestamp_ms, Py_ssize_t max_bytes):
+    """One record batch of the lines of several packed buffers, from line ``first`` of buffer ``part`` on, as
+    many as fit in ``max_bytes`` (at least one); returns the batch, how many lines it holds, and the
+    (buffer, line) after its last line (``(len(datas), 0)`` when it holds the last one).
+
+    Line ``i`` of buffer ``b`` is ``datas[b][line_starts[b][i]:line_starts[b][i + 1]]``; its record value
+    leaves out its last byte (the line break), and its key is ``keys[line_keys[b][i]]`` (``bytes``, or
+    ``None`` for no key). Every record gets the timestamp ``timestamp_ms`` (create time). The buffers are
+    taken one after another as if they were one: a batch can span several."""
+    cdef Py_ssize_t parts = len(datas), n_keys = PyList_GET_SIZE(keys), b, i, total, count, lines
+    cdef int64_t length, key_length, body, key_id, delta
     cdef object key
-    if key_ids.shape[0] != lines:
-        raise ValueError(f"build_batch takes one key id per line: {key_ids.shape[0]} key ids for {lines} lines.")
-    if first < 0 or first >= lines:
-        raise IndexError(f"line {first} is not among the {lines} lines of the block.")
-    if starts[0] < 0 or starts[lines] > PyBytes_GET_SIZE(data):
-        raise ValueError(f"line offsets reach outside a buffer of {PyBytes_GET_SIZE(data)} bytes.")
+    cdef const int64_t[::1] starts
+    cdef const int64_t[::1] key_ids
+    if len(line_starts) != parts or len(line_keys) != parts:
+        raise ValueError(f"build_batch takes one offsets array and one key id array per buffer: {parts} buffers, "
+                         f"{len(line_starts)} offsets arrays and {len(line_keys)} key id arrays.")
+    if part < 0 or part >= parts or first < 0 or first >= len(line_starts[part]) - 1:
+        raise IndexError(f"line {first} of buffer {part} is not among the lines given.")
     # First pass: how many lines fit, and the batch's exact size.
     total = _HEADER_BYTES
-    last = first
-    while last < lines:
-        length = starts[last + 1] - starts[last] - 1
-        if length < 0:
-            raise ValueError(f"line {last} is empty: every line ends in a line break.")
-        key_id = key_ids[last]
-        if key_id < 0 or key_id >= n_keys:
-            raise IndexError(f"key id {key_id} of line {last} is not among the {n_keys} keys given.")
-        key = <object>PyList_GET_ITEM(keys, key_id)
-        if key is None:
-            key_length = -1
-        elif type(key) is bytes:
-            key_length = PyBytes_GET_SIZE(key)
-        else:
-            raise TypeError(f"key {key_id} is a {type(key).__name__}; record keys are bytes or None.")
-        body = (1 + 1 + _varint_bytes(last - first) + _varint_bytes(key_length) + max(key_length, 0)
-                + _varint_bytes(length) + length + 1)
-        if last > first and total + _varint_bytes(body) + body > max_bytes:
+    count = 0
+    b, i = part, first
+    while b < parts:
+        starts, key_ids = line_starts[b], line_keys[b]
+        if type(datas[b]) is not bytes or starts.shape[0] == 0:
+            raise TypeError(f"buffer {b} is not bytes with its line offsets.")
+        lines = starts.shape[0] - 1
+        if key_ids.shape[0] != lines:
+            raise ValueError(f"build_batch takes one key id per line: {key_ids.shape[0]} key ids for {lines} lines "
+                             f"in buffer {b}.")
+        if starts[0] < 0 or starts[lines] > PyBytes_GET_SIZE(datas[b]):
+            raise ValueError(f"line offsets reach outside a buffer of {PyBytes_GET_SIZE(datas[b])} bytes.")
+        while i < lines:
+            length = starts[i + 1] - starts[i] - 1
+            if length < 0:
+                raise ValueError(f"line {i} of buffer {b} is empty: every line ends in a line break.")
+            key_id = key_ids[i]
+            if key_id < 0 or key_id >= n_keys:
+                raise IndexError(f"key id {key_id} of line {i} is not among the {n_keys} keys given.")
+            key = <object>PyList_GET_ITEM(keys, key_id)
+            if key is None:
+                key_length = -1
+            elif type(key) is bytes:
+                key_length = PyBytes_GET_SIZE(key)
+            else:
+                raise TypeError(f"key {key_id} is a {type(key).__name__}; record keys are bytes or None.")
+            body = _record_bytes(count, key_length, length)
+            if count and total + _varint_bytes(body) + body > max_bytes:
+                break
+            total += _varint_bytes(body) + body
+            count += 1
+            i += 1
+        if i < lines:
             break
-        total += _varint_bytes(body) + body
-        last += 1
-    count = last - first
+        b, i = b + 1, 0
+    end_part, end_line = b, i
     out = PyBytes_FromStringAndSize(NULL, total)
     cdef char* buffer = PyBytes_AS_STRING(out)
     cdef char* at = buffer
-    cdef const char* source = PyBytes_AS_STRING(data)
+    cdef const char* source
     at = _put_be(at, 0, 8)  # base offset: the broker assigns it
     at = _put_be(at, <uint64_t>(total - 12), 4)  # batch length: what follows this field
     at = _put_be(at, <uint64_t>(<uint32_t>-1), 4)  # partition leader epoch: the broker sets it
@@ -205,26 +229,33 @@ def build_batch(bytes data, const int64_t[::1] starts, Py_ssize_t first, list ke
     at = _put_be(at, 0xFFFF, 2)  # producer epoch: none
     at = _put_be(at, <uint64_t>(<uint32_t>-1), 4)  # base sequence: none
     at = _put_be(at, <uint64_t>count, 4)
-    for i in range(first, last):
-        length = starts[i + 1] - starts[i] - 1
-        key = <object>PyList_GET_ITEM(keys, key_ids[i])
-        key_length = -1 if key is None else PyBytes_GET_SIZE(key)
-        body = (1 + 1 + _varint_bytes(i - first) + _varint_bytes(key_length) + max(key_length, 0)
-                + _varint_bytes(length) + length + 1)
-        at = _put_varint(at, body)
-        at[0] = 0  # record attributes
-        at[1] = 0  # timestamp delta (zigzag 0)
-        at = _put_varint(at + 2, i - first)  # offset delta
-        at = _put_varint(at, key_length)
-        if key_length > 0:
-            memcpy(at, PyBytes_AS_STRING(key), key_length)
-            at += key_length
-        at = _put_varint(at, length)
-        memcpy(at, source + starts[i], length)
-        at += length
-        at[0] = 0  # no headers
-        at += 1
+    delta = 0
+    b, i = part, first
+    while delta < count:
+        starts, key_ids = line_starts[b], line_keys[b]
+        source = PyBytes_AS_STRING(datas[b])
+        lines = starts.shape[0] - 1
+        while i < lines and delta < count:
+            length = starts[i + 1] - starts[i] - 1
+            key = <object>PyList_GET_ITEM(keys, key_ids[i])
+            key_length = -1 if key is None else PyBytes_GET_SIZE(key)
+            at = _put_varint(at, _record_bytes(delta, key_length, length))
+            at[0] = 0  # record attributes
+            at[1] = 0  # timestamp delta (zigzag 0)
+            at = _put_varint(at + 2, delta)  # offset delta
+            at = _put_varint(at, key_length)
+            if key_length > 0:
+                memcpy(at, PyBytes_AS_STRING(key), key_length)
+                at += key_length
+            at = _put_varint(at, length)
+            memcpy(at, source + starts[i], length)
+            at += length
+            at[0] = 0  # no headers
+            at += 1
+            delta += 1
+            i += 1
+        b, i = b + 1, 0
     if at - buffer != total:
         raise AssertionError(f"a record batch came out {at - buffer} bytes long, not the {total} computed.")
     _put_be(buffer + 17, _crc32c(<const uint8_t*>buffer + _CRC_FROM, total - _CRC_FROM), 4)
-    return out, count
+    return out, count, end_part, end_line

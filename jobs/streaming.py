@@ -175,10 +175,8 @@ class KafkaOutputs:
         total = 0
         for (topic, partition), slot in pending.items():
             if slot.lines:
-                lines = LineBlock.concat(slot.lines)
-                key_ids = np.concatenate(slot.key_ids).astype(np.int64, copy=False)
-                await writer.write_lines(topic, partition, lines, self.registry.utf8, key_ids)
-                total += len(lines)
+                await writer.write_lines(topic, partition, slot.lines, self.registry.utf8, slot.key_ids)
+                total += sum(len(lines) for lines in slot.lines)
             else:
                 await writer.write(topic, partition, slot.keys, slot.values, slot.headers)
                 total += len(slot.values)

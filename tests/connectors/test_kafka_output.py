@@ -114,9 +114,10 @@ def test_lines_built_into_batches_in_c_arrive_with_their_keys_in_order_between_o
         await writer.start(["out"])
         try:
             await writer.write("out", 0, [b"k"], [b"first"], [[("h", b"1")]])
-            await writer.write_lines("out", 0, LineBlock.of(lines[:4_000]), keys, key_ids[:4_000])
+            parts = [LineBlock.of(lines[:1_000]), LineBlock.empty(), LineBlock.of(lines[1_000:4_000])]
+            await writer.write_lines("out", 0, parts, keys, [key_ids[:1_000], key_ids[:0], key_ids[1_000:4_000]])
             await writer.write("out", 0, [None], [b"between"])
-            await writer.write_lines("out", 0, LineBlock.of(lines[4_000:]), keys, key_ids[4_000:])
+            await writer.write_lines("out", 0, [LineBlock.of(lines[4_000:])], keys, [key_ids[4_000:]])
             await asyncio.wait_for(writer.flush(), HANG_GUARD)
             return await _read_records(broker.bootstrap_servers, "out"), writer.records_written
         finally:

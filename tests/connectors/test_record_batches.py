@@ -30,12 +30,21 @@ def _read(batch: bytes) -> list[tuple[int, bytes | None, bytes | None, int, list
     return [(record.offset, record.key, record.value, record.timestamp, list(record.headers)) for record in parsed]
 
 
-def _all_batches(block: LineBlock, key_ids: np.ndarray, max_bytes: int) -> list[tuple[bytes, int]]:
-    batches, at = [], 0
-    while at < len(block):
-        batch, taken = build_batch(block.data, block.starts, at, KEYS, key_ids, NOW, max_bytes)
+def _one(block: LineBlock, key_ids: np.ndarray, first: int = 0, max_bytes: int = 1 << 20) -> tuple[bytes, int]:
+    """The batch of one buffer's lines from ``first`` on, and how many it holds."""
+    batch, taken, _, _ = build_batch([block.data], [block.starts], [key_ids], 0, first, KEYS, NOW, max_bytes)
+    return batch, taken
+
+
+def _all_batches(blocks: list[LineBlock], key_ids: list[np.ndarray], max_bytes: int) -> list[tuple[bytes, int]]:
+    datas, starts = [block.data for block in blocks], [block.starts for block in blocks]
+    batches, part, line = [], 0, 0
+    while part < len(blocks):
+        batch, taken, next_part, next_line = build_batch(datas, starts, key_ids, part, line, KEYS, NOW, max_bytes)
+        assert (next_part, next_line) > (part, line)
         batches.append((batch, taken))
-        at += taken
+        part, line = next_part, next_line
+    assert (part, line) == (len(blocks), 0)
     return batches
 
 
@@ -57,19 +66,22 @@ values_strategy = st.lists(st.binary(max_size=120), min_size=1, max_size=60)
 @given(values_strategy, st.data())
 def test_a_batch_reads_back_as_its_lines_keys_and_timestamp(values: list[bytes], data: st.DataObject) -> None:
     key_ids = np.array(data.draw(st.lists(st.integers(0, len(KEYS) - 1), min_size=len(values), max_size=len(values))))
-    block = _lines(values)
-    batch, taken = build_batch(block.data, block.starts, 0, KEYS, key_ids, NOW, 1 << 20)
+    batch, taken = _one(_lines(values), key_ids)
     assert taken == len(values)
     expected = [(i, KEYS[k], value, NOW, []) for i, (k, value) in enumerate(zip(key_ids.tolist(), values))]
     assert _read(batch) == expected
 
 
-@settings(max_examples=100, deadline=None)
-@given(values_strategy, st.integers(HEADER_BYTES + 1, 2_000))
-def test_batches_split_at_the_size_limit_and_together_hold_every_line_once(values: list[bytes], limit: int) -> None:
+@settings(max_examples=150, deadline=None)
+@given(values_strategy, st.integers(HEADER_BYTES + 1, 2_000), st.lists(st.integers(0, 60), max_size=4))
+def test_batches_split_at_the_size_limit_and_together_hold_every_line_once(
+    values: list[bytes], limit: int, cuts: list[int]
+) -> None:
     key_ids = np.arange(len(values), dtype=np.int64) % len(KEYS)
-    block = _lines(values)
-    batches = _all_batches(block, key_ids, limit)
+    bounds = [0, *sorted(min(cut, len(values)) for cut in cuts), len(values)]
+    blocks = [_lines(values[a:b]) if b > a else LineBlock.empty() for a, b in itertools.pairwise(bounds)]
+    blocks = [block for block in blocks if len(block)]  # the writer leaves empty buffers out
+    batches = _all_batches(blocks, [key_ids[a:b] for a, b in itertools.pairwise(bounds) if b > a], limit)
     read = []
     for batch, taken in batches:
         records = _read(batch)
@@ -86,8 +98,7 @@ def test_batches_split_at_the_size_limit_and_together_hold_every_line_once(value
 def test_the_records_are_byte_for_byte_those_of_aiokafkas_own_builder() -> None:
     values = [b'{"job":"j","n":%d}' % i * (i % 5 + 1) for i in range(3_000)]
     key_ids = np.arange(len(values), dtype=np.int64) % len(KEYS)
-    block = _lines(values)
-    batch, taken = build_batch(block.data, block.starts, 0, KEYS, key_ids, NOW, 1 << 20)
+    batch, taken = _one(_lines(values), key_ids)
     reference = BatchBuilder(1 << 20, 0)
     for i in range(taken):
         assert reference.append(key=KEYS[key_ids[i]], value=values[i], timestamp=NOW, headers=[]) is not None
@@ -104,7 +115,7 @@ def test_a_batch_can_start_at_any_line_of_a_shared_buffer() -> None:
     values = [b"a", b"bb", b"ccc", b"dddd"]
     block = _lines(values)
     key_ids = np.array([0, 1, 2, 3], dtype=np.int64)
-    batch, taken = build_batch(block.data, block.starts, 2, KEYS, key_ids, NOW, 1 << 20)
+    batch, taken = _one(block, key_ids, first=2)
     assert taken == 2
     assert [(key, value) for _, key, value, _, _ in _read(batch)] == [(None, b"ccc"), (KEYS[3], b"dddd")]
 
@@ -112,8 +123,8 @@ def test_a_batch_can_start_at_any_line_of_a_shared_buffer() -> None:
 @pytest.mark.parametrize(
     ("first", "key_ids", "keys", "error", "message"),
     [
-        (0, [0, 1], KEYS, ValueError, "one key id per line: 2 key ids for 3 lines"),
-        (3, [0, 1, 2], KEYS, IndexError, "line 3 is not among the 3 lines"),
+        (0, [0, 1], KEYS, ValueError, "one key id per line: 2 key ids for 3 lines in buffer 0"),
+        (3, [0, 1, 2], KEYS, IndexError, "line 3 of buffer 0 is not among the lines given"),
         (0, [0, 9, 1], KEYS, IndexError, "key id 9 of line 1 is not among the 5 keys given"),
         (0, [0, 1, 2], [b"a", "b", b"c"], TypeError, "key 1 is a str; record keys are bytes or None"),
     ],
@@ -123,12 +134,14 @@ def test_bad_arguments_are_refused_with_what_is_wrong(
 ) -> None:
     block = _lines([b"x", b"y", b"z"])
     with pytest.raises(error, match=message):
-        build_batch(block.data, block.starts, first, keys, np.array(key_ids, dtype=np.int64), NOW, 1 << 20)
+        build_batch([block.data], [block.starts], [np.array(key_ids, dtype=np.int64)], 0, first, keys, NOW, 1 << 20)
 
 
 def test_a_line_without_its_line_break_is_refused() -> None:
     starts = np.array([0, 2, 2, 3], dtype=np.int64)
-    with pytest.raises(ValueError, match="line 1 is empty: every line ends in a line break"):
-        build_batch(b"a\nb", starts, 0, KEYS, np.zeros(3, dtype=np.int64), NOW, 1 << 20)
+    with pytest.raises(ValueError, match="line 1 of buffer 0 is empty: every line ends in a line break"):
+        build_batch([b"a\nb"], [starts], [np.zeros(3, dtype=np.int64)], 0, 0, KEYS, NOW, 1 << 20)
     with pytest.raises(ValueError, match="outside a buffer of 3 bytes"):
-        build_batch(b"a\nb", np.array([0, 2, 9]), 0, KEYS, np.zeros(2, dtype=np.int64), NOW, 1 << 20)
+        build_batch([b"a\nb"], [np.array([0, 2, 9])], [np.zeros(2, dtype=np.int64)], 0, 0, KEYS, NOW, 1 << 20)
+    with pytest.raises(ValueError, match="one offsets array and one key id array per buffer: 1 buffers, 2 offsets"):
+        build_batch([b"a\n"], [starts, starts], [np.zeros(1, dtype=np.int64)], 0, 0, KEYS, NOW, 1 << 20)
