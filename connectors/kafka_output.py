@@ -62,6 +62,12 @@ class _BuiltBatch(BatchBuilder):  # type: ignore[misc]
         self._relative_offset = count
         self._closed = True
 
+    def _set_producer_state(self, producer_id: int, producer_epoch: int, base_sequence: int) -> None:
+        raise ConnectorError(
+            "output batches built in C carry no producer id or sequence: the writer's producer must not be "
+            "idempotent or transactional."
+        )
+
 
 class TopicWriter:
     """Writes records to Kafka in producer batches and tracks their acknowledgements."""
@@ -169,8 +175,6 @@ class TopicWriter:
         part, line = 0, 0
         while part < len(kept):
             buffer, taken, part, line = build_batch(datas, starts, ids, part, line, keys, now_ms, MAX_BATCH_BYTES)
-            if len(buffer) > MAX_BATCH_BYTES:
-                raise ConnectorError(f"a record of {len(buffer):,} bytes for {topic!r} does not fit in a batch.")
             self._enqueue(slot, _BuiltBatch(buffer, taken))
         self.records_written += sum(len(block) for block in blocks)
         await self._backpressure(slot)

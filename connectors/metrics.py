@@ -8,7 +8,9 @@ window, rule, partition).
 from __future__ import annotations
 
 import errno
+import math
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -29,41 +31,51 @@ class ArrayHistogram(Collector):
 
     prometheus-client's ``Histogram.observe`` takes about a microsecond per value, and a busy job
     produces a decision or more per input event. This one counts an array's values into buckets with
-    one ``searchsorted`` and ``bincount``, and exports the same series a ``Histogram`` would: cumulative
-    ``_bucket`` counts by ``le`` (a value equal to a bound counts in that bound's bucket), ``_count`` and
-    ``_sum``.
+    one ``searchsorted`` and ``bincount``, and exports the series a ``Histogram`` would: cumulative
+    ``_bucket`` counts by ``le`` (a value equal to a bound counts in that bound's bucket), ``_count``,
+    ``_sum`` and ``_created``. A label value's series exists from its first ``observe``, even of no values.
     """
 
     def __init__(
         self, name: str, documentation: str, label: str, buckets: Sequence[float], registry: CollectorRegistry
     ) -> None:
+        bounds = [float(bound) for bound in buckets]
+        if not bounds or any(not math.isfinite(b) for b in bounds) or bounds != sorted(set(bounds)):
+            raise ValueError(f"histogram {name} takes finite, increasing bucket bounds, got {list(buckets)}.")
         self.name, self.documentation, self.label = name, documentation, label
-        self._bounds = np.asarray(sorted(buckets), dtype=np.float64)
+        self._bounds = np.asarray(bounds, dtype=np.float64)
+        self._le = [floatToGoString(bound) for bound in bounds] + ["+Inf"]  # type: ignore[no-untyped-call]
         self._counts: dict[str, np.ndarray] = {}
         self._sums: dict[str, float] = {}
+        self._created: dict[str, float] = {}
         self._lock = threading.Lock()  # the metrics server thread collects while the job observes
         registry.register(self)
 
     def observe(self, label_value: str, values: Float64Array) -> None:
         """Count ``values`` in the series of ``label_value``."""
-        if values.shape[0] == 0:
-            return
         counts = np.bincount(np.searchsorted(self._bounds, values, side="left"), minlength=self._bounds.shape[0] + 1)
         total = float(values.sum())
         with self._lock:
-            if label_value in self._counts:
-                self._counts[label_value] += counts
-                self._sums[label_value] += total
-            else:
-                self._counts[label_value], self._sums[label_value] = counts, total
+            if label_value not in self._counts:
+                self._counts[label_value] = np.zeros(self._bounds.shape[0] + 1, dtype=np.int64)
+                self._sums[label_value] = 0.0
+                self._created[label_value] = time.time()
+            self._counts[label_value] += counts
+            self._sums[label_value] += total
+
+    def describe(self) -> Iterator[HistogramMetricFamily]:
+        yield HistogramMetricFamily(self.name, self.documentation, labels=[self.label])
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
         with self._lock:
-            series = [(value, np.cumsum(counts).tolist(), self._sums[value]) for value, counts in self._counts.items()]
+            series = [
+                (value, np.cumsum(counts).tolist(), self._sums[value], self._created[value])
+                for value, counts in self._counts.items()
+            ]
         family = HistogramMetricFamily(self.name, self.documentation, labels=[self.label])
-        bounds = [floatToGoString(bound) for bound in self._bounds.tolist()] + ["+Inf"]  # type: ignore[no-untyped-call]
-        for value, cumulative, total in series:
-            family.add_metric([value], list(zip(bounds, cumulative)), total)
+        for value, cumulative, total, created in series:
+            family.add_metric([value], list(zip(self._le, cumulative)), total)
+            family.add_sample(f"{self.name}_created", {self.label: value}, created)
         yield family
 
 

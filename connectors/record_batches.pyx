@@ -20,7 +20,7 @@ count, with zigzag varints for lengths and deltas.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
-from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
 cdef enum:
@@ -32,6 +32,7 @@ HEADER_BYTES = _HEADER_BYTES
 CRC_FROM = _CRC_FROM
 
 cdef uint32_t _TABLE[8][256]
+cdef uint16_t _ONE = 1
 
 
 cdef void _make_table():
@@ -90,10 +91,13 @@ cdef uint32_t _crc32c(const uint8_t* data, Py_ssize_t n) noexcept nogil:
     return _crc32c_tables(crc, data, n) ^ 0xFFFFFFFFU
 
 
+cdef bint _LITTLE_ENDIAN = (<const uint8_t*>&_ONE)[0] == 1
+
+
 cdef uint32_t _crc32c_tables(uint32_t crc, const uint8_t* data, Py_ssize_t n) noexcept nogil:
     cdef uint64_t word
-    while n >= 8:
-        memcpy(&word, data, 8)  # the tables assume a little-endian word, as on x86 and ARM Linux
+    while n >= 8 and _LITTLE_ENDIAN:  # slice-by-8 reads little-endian words; elsewhere a byte at a time
+        memcpy(&word, data, 8)
         word ^= crc
         crc = (_TABLE[7][word & 0xFF] ^ _TABLE[6][(word >> 8) & 0xFF] ^ _TABLE[5][(word >> 16) & 0xFF]
                ^ _TABLE[4][(word >> 24) & 0xFF] ^ _TABLE[3][(word >> 32) & 0xFF] ^ _TABLE[2][(word >> 40) & 0xFF]
@@ -154,7 +158,8 @@ cdef inline int64_t _record_bytes(int64_t offset_delta, int64_t key_length, int6
             + _varint_bytes(value_length) + value_length + 1)
 
 
-def build_batch(list datas, list line_starts, list line_keys, Py_ssize_t part, Py_ssize_t first, list keys,
+def build_batch(list datas not None, list line_starts not None, list line_keys not None, Py_ssize_t part,
+                Py_ssize_t first, list keys not None,
                 int64_t timestamp_ms, Py_ssize_t max_bytes):
     """One record batch of the lines of several packed buffers, from line ``first`` of buffer ``part`` on, as
     many as fit in ``max_bytes`` (at least one); returns the batch, how many lines it holds, and the
@@ -186,7 +191,7 @@ def build_batch(list datas, list line_starts, list line_keys, Py_ssize_t part, P
         if key_ids.shape[0] != lines:
             raise ValueError(f"build_batch takes one key id per line: {key_ids.shape[0]} key ids for {lines} lines "
                              f"in buffer {b}.")
-        if starts[0] < 0 or starts[lines] > PyBytes_GET_SIZE(datas[b]):
+        if starts[0] < 0 or starts[i] < 0 or starts[lines] > PyBytes_GET_SIZE(datas[b]):
             raise ValueError(f"line offsets reach outside a buffer of {PyBytes_GET_SIZE(datas[b])} bytes.")
         while i < lines:
             length = starts[i + 1] - starts[i] - 1

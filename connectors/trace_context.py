@@ -32,14 +32,19 @@ def trace_id_bytes(traceparent: bytes | None, raw: bytes) -> bytes:
 def trace_halves(traceparents: Sequence[bytes | None] | None, raws: Sequence[bytes]) -> tuple[Int64Array, Int64Array]:
     """Trace ids of events as (high, low) signed 64-bit halves: ``trace_id_bytes`` of each event, with the
     usual plain 55-byte ``traceparent`` values read in C (``traceparent_parsing.pyx``)."""
+    if traceparents is None:  # every id derived from the event's bytes
+        return _halves(b"".join(hashlib.blake2b(raw, digest_size=16).digest() for raw in raws))
     high = np.zeros(len(raws), dtype=np.int64)
     low = np.zeros(len(raws), dtype=np.int64)
     parsed = np.zeros(len(raws), dtype=bool)
-    if traceparents is not None:
-        parse_traceparents(list(traceparents), high, low, parsed.view(np.uint8))
-    rest = np.flatnonzero(~parsed).tolist()  # the others: an odd traceparent (checked one by one), or none
+    parse_traceparents(list(traceparents), high, low, parsed.view(np.uint8))
+    rest = np.flatnonzero(~parsed).tolist()  # the others: an odd traceparent (decided one by one), or none
     if rest:
-        ids = b"".join(trace_id_bytes(traceparents[i] if traceparents else None, raws[i]) for i in rest)
-        pairs = np.frombuffer(ids, dtype=">i8").reshape(-1, 2)
-        high[rest], low[rest] = pairs[:, 0], pairs[:, 1]
+        high[rest], low[rest] = _halves(b"".join(trace_id_bytes(traceparents[i], raws[i]) for i in rest))
     return high, low
+
+
+def _halves(ids: bytes) -> tuple[Int64Array, Int64Array]:
+    """16-byte trace ids, one after another, as (high, low) signed 64-bit halves."""
+    pairs = np.frombuffer(ids, dtype=">i8").reshape(-1, 2).astype(np.int64)
+    return pairs[:, 0].copy(), pairs[:, 1].copy()

@@ -47,7 +47,7 @@ cdef inline bint _hex(const uint8_t* text, int first, int last, uint64_t* value)
     return True
 
 
-def parse_traceparents(list traceparents, int64_t[::1] high, int64_t[::1] low, uint8_t[::1] parsed):
+def parse_traceparents(list traceparents not None, int64_t[::1] high, int64_t[::1] low, uint8_t[::1] parsed):
     """For each plain, valid ``traceparent`` (``bytes``) at position ``i``, set ``high[i]`` and ``low[i]`` to
     its trace id's halves (as signed 64-bit integers) and ``parsed[i]`` to true; leave the others as they are."""
     cdef Py_ssize_t n = PyList_GET_SIZE(traceparents), i

@@ -93,7 +93,7 @@ class OutputTopics:
 
 @dataclass
 class _Pending:
-    """Records gathered for one topic partition: lines with their key ids (results and decisions), or
+    """Records gathered for one topic partition: lines with their key ids (results and decisions), and
     separate records (late and rejected ones); a topic gets only one of the two kinds."""
 
     key_ids: list[Int64Array] = field(default_factory=list)
@@ -174,10 +174,10 @@ class KafkaOutputs:
         pending, self._pending = self._pending, {}
         total = 0
         for (topic, partition), slot in pending.items():
-            if slot.lines:
+            if slot.lines:  # key ids become key bytes here: before any commit, so before the registry compacts
                 await writer.write_lines(topic, partition, slot.lines, self.registry.utf8, slot.key_ids)
                 total += sum(len(lines) for lines in slot.lines)
-            else:
+            if slot.values:
                 await writer.write(topic, partition, slot.keys, slot.values, slot.headers)
                 total += len(slot.values)
         return total

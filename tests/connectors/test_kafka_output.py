@@ -35,19 +35,7 @@ async def _read_records(bootstrap: str, topic: str) -> list[tuple[bytes | None, 
 
 
 async def _read(bootstrap: str, topic: str) -> list[bytes]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        values: list[bytes] = []
-        for _ in range(6):
-            batch = await consumer.getmany(timeout_ms=300)
-            values += [record.value or b"" for records in batch.values() for record in records]
-        return values
-    finally:
-        await consumer.stop()
+    return [value for _, value, _ in await _read_records(bootstrap, topic)]
 
 
 async def _write_until_acknowledged(writer: TopicWriter, values: list[bytes], attempts: int) -> None:

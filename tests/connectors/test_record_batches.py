@@ -36,13 +36,16 @@ def _one(block: LineBlock, key_ids: np.ndarray, first: int = 0, max_bytes: int =
     return batch, taken
 
 
-def _all_batches(blocks: list[LineBlock], key_ids: list[np.ndarray], max_bytes: int) -> list[tuple[bytes, int]]:
+def _all_batches(
+    blocks: list[LineBlock], key_ids: list[np.ndarray], max_bytes: int
+) -> list[tuple[bytes, int, tuple[int, int]]]:
+    """Every batch of ``blocks``: its bytes, its line count, and the (buffer, line) it starts at."""
     datas, starts = [block.data for block in blocks], [block.starts for block in blocks]
     batches, part, line = [], 0, 0
     while part < len(blocks):
         batch, taken, next_part, next_line = build_batch(datas, starts, key_ids, part, line, KEYS, NOW, max_bytes)
         assert (next_part, next_line) > (part, line)
-        batches.append((batch, taken))
+        batches.append((batch, taken, (part, line)))
         part, line = next_part, next_line
     assert (part, line) == (len(blocks), 0)
     return batches
@@ -83,16 +86,19 @@ def test_batches_split_at_the_size_limit_and_together_hold_every_line_once(
     blocks = [block for block in blocks if len(block)]  # the writer leaves empty buffers out
     batches = _all_batches(blocks, [key_ids[a:b] for a, b in itertools.pairwise(bounds) if b > a], limit)
     read = []
-    for batch, taken in batches:
+    for batch, taken, _ in batches:
         records = _read(batch)
         assert len(records) == taken and [r[0] for r in records] == list(range(taken))
         assert len(batch) <= limit or taken == 1  # only a record too large on its own goes over
         read += [(key, value) for _, key, value, _, _ in records]
     assert read == [(KEYS[k], v) for k, v in zip(key_ids.tolist(), values)]
-    # every batch but the last was full: the next line would not have fitted (offset deltas stay below
-    # 64 here, so a record takes as many bytes first in its batch as it would have taken last)
-    for (batch, _), (following, _) in itertools.pairwise(batches):
-        assert len(batch) + len(following) - HEADER_BYTES > limit or len(following) > limit
+    # Every batch but the last was full: its next line would not have fitted. (Offset deltas stay below 64
+    # here, so a record takes as many bytes first in a batch as it would have taken last.)
+    datas, starts = [block.data for block in blocks], [block.starts for block in blocks]
+    ids = [key_ids[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+    for (batch, _, _), (_, _, (part, line)) in itertools.pairwise(batches):
+        alone, _, _, _ = build_batch(datas, starts, ids, part, line, KEYS, NOW, HEADER_BYTES + 1)
+        assert len(batch) + len(alone) - HEADER_BYTES > limit
 
 
 def test_the_records_are_byte_for_byte_those_of_aiokafkas_own_builder() -> None:
@@ -143,5 +149,7 @@ def test_a_line_without_its_line_break_is_refused() -> None:
         build_batch([b"a\nb"], [starts], [np.zeros(3, dtype=np.int64)], 0, 0, KEYS, NOW, 1 << 20)
     with pytest.raises(ValueError, match="outside a buffer of 3 bytes"):
         build_batch([b"a\nb"], [np.array([0, 2, 9])], [np.zeros(2, dtype=np.int64)], 0, 0, KEYS, NOW, 1 << 20)
+    with pytest.raises(ValueError, match="outside a buffer of 3 bytes"):  # a first line starting before the buffer
+        build_batch([b"ab\n"], [np.array([0, -40, 3])], [np.zeros(2, dtype=np.int64)], 0, 1, KEYS, NOW, 1 << 20)
     with pytest.raises(ValueError, match="one offsets array and one key id array per buffer: 1 buffers, 2 offsets"):
         build_batch([b"a\n"], [starts, starts], [np.zeros(1, dtype=np.int64)], 0, 0, KEYS, NOW, 1 << 20)

@@ -5,12 +5,19 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.trace_context import trace_halves, trace_id_bytes
+from connectors.traceparent_parsing import parse_traceparents
 
-hex_text = st.text("0123456789abcdefABCDEF", min_size=1, max_size=1)
+
+def _ids(high: np.ndarray, low: np.ndarray) -> list[bytes]:
+    return [
+        h.to_bytes(8, "big", signed=True) + lo.to_bytes(8, "big", signed=True)
+        for h, lo in zip(high.tolist(), low.tolist())
+    ]
 
 
 @st.composite
@@ -75,3 +82,16 @@ def test_every_byte_of_a_traceparent_is_checked_as_the_one_at_a_time_definition_
         for h, lo in zip(high.tolist(), low.tolist())
     ]
     assert got == expected
+
+
+def test_the_parser_in_c_reads_plain_traceparents_itself_and_leaves_the_others() -> None:
+    plain = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    tps = [plain, plain.upper(), b" " + plain[1:], plain[:-1], None, b"00-" + b"0" * 32 + plain[35:], b"x" * 55]
+    n = len(tps)
+    high, low, parsed = np.full(n, 7, dtype=np.int64), np.full(n, 7, dtype=np.int64), np.zeros(n, dtype=np.uint8)
+    parse_traceparents(tps, high, low, parsed)
+    assert parsed.tolist() == [1, 1, 0, 0, 0, 0, 0]
+    assert _ids(high[:2], low[:2]) == [bytes.fromhex(plain[3:35].decode())] * 2
+    assert high[2:].tolist() == low[2:].tolist() == [7] * (n - 2)  # untouched
+    with pytest.raises(ValueError, match="one output row per traceparent"):
+        parse_traceparents(tps, high[:2], low, parsed)
