@@ -6,8 +6,10 @@ aiokafka's batch builder costs a Python call, a ``bytes`` object for the value
 and a metadata object per record. ``build_batch`` instead writes a whole
 producer batch straight from a packed line buffer (``connectors.line_blocks``):
 the v2 batch header, one record per line (its line break left out) keyed by
-the bytes of its key id, and the batch's CRC-32C. The result is what aiokafka's
-own builder would send for the same records, and any Kafka client reads it.
+the bytes of its key id, and the batch's CRC-32C. The records are byte for
+byte those aiokafka's own builder writes; the header differs only in the base
+sequence (-1, "none", as Kafka's Java producer writes, where aiokafka writes 0).
+Any Kafka client reads the batches.
 
 The format (Kafka's ``DefaultRecordBatch``): a 61-byte big-endian header (base
 offset, batch length, partition leader epoch, magic 2, CRC-32C of everything
@@ -19,7 +21,6 @@ count, with zigzag varints for lengths and deltas.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
-from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
