@@ -152,6 +152,16 @@ cdef inline char* _put_be(char* at, uint64_t value, int width) noexcept nogil:
     return at + width
 
 
+cdef inline int64_t _key_length(list keys, int64_t key_id) except -2:
+    """The length of key ``key_id`` (-1: no key), for an id already checked to be in range."""
+    cdef object key = <object>PyList_GET_ITEM(keys, key_id)
+    if key is None:
+        return -1
+    if type(key) is not bytes:
+        raise TypeError(f"key {key_id} is a {type(key).__name__}; record keys are bytes or None.")
+    return PyBytes_GET_SIZE(key)
+
+
 cdef inline int64_t _record_bytes(int64_t offset_delta, int64_t key_length, int64_t value_length) noexcept nogil:
     """Bytes of a record's body (everything after its length): attributes, timestamp delta 0, offset delta,
     key, value and a header count of 0."""
@@ -201,13 +211,7 @@ def build_batch(list datas not None, list line_starts not None, list line_keys n
             key_id = key_ids[i]
             if key_id < 0 or key_id >= n_keys:
                 raise IndexError(f"key id {key_id} of line {i} is not among the {n_keys} keys given.")
-            key = <object>PyList_GET_ITEM(keys, key_id)
-            if key is None:
-                key_length = -1
-            elif type(key) is bytes:
-                key_length = PyBytes_GET_SIZE(key)
-            else:
-                raise TypeError(f"key {key_id} is a {type(key).__name__}; record keys are bytes or None.")
+            key_length = _key_length(keys, key_id)
             body = _record_bytes(count, key_length, length)
             if count and total + _varint_bytes(body) + body > max_bytes:
                 break
@@ -244,7 +248,7 @@ def build_batch(list datas not None, list line_starts not None, list line_keys n
         while i < lines and delta < count:
             length = starts[i + 1] - starts[i] - 1
             key = <object>PyList_GET_ITEM(keys, key_ids[i])
-            key_length = -1 if key is None else PyBytes_GET_SIZE(key)
+            key_length = _key_length(keys, key_ids[i])
             at = _put_varint(at, _record_bytes(delta, key_length, length))
             at[0] = 0  # record attributes
             at[1] = 0  # timestamp delta (zigzag 0)
