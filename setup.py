@@ -6,7 +6,8 @@ windows, ``windows/pane_index.pyx`` finds the slot of a pane,
 ``windows/sliding_points.pyx`` searches sliding windows' points and derives their windows,
 ``connectors/line_gather.pyx`` reorders packed output lines,
 ``connectors/record_batches.pyx`` builds Kafka record batches from them,
-``connectors/traceparent_parsing.pyx`` reads trace ids from ``traceparent`` headers; setuptools
+``connectors/trace_ids.pyx`` reads trace ids from ``traceparent`` headers or derives them
+from the event's bytes with ``connectors/blake2b.pyx`` (which the line writer uses too); setuptools
 hands them to Cython (a build requirement) and the C compiler.
 """
 
@@ -16,9 +17,10 @@ setup(
     ext_modules=[
         Extension(name, [name.replace(".", "/") + ".pyx"], extra_compile_args=["-O3"])
         for name in (
+            "connectors.blake2b",
             "connectors.line_gather",
             "connectors.record_batches",
-            "connectors.traceparent_parsing",
+            "connectors.trace_ids",
             "jobs.line_encoding",
             "windows.pane_index",
             "windows.sliding_points",

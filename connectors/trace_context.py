@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from connectors.traceparent_parsing import parse_traceparents
+from connectors.trace_ids import trace_ids
 from windows.events import Int64Array
 
 _TRACEPARENT = re.compile(rb"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
@@ -30,17 +30,19 @@ def trace_id_bytes(traceparent: bytes | None, raw: bytes) -> bytes:
 
 
 def trace_halves(traceparents: Sequence[bytes | None] | None, raws: Sequence[bytes]) -> tuple[Int64Array, Int64Array]:
-    """Trace ids of events as (high, low) signed 64-bit halves: ``trace_id_bytes`` of each event, with the
-    usual plain 55-byte ``traceparent`` values read in C (``traceparent_parsing.pyx``)."""
-    if traceparents is None:  # every id derived from the event's bytes
-        return _halves(b"".join(hashlib.blake2b(raw, digest_size=16).digest() for raw in raws))
-    high = np.zeros(len(raws), dtype=np.int64)
-    low = np.zeros(len(raws), dtype=np.int64)
-    parsed = np.zeros(len(raws), dtype=bool)
-    parse_traceparents(list(traceparents), high, low, parsed.view(np.uint8))
-    rest = np.flatnonzero(~parsed).tolist()  # the others: an odd traceparent (decided one by one), or none
+    """Trace ids of events as (high, low) signed 64-bit halves: ``trace_id_bytes`` of each event, computed
+    in C (``trace_ids.pyx``) for plain 55-byte ``traceparent`` values and for events without one."""
+    raw_list = raws if type(raws) is list else list(raws)
+    high = np.zeros(len(raw_list), dtype=np.int64)
+    low = np.zeros(len(raw_list), dtype=np.int64)
+    decided = np.zeros(len(raw_list), dtype=np.uint8)
+    values = None if traceparents is None else traceparents if type(traceparents) is list else list(traceparents)
+    trace_ids(values, raw_list, high, low, decided)
+    rest = np.flatnonzero(decided == 0).tolist()  # an odd traceparent (decided one by one), or raw not bytes
     if rest:
-        high[rest], low[rest] = _halves(b"".join(trace_id_bytes(traceparents[i], raws[i]) for i in rest))
+        high[rest], low[rest] = _halves(
+            b"".join(trace_id_bytes(None if values is None else values[i], raw_list[i]) for i in rest)
+        )
     return high, low
 
 

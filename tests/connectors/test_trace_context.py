@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.trace_context import trace_halves, trace_id_bytes
-from connectors.traceparent_parsing import parse_traceparents
+from connectors.trace_ids import trace_ids
 
 
 def _ids(high: np.ndarray, low: np.ndarray) -> list[bytes]:
@@ -40,7 +40,7 @@ def traceparents(draw: st.DrawFn) -> bytes | None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(traceparents(), st.binary(max_size=20)), max_size=20))
+@given(st.lists(st.tuples(traceparents(), st.binary(max_size=300)), max_size=20))
 def test_bulk_trace_ids_equal_the_one_at_a_time_definition(events: list[tuple[bytes | None, bytes]]) -> None:
     tps, raws = [tp for tp, _ in events], [raw for _, raw in events]
     high, low = trace_halves(tps, raws)
@@ -84,14 +84,24 @@ def test_every_byte_of_a_traceparent_is_checked_as_the_one_at_a_time_definition_
     assert got == expected
 
 
-def test_the_parser_in_c_reads_plain_traceparents_itself_and_leaves_the_others() -> None:
+def test_the_loop_in_c_decides_plain_and_absent_traceparents_and_leaves_the_others() -> None:
     plain = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     tps = [plain, plain.upper(), b" " + plain[1:], plain[:-1], None, b"00-" + b"0" * 32 + plain[35:], b"x" * 55]
+    raws = [b"%d" % i for i in range(len(tps))]
     n = len(tps)
-    high, low, parsed = np.full(n, 7, dtype=np.int64), np.full(n, 7, dtype=np.int64), np.zeros(n, dtype=np.uint8)
-    parse_traceparents(tps, high, low, parsed)
-    assert parsed.tolist() == [1, 1, 0, 0, 0, 0, 0]
+    high, low, decided = np.full(n, 7, dtype=np.int64), np.full(n, 7, dtype=np.int64), np.zeros(n, dtype=np.uint8)
+    trace_ids(tps, raws, high, low, decided)
+    assert decided.tolist() == [1, 1, 0, 0, 1, 0, 0]
     assert _ids(high[:2], low[:2]) == [bytes.fromhex(plain[3:35].decode())] * 2
-    assert high[2:].tolist() == low[2:].tolist() == [7] * (n - 2)  # untouched
-    with pytest.raises(ValueError, match="one output row per traceparent"):
-        parse_traceparents(tps, high[:2], low, parsed)
+    assert _ids(high[4:5], low[4:5]) == [hashlib.blake2b(raws[4], digest_size=16).digest()]
+    assert high[[2, 3, 5, 6]].tolist() == low[[2, 3, 5, 6]].tolist() == [7] * 4  # untouched
+    with pytest.raises(ValueError, match="one output row per event"):
+        trace_ids(tps, raws, high[:2], low, decided)
+    with pytest.raises(ValueError, match="one traceparent per event"):
+        trace_ids(tps[:2], raws, high, low, decided)
+
+
+def test_without_traceparents_a_raw_that_is_not_bytes_is_left_to_the_one_at_a_time_definition() -> None:
+    raws = [b'{"a":1}', bytearray(b'{"a":2}')]
+    high, low = trace_halves(None, raws)  # type: ignore[arg-type]
+    assert _ids(high, low) == [hashlib.blake2b(bytes(raw), digest_size=16).digest() for raw in raws]

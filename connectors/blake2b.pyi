@@ -1,0 +1,3 @@
+"""Types of the compiled ``connectors.blake2b`` (see blake2b.pyx)."""
+
+def digest_128(data: bytes) -> bytes: ...
