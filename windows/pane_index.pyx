@@ -8,6 +8,10 @@ start, slot)`` in one row of an int64 array (one cache line per probe): a
 lookup hashes the pair (splitmix64), then walks to the pair or an empty entry.
 Removed entries leave a tombstone that lookups walk over; the table is
 rebuilt, without tombstones, when live entries and tombstones fill half of it.
+
+``lookup_missing`` and ``first_seen`` serve a pane table's ``add``: the slot
+of every event's pane, the panes to create (each once), and the distinct slots
+touched, in two passes over the events instead of a sort.
 """
 
 from libc.stdint cimport int64_t, uint64_t
@@ -95,6 +99,51 @@ cdef class PaneIndex:
                 found[i] = self.entries[at, 2] if at >= 0 else -1
         return out
 
+    def lookup_missing(self, const int64_t[::1] keys, const int64_t[::1] panes):
+        """The slot of each pair (-1 where the pair is not in the index), and the pairs missing from it
+        told apart: the position of each distinct missing pair's first occurrence (in the order they
+        first occur), and each pair's index among them (-1 where the pair was found)."""
+        cdef Py_ssize_t n = keys.shape[0], i, at, missing = 0, distinct = 0, size = 16
+        cdef uint64_t mask
+        cdef int64_t entry
+        _same_length(n, panes.shape[0])
+        slots_array = np.empty(n, dtype=np.int64)
+        missing_array = np.full(n, -1, dtype=np.int64)
+        cdef int64_t[::1] slots = slots_array
+        cdef int64_t[::1] missing_of = missing_array
+        with nogil:
+            for i in range(n):
+                at = self._find(keys[i], panes[i])
+                slots[i] = self.entries[at, 2] if at >= 0 else -1
+                missing += at < 0
+        if missing == 0:
+            return slots_array, np.zeros(0, dtype=np.int64), missing_array
+        while size < 2 * missing:
+            size *= 2
+        mask = <uint64_t>(size - 1)
+        table_array = np.full(size, -1, dtype=np.int64)  # index of a distinct missing pair, or -1
+        firsts_array = np.empty(missing, dtype=np.int64)
+        cdef int64_t[::1] table = table_array
+        cdef int64_t[::1] firsts = firsts_array
+        with nogil:
+            for i in range(n):
+                if slots[i] >= 0:
+                    continue
+                at = <Py_ssize_t>(mix(keys[i], panes[i]) & mask)
+                while True:
+                    entry = table[at]
+                    if entry < 0:
+                        table[at] = distinct
+                        firsts[distinct] = i
+                        missing_of[i] = distinct
+                        distinct += 1
+                        break
+                    if keys[firsts[entry]] == keys[i] and panes[firsts[entry]] == panes[i]:
+                        missing_of[i] = entry
+                        break
+                    at = (at + 1) & <Py_ssize_t>mask
+        return slots_array, firsts_array[:distinct], missing_array
+
     def insert(self, const int64_t[::1] keys, const int64_t[::1] panes, const int64_t[::1] slots):
         """Add pairs that are not in the index, with their (non-negative) slots."""
         cdef Py_ssize_t n = keys.shape[0], i
@@ -118,6 +167,35 @@ cdef class PaneIndex:
                 raise KeyError(f"pane ({keys[i]}, {panes[i]}) is not in the index.")
             self.entries[at, 2] = REMOVED
             self.live -= 1
+
+def first_seen(const int64_t[::1] slots, int64_t[::1] mark, int64_t[::1] position, int64_t stamp):
+    """The distinct ``slots`` in the order they first occur, and each one's index among them.
+
+    Sets ``mark[slot]`` to ``stamp`` for each (``stamp`` must be a value no slot's mark holds yet: the
+    pass tells a slot met before by it) and uses ``position[slot]`` as scratch; both are per-slot
+    arrays covering every slot."""
+    cdef Py_ssize_t n = slots.shape[0], i, distinct = 0
+    cdef Py_ssize_t capacity = mark.shape[0]
+    cdef int64_t slot
+    if position.shape[0] != capacity:
+        raise ValueError(f"first_seen takes marks and positions for the same slots, got {capacity} and "
+                         f"{position.shape[0]}.")
+    unique_array = np.empty(n, dtype=np.int64)
+    inverse_array = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] unique = unique_array
+    cdef int64_t[::1] inverse = inverse_array
+    for i in range(n):
+        slot = slots[i]
+        if slot < 0 or slot >= capacity:
+            raise IndexError(f"slot {slot} is not among the {capacity} slots.")
+        if mark[slot] != stamp:
+            mark[slot] = stamp
+            position[slot] = distinct
+            unique[distinct] = slot
+            distinct += 1
+        inverse[i] = position[slot]
+    return unique_array[:distinct], inverse_array
+
 
 cdef inline void _same_length(Py_ssize_t expected, Py_ssize_t got) except *:
     if got != expected:

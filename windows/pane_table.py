@@ -24,7 +24,7 @@ import numpy as np
 
 from windows.aggregation import Aggregation
 from windows.events import EventBatch, Int64Array
-from windows.pane_index import PaneIndex
+from windows.pane_index import PaneIndex, first_seen
 from windows.pane_state import AddContext
 from windows.pane_store import PaneStore
 
@@ -69,6 +69,7 @@ class PaneTable:
         self.released: list[tuple[Int64Array, Int64Array]] = []
         self.last_created = np.zeros(0, dtype=np.int64)  # slots the latest pane creation made (any caller)
         self.touched = np.zeros(0, dtype=np.int64)  # per slot: the add call that last touched it
+        self._position = np.zeros(0, dtype=np.int64)  # per slot: scratch for ``first_seen``
         self._adds = 0
         self.store: PaneStore | None = None
         self.window = 0  # this table's window index in the store
@@ -87,7 +88,14 @@ class PaneTable:
         if needed <= self.capacity:
             return
         capacity = max(needed, self.capacity * 2, 1024)
-        for name, fill in (("key_ids", 0), ("panes", 0), ("alive", False), ("stored", False), ("touched", 0)):
+        for name, fill in (
+            ("key_ids", 0),
+            ("panes", 0),
+            ("alive", False),
+            ("stored", False),
+            ("touched", 0),
+            ("_position", 0),
+        ):
             old = getattr(self, name)
             new = np.full(capacity, fill, dtype=old.dtype)
             new[: old.shape[0]] = old
@@ -97,17 +105,18 @@ class PaneTable:
         self.capacity = capacity
 
     def slots_for(self, key_ids: Int64Array, panes: Int64Array) -> Int64Array:
-        """Slots of the given distinct panes, creating missing ones: read back from the store when
-        evicted there, otherwise empty (and then not in the store, which ``stored`` relies on)."""
-        slots = self.index.lookup(key_ids, panes)
-        missing = np.flatnonzero(slots < 0)
-        self.last_created = missing[:0]
-        if missing.shape[0]:
-            found, states = self._fetch(key_ids[missing], panes[missing])
-            new = self._create(key_ids[missing], panes[missing])
+        """The slot of each pane (repeats allowed), creating missing ones, each once: read back from the
+        store when evicted there, otherwise empty (and then not in the store, which ``stored`` relies on)."""
+        slots, firsts, missing_of = self.index.lookup_missing(key_ids, panes)
+        self.last_created = firsts[:0]
+        if firsts.shape[0]:
+            keys, starts = key_ids[firsts], panes[firsts]
+            found, states = self._fetch(keys, starts)
+            new = self._create(keys, starts)
             if found.shape[0]:
                 self._set_loaded(new[found], states)
-            slots[missing] = new
+            at = np.flatnonzero(missing_of >= 0)
+            slots[at] = new[missing_of[at]]
         return slots
 
     def _create(self, key_ids: Int64Array, panes: Int64Array) -> Int64Array:
@@ -222,7 +231,7 @@ class PaneTable:
         mapping = np.full(self.capacity, -1, dtype=np.int64)
         mapping[live] = np.arange(live.shape[0], dtype=np.int64)
         capacity = max(1024, int(live.shape[0] * 1.25))
-        for name in ("key_ids", "panes", "alive", "stored", "touched"):
+        for name in ("key_ids", "panes", "alive", "stored", "touched", "_position"):
             old = getattr(self, name)
             new = np.zeros(capacity, dtype=old.dtype)
             new[: live.shape[0]] = old[live]
@@ -242,21 +251,20 @@ class PaneTable:
         return mapping
 
     def add(self, batch: EventBatch, pane_starts: Int64Array) -> tuple[Int64Array, Int64Array]:
-        """Fold ``batch`` into the panes starting at ``pane_starts``; return the distinct slots touched, and
-        each event's position among them."""
-        keys_u, panes_u, inverse = unique_pairs(batch.key_ids, pane_starts)
-        unique_slots = self.slots_for(keys_u, panes_u)
+        """Fold ``batch`` into the panes starting at ``pane_starts``; return the distinct slots touched (in
+        the order the events first touch them), and each event's position among them."""
+        slots = self.slots_for(batch.key_ids, pane_starts)
+        self._adds += 1
+        unique_slots, inverse = first_seen(slots, self.touched, self._position, self._adds)
         ctx = AddContext(
             batch=batch,
-            slots=unique_slots[inverse],
+            slots=slots,
             pane_ends=pane_starts + self.pane_size,
             unique_slots=unique_slots,
             inverse=inverse,
         )
         for column in self.aggregation.columns.values():
             column.add(ctx)
-        self._adds += 1
-        self.touched[unique_slots] = self._adds
         self.changed.update(unique_slots.tolist())
         return unique_slots, inverse
 

@@ -1,4 +1,5 @@
-"""The C pane index against a dict, through inserts, removals (tombstones) and growth."""
+"""The C pane index against a dict, through inserts, removals (tombstones) and growth; the distinct
+missing panes and distinct slots of a batch against plain Python."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from windows.pane_index import PaneIndex
+from windows.pane_index import PaneIndex, first_seen
 
 _I64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 # small ranges make repeats and probe collisions likely; wide ones reach the hash's full input
@@ -83,3 +84,34 @@ def test_negative_slots_and_ragged_columns_are_refused() -> None:
     with pytest.raises(ValueError, match="columns of equal length, got 1 and 2"):
         index.lookup(one, np.array([1, 2], dtype=np.int64))
     assert len(index) == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(present=_PAIRS, asked=_PAIRS)
+def test_missing_panes_are_told_apart_once_each_in_order_of_first_occurrence(present, asked) -> None:
+    index, model = PaneIndex(), dict.fromkeys(present)
+    index.insert(*_columns(list(model)), np.arange(len(model), dtype=np.int64))
+    slot_of = {pair: slot for slot, pair in enumerate(model)}
+    slots, firsts, missing_of = index.lookup_missing(*_columns(asked))
+    assert slots.tolist() == [slot_of.get(pair, -1) for pair in asked]
+    distinct = list(dict.fromkeys(pair for pair in asked if pair not in slot_of))
+    assert [asked[i] for i in firsts.tolist()] == distinct
+    assert missing_of.tolist() == [-1 if pair in slot_of else distinct.index(pair) for pair in asked]
+
+
+@given(st.lists(st.integers(0, 9), max_size=40), st.integers(1, 5))
+def test_first_seen_gives_distinct_slots_in_order_and_stamps_their_marks(slots: list[int], stamp: int) -> None:
+    mark, position = np.zeros(10, dtype=np.int64), np.full(10, 99, dtype=np.int64)
+    unique, inverse = first_seen(np.asarray(slots, dtype=np.int64), mark, position, stamp)
+    distinct = list(dict.fromkeys(slots))
+    assert unique.tolist() == distinct
+    assert inverse.tolist() == [distinct.index(slot) for slot in slots]
+    assert mark.tolist() == [stamp if slot in distinct else 0 for slot in range(10)]
+
+
+def test_first_seen_refuses_a_slot_outside_the_marks() -> None:
+    mark = np.zeros(4, dtype=np.int64)
+    with pytest.raises(IndexError, match="slot 4 is not among the 4 slots"):
+        first_seen(np.array([1, 4], dtype=np.int64), mark, np.zeros(4, dtype=np.int64), 1)
+    with pytest.raises(ValueError, match="marks and positions for the same slots, got 4 and 3"):
+        first_seen(np.array([1], dtype=np.int64), mark, np.zeros(3, dtype=np.int64), 1)
