@@ -45,16 +45,27 @@ def emission_order(chunks: list[WindowResults], key_order: KeyOrder = by_id) -> 
     if not chunks:
         return chunks
     sizes = [len(c) for c in chunks]
+    if not sum(sizes):
+        return []
     chunk_id = np.repeat(np.arange(len(chunks)), sizes)
     position = np.concatenate([np.arange(n) for n in sizes])
     emitted_at = np.concatenate([c.emitted_at for c in chunks])
-    kind = np.repeat([0 if c.final else 1 for c in chunks], sizes)
     ticks = np.concatenate([c.ticks if c.ticks is not None else np.zeros(len(c), dtype=np.int64) for c in chunks])
-    window = np.repeat([c.window_index for c in chunks], sizes)
     starts = np.concatenate([c.starts for c in chunks])
-    ends = np.concatenate([c.ends for c in chunks])
     keys = key_order(np.concatenate([c.key_ids for c in chunks]))
-    order = np.lexsort((keys, ends, starts, window, ticks, kind, emitted_at))
+    # (kind: final first, tick, window) as one number; a window's end follows from its start, so the
+    # order of (emitted_at, kind, tick, window, start, end, key) is that of (emitted_at, minor, start, key)
+    tick_span = int(ticks.max()) + 1
+    window_span = max(c.window_index for c in chunks) + 1
+    kind = np.repeat([0 if c.final else 1 for c in chunks], sizes)
+    window = np.repeat([c.window_index for c in chunks], sizes)
+    minor = (kind * tick_span + ticks) * window_span + window
+    minor_span = 2 * tick_span * window_span
+    first = int(emitted_at.min())
+    if (int(emitted_at.max()) - first + 1).bit_length() + minor_span.bit_length() <= 62:
+        order = np.lexsort((keys, starts, (emitted_at - first) * minor_span + minor))
+    else:
+        order = np.lexsort((keys, starts, minor, emitted_at))
     ordered_chunks, ordered_pos = chunk_id[order], position[order]
     run_starts = np.flatnonzero(np.diff(ordered_chunks, prepend=-1))
     run_ends = np.append(run_starts[1:], order.shape[0])
