@@ -55,10 +55,12 @@ def emission_order(chunks: list[WindowResults], key_order: KeyOrder = by_id) -> 
     keys = key_order(np.concatenate([c.key_ids for c in chunks]))
     # (kind: final first, tick, window) as one number; a window's end follows from its start, so the
     # order of (emitted_at, kind, tick, window, start, end, key) is that of (emitted_at, minor, start, key)
+    ticks = ticks - int(ticks.min())
     tick_span = int(ticks.max()) + 1
-    window_span = max(c.window_index for c in chunks) + 1
+    windows = [c.window_index for c in chunks]
+    window_span = max(windows) - min(windows) + 1
     kind = np.repeat([0 if c.final else 1 for c in chunks], sizes)
-    window = np.repeat([c.window_index for c in chunks], sizes)
+    window = np.repeat(np.asarray(windows, dtype=np.int64) - min(windows), sizes)
     minor = (kind * tick_span + ticks) * window_span + window
     minor_span = 2 * tick_span * window_span
     first = int(emitted_at.min())

@@ -11,7 +11,8 @@ rebuilt, without tombstones, when live entries and tombstones fill half of it.
 
 ``lookup_missing`` and ``first_seen`` serve a pane table's ``add``: the slot
 of every event's pane, the panes to create (each once), and the distinct slots
-touched, in two passes over the events instead of a sort.
+touched, in three passes over the events (the second only over those whose
+pane is missing) instead of a sort.
 """
 
 from libc.stdint cimport int64_t, uint64_t
@@ -173,7 +174,8 @@ def first_seen(const int64_t[::1] slots, int64_t[::1] mark, int64_t[::1] positio
 
     Sets ``mark[slot]`` to ``stamp`` for each (``stamp`` must be a value no slot's mark holds yet: the
     pass tells a slot met before by it) and uses ``position[slot]`` as scratch; both are per-slot
-    arrays covering every slot."""
+    arrays covering every slot. A slot out of range raises ``IndexError`` with the marks of the slots
+    before it already stamped."""
     cdef Py_ssize_t n = slots.shape[0], i, distinct = 0
     cdef Py_ssize_t capacity = mark.shape[0]
     cdef int64_t slot

@@ -107,6 +107,8 @@ class PaneTable:
     def slots_for(self, key_ids: Int64Array, panes: Int64Array) -> Int64Array:
         """The slot of each pane (repeats allowed), creating missing ones, each once: read back from the
         store when evicted there, otherwise empty (and then not in the store, which ``stored`` relies on)."""
+        key_ids = np.ascontiguousarray(key_ids, dtype=np.int64)
+        panes = np.ascontiguousarray(panes, dtype=np.int64)
         slots, firsts, missing_of = self.index.lookup_missing(key_ids, panes)
         self.last_created = firsts[:0]
         if firsts.shape[0]:
@@ -252,7 +254,8 @@ class PaneTable:
 
     def add(self, batch: EventBatch, pane_starts: Int64Array) -> tuple[Int64Array, Int64Array]:
         """Fold ``batch`` into the panes starting at ``pane_starts``; return the distinct slots touched (in
-        the order the events first touch them), and each event's position among them."""
+        the order the events first touch them; callers take them in any order), and each event's position
+        among them."""
         slots = self.slots_for(batch.key_ids, pane_starts)
         self._adds += 1
         unique_slots, inverse = first_seen(slots, self.touched, self._position, self._adds)
