@@ -152,9 +152,8 @@ cdef inline char* _put_be(char* at, uint64_t value, int width) noexcept nogil:
     return at + width
 
 
-cdef inline int64_t _key_length(list keys, int64_t key_id) except -2:
-    """The length of key ``key_id`` (-1: no key), for an id already checked to be in range."""
-    cdef object key = <object>PyList_GET_ITEM(keys, key_id)
+cdef inline int64_t _key_length(object key, int64_t key_id) except -2:
+    """The length of ``key``, key ``key_id`` of the keys given (-1: no key)."""
     if key is None:
         return -1
     if type(key) is not bytes:
@@ -211,7 +210,7 @@ def build_batch(list datas not None, list line_starts not None, list line_keys n
             key_id = key_ids[i]
             if key_id < 0 or key_id >= n_keys:
                 raise IndexError(f"key id {key_id} of line {i} is not among the {n_keys} keys given.")
-            key_length = _key_length(keys, key_id)
+            key_length = _key_length(<object>PyList_GET_ITEM(keys, key_id), key_id)
             body = _record_bytes(count, key_length, length)
             if count and total + _varint_bytes(body) + body > max_bytes:
                 break
@@ -248,7 +247,7 @@ def build_batch(list datas not None, list line_starts not None, list line_keys n
         while i < lines and delta < count:
             length = starts[i + 1] - starts[i] - 1
             key = <object>PyList_GET_ITEM(keys, key_ids[i])
-            key_length = _key_length(keys, key_ids[i])
+            key_length = _key_length(key, key_ids[i])
             at = _put_varint(at, _record_bytes(delta, key_length, length))
             at[0] = 0  # record attributes
             at[1] = 0  # timestamp delta (zigzag 0)
