@@ -5,9 +5,10 @@ they cost an allocation, a list slot and a free per line, and merging the
 replay files costs a join on top. A ``LineBlock`` holds a chunk's lines in one
 buffer with the offset of each: a slice shares the buffer, reordering copies bytes in C
 (``connectors/line_gather.pyx``), and a file sink writes the buffer as it is.
-Each line ends in its line break; ``records`` gives the lines without it, as
-Kafka record values. A ``DecisionBlock`` adds what the sinks need of each
-decision besides its line.
+Each line ends in its line break; ``of`` and ``records`` build a block from
+lines given without it and give them back so (for tools and tests: the Kafka
+sink builds its record batches from the buffer, ``connectors/record_batches.pyx``).
+A ``DecisionBlock`` adds what the sinks need of each decision besides its line.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ time. Each function takes the columns of a chunk and writes one line per row,
 each ending in a line break, into one ``bytes`` buffer, returned with the
 offset where each line starts (and the buffer's length last): the form of a
 ``connectors.line_blocks.LineBlock``. No Python object is made per line; the
-file sink writes the buffer as it is, the Kafka sink cuts a record value per
-line.
+file sink writes the buffer as it is, the Kafka sink builds record batches
+from it (``connectors/record_batches.pyx``), one record per line.
 
 Numbers are written in the format ``jobs/records.py`` documents: integral
 values below 1e15 without a fraction, NaN as null, other floats as Python's
