@@ -11,12 +11,20 @@ restarts from its last commit). The writer does not keep failed batches to send
 again; aiokafka's batches do not survive a failed send (sent again after the
 broker came back, they were refused with UnknownError).
 
-aiokafka keeps one request in flight per partition and makes ``send_batch``
-wait until the partition's previous batch has gone out, about a broker round
-trip. The writer therefore hands closed batches to the producer from one
-background task per partition, in order, so that writing never holds up the
-caller; only a partition with ``MAX_QUEUED`` batches waiting makes ``write``
-wait (backpressure).
+The producers run on an event loop of their own, in a thread (``_Sending``).
+The caller's loop is busy with the job for most of a batch; on that loop the
+producers' requests, acknowledgements and next requests would wait for it, and
+the broker would sit idle while the job works. In their own thread they go on
+meanwhile. Batches are built and closed in the caller's thread and handed over
+in order.
+
+aiokafka keeps one request in flight per producer and broker, and makes
+``send_batch`` wait until the partition's previous batch has gone out, about a
+broker round trip. The writer therefore has ``CONNECTIONS`` producers, each
+partition writing through one of them for good (so its records stay in order),
+and hands closed batches to them from one task per partition. Only a partition
+with more than ``MAX_QUEUED`` batches not yet taken by its producer makes a
+write wait (backpressure).
 
 Output lines (results and decisions, several per input event) take
 ``write_lines``: their batches are built whole in C from the packed line buffer
@@ -26,9 +34,12 @@ Output lines (results and decisions, several per input event) take
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 import numpy as np
 from aiokafka import AIOKafkaProducer
@@ -44,11 +55,16 @@ from windows.events import Int64Array
 
 Headers = Sequence[tuple[str, bytes]]
 Slot = tuple[str, int]  # (topic, partition)
+T = TypeVar("T")
 
-#: Closed batches a partition may have waiting for the producer before ``write`` waits for them.
+#: Closed batches a partition may have waiting for its producer before ``write`` waits for them.
 MAX_QUEUED = 8
 #: The largest producer batch, in bytes (a single larger record goes alone in its batch).
 MAX_BATCH_BYTES = 1 << 20
+#: Producers (connections to each broker) of one writer.
+CONNECTIONS = 4
+#: How long ``stop`` waits for the producer thread to end once its producers are stopped.
+THREAD_JOIN_SECONDS = 10.0
 
 
 class _BuiltBatch(BatchBuilder):  # type: ignore[misc]
@@ -69,6 +85,83 @@ class _BuiltBatch(BatchBuilder):  # type: ignore[misc]
         )
 
 
+class _Sending:
+    """The writer's producers and per-partition send queues; every method runs on the producer thread's
+    loop. ``handed(slot, n)`` is called there whenever ``n`` of a partition's batches left its queue."""
+
+    def __init__(self, producers: list[AIOKafkaProducer], handed: Callable[[Slot, int], None]) -> None:
+        self.producers = producers
+        self.handed = handed
+        self.producer_of: dict[Slot, AIOKafkaProducer] = {}  # for good: a partition's records stay in order
+        self.queued: dict[Slot, list[Any]] = {}  # closed batches not yet handed to the producer, in order
+        self.senders: dict[Slot, asyncio.Task[None]] = {}
+        self.pending: list[asyncio.Future[Any]] = []  # delivery of batches handed to a producer
+        self.failure: Exception | None = None  # why a sender stopped (its queue is dropped); flush reports it
+
+    async def start(self, topics: Sequence[str]) -> None:
+        for producer in self.producers:
+            await producer.start()
+            for topic in topics:
+                await producer.partitions_for(topic)
+
+    def producer(self, slot: Slot) -> AIOKafkaProducer:
+        """The producer of a partition: handed out in turn as partitions are first written."""
+        producer = self.producer_of.get(slot)
+        if producer is None:
+            producer = self.producer_of[slot] = self.producers[len(self.producer_of) % len(self.producers)]
+        return producer
+
+    def enqueue(self, slot: Slot, batch: Any) -> None:
+        """Queue a closed batch for its partition's sender, starting the sender when none runs."""
+        self.queued.setdefault(slot, []).append(batch)
+        if slot not in self.senders:
+            self.senders[slot] = asyncio.ensure_future(self._send_queued(slot))
+
+    async def _send_queued(self, slot: Slot) -> None:
+        queue = self.queued[slot]
+        producer = self.producer(slot)
+        try:
+            while queue:
+                self.pending.append(await producer.send_batch(queue[0], slot[0], partition=slot[1]))
+                queue.pop(0)
+                self.handed(slot, 1)
+        except BaseException as error:  # the next flush reports this; the caller writes these records again
+            self.failure = (
+                error
+                if isinstance(error, Exception)
+                else ConnectorError("sending output records was cancelled; they must be written again.")
+            )
+            self.handed(slot, len(queue))
+            queue.clear()
+            if not isinstance(error, Exception):
+                raise
+        finally:
+            del self.senders[slot]
+
+    async def flush(self) -> None:
+        """Wait until every batch handed over was acknowledged; raise what went wrong since the last flush.
+        A cancelled flush cancels no sending: the next one waits for the same batches."""
+        try:
+            while self.senders:
+                await asyncio.shield(asyncio.gather(*self.senders.values()))
+            pending = list(self.pending)
+            delivered = await asyncio.shield(asyncio.gather(*pending, return_exceptions=True))
+            del self.pending[: len(pending)]
+            failed = [result for result in delivered if isinstance(result, BaseException)]
+            failure, self.failure = self.failure or (failed[0] if failed else None), None
+            if failure is not None:
+                raise failure
+        except KafkaError as error:
+            raise ConnectorError(f"the broker did not acknowledge output records: {reason(error)}.") from None
+
+    async def stop(self) -> None:
+        for producer in self.producers:
+            await producer.stop()
+        for sender in list(self.senders.values()):  # none is left after a flush that succeeded
+            sender.cancel()
+        await asyncio.gather(*self.senders.values(), return_exceptions=True)
+
+
 class TopicWriter:
     """Writes records to Kafka in producer batches and tracks their acknowledgements."""
 
@@ -79,10 +172,13 @@ class TopicWriter:
         acks: int | str = "all",
         linger_ms: int = 5,
         request_timeout_ms: int = 40_000,
+        connections: int = CONNECTIONS,
     ) -> None:
+        if connections < 1:
+            raise ConnectorError(f"a topic writer needs at least one producer connection, not {connections}.")
         self.settings = settings
-        self._producer = AIOKafkaProducer(
-            **settings.client_options(),
+        self._producer_options: dict[str, Any] = dict(
+            settings.client_options(),
             acks=acks,
             request_timeout_ms=request_timeout_ms,
             enable_idempotence=False,
@@ -91,49 +187,89 @@ class TopicWriter:
             max_request_size=4 << 20,
             compression_type=None,
         )
+        self._connections = connections
+        self._loop: asyncio.AbstractEventLoop | None = None  # the producer thread's
+        self._thread: threading.Thread | None = None
+        self._sending: _Sending | None = None
         self._batches: dict[Slot, Any] = {}  # the open batch of each partition
-        self._queued: dict[Slot, list[Any]] = {}  # closed batches not yet handed to the producer, in order
-        self._senders: dict[Slot, asyncio.Task[None]] = {}
-        self._pending: list[asyncio.Future[Any]] = []  # delivery of batches handed to the producer
-        self._failure: Exception | None = None  # why a sender stopped (its queue is dropped); flush reports it
+        self._waiting: dict[Slot, int] = {}  # batches handed to the producer thread, not yet to a producer
+        self._moved: asyncio.Event | None = None  # set when some of them went on
         self.records_written = 0
 
     async def start(self, topics: Sequence[str] = ()) -> None:
-        """Connect to the cluster and learn the partitions of ``topics`` (the topics about to be written), so
-        that the first records do not wait for a metadata request and a new connection."""
+        """Start the producer thread, connect to the cluster and learn the partitions of ``topics`` (the
+        topics about to be written), so that the first records do not wait for a metadata request and a new
+        connection."""
+        caller = asyncio.get_running_loop()
+        self._moved = asyncio.Event()
+        loop = self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=loop.run_forever, name="winnow-producer", daemon=True)
+        self._thread.start()
+
+        def handed(slot: Slot, n: int) -> None:  # on the producer thread
+            with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits for the count
+                caller.call_soon_threadsafe(self._handed, slot, n)
+
+        async def create() -> _Sending:  # producers take the loop they are created on
+            producers = [AIOKafkaProducer(**self._producer_options) for _ in range(self._connections)]
+            return _Sending(producers, handed)
+
         try:
-            await self._producer.start()
-            for topic in topics:
-                await self._producer.partitions_for(topic)
-        except KafkaError as error:
-            servers = self.settings.bootstrap_servers
-            raise ConnectorError(f"cannot connect a producer to {servers}: {reason(error)}.") from None
+            self._sending = await self._call(create())
+            await self._call(self._sending.start(topics))
+        except BaseException as error:
+            await self._shutdown()
+            if isinstance(error, KafkaError):
+                servers = self.settings.bootstrap_servers
+                raise ConnectorError(f"cannot connect a producer to {servers}: {reason(error)}.") from None
+            raise
+
+    async def _call(self, work: Awaitable[T]) -> T:
+        """Run ``work`` on the producer thread and wait for it here."""
+        assert self._loop is not None, "the writer was not started"
+        future: Future[T] = asyncio.run_coroutine_threadsafe(work, self._loop)  # type: ignore[arg-type]
+        return await asyncio.wrap_future(future)
 
     async def stop(self) -> None:
-        """Flush and disconnect."""
+        """Flush, disconnect and end the producer thread."""
+        if self._loop is None:
+            return
         try:
             await self.flush()
         finally:
-            await self._producer.stop()
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        """Stop the producers and end the producer thread (what they had not sent is dropped)."""
+        loop, thread, sending = self._loop, self._thread, self._sending
+        if loop is None:
+            return
+        try:
+            if sending is not None:
+                await self._call(sending.stop())
+        finally:
+            self._loop = self._thread = self._sending = None
+            loop.call_soon_threadsafe(loop.stop)
+            if thread is not None:
+                await asyncio.to_thread(thread.join, THREAD_JOIN_SECONDS)
+            if thread is None or not thread.is_alive():
+                loop.close()
+
+    def _handed(self, slot: Slot, n: int) -> None:
+        self._waiting[slot] -= n
+        if self._moved is not None:
+            self._moved.set()
+
+    def _new_batch(self) -> Any:
+        assert self._sending is not None, "the writer was not started"
+        return self._sending.producers[0].create_batch()  # a builder only: it takes no producer's loop
 
     def _enqueue(self, slot: Slot, batch: Any) -> None:
-        """Queue a batch for its partition's sender, starting the sender when none runs."""
+        """Close a batch and hand it to the producer thread, behind the partition's earlier batches."""
+        assert self._loop is not None and self._sending is not None, "the writer was not started"
         batch.close()
-        self._queued.setdefault(slot, []).append(batch)
-        if slot not in self._senders:
-            self._senders[slot] = asyncio.ensure_future(self._send_queued(slot))
-
-    async def _send_queued(self, slot: Slot) -> None:
-        queue = self._queued[slot]
-        try:
-            while queue:
-                self._pending.append(await self._producer.send_batch(queue[0], slot[0], partition=slot[1]))
-                queue.pop(0)
-        except Exception as error:  # the next flush reports this; the caller writes these records again
-            self._failure = error
-            queue.clear()
-        finally:
-            del self._senders[slot]
+        self._waiting[slot] = self._waiting.get(slot, 0) + 1
+        self._loop.call_soon_threadsafe(self._sending.enqueue, slot, batch)
 
     async def write(
         self,
@@ -147,12 +283,12 @@ class TopicWriter:
         slot = (topic, partition)
         batch = self._batches.get(slot)
         if batch is None:
-            batch = self._batches[slot] = self._producer.create_batch()
+            batch = self._batches[slot] = self._new_batch()
         for i, (key, value) in enumerate(zip(keys, values)):
             record_headers = list(headers[i]) if headers is not None else None
             if batch.append(key=key, value=value, timestamp=None, headers=record_headers) is None:
                 self._enqueue(slot, batch)
-                batch = self._batches[slot] = self._producer.create_batch()
+                batch = self._batches[slot] = self._new_batch()
                 if batch.append(key=key, value=value, timestamp=None, headers=record_headers) is None:
                     raise ConnectorError(f"a record of {len(value):,} bytes for {topic!r} does not fit in a batch.")
         self.records_written += len(values)
@@ -180,9 +316,10 @@ class TopicWriter:
         await self._backpressure(slot)
 
     async def _backpressure(self, slot: Slot) -> None:
-        sender = self._senders.get(slot)
-        if sender is not None and len(self._queued.get(slot, ())) > MAX_QUEUED:
-            await asyncio.wait([sender])  # the broker is behind: wait for this partition's queue to go out
+        moved = self._moved
+        while moved is not None and self._waiting.get(slot, 0) > MAX_QUEUED:
+            moved.clear()  # the broker is behind: wait until this partition's producer took some
+            await moved.wait()
 
     async def send_open(self) -> None:
         """Send every open batch soon, without waiting for acknowledgements or for the producer to take
@@ -195,14 +332,5 @@ class TopicWriter:
     async def flush(self) -> None:
         """Send every open batch and wait for the broker to acknowledge all records written so far."""
         await self.send_open()
-        try:
-            while self._senders:
-                await asyncio.gather(*self._senders.values())
-            pending, self._pending = self._pending, []
-            delivered = await asyncio.gather(*pending, return_exceptions=True)
-            failed = [result for result in delivered if isinstance(result, BaseException)]
-            failure, self._failure = self._failure or (failed[0] if failed else None), None
-            if failure is not None:
-                raise failure
-        except KafkaError as error:
-            raise ConnectorError(f"the broker did not acknowledge output records: {reason(error)}.") from None
+        assert self._sending is not None, "the writer was not started"
+        await self._call(self._sending.flush())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from typing import Any
 
 import numpy as np
 import pytest
@@ -116,3 +118,108 @@ def test_lines_built_into_batches_in_c_arrive_with_their_keys_in_order_between_o
     expected = [(keys[k], line, []) for k, line in zip(key_ids.tolist(), lines)]
     assert read == [(b"k", b"first", [("h", b"1")]), *expected[:4_000], (None, b"between", []), *expected[4_000:]]
     assert written == len(lines) + 2
+
+
+async def _read_partitions(bootstrap: str, topic: str, partitions: int, wanted: int) -> dict[int, list[bytes]]:
+    """Each partition's values, read until ``wanted`` records arrived or HANG_GUARD passed."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        read: dict[int, list[bytes]] = {p: [] for p in range(partitions)}
+        deadline = asyncio.get_running_loop().time() + HANG_GUARD
+        while sum(map(len, read.values())) < wanted and asyncio.get_running_loop().time() < deadline:
+            for tp, records in (await consumer.getmany(timeout_ms=300)).items():
+                read[tp.partition] += [r.value or b"" for r in records]
+        return read
+    finally:
+        await consumer.stop()
+
+
+async def _started_writer(broker: LocalBroker, partitions: int, **options: Any) -> TopicWriter:
+    """A started writer to the topic ``out`` (created with ``partitions``)."""
+    settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+    await ensure_topics(settings, {"out": partitions})
+    writer = TopicWriter(settings, **options)
+    await writer.start(["out"])
+    return writer
+
+
+def test_partitions_spread_over_several_connections_keep_their_order() -> None:
+    lines = {p: [b'{"p":%d,"n":%d,"pad":"%s"}' % (p, i, b"y" * (i % 900)) for i in range(3_000)] for p in range(5)}
+
+    async def scenario(broker: LocalBroker) -> dict[int, list[bytes]]:
+        writer = await _started_writer(broker, 5, connections=2)
+        try:
+            for chunk in range(3):  # interleaved writes to every partition, several batches each
+                for p in range(5):
+                    part = lines[p][chunk * 1_000 : (chunk + 1) * 1_000]
+                    await writer.write_lines("out", p, [LineBlock.of(part)], [b"k"], [np.zeros(len(part), np.int64)])
+                    await writer.write("out", p, [b"k"], [b"record %d/%d" % (p, chunk)])
+            await asyncio.wait_for(writer.flush(), HANG_GUARD)
+        finally:
+            await writer.stop()
+        return await _read_partitions(broker.bootstrap_servers, "out", 5, 5 * 3_003)
+
+    with LocalBroker() as broker:
+        read = asyncio.run(scenario(broker))
+    for p in range(5):
+        expected = [
+            value for c in range(3) for value in [*lines[p][c * 1_000 : (c + 1) * 1_000], b"record %d/%d" % (p, c)]
+        ]
+        assert read[p] == expected
+
+
+def test_batches_go_out_while_the_writing_loop_is_busy() -> None:
+    """The producers have a thread of their own: records handed over reach the broker even while the loop
+    that wrote them is blocked (here, until a reader in another thread has them all)."""
+    lines = [b'{"n":%d}' % i for i in range(2_000)]
+
+    async def scenario(broker: LocalBroker) -> dict[int, list[bytes]]:
+        writer = await _started_writer(broker, 1)
+        try:
+            await writer.write_lines("out", 0, [LineBlock.of(lines)], [b"k"], [np.zeros(len(lines), np.int64)])
+            await writer.send_open()
+            read: dict[int, list[bytes]] = {}
+
+            def reader() -> None:
+                read.update(asyncio.run(_read_partitions(broker.bootstrap_servers, "out", 1, len(lines))))
+
+            thread = threading.Thread(target=reader)
+            thread.start()
+            thread.join()  # blocks this loop: nothing on it runs until the reader is done
+            await asyncio.wait_for(writer.flush(), HANG_GUARD)
+            return read
+        finally:
+            await writer.stop()
+
+    with LocalBroker() as broker:
+        read = asyncio.run(scenario(broker))
+    assert read[0] == lines
+
+
+def test_a_writer_without_connections_is_refused() -> None:
+    with pytest.raises(ConnectorError, match="at least one producer connection, not 0"):
+        TopicWriter(KafkaSettings(bootstrap_servers="127.0.0.1:9"), connections=0)
+
+
+def test_a_cancelled_flush_cancels_no_sending_and_the_next_flush_waits_for_every_record() -> None:
+    values = [b"%d:" % i + b"x" * 200_000 for i in range(45)]  # one batch each: more than MAX_QUEUED
+
+    async def scenario(broker: LocalBroker) -> dict[int, list[bytes]]:
+        writer = await _started_writer(broker, 1)
+        try:
+            for value in values:
+                await writer.write("out", 0, [b"k"], [value])
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(writer.flush(), 0.001)
+            await asyncio.wait_for(writer.flush(), HANG_GUARD)
+        finally:
+            await writer.stop()
+        return await _read_partitions(broker.bootstrap_servers, "out", 1, len(values))
+
+    with LocalBroker() as broker:
+        read = asyncio.run(scenario(broker))
+    assert read[0] == values
