@@ -32,6 +32,7 @@ from faust.types import TP
 from mode import Service
 from mode.utils.objects import cached_property
 
+from connectors.bare_records import read_bare_records
 from connectors.kafka_output import TopicWriter
 from connectors.kafka_settings import KafkaSettings
 from connectors.long_lived_objects import freeze_long_lived
@@ -63,10 +64,12 @@ class GroupOptions:
 
 
 class WinnowConsumerThread(AIOKafkaConsumerThread):
-    """Faust's consumer thread, with a short broker-side fetch wait.
+    """Faust's consumer thread, with a short broker-side fetch wait, handing out bare records.
 
     Faust hard-codes ``fetch_max_wait_ms=1500``; a broker that holds a fetch
     for that long before answering adds up to 1.5 s to every event's latency.
+    Records come as aiokafka parsed them, without a ``ConsumerRecord`` each
+    (``connectors.bare_records``).
     """
 
     def _create_worker_consumer(self, transport: Any) -> Any:
@@ -74,6 +77,10 @@ class WinnowConsumerThread(AIOKafkaConsumerThread):
         app = self.app
         consumer._fetch_max_wait_ms = app.group.fetch_max_wait_ms if isinstance(app, WinnowApp) else 100
         return consumer
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        read_bare_records(self._consumer)  # the job reads offset, key, value, timestamp and headers only
 
 
 class WinnowConsumer(AIOKafkaConsumer):

@@ -49,7 +49,7 @@ log = logging.getLogger("winnow.streaming")
 
 
 class SourceRecord(Protocol):
-    """What the job reads of a consumed Kafka record (aiokafka's ``ConsumerRecord`` fits)."""
+    """What the job reads of a consumed Kafka record (aiokafka's parsed records and its ``ConsumerRecord`` fit)."""
 
     @property
     def offset(self) -> int: ...
