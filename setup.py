@@ -4,6 +4,8 @@
 ``windows/trace_links.pyx`` keeps the newest trace entries of panes and
 windows, ``windows/pane_index.pyx`` finds the slot of a pane,
 ``windows/sliding_points.pyx`` searches sliding windows' points and derives their windows,
+``state/pane_encoding.pyx`` encodes the pane values a commit writes to RocksDB,
+``connectors/event_fields.pyx`` takes the fields a job reads out of decoded events,
 ``connectors/line_gather.pyx`` reorders packed output lines,
 ``connectors/record_batches.pyx`` builds Kafka record batches from them,
 ``connectors/trace_ids.pyx`` reads trace ids from ``traceparent`` headers or derives them
@@ -18,10 +20,12 @@ setup(
         Extension(name, [name.replace(".", "/") + ".pyx"], extra_compile_args=["-O3"])
         for name in (
             "connectors.blake2b",
+            "connectors.event_fields",
             "connectors.line_gather",
             "connectors.record_batches",
             "connectors.trace_ids",
             "jobs.line_encoding",
+            "state.pane_encoding",
             "windows.pane_index",
             "windows.sliding_points",
             "windows.trace_links",

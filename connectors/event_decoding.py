@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from connectors.event_fields import event_fields
 from windows.events import Float64Array, Int64Array
 
 #: Events stamped before 2000-01-01T00:00:00Z are rejected as absurd.
@@ -124,30 +125,20 @@ class EventDecoder:
             return None
         try:
             docs = [orjson.loads(raw) for raw in raws]
-            keys = [doc[o.key_field] for doc in docs]
-            times = [doc[o.timestamp_field] for doc in docs]
-        except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
+        except orjson.JSONDecodeError:
             return None
-        key_kinds = set(map(type, keys))
-        if key_kinds - {str}:
-            if key_kinds - {str, int}:
-                return None
-            keys = [k if type(k) is str else str(k) for k in keys]
+        fields = event_fields(
+            docs, o.key_field, o.timestamp_field, o.numeric_fields, o.timestamp_format is TimeFormat.EPOCH_MS
+        )
+        if fields is None:
+            return None
+        keys, times, numbers = fields
         ts = self._fast_times(times)
         if ts is None:
             return None
-        numbers: dict[str, Float64Array] = {}
-        for name in o.numeric_fields:
-            values = [doc.get(name) for doc in docs]
-            if set(map(type, values)) - {int, float, type(None)}:
-                return None
-            try:
-                column = np.array(values, dtype=np.float64)
-            except (OverflowError, ValueError):
-                return None
+        for column in numbers.values():
             if (np.abs(column) > MAX_MAGNITUDE).any():
                 return None
-            numbers[name] = column
         hashes: dict[str, Int64Array] = {}
         for name in o.distinct_fields:
             hashed = self._hash_column([doc.get(name) for doc in docs])
@@ -163,23 +154,20 @@ class EventDecoder:
             hashes=hashes,
         )
 
-    def _fast_times(self, times: list[Any]) -> Int64Array | None:
+    def _fast_times(self, times: Int64Array | list[Any]) -> Int64Array | None:
         fmt = self.options.timestamp_format
-        kinds = set(map(type, times))
         try:
-            if fmt is TimeFormat.EPOCH_MS:
-                if kinds - {int}:
-                    return None
-                ts = np.array(times, dtype=np.int64)
+            if isinstance(times, np.ndarray):  # epoch milliseconds, read as integers by ``event_fields``
+                ts = times
             elif fmt is TimeFormat.EPOCH_S:
-                if kinds - {int, float}:
+                if set(map(type, times)) - {int, float}:
                     return None
                 seconds = np.array(times, dtype=np.float64)
                 if not np.isfinite(seconds).all() or (np.abs(seconds) > 1e13).any():
                     return None
                 ts = np.rint(seconds * 1000.0).astype(np.int64)
             else:
-                if kinds - {str}:
+                if set(map(type, times)) - {str}:
                     return None
                 ts = np.array([_rfc3339_ms(t) for t in times], dtype=np.int64)
         except (OverflowError, ValueError, _Bad):

@@ -18,10 +18,12 @@ import numpy as np
 import orjson
 
 from state.errors import StateError
-from state.key_encoding import decode_values, encode_values, pane_key, pane_keys, parse_pane_key, window_prefix
+from state.key_encoding import VALUE_VERSION, decode_values, pane_key, pane_keys, parse_pane_key, window_prefix
+from state.pane_encoding import pane_puts
 from state.partition_store import PartitionStore
 from windows.engine import PartitionEngine
 from windows.events import Int64Array
+from windows.pane_state import CountColumn, StateColumn, TraceColumn
 
 ENGINE_META = "engine"
 
@@ -33,6 +35,16 @@ class CommitStats:
     panes_written: int
     panes_deleted: int
     bytes_written: int
+
+
+def _column_states(column: StateColumn, slots: Int64Array) -> Int64Array | list[bytes]:
+    """One column's state of each of ``slots``, as ``pane_puts`` takes it: counts and trace entries as their
+    arrays (written in C), any other column as each pane's snapshot in JSON."""
+    if type(column) is CountColumn:
+        return column.n[slots]
+    if type(column) is TraceColumn:
+        return column.rows[slots]
+    return [orjson.dumps(state) for state in column.snapshot(slots)]
 
 
 def persist(
@@ -51,9 +63,8 @@ def persist(
         index = operator.index
         if changed.shape[0]:
             keys = [key_bytes(key) for key in table.key_ids[changed].tolist()]
-            puts.extend(
-                zip(pane_keys(index, table.panes[changed].tolist(), keys), encode_values(table.snapshot(changed)))
-            )
+            columns = [_column_states(column, changed) for column in table.aggregation.columns.values()]
+            puts.extend(pane_puts(window_prefix(index), table.panes[changed], keys, VALUE_VERSION, columns))
         if released_keys.shape[0]:
             released = [key_bytes(key) for key in released_keys.tolist()]
             deletes.extend(pane_keys(index, released_panes.tolist(), released))
