@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -94,3 +97,39 @@ def _status_bytes(pid: int, field: str) -> int:
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
     raise AssertionError(f"no {field} for process {pid}")
+
+
+# Linux keeps, in a process's ru_maxrss, the high-water mark of the memory it had before exec: a child
+# forked from the test process reports at least the test process's own RSS. This launcher, small itself,
+# forks and execs the command and reports the grandchild's peak, which then counts the command alone.
+_LAUNCHER = """
+import os, signal, sys
+report, argv = sys.argv[1], sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+_, status, usage = os.wait4(pid, 0)
+with open(report, "w") as handle:
+    handle.write(str(usage.ru_maxrss * 1024))
+if os.WIFSIGNALED(status):
+    signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+    os.kill(os.getpid(), os.WTERMSIG(status))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_with_peak(argv: list[str], cwd: Path, preexec: Callable[[], None] | None = None) -> tuple[int, str, int]:
+    """Run ``argv``; return its exit status, its output (stdout and stderr) and its own peak resident
+    memory in bytes (the kernel's ru_maxrss of that process alone)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".peak") as report:
+        process = subprocess.run(
+            [sys.executable, "-c", _LAUNCHER, report.name, *argv],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            preexec_fn=preexec,
+            check=False,
+        )
+        text = report.read()
+    assert text, f"the launcher reported no peak for {argv} (exit status {process.returncode})"
+    return process.returncode, process.stdout.decode(), int(text)

@@ -13,10 +13,8 @@ used; ``WINNOW_TEST_CGROUP=0`` forces the ``--memory-limit`` path.
 from __future__ import annotations
 
 import math
-import os
 import re
 import secrets
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,13 +24,15 @@ import pytest
 
 from connectors.local_broker import free_port
 from tests.conftest import ROOT, WinnowRunner
-from tests.memory_harness import MemoryCgroup
+from tests.memory_harness import MemoryCgroup, run_with_peak
 
 pytestmark = pytest.mark.slow
 
 MiB = 2**20
 # levels closer together than the defaults (70,85,95), so the flood reaches throttle as well as pressure
 THRESHOLDS = ["--memory-thresholds", "60,70,95"]
+ROOMY = 4 * 2**30  # a cgroup limit no test run comes near
+NORMAL_AGAIN = ("winnow_memory_transitions_total", "normal")
 
 FLOOD_SPEC = """
 name: {name}
@@ -55,20 +55,9 @@ def write_flood(path: Path, events: int, spacing_ms: int = 2) -> Path:
 
 
 def run_measured(args: list[str], cgroup: MemoryCgroup | None = None) -> tuple[int, str, int]:
-    """Run ``winnow ARGS``; return its exit status, its output and its peak resident memory (bytes)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "jobs.cli", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        preexec_fn=cgroup.enter() if cgroup is not None else None,
-    )
-    assert process.stdout is not None
-    with process.stdout:
-        output = process.stdout.read().decode()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, output, usage.ru_maxrss * 1024
+    """Run ``winnow ARGS``; return its exit status, its output and its own peak resident memory (bytes)."""
+    preexec = cgroup.enter() if cgroup is not None else None
+    return run_with_peak([sys.executable, "-m", "jobs.cli", *args], ROOT, preexec)
 
 
 def summary_value(output: str, label: str) -> str:
@@ -132,8 +121,15 @@ def test_a_worker_under_a_memory_limit_pauses_its_input_and_emits_what_replay_do
 ) -> None:
     from jobs.spec import JobSpec, load_job_spec
     from tests.jobs.test_worker import scrape, wait_processed
-    from tests.memory_harness import current_rss, peak_rss
-    from tests.streaming_harness import WorkerProcess, distinct_finals, publish, read_topic_sync, replay_finals
+    from tests.memory_harness import peak_rss
+    from tests.streaming_harness import (
+        WorkerProcess,
+        distinct_finals,
+        publish,
+        read_topic_sync,
+        replay_finals,
+        wait_until,
+    )
 
     def job(name: str) -> tuple[Path, JobSpec]:
         spec_path = tmp_path / f"{name}.yaml"
@@ -148,37 +144,45 @@ def test_a_worker_under_a_memory_limit_pauses_its_input_and_emits_what_replay_do
         return process, port
 
     log = write_flood(tmp_path / "flood.jsonl", 300_000)
-    # the worker's baseline: its peak over one default-sized batch per partition, with no memory limit
+    # the worker's baseline: its peak over one default-sized batch per partition, with no memory limit; in a
+    # roomy cgroup where this machine allows one, so that its governor reads memory as the limited one will
     head = tmp_path / "head.jsonl"
     head.write_bytes(b"".join(log.read_bytes().splitlines(keepends=True)[:40_000]))
     base_path, base_spec = job(f"base{secrets.token_hex(4)}")
     base_sent = publish(broker, base_spec, head)
-    free, _ = worker(base_path, "baseline")
+    roomy = MemoryCgroup.create(ROOMY)
+    free, base_port = worker(base_path, "baseline")
+    if roomy is not None:
+        free.preexec = roomy.enter()
     try:
         free.start().wait_assigned()
         wait_processed(broker, free.group, base_spec, base_sent.per_partition)
         assert free.process is not None
         baseline = peak_rss(free.process.pid)
         time.sleep(1)
-        floor = current_rss(free.process.pid)  # what an idle worker keeps after its batches
+        # what an idle worker keeps after its batches, as its governor reads it (cgroup working set or RSS)
+        floor = scrape(base_port, base_spec.name)[("winnow_memory_usage_bytes", "")]
     finally:
         assert free.stop() == 0
+        if roomy is not None:
+            roomy.remove()
     spec_path, spec = job(f"flood{secrets.token_hex(4)}")
     name = spec.name
     sent = publish(broker, spec, log)
 
     limit = baseline + 64 * MiB
-    cgroup = MemoryCgroup.create(limit)
+    cgroup = MemoryCgroup.create(limit) if roomy is not None else None
     if cgroup is None:
         # held against RSS instead, which also counts shared libraries and moves between the governor's
         # readings by a whole fetched batch: a wider margin
         limit = baseline + 128 * MiB
-    thresholds = THRESHOLDS
-    if cgroup is None:
-        # RSS keeps what the cgroup's working set does not count: pressure must still be able to end, so
-        # its resume point (5 below its start) sits above the idle worker's RSS
-        pressure = min(80, max(60, math.ceil((floor + 16 * MiB) / limit * 100) + 5))
-        thresholds = ["--memory-thresholds", f"{pressure},{pressure + 10},95"]
+    # Pressure alone (commit and evict every batch, fetch a tenth) holds this flood near one batch's
+    # worth of memory, so throttle sits just above pressure: a default-sized batch arriving at normal and
+    # the flood at pressure both cross it. Pressure's resume point (5 below its start) sits above the
+    # idle worker's memory, so that pressure can end once the flood is over.
+    pressure = math.ceil((floor + 16 * MiB) / limit * 100) + 5
+    thresholds = ["--memory-thresholds", f"{pressure},{pressure + 3},95"]
+    assert pressure + 3 < 95, (floor, limit)
     limited = [] if cgroup is not None else ["--memory-limit", str(limit)]
     governed, port = worker(spec_path, "governed", *thresholds, *limited)
     if cgroup is not None:
@@ -191,6 +195,8 @@ def test_a_worker_under_a_memory_limit_pauses_its_input_and_emits_what_replay_do
         governed.start().wait_assigned()
         wait_processed(broker, governed.group, spec, sent.per_partition, timeout=300)
         print(f"governed worker: {sum(sent.per_partition):,} events in {time.monotonic() - started:.1f} s")
+        # once the flood is over, the governor's next relief (every 2 s at pressure) brings memory down
+        wait_until(lambda: scrape(port, name).get(NORMAL_AGAIN, 0) >= 1, 30, "memory back to normal")
         scraped = scrape(port, name)
         assert governed.process is not None
         peak = peak_rss(governed.process.pid)
@@ -215,7 +221,7 @@ def test_a_worker_under_a_memory_limit_pauses_its_input_and_emits_what_replay_do
     assert scraped[("winnow_memory_transitions_total", "throttle")] >= 1
     assert "input paused" in text and "input resumed" in text  # Kafka kept the records meanwhile
     assert scraped[("winnow_memory_paused_seconds_total", "")] > 0
-    assert scraped[("winnow_memory_transitions_total", "normal")] >= 1  # back to normal when pressure fell
+    assert scraped[NORMAL_AGAIN] >= 1  # back to normal when pressure fell
 
     out = tmp_path / "replay"
     winnow("replay", "--spec", spec_path, "--input", log, "--out", out, "--keep-open", "--quiet")
