@@ -1,8 +1,11 @@
 """The C extensions Winnow compiles on install (everything else is in pyproject.toml).
 
 ``jobs/line_encoding.pyx`` writes result and decision lines,
+``jobs/fired_marks.pyx`` keeps the windows each rule has fired on,
+``jobs/key_lookup.pyx`` finds the ids of a batch's keys,
 ``windows/trace_links.pyx`` keeps the newest trace entries of panes and
 windows, ``windows/pane_index.pyx`` finds the slot of a pane,
+``windows/sketch_counts.pyx`` adds, merges and reads quantile sketches' bucket counts,
 ``windows/sliding_points.pyx`` searches sliding windows' points and derives their windows,
 ``state/pane_encoding.pyx`` encodes the pane values a commit writes to RocksDB,
 ``connectors/event_fields.pyx`` takes the fields a job reads out of decoded events,
@@ -24,9 +27,12 @@ setup(
             "connectors.line_gather",
             "connectors.record_batches",
             "connectors.trace_ids",
+            "jobs.fired_marks",
+            "jobs.key_lookup",
             "jobs.line_encoding",
             "state.pane_encoding",
             "windows.pane_index",
+            "windows.sketch_counts",
             "windows.sliding_points",
             "windows.trace_links",
         )

@@ -7,7 +7,6 @@ import io
 import shutil
 from collections import deque
 from collections.abc import Iterator
-from itertools import islice
 from pathlib import Path
 from typing import IO
 
@@ -31,29 +30,94 @@ def open_event_log(path: Path) -> IO[bytes]:
         raise ConnectorError(f"cannot open event log {path}: {error.strerror or error}.") from None
 
 
-def read_event_chunks(path: Path, chunk_lines: int, skip_lines: int = 0) -> Iterator[tuple[list[bytes], list[int]]]:
-    """Yield ``(events, line numbers)`` for each ``chunk_lines`` lines; blank lines carry no event."""
-    line_no = 0
+#: Bytes read from an event log at a time.
+READ_BLOCK_BYTES = 1 << 22
+_WHITESPACE = np.zeros(256, dtype=bool)
+_WHITESPACE[list(b" \t\n\r\x0b\x0c")] = True  # what bytes.strip() strips
+
+
+def _log_lines(handle: IO[bytes], block_bytes: int) -> Iterator[tuple[list[bytes], list[int]]]:
+    """Yield the lines of a log, a block at a time, without their line breaks (nor the carriage returns
+    before them), each with the indices within the block of its blank (empty or whitespace) lines.
+
+    The lines come from ``bytes.split`` over whole blocks, and blank lines from one
+    vectorized look at the first byte of every line: no Python step per line.
+    """
+    tail = b""
+    while True:
+        block = handle.read(block_bytes)
+        data = tail + block if tail else block
+        if not block:
+            if data:  # a last line with no line break
+                yield _split_block(data)
+            return
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            tail = data
+            continue
+        tail = data[cut + 1 :]
+        yield _split_block(data[:cut])
+
+
+def _split_block(body: bytes) -> tuple[list[bytes], list[int]]:
+    """The lines of ``body`` (line breaks between them, none at its end) and the indices of the blank ones."""
+    lines = body.split(b"\n")
+    if b"\r" in body:
+        lines = [line.rstrip(b"\r") for line in lines]
+    buffer = np.frombuffer(body, dtype=np.uint8)
+    starts = np.concatenate(([0], np.flatnonzero(buffer == 10) + 1))
+    # a blank line starts with white space or a line break, or is an empty last line
+    open_ended = starts >= buffer.shape[0]
+    maybe_blank = open_ended.copy()
+    maybe_blank[~open_ended] = _WHITESPACE[buffer[starts[~open_ended]]]
+    blank = [i for i in np.flatnonzero(maybe_blank).tolist() if not lines[i].strip()]
+    return lines, blank
+
+
+def read_event_chunks(
+    path: Path, chunk_lines: int, skip_lines: int = 0, *, block_bytes: int = READ_BLOCK_BYTES
+) -> Iterator[tuple[list[bytes], list[int]]]:
+    """Yield ``(events, line numbers)`` for each ``chunk_lines`` lines; blank lines carry no event, and the
+    first ``skip_lines`` lines are passed over."""
+    line_no = 0  # lines read so far
+    pending: list[bytes] = []  # lines read and not yet handed out; the first is line ``first``
+    blanks: list[int] = []  # line numbers of the blank lines among them
+    first = 1
     with open_event_log(path) as handle:
         try:
-            while True:
-                lines = list(islice(handle, chunk_lines))
-                if not lines:
-                    return
-                events: list[bytes] = []
-                numbers: list[int] = []
-                for line in lines:
-                    line_no += 1
-                    if line_no <= skip_lines:
-                        continue
-                    stripped = line.rstrip(b"\r\n")
-                    if stripped.strip():
-                        events.append(stripped)
-                        numbers.append(line_no)
-                if events:
-                    yield events, numbers
+            for lines, blank in _log_lines(handle, block_bytes):
+                blanks.extend(line_no + 1 + i for i in blank)
+                line_no += len(lines)
+                pending.extend(lines)
+                taken = 0
+                while len(pending) - taken >= chunk_lines:
+                    chunk = _chunk(pending[taken : taken + chunk_lines], first, blanks, skip_lines)
+                    taken += chunk_lines
+                    first += chunk_lines
+                    if chunk is not None:
+                        yield chunk
+                del pending[:taken]
+            if pending and (chunk := _chunk(pending, first, blanks, skip_lines)) is not None:
+                yield chunk
         except (OSError, EOFError, gzip.BadGzipFile) as error:
             raise ConnectorError(f"event log {path} is damaged after line {line_no}: {reason(error)}.") from None
+
+
+def _chunk(lines: list[bytes], first: int, blanks: list[int], skip_lines: int) -> tuple[list[bytes], list[int]] | None:
+    """The events among ``lines`` (numbered from ``first``) and their line numbers, or None when none;
+    drops the blank line numbers it passes from the front of ``blanks``."""
+    end = first + len(lines)
+    cut = 0
+    while cut < len(blanks) and blanks[cut] < end:
+        cut += 1
+    passed = set(blanks[:cut])
+    del blanks[:cut]
+    if not passed and skip_lines < first:
+        return lines, list(range(first, end))
+    kept = [i for i in range(max(first, skip_lines + 1), end) if i not in passed]
+    if not kept:
+        return None
+    return [lines[i - first] for i in kept], kept
 
 
 class _Chunk:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 from collections import Counter
 from collections.abc import Sequence
 
@@ -11,6 +10,7 @@ import orjson
 
 from connectors.line_blocks import DecisionBlock, LineBlock
 from jobs import line_encoding
+from jobs.fired_marks import FiredMarks
 from jobs.records import value_columns
 from jobs.spec import RuleSpec
 from windows.aggregation import LINKS
@@ -30,9 +30,8 @@ class RuleSet:
         self.by_window: dict[str, list[RuleSpec]] = {}
         for rule in self.rules:
             self.by_window.setdefault(rule.window, []).append(rule)
-        # Per (partition, rule): windows that already fired on an update and are still
-        # open, as a set of (key id, start, end) and a heap of their ends for expiry.
-        self._fired: dict[tuple[int, str], tuple[set[tuple[int, int, int]], list[tuple[int, int, int]]]] = {}
+        # Per (partition, rule): windows that already fired on an update and are still open.
+        self._fired: dict[tuple[int, str], FiredMarks] = {}
 
     def succeeded_by(self, successor: RuleSet) -> RuleSet:
         """Hand the fired marks of rules that keep their name and meaning to ``successor``; return it."""
@@ -49,21 +48,22 @@ class RuleSet:
         for owner in [owner for owner in self._fired if owner[0] == partition]:
             del self._fired[owner]
 
-    def key_ids_in_use(self) -> list[int]:
-        """Key ids the fired marks refer to."""
-        return [key for marked, _ in self._fired.values() for key, _, _ in marked]
+    def key_ids_in_use(self) -> Int64Array:
+        """Key ids the fired marks refer to (with repeats)."""
+        return np.concatenate([marks.columns()[0] for marks in self._fired.values()] + [np.zeros(0, np.int64)])
 
     def keys_renumbered(self, mapping: np.ndarray) -> None:
         """Key ids changed: ``mapping[old id]`` is the new id of every key in use."""
-        for owner, (marked, heap) in self._fired.items():
-            renumbered = [(e, int(mapping[k]), s) for e, k, s in heap]
-            heapq.heapify(renumbered)  # equal ends may now order differently
-            self._fired[owner] = ({(int(mapping[k]), s, e) for k, s, e in marked}, renumbered)
+        for owner, marks in self._fired.items():
+            keys, starts, ends = marks.columns()
+            renumbered = FiredMarks()
+            renumbered.mark(np.ascontiguousarray(mapping[keys], dtype=np.int64), starts, ends)
+            self._fired[owner] = renumbered
 
-    def _marks(self, partition: int, rule: str) -> tuple[set[tuple[int, int, int]], list[tuple[int, int, int]]]:
+    def _marks(self, partition: int, rule: str) -> FiredMarks:
         marks = self._fired.get((partition, rule))
         if marks is None:
-            marks = self._fired[(partition, rule)] = (set(), [])
+            marks = self._fired[(partition, rule)] = FiredMarks()
         return marks
 
     def decide(
@@ -86,33 +86,19 @@ class RuleSet:
             fired = rule.condition.evaluate(chunk.values, len(chunk)).nonzero()[0]
             # A decision fires once per (rule, key, window): at the first emission where
             # its condition holds. Copies after a restart carry the same id.
-            marked, ends_heap = self._marks(partition, rule.name)
-            rows = zip(
-                fired.tolist(), chunk.key_ids[fired].tolist(), chunk.starts[fired].tolist(), chunk.ends[fired].tolist()
-            )
-            keep = []
+            marks = self._marks(partition, rule.name)
+            if fired.shape[0]:
+                windows = (chunk.key_ids[fired], chunk.starts[fired], chunk.ends[fired])
+                fired = fired[marks.unmarked(*windows) if chunk.final else marks.mark(*windows)]
             if chunk.final:
-                for position, key, start, end in rows:
-                    if (key, start, end) not in marked:
-                        keep.append(position)
                 # Finals of one window come in close order, and close grows with end, so every
                 # marked window ending before this chunk's last end has now been emitted (others
                 # ending with it may follow in the next chunk).
-                horizon = int(chunk.ends.max())
-                while ends_heap and ends_heap[0][0] < horizon:
-                    end, key, start = heapq.heappop(ends_heap)
-                    marked.discard((key, start, end))
-            else:
-                for position, key, start, end in rows:
-                    if (key, start, end) not in marked:
-                        marked.add((key, start, end))
-                        heapq.heappush(ends_heap, (end, key, start))
-                        keep.append(position)
-            if not keep:
+                marks.expire(int(chunk.ends.max()))
+            if not fired.shape[0]:
                 continue
-            fired = np.asarray(keep, dtype=np.int64)
             hits = chunk.take(fired)
-            self.fired[(rule.name, rule.action)] += len(keep)
+            self.fired[(rule.name, rule.action)] += int(fired.shape[0])
             head = (
                 b'{"job":%s,"rule":%s,"action":%s,"rules_revision":%s,"stale_rules":%s,"window":%s,"partition":%d,'
                 b'"final":%s,'

@@ -8,6 +8,7 @@ import numpy as np
 import orjson
 
 from connectors.partitioner import partition_for
+from jobs.key_lookup import known_ids
 from windows.events import Int64Array
 
 
@@ -36,15 +37,14 @@ class KeyRegistry:
         return key_id
 
     def ids(self, keys: list[str]) -> Int64Array:
-        """Ids of ``keys``, registering new ones."""
-        get = self._ids.get
-        ids = [get(k) for k in keys]
-        if None in ids:
-            ids = [
-                i if i is not None else (self._ids.get(k) if k in self._ids else self._add(k))
-                for i, k in zip(ids, keys)
-            ]
-        return np.asarray(ids, dtype=np.int64)
+        """Ids of ``keys``, registering new ones (in their order of first occurrence)."""
+        ids, missing = known_ids(self._ids, keys)
+        if missing:
+            get, add = self._ids.get, self._add
+            for i in np.flatnonzero(ids < 0).tolist():
+                found = get(keys[i])
+                ids[i] = found if found is not None else add(keys[i])
+        return ids
 
     def id_of(self, key: bytes) -> int:
         """Id of a key given as UTF-8 bytes, registering it if new."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from windows import sketch
+from windows import sketch_counts
 from windows.aggregates import AggregateKind, AggregateSpec
 from windows.events import Float64Array, Int64Array
 from windows.pane_state import (
@@ -66,8 +66,7 @@ def _reader_for(spec: AggregateSpec) -> Callable[[Any], Int64Array | Float64Arra
         q = float(spec.quantile or 0.0)
 
         def percentile(merged: list[dict[int, int]]) -> Float64Array:
-            values = [sketch.quantile(buckets, q) for buckets in merged]
-            return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+            return sketch_counts.quantiles(merged, q)
 
         return percentile
     return lambda merged: merged

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from windows import fixed_point, sketch, trace_links
+from windows import fixed_point, sketch, sketch_counts, trace_links
 from windows.events import EventBatch, Float64Array, Int64Array
 
 _INT64_MAX = np.iinfo(np.int64).max
@@ -391,8 +391,6 @@ class DistinctColumn:
 class SketchColumn:
     """Quantile sketch bucket counts of a numeric field per pane (see ``windows.sketch``)."""
 
-    _CODE_SHIFT = 1 << 17  # bucket codes lie well inside +-2**17
-
     def __init__(self, field: str) -> None:
         self.field = field
         self.buckets: list[dict[int, int] | None] = []
@@ -409,24 +407,11 @@ class SketchColumn:
         ok = ~np.isnan(values)
         if not ok.any():
             return
-        codes = sketch.bucket_codes(values[ok])
-        composite = ctx.slots[ok] * (2 * self._CODE_SHIFT) + (codes + self._CODE_SHIFT)
-        unique, counts = np.unique(composite, return_counts=True)
-        slots = unique // (2 * self._CODE_SHIFT)
-        codes_u = unique - slots * (2 * self._CODE_SHIFT) - self._CODE_SHIFT
-        buckets = self.buckets
-        for slot, code, count in zip(slots.tolist(), codes_u.tolist(), counts.tolist()):
-            pane = buckets[slot]
-            pane[code] = pane.get(code, 0) + count  # type: ignore[union-attr]
+        sketch_counts.add_codes(self.buckets, ctx.slots[ok], sketch.bucket_codes(values[ok]))
 
     def merge(self, plan: MergePlan) -> list[dict[int, int]]:
-        merged: list[dict[int, int]] = [{} for _ in range(plan.n_groups)]
-        buckets = self.buckets
-        for group, slot in zip(plan.groups.tolist(), plan.slots.tolist()):
-            target = merged[group]
-            for code, count in buckets[slot].items():  # type: ignore[union-attr]
-                target[code] = target.get(code, 0) + count
-        return merged
+        """Each window's bucket counts (a window of one pane shares that pane's dict: read it, do not change it)."""
+        return sketch_counts.merge_counts(self.buckets, plan.groups, plan.slots, plan.n_groups)
 
     def snapshot(self, slots: Int64Array) -> list[Any]:
         return [sorted((self.buckets[s] or {}).items()) for s in slots.tolist()]

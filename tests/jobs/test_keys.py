@@ -6,6 +6,8 @@ import tracemalloc
 
 import numpy as np
 import orjson
+from hypothesis import given
+from hypothesis import strategies as st
 
 from jobs.keys import KeyRegistry
 
@@ -35,3 +37,14 @@ def test_a_keys_json_text_holds_no_more_memory_than_its_text() -> None:
     finally:
         tracemalloc.stop()
     assert held < 400 * len(keys), f"{held / len(keys):.0f} bytes per key"
+
+
+@given(batches=st.lists(st.lists(st.sampled_from(["a", "b", "c", "d", "é", "", "a b", "1"]), max_size=12), max_size=6))
+def test_ids_number_keys_in_order_of_first_sight_across_batches(batches: list[list[str]]) -> None:
+    registry = KeyRegistry(partitions=2)
+    expected: dict[str, int] = {}
+    for batch in batches:
+        ids = registry.ids(batch)
+        assert ids.dtype == np.int64
+        assert ids.tolist() == [expected.setdefault(key, len(expected)) for key in batch]
+    assert registry.utf8 == [key.encode() for key in expected]

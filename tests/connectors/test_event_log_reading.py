@@ -1,0 +1,77 @@
+"""Reading event logs in chunks: the block reader against a plain line-by-line statement of the same."""
+
+from __future__ import annotations
+
+import gzip
+from itertools import islice
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connectors.errors import ConnectorError
+from connectors.jsonl_files import read_event_chunks
+
+
+def reference_chunks(path: Path, chunk_lines: int, skip_lines: int) -> list[tuple[list[bytes], list[int]]]:
+    """What the reader must yield, one Python step per line: each ``chunk_lines`` lines, their non-blank
+    lines past ``skip_lines`` without line breaks, with their line numbers."""
+    chunks = []
+    line_no = 0
+    with open(path, "rb") as handle:
+        while lines := list(islice(handle, chunk_lines)):
+            events, numbers = [], []
+            for line in lines:
+                line_no += 1
+                stripped = line.rstrip(b"\r\n")
+                if line_no > skip_lines and stripped.strip():
+                    events.append(stripped)
+                    numbers.append(line_no)
+            if events:
+                chunks.append((events, numbers))
+    return chunks
+
+
+# Lines of JSON, blanks of every kind, white space before text, and stray carriage returns.
+log_lines = st.lists(
+    st.sampled_from([b'{"k":"a","ts":1}', b"", b"   ", b"\t\x0b\x0c", b" {}", b"\r", b"x\r", b"[1, 2]", b"\xff\xfe"])
+    | st.binary(max_size=12).filter(lambda line: b"\n" not in line),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    lines=log_lines,
+    final_break=st.booleans(),
+    chunk_lines=st.integers(1, 9),
+    skip_lines=st.integers(0, 12),
+    block_bytes=st.integers(1, 64),
+)
+def test_chunks_match_a_line_by_line_reading(
+    tmp_path: Path, lines: list[bytes], final_break: bool, chunk_lines: int, skip_lines: int, block_bytes: int
+) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + (b"\n" if final_break and lines else b""))
+    got = list(read_event_chunks(path, chunk_lines, skip_lines, block_bytes=block_bytes))
+    assert got == reference_chunks(path, chunk_lines, skip_lines)
+
+
+def test_gzip_logs_read_the_same_as_plain_ones(tmp_path: Path) -> None:
+    text = b"".join(b'{"n":%d}\r\n' % i if i % 7 else b"  \n" for i in range(5_000))
+    plain, packed = tmp_path / "events.jsonl", tmp_path / "events.jsonl.gz"
+    plain.write_bytes(text)
+    packed.write_bytes(gzip.compress(text))
+    got = list(read_event_chunks(packed, 999, 10, block_bytes=4096))
+    assert got == list(read_event_chunks(plain, 999, 10)) == reference_chunks(plain, 999, 10)
+    assert sum(len(events) for events, _ in got) == 5_000 - 10 - 5_000 // 7 + 10 // 7
+
+
+def test_a_damaged_gzip_log_names_the_last_line_read(tmp_path: Path) -> None:
+    packed = gzip.compress(b"".join(b'{"n":%d}\n' % i for i in range(100_000)))
+    path = tmp_path / "events.jsonl.gz"
+    path.write_bytes(packed[: len(packed) // 2])
+    with pytest.raises(ConnectorError, match=r"is damaged after line \d+"):
+        for _ in read_event_chunks(path, 1_000, block_bytes=1 << 12):
+            pass
