@@ -33,6 +33,7 @@ from connectors.event_decoding import LateRecord, Rejected
 from connectors.kafka_output import Headers, TopicWriter
 from connectors.line_blocks import DecisionBlock, LineBlock
 from connectors.metrics import DECISION_LATENCY, RULES_REVISION, RULES_STALE
+from connectors.record_columns import record_columns
 from jobs.decisions import RuleSet
 from jobs.keys import KeyRegistry
 from jobs.live_rules import LiveRules
@@ -65,13 +66,6 @@ class SourceRecord(Protocol):
 
     @property
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
-
-
-def _traceparent(headers: Sequence[tuple[str, bytes]] | None) -> bytes | None:
-    for name, value in headers or ():
-        if name == "traceparent":
-            return value
-    return None
 
 
 @dataclass(frozen=True)
@@ -352,14 +346,11 @@ class StreamingJob:
                         records[0].offset - 1,
                     )
                 self._batch_records[partition] = records
+                values, offsets, traceparents, origins = record_columns(
+                    records if type(records) is list else list(records), self.spec.traced
+                )
                 try:
-                    self.runner.process(
-                        [r.value if r.value is not None else b"" for r in records],
-                        [r.offset for r in records],
-                        partition,
-                        traceparents=[_traceparent(r.headers) for r in records] if self.spec.traced else None,
-                        origins=[r.timestamp for r in records] if self.spec.traced else None,
-                    )
+                    self.runner.process(values, offsets, partition, traceparents=traceparents, origins=origins)
                 except BaseException as error:
                     self.failed = error
                     raise

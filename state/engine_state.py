@@ -62,11 +62,11 @@ def persist(
         changed, released_keys, released_panes = table.take_changes()
         index = operator.index
         if changed.shape[0]:
-            keys = [key_bytes(key) for key in table.key_ids[changed].tolist()]
+            keys = list(map(key_bytes, table.key_ids[changed].tolist()))
             columns = [_column_states(column, changed) for column in table.aggregation.columns.values()]
             puts.extend(pane_puts(window_prefix(index), table.panes[changed], keys, VALUE_VERSION, columns))
         if released_keys.shape[0]:
-            released = [key_bytes(key) for key in released_keys.tolist()]
+            released = list(map(key_bytes, released_keys.tolist()))
             deletes.extend(pane_keys(index, released_panes.tolist(), released))
         pending = sorted(operator.pending)
         progress.append(

@@ -191,7 +191,7 @@ def test_the_image_keeps_every_file_the_services_use() -> None:
         if line.strip() and not line.startswith(("#", "!"))
     ]
     # the package build reads pyproject.toml, README.md and every C extension's source; the services run the rest
-    extensions = re.findall(r'"((?:connectors|jobs|windows)\.\w+)"', (ROOT / "setup.py").read_text())
+    extensions = re.findall(r'"((?:connectors|jobs|state|windows)\.\w+)"', (ROOT / "setup.py").read_text())
     assert len(extensions) >= 5, extensions
     used = {"pyproject.toml", "setup.py", "README.md", "jobs/cli.py", DEMO_FEED, SEED_RULES}
     used.update(name.replace(".", "/") + ".pyx" for name in extensions)

@@ -1,0 +1,61 @@
+"""The columns a job reads of fetched records, in C, against the plain reading, on records from a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from connectors.kafka_settings import KafkaSettings
+from connectors.kafka_topics import ensure_topics
+from connectors.local_broker import LocalBroker
+from connectors.record_columns import record_columns
+from tests.connectors.test_bare_records import _read_all
+
+
+def plain_columns(records: list[Any], traced: bool) -> tuple[list[Any], ...]:
+    """The statement: each record's value (b"" for none), offset, first traceparent header and timestamp."""
+
+    def traceparent(headers: Any) -> bytes | None:
+        return next((value for name, value in headers or () if name == "traceparent"), None)
+
+    return (
+        [r.value if r.value is not None else b"" for r in records],
+        [r.offset for r in records],
+        [traceparent(r.headers) for r in records] if traced else None,  # type: ignore[list-item]
+        [r.timestamp for r in records] if traced else None,  # type: ignore[list-item]
+    )
+
+
+def test_columns_of_bare_and_plain_records_are_the_plain_reading() -> None:
+    async def scenario(broker: LocalBroker) -> tuple[list[Any], list[Any]]:
+        bootstrap = broker.bootstrap_servers
+        await ensure_topics(KafkaSettings(bootstrap_servers=bootstrap), {"src": 2})
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        try:
+            for i in range(40):
+                headers = [
+                    [],
+                    [("traceparent", b"00-%032x-%016x-01" % (i + 1, i + 1))],
+                    [("other", b"x"), ("traceparent", b"tp-%d" % i), ("traceparent", b"second")],
+                    [("Traceparent", b"not this one")],
+                ][i % 4]
+                value = None if i % 5 == 0 else b'{"n":%d}' % i
+                await producer.send(
+                    "src", value, key=b"k%d" % i, partition=i % 2, headers=headers, timestamp_ms=1_700_000_000_000 + i
+                )
+        finally:
+            await producer.stop()
+        return await asyncio.gather(_read_all(bootstrap, 40, bare=False), _read_all(bootstrap, 40, bare=True))
+
+    with LocalBroker() as broker:
+        plain, bare = asyncio.run(scenario(broker))
+    assert len(plain) == len(bare) == 40
+    for records in (plain, bare):
+        for traced in (True, False):
+            assert record_columns(records, traced) == plain_columns(records, traced)
+    values, _, traceparents, _ = record_columns(bare, True)
+    assert values.count(b"") == 8 and traceparents is not None
+    assert sum(tp is not None and tp.startswith(b"tp-") for tp in traceparents) == 10
