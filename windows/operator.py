@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import replace
+from itertools import chain
 
 import numpy as np
 
@@ -193,7 +194,7 @@ class WindowOperator(ABC):
         sizes = [len(slots) for slots, _, _ in ticks]
         if not sum(sizes):
             return None
-        changed = np.fromiter((slot for slots, _, _ in ticks for slot in slots), dtype=np.int64, count=sum(sizes))
+        changed = np.fromiter(chain.from_iterable(slots for slots, _, _ in ticks), dtype=np.int64, count=sum(sizes))
         when = np.repeat(np.asarray([now for _, now, _ in ticks], dtype=np.int64), sizes)
         orders = [self._tick_order(boundary) for _, _, boundary in ticks]
         tick_orders = np.repeat(np.asarray(orders, dtype=np.int64), sizes)
@@ -373,9 +374,10 @@ class WindowOperator(ABC):
         if excess <= 0 or table.store is None:
             return 0
         live = table.live_slots()
-        kept = self.pending | table.changed  # awaiting an update emission, or not yet in the store
-        if kept:
-            live = live[~np.isin(live, np.fromiter(kept, dtype=np.int64, count=len(kept)))]
+        kept = table.changed[live]  # not yet in the store
+        if self.pending:  # or awaiting an update emission
+            kept |= np.isin(live, np.fromiter(self.pending, dtype=np.int64, count=len(self.pending)))
+        live = live[~kept]
         victims = live[np.argsort(table.touched[live], kind="stable")[:excess]]
         table.evict(victims)
         if len(table) * 2 < table.capacity:

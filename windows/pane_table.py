@@ -64,7 +64,7 @@ class PaneTable:
         self.index = PaneIndex()
         self._free: list[int] = []
         self._high_water = 0
-        self.changed: set[int] = set()  # slots changed since the store last took them
+        self.changed = np.zeros(0, dtype=bool)  # per slot: changed since the store last took it
         # (key ids, pane starts) of the panes released since the store last took them
         self.released: list[tuple[Int64Array, Int64Array]] = []
         self.last_created = np.zeros(0, dtype=np.int64)  # slots the latest pane creation made (any caller)
@@ -93,6 +93,7 @@ class PaneTable:
             ("panes", 0),
             ("alive", False),
             ("stored", False),
+            ("changed", False),
             ("touched", 0),
             ("_position", 0),
         ):
@@ -215,7 +216,7 @@ class PaneTable:
         if slots.shape[0] == 0:
             return
         slot_list = slots.tolist()
-        if self.changed.intersection(slot_list):
+        if self.changed[slots].any():
             raise ValueError("cannot evict panes with changes the state store has not taken")
         panes = self.panes[slots]
         self.index.remove(self.key_ids[slots], panes)
@@ -233,7 +234,7 @@ class PaneTable:
         mapping = np.full(self.capacity, -1, dtype=np.int64)
         mapping[live] = np.arange(live.shape[0], dtype=np.int64)
         capacity = max(1024, int(live.shape[0] * 1.25))
-        for name in ("key_ids", "panes", "alive", "stored", "touched", "_position"):
+        for name in ("key_ids", "panes", "alive", "stored", "changed", "touched", "_position"):
             old = getattr(self, name)
             new = np.zeros(capacity, dtype=old.dtype)
             new[: live.shape[0]] = old[live]
@@ -248,7 +249,6 @@ class PaneTable:
         if states:
             self._set_states(np.arange(live.shape[0], dtype=np.int64), states)
         self.reindex()
-        self.changed = {int(mapping[slot]) for slot in self.changed}
         self.last_created = self.last_created[:0]
         return mapping
 
@@ -268,7 +268,7 @@ class PaneTable:
         )
         for column in self.aggregation.columns.values():
             column.add(ctx)
-        self.changed.update(unique_slots.tolist())
+        self.changed[unique_slots] = True
         return unique_slots, inverse
 
     def reindex(self) -> None:
@@ -290,7 +290,7 @@ class PaneTable:
         keys, starts = self.key_ids[at], self.panes[at]
         self.index.remove(keys, starts)
         self.alive[at] = False
-        self.changed.difference_update(slot_list)
+        self.changed[at] = False
         held = self.stored[at]  # a pane the store never held needs no deletion
         if held.any():
             self.released.append((keys[held], starts[held]))
@@ -300,10 +300,11 @@ class PaneTable:
         """Changed slots (sorted), and the key ids and starts of stored panes released, since the last call;
         forget them (the caller writes the changed slots to the store)."""
         # an array, not a list: numpy indexing with a long list of ints takes far more memory
-        changed = np.sort(np.fromiter(self.changed, dtype=np.int64, count=len(self.changed)))
+        changed = np.flatnonzero(self.changed[: self._high_water]).astype(np.int64)
         released = self.released
         self.stored[changed] = True
-        self.changed, self.released = set(), []
+        self.changed[changed] = False
+        self.released = []
         if not released:
             return changed, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         return changed, np.concatenate([keys for keys, _ in released]), np.concatenate([p for _, p in released])
