@@ -19,11 +19,12 @@ import orjson
 
 from state.errors import StateError
 from state.key_encoding import VALUE_VERSION, decode_values, pane_key, pane_keys, parse_pane_key, window_prefix
-from state.pane_encoding import pane_puts
+from state.pane_encoding import pane_key_list, pane_puts
 from state.partition_store import PartitionStore
+from windows import sketch_counts
 from windows.engine import PartitionEngine
 from windows.events import Int64Array
-from windows.pane_state import CountColumn, StateColumn, TraceColumn
+from windows.pane_state import CountColumn, SketchColumn, StateColumn, TraceColumn
 
 ENGINE_META = "engine"
 
@@ -39,11 +40,14 @@ class CommitStats:
 
 def _column_states(column: StateColumn, slots: Int64Array) -> Int64Array | list[bytes]:
     """One column's state of each of ``slots``, as ``pane_puts`` takes it: counts and trace entries as their
-    arrays (written in C), any other column as each pane's snapshot in JSON."""
+    arrays (written in C), sketch counts as JSON written in C, any other column as each pane's snapshot in
+    JSON."""
     if type(column) is CountColumn:
         return column.n[slots]
     if type(column) is TraceColumn:
         return column.rows[slots]
+    if type(column) is SketchColumn:
+        return sketch_counts.encoded_states(column.buckets, slots)
     return [orjson.dumps(state) for state in column.snapshot(slots)]
 
 
@@ -67,7 +71,7 @@ def persist(
             puts.extend(pane_puts(window_prefix(index), table.panes[changed], keys, VALUE_VERSION, columns))
         if released_keys.shape[0]:
             released = list(map(key_bytes, released_keys.tolist()))
-            deletes.extend(pane_keys(index, released_panes.tolist(), released))
+            deletes.extend(pane_key_list(window_prefix(index), released_panes, released))
         pending = sorted(operator.pending)
         progress.append(
             {

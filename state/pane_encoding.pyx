@@ -89,6 +89,34 @@ cdef inline char* write_trace(char* out, const int64_t* row, Py_ssize_t links) n
     return out + 1
 
 
+cdef bytes _pane_key(bytes prefix, int64_t start, object key, Py_ssize_t i):
+    """``prefix | start + 2**63 (8 bytes, big-endian) | key`` (``key``, the ``i``-th, must be bytes)."""
+    cdef Py_ssize_t prefix_length = PyBytes_GET_SIZE(prefix)
+    cdef uint64_t biased = <uint64_t>start ^ (<uint64_t>1 << 63)
+    cdef int b
+    cdef char* at
+    if type(key) is not bytes:
+        raise TypeError(f"key {i} is not bytes.")
+    pane_key = PyBytes_FromStringAndSize(NULL, prefix_length + 8 + PyBytes_GET_SIZE(key))
+    at = PyBytes_AS_STRING(pane_key)
+    memcpy(at, PyBytes_AS_STRING(prefix), prefix_length)
+    for b in range(8):
+        at[prefix_length + b] = <char>((biased >> (8 * (7 - b))) & 0xFF)
+    memcpy(at + prefix_length + 8, PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key))
+    return pane_key
+
+
+def pane_key_list(bytes prefix not None, const int64_t[::1] starts, list keys not None):
+    """The key of each pane ``i``, as ``pane_puts`` writes it: ``prefix | starts[i] + 2**63 | keys[i]``."""
+    cdef Py_ssize_t n = starts.shape[0], i
+    if PyList_GET_SIZE(keys) != n:
+        raise ValueError(f"pane_key_list takes one key per pane: {n} panes, {len(keys)} keys.")
+    out = [None] * n
+    for i in range(n):
+        out[i] = _pane_key(prefix, starts[i], <object>PyList_GET_ITEM(keys, i), i)
+    return out
+
+
 def pane_puts(bytes prefix not None, const int64_t[::1] starts, list keys not None, int version, list columns not None):
     """``(key, value)`` for each pane ``i``: key ``prefix | starts[i] + 2**63 (8 bytes, big-endian) | keys[i]``;
     value ``version`` byte, then the JSON list of the pane's state in each of ``columns``.
@@ -97,12 +125,9 @@ def pane_puts(bytes prefix not None, const int64_t[::1] starts, list keys not No
     ``(panes, links, 5)`` (trace entries; those with ``seq`` NO_SEQ are absent),
     or a list of ``bytes`` (each pane's state as JSON text)."""
     cdef Py_ssize_t n = starts.shape[0], n_columns = len(columns), i, c, length, size
-    cdef Py_ssize_t prefix_length = PyBytes_GET_SIZE(prefix)
     cdef list out
     cdef object key, pane_key, value, item, column
     cdef char* at
-    cdef uint64_t biased
-    cdef int b
     cdef const int64_t[::1] ints
     cdef const int64_t[:, :, ::1] traces
     if PyList_GET_SIZE(keys) != n:
@@ -149,17 +174,7 @@ def pane_puts(bytes prefix not None, const int64_t[::1] starts, list keys not No
                             "JSON texts, one per pane.")
     out = [None] * n
     for i in range(n):
-        key = <object>PyList_GET_ITEM(keys, i)
-        if type(key) is not bytes:
-            raise TypeError(f"key {i} is not bytes.")
-        # the key
-        pane_key = PyBytes_FromStringAndSize(NULL, prefix_length + 8 + PyBytes_GET_SIZE(key))
-        at = PyBytes_AS_STRING(pane_key)
-        memcpy(at, PyBytes_AS_STRING(prefix), prefix_length)
-        biased = <uint64_t>starts[i] ^ (<uint64_t>1 << 63)
-        for b in range(8):
-            at[prefix_length + b] = <char>((biased >> (8 * (7 - b))) & 0xFF)
-        memcpy(at + prefix_length + 8, PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key))
+        pane_key = _pane_key(prefix, starts[i], <object>PyList_GET_ITEM(keys, i), i)
         # the value: its length, then its bytes
         length = 3 + (n_columns - 1 if n_columns else 0)  # version byte, brackets, commas
         for c in range(n_columns):

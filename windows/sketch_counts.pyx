@@ -9,12 +9,13 @@ value is computed with the same floating-point operations as
 ``sketch.bucket_value``.
 """
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem, PyDict_Next, PyDict_SetItem, PyDict_Size
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.long cimport PyLong_AsLongLong
 from cpython.object cimport PyObject
 from libc.math cimport ceil, pow
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc, qsort
 
 import numpy as np
@@ -148,3 +149,79 @@ def quantiles(list merged not None, double q):
     finally:
         free(items)
     return out
+
+
+cdef inline Py_ssize_t _int_length(int64_t value) noexcept nogil:
+    cdef uint64_t magnitude = <uint64_t>value if value >= 0 else <uint64_t>0 - <uint64_t>value
+    cdef Py_ssize_t length = 1 if value >= 0 else 2
+    while magnitude >= 10:
+        magnitude //= 10
+        length += 1
+    return length
+
+
+cdef inline char* _write_int(char* out, int64_t value) noexcept nogil:
+    cdef uint64_t magnitude = <uint64_t>value if value >= 0 else <uint64_t>0 - <uint64_t>value
+    cdef Py_ssize_t length = _int_length(value), at = length
+    if value < 0:
+        out[0] = c'-'
+    while True:
+        at -= 1
+        out[at] = <char>(48 + magnitude % 10)
+        magnitude //= 10
+        if magnitude == 0:
+            break
+    return out + length
+
+
+def encoded_states(list buckets not None, const int64_t[::1] slots):
+    """Each slot's bucket counts as the JSON text of their ``[code, count]`` pairs in code order: the bytes
+    ``orjson.dumps(sorted(buckets[slot].items()))`` gives (``[]`` for a slot with no dict)."""
+    cdef Py_ssize_t n = slots.shape[0], i, size, at, k, length, position, capacity = 64
+    cdef PyObject* code
+    cdef PyObject* count
+    cdef object pane
+    cdef char* out
+    cdef Bucket* items = <Bucket*>malloc(capacity * sizeof(Bucket))
+    cdef Bucket* grown
+    cdef list encoded = [None] * n
+    if items is NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            pane = <object>PyList_GET_ITEM(buckets, slots[i])
+            size = 0 if pane is None else PyDict_Size(pane)
+            if size > capacity:
+                grown = <Bucket*>malloc(size * sizeof(Bucket))
+                if grown is NULL:
+                    raise MemoryError()
+                free(items)
+                items, capacity = grown, size
+            position = 0
+            at = 0
+            length = 2 + (size - 1 if size else 0)  # brackets and commas
+            while size and PyDict_Next(pane, &position, &code, &count):
+                items[at].code = PyLong_AsLongLong(<object>code)
+                items[at].count = PyLong_AsLongLong(<object>count)
+                length += 3 + _int_length(items[at].code) + _int_length(items[at].count)  # [c,n]
+                at += 1
+            qsort(items, at, sizeof(Bucket), _by_code)
+            text = PyBytes_FromStringAndSize(NULL, length)
+            out = PyBytes_AS_STRING(text)
+            out[0] = c'['
+            out += 1
+            for k in range(at):
+                if k:
+                    out[0] = c','
+                    out += 1
+                out[0] = c'['
+                out = _write_int(out + 1, items[k].code)
+                out[0] = c','
+                out = _write_int(out + 1, items[k].count)
+                out[0] = c']'
+                out += 1
+            out[0] = c']'
+            encoded[i] = text
+    finally:
+        free(items)
+    return encoded

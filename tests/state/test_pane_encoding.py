@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from state.engine_state import _column_states
 from state.key_encoding import VALUE_VERSION, decode_value, encode_values, pane_keys, window_prefix
-from state.pane_encoding import pane_puts
+from state.pane_encoding import pane_key_list, pane_puts
 from tests.windows.engine_runner import to_batch, traced
 from tests.windows.reference_model import Event
 from tests.windows.test_engine_vs_reference import event_logs, window_specs
@@ -67,6 +67,7 @@ def test_keys_and_values_match_the_python_encoding(data: st.DataObject, panes: i
     expected = list(zip(pane_keys(window, starts.tolist(), keys), encode_values(states)))
     assert got == expected
     assert [decode_value(value) for _, value in got] == states
+    assert pane_key_list(window_prefix(window), starts, keys) == [key for key, _ in expected]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -100,3 +101,7 @@ def test_bad_columns_are_refused_with_the_reason() -> None:
         pane_puts(b"P\x00", starts, [b"a", b"b"], VALUE_VERSION, [np.zeros(2, dtype=np.float64)])
     with pytest.raises(TypeError, match="key 1 is not bytes"):
         pane_puts(b"P\x00", starts, [b"a", "b"], VALUE_VERSION, [])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="key 1 is not bytes"):
+        pane_key_list(b"P\x00", starts, [b"a", "b"])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="one key per pane: 2 panes, 3 keys"):
+        pane_key_list(b"P\x00", starts, [b"a", b"b", b"c"])

@@ -6,6 +6,7 @@ import copy
 import math
 
 import numpy as np
+import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -67,3 +68,15 @@ def test_a_quantile_is_within_the_relative_accuracy_of_the_order_statistic() -> 
         exact = np.sort(data)[max(math.ceil(q * data.shape[0]) - 1, 0)]
         (value,) = sketch_counts.quantiles([buckets[0] or {}], q).tolist()
         assert abs(value - exact) <= sketch.RELATIVE_ACCURACY * exact
+
+
+@given(
+    panes=st.lists(
+        st.none() | st.dictionaries(st.integers(-(2**62), 2**62), st.integers(1, 2**62), max_size=12), max_size=8
+    ),
+    data=st.data(),
+)
+def test_encoded_states_are_orjson_of_the_sorted_pairs(panes: list[dict[int, int] | None], data: st.DataObject) -> None:
+    slots = data.draw(st.lists(st.integers(0, max(len(panes) - 1, 0)), max_size=10)) if panes else []
+    got = sketch_counts.encoded_states(panes, np.asarray(slots, dtype=np.int64))
+    assert got == [orjson.dumps(sorted((panes[slot] or {}).items())) for slot in slots]
