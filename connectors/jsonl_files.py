@@ -20,43 +20,45 @@ from windows.errors import reason
 from windows.events import Int64Array
 
 
-def open_event_log(path: Path) -> IO[bytes]:
+def open_event_log(path: Path) -> io.BufferedReader:
     """Open a ``.jsonl`` or ``.jsonl.gz`` event log for binary reading."""
     try:
         if path.suffix == ".gz":
             return io.BufferedReader(gzip.open(path, "rb"), buffer_size=1 << 20)  # type: ignore[arg-type]
-        return open(path, "rb", buffering=1 << 20)
+        return io.BufferedReader(io.FileIO(path, "rb"), buffer_size=1 << 20)
     except OSError as error:
         raise ConnectorError(f"cannot open event log {path}: {error.strerror or error}.") from None
 
 
-#: Bytes read from an event log at a time.
+#: Bytes read from an event log at a time (at most); from a compressed log, less: a damaged one loses
+#: the read that meets the damage.
 READ_BLOCK_BYTES = 1 << 22
+GZIP_READ_BYTES = 1 << 16
 _WHITESPACE = np.zeros(256, dtype=bool)
 _WHITESPACE[list(b" \t\n\r\x0b\x0c")] = True  # what bytes.strip() strips
 
 
-def _log_lines(handle: IO[bytes], block_bytes: int) -> Iterator[tuple[list[bytes], list[int]]]:
+def _log_lines(handle: io.BufferedReader, block_bytes: int) -> Iterator[tuple[list[bytes], list[int]]]:
     """Yield the lines of a log, a block at a time, without their line breaks (nor the carriage returns
     before them), each with the indices within the block of its blank (empty or whitespace) lines.
 
     The lines come from ``bytes.split`` over whole blocks, and blank lines from one
     vectorized look at the first byte of every line: no Python step per line.
     """
-    tail = b""
+    tail: list[bytes] = []  # the start of a line whose break has not been read yet, in pieces
     while True:
-        block = handle.read(block_bytes)
-        data = tail + block if tail else block
+        block = handle.read1(block_bytes)
         if not block:
-            if data:  # a last line with no line break
-                yield _split_block(data)
+            if tail:  # a last line with no line break
+                yield _split_block(b"".join(tail))
             return
-        cut = data.rfind(b"\n")
+        cut = block.rfind(b"\n")
         if cut < 0:
-            tail = data
+            tail.append(block)  # joined once its line ends: a long line costs no quadratic copying
             continue
-        tail = data[cut + 1 :]
-        yield _split_block(data[:cut])
+        body = b"".join([*tail, block[:cut]]) if tail else block[:cut]
+        tail = [block[cut + 1 :]] if cut + 1 < len(block) else []
+        yield _split_block(body)
 
 
 def _split_block(body: bytes) -> tuple[list[bytes], list[int]]:
@@ -79,10 +81,14 @@ def read_event_chunks(
 ) -> Iterator[tuple[list[bytes], list[int]]]:
     """Yield ``(events, line numbers)`` for each ``chunk_lines`` lines; blank lines carry no event, and the
     first ``skip_lines`` lines are passed over."""
+    if chunk_lines < 1:
+        raise ValueError(f"event log chunks hold at least one line, not {chunk_lines}.")
     line_no = 0  # lines read so far
     pending: list[bytes] = []  # lines read and not yet handed out; the first is line ``first``
     blanks: list[int] = []  # line numbers of the blank lines among them
     first = 1
+    if path.suffix == ".gz":
+        block_bytes = min(block_bytes, GZIP_READ_BYTES)
     with open_event_log(path) as handle:
         try:
             for lines, blank in _log_lines(handle, block_bytes):

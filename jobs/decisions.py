@@ -86,11 +86,14 @@ class RuleSet:
             fired = rule.condition.evaluate(chunk.values, len(chunk)).nonzero()[0]
             # A decision fires once per (rule, key, window): at the first emission where
             # its condition holds. Copies after a restart carry the same id.
-            marks = self._marks(partition, rule.name)
+            marks = self._fired.get((partition, rule.name))  # made when an update first fires
             if fired.shape[0]:
                 windows = (chunk.key_ids[fired], chunk.starts[fired], chunk.ends[fired])
-                fired = fired[marks.unmarked(*windows) if chunk.final else marks.mark(*windows)]
-            if chunk.final:
+                if not chunk.final:
+                    fired = fired[self._marks(partition, rule.name).mark(*windows)]
+                elif marks is not None:
+                    fired = fired[marks.unmarked(*windows)]
+            if chunk.final and marks is not None:
                 # Finals of one window come in close order, and close grows with end, so every
                 # marked window ending before this chunk's last end has now been emitted (others
                 # ending with it may follow in the next chunk).

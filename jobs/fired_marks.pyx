@@ -88,8 +88,11 @@ cdef class FiredMarks:
 
     cdef void _reserve(self, Py_ssize_t extra):
         """Rebuild into a larger (or tombstone-free) table when ``extra`` more entries would fill half."""
-        if 2 * (self.used + extra) <= self.mask + 1:
-            return
+        if 2 * (self.used + extra) > self.mask + 1:
+            self._rebuild(extra)
+
+    cdef void _rebuild(self, Py_ssize_t extra=0):
+        """Move the live entries into a fresh table sized for them and ``extra`` more."""
         cdef int64_t[:, ::1] old = self.entries
         cdef Py_ssize_t i
         self._allocate(self.live + extra)
@@ -167,15 +170,18 @@ cdef class FiredMarks:
     def mark(self, const int64_t[::1] keys, const int64_t[::1] starts, const int64_t[::1] ends):
         """Mark the windows (one per row) that carry no mark yet; return their positions, in row order (a
         window on several rows counts at its first)."""
-        cdef Py_ssize_t n = keys.shape[0], i, kept = 0
+        cdef Py_ssize_t n = keys.shape[0], i, kept = 0, missing = 0
         _same_lengths(n, starts.shape[0], ends.shape[0])
-        self._reserve(n)
-        self._heap_reserve(n)
-        out = np.empty(n, dtype=np.int64)
+        with nogil:
+            for i in range(n):
+                missing += self._find(keys[i], starts[i], ends[i]) < 0
+        self._reserve(missing)  # room for the new marks only (rows marked already take none)
+        self._heap_reserve(missing)
+        out = np.empty(missing, dtype=np.int64)
         cdef int64_t[::1] positions = out
         with nogil:
             for i in range(n):
-                if self._find(keys[i], starts[i], ends[i]) < 0:
+                if kept < missing and self._find(keys[i], starts[i], ends[i]) < 0:
                     self._put(keys[i], starts[i], ends[i])
                     self._heap_push(keys[i], starts[i], ends[i])
                     positions[kept] = i
@@ -183,7 +189,8 @@ cdef class FiredMarks:
         return out[:kept]
 
     def expire(self, int64_t horizon):
-        """Drop the marks of windows ending before ``horizon``; return how many went."""
+        """Drop the marks of windows ending before ``horizon``; return how many went. Storage shrinks
+        when marks fill less than an eighth of it."""
         cdef Py_ssize_t dropped = 0, at
         with nogil:
             while self.heap_size > 0 and self.heap[0, 0] < horizon:
@@ -193,6 +200,10 @@ cdef class FiredMarks:
                     self.live -= 1
                     dropped += 1
                 self._heap_pop()
+        if dropped and self.mask + 1 > 64 and 8 * self.live < self.mask + 1:
+            self._rebuild()
+        if self.heap.shape[0] > 64 and 8 * self.heap_size < self.heap.shape[0]:
+            self.heap = np.array(self.heap[: max(self.heap_size, 32) * 2], dtype=np.int64)
         return dropped
 
     def columns(self):

@@ -346,10 +346,10 @@ class StreamingJob:
                         records[0].offset - 1,
                     )
                 self._batch_records[partition] = records
-                values, offsets, traceparents, origins = record_columns(
-                    records if type(records) is list else list(records), self.spec.traced
-                )
                 try:
+                    values, offsets, traceparents, origins = record_columns(
+                        records if type(records) is list else list(records), self.spec.traced
+                    )
                     self.runner.process(values, offsets, partition, traceparents=traceparents, origins=origins)
                 except BaseException as error:
                     self.failed = error

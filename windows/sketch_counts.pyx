@@ -33,8 +33,11 @@ def add_codes(list buckets not None, const int64_t[::1] slots, const int64_t[::1
     cdef object pane, code
     if codes.shape[0] != n:
         raise ValueError(f"sketch counts take one code per slot: {n} slots, {codes.shape[0]} codes.")
+    _check_slots(slots, PyList_GET_SIZE(buckets))
     for i in range(n):
         pane = <object>PyList_GET_ITEM(buckets, slots[i])
+        if type(pane) is not dict:
+            raise TypeError(f"slot {slots[i]} holds no sketch counts.")
         code = codes[i]
         found = PyDict_GetItem(pane, code)
         if found is NULL:
@@ -56,9 +59,13 @@ def merge_counts(list buckets not None, const int64_t[::1] groups, const int64_t
     cdef unsigned char[::1] own = owned
     if slots.shape[0] != n:
         raise ValueError(f"a merge takes one slot per group entry: {n} groups, {slots.shape[0]} slots.")
+    _check_slots(slots, PyList_GET_SIZE(buckets))
+    _check_slots(groups, n_groups)
     for i in range(n):
         g = groups[i]
         pane = <object>PyList_GET_ITEM(buckets, slots[i])
+        if type(pane) is not dict:
+            raise TypeError(f"slot {slots[i]} holds no sketch counts.")
         target = <object>PyList_GET_ITEM(merged, g)
         if target is None:
             merged[g] = pane
@@ -117,6 +124,8 @@ def quantiles(list merged not None, double q):
     try:
         for i in range(n):
             pane = <object>PyList_GET_ITEM(merged, i)
+            if type(pane) is not dict:
+                raise TypeError(f"window {i} has no sketch counts.")
             size = PyDict_Size(pane)
             if size > capacity:
                 grown = <Bucket*>malloc(size * sizeof(Bucket))
@@ -127,7 +136,7 @@ def quantiles(list merged not None, double q):
             position = 0
             at = 0
             total = 0
-            while PyDict_Next(pane, &position, &code, &count):
+            while at < size and PyDict_Next(pane, &position, &code, &count):
                 items[at].code = PyLong_AsLongLong(<object>code)
                 items[at].count = PyLong_AsLongLong(<object>count)
                 total += items[at].count
@@ -188,8 +197,11 @@ def encoded_states(list buckets not None, const int64_t[::1] slots):
     if items is NULL:
         raise MemoryError()
     try:
+        _check_slots(slots, PyList_GET_SIZE(buckets))
         for i in range(n):
             pane = <object>PyList_GET_ITEM(buckets, slots[i])
+            if pane is not None and type(pane) is not dict:
+                raise TypeError(f"slot {slots[i]} holds no sketch counts.")
             size = 0 if pane is None else PyDict_Size(pane)
             if size > capacity:
                 grown = <Bucket*>malloc(size * sizeof(Bucket))
@@ -200,7 +212,7 @@ def encoded_states(list buckets not None, const int64_t[::1] slots):
             position = 0
             at = 0
             length = 2 + (size - 1 if size else 0)  # brackets and commas
-            while size and PyDict_Next(pane, &position, &code, &count):
+            while at < size and PyDict_Next(pane, &position, &code, &count):
                 items[at].code = PyLong_AsLongLong(<object>code)
                 items[at].count = PyLong_AsLongLong(<object>count)
                 length += 3 + _int_length(items[at].code) + _int_length(items[at].count)  # [c,n]
@@ -225,3 +237,12 @@ def encoded_states(list buckets not None, const int64_t[::1] slots):
     finally:
         free(items)
     return encoded
+
+
+cdef int _check_slots(const int64_t[::1] indices, Py_ssize_t size) except -1:
+    """Refuse an index outside ``[0, size)`` (the loops read lists without bounds checks)."""
+    cdef Py_ssize_t i
+    for i in range(indices.shape[0]):
+        if indices[i] < 0 or indices[i] >= size:
+            raise IndexError(f"index {indices[i]} is outside the {size} sketch slots or windows.")
+    return 0

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.errors import ConnectorError
-from connectors.jsonl_files import read_event_chunks
+from connectors.jsonl_files import GZIP_READ_BYTES, read_event_chunks
 
 
 def reference_chunks(path: Path, chunk_lines: int, skip_lines: int) -> list[tuple[list[bytes], list[int]]]:
@@ -68,10 +68,35 @@ def test_gzip_logs_read_the_same_as_plain_ones(tmp_path: Path) -> None:
     assert sum(len(events) for events, _ in got) == 5_000 - 10 - 5_000 // 7 + 10 // 7
 
 
-def test_a_damaged_gzip_log_names_the_last_line_read(tmp_path: Path) -> None:
-    packed = gzip.compress(b"".join(b'{"n":%d}\n' % i for i in range(100_000)))
+def test_a_damaged_gzip_log_yields_what_it_could_read_then_names_the_last_line(tmp_path: Path) -> None:
+    packed = gzip.compress(b"".join(b'{"n":%d}\n' % i for i in range(400_000)))
     path = tmp_path / "events.jsonl.gz"
     path.write_bytes(packed[: len(packed) // 2])
+    got: list[bytes] = []
     with pytest.raises(ConnectorError, match=r"is damaged after line \d+"):
-        for _ in read_event_chunks(path, 1_000, block_bytes=1 << 12):
-            pass
+        for events, numbers in read_event_chunks(path, 1_000):
+            assert numbers == list(range(len(got) + 1, len(got) + len(events) + 1))
+            got += events
+    # reading line by line gets further; the blocks lose at most the read that met the damage and the
+    # lines read since the last whole chunk
+    read_by_lines: list[bytes] = []
+    with pytest.raises(EOFError), gzip.open(path, "rb") as handle:
+        read_by_lines.extend(line.rstrip(b"\n") for line in handle)
+    assert got == read_by_lines[: len(got)] and len(got) > 100_000
+    assert sum(len(line) + 1 for line in read_by_lines[len(got) :]) <= GZIP_READ_BYTES + 1_000 * 16
+
+
+@pytest.mark.parametrize("chunk_lines", [0, -3])
+def test_a_chunk_of_no_lines_is_refused(tmp_path: Path, chunk_lines: int) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"{}\n")
+    with pytest.raises(ValueError, match=f"at least one line, not {chunk_lines}"):
+        next(read_event_chunks(path, chunk_lines))
+
+
+def test_a_long_line_read_in_many_blocks_is_one_event(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    long_line = b'{"pad":"' + b"x" * 300_000 + b'"}'
+    path.write_bytes(b"{}\n" + long_line + b"\n{}")
+    got = list(read_event_chunks(path, 10, block_bytes=1_000))
+    assert got == [([b"{}", long_line, b"{}"], [1, 2, 3])]

@@ -115,3 +115,13 @@ def test_decisions_of_several_rules_come_in_result_order_then_rule_order() -> No
     assert [(line["key"], line["rule"]) for line in lines] == expected
     assert decided.key_ids.tolist() == [0, 1, 1, 2, 2]
     assert decided.emitted_at.tolist() == [line["emitted_at"] for line in lines] == [10, 11, 11, 12, 12]
+
+
+def test_fired_marks_follow_renumbered_keys() -> None:
+    rules = RuleSet(SPEC.name, SPEC.rules)
+    assert [d["key"] for d in _decide(rules, _chunk([0, 1], final=False))] == ["a", "b"]
+    assert sorted(rules.key_ids_in_use().tolist()) == [0, 1]
+    rules.keys_renumbered(np.asarray([2, 3], dtype=np.int64))  # a and b are now ids 2 and 3
+    assert sorted(rules.key_ids_in_use().tolist()) == [2, 3]
+    # the finals of the marked windows, under their new ids, make no decision; a key now at id 0 does
+    assert [d["key"] for d in _decide(rules, _chunk([2, 3, 0], final=True))] == ["a"]

@@ -72,3 +72,17 @@ def test_many_marks_grow_the_table_and_expire_in_end_order() -> None:
     assert marks.expire(50_010) == 50_000  # ends 10 .. 50,009
     assert marks.unmarked(keys, starts, starts + 10).tolist() == list(range(50_000))
     assert len(marks) == 50_000
+
+
+def test_storage_shrinks_once_most_marks_expire_and_keeps_the_rest() -> None:
+    marks = FiredMarks()
+    starts = np.arange(100_000, dtype=np.int64)
+    keys = starts % 13
+    marks.mark(keys, starts, starts + 10)
+    assert marks.expire(99_995 + 10) == 99_995  # keeps the windows ending at 100,005 .. 100,009
+    assert len(marks) == 5
+    assert marks.unmarked(keys, starts, starts + 10).tolist() == list(range(99_995))
+    kept = sorted(zip(*(column.tolist() for column in marks.columns())))
+    assert kept == sorted((k % 13, k, k + 10) for k in range(99_995, 100_000))
+    assert marks.mark(keys[:3], starts[:3], starts[:3] + 10).tolist() == [0, 1, 2]
+    assert marks.expire(50) == 3 and len(marks) == 5
