@@ -12,6 +12,8 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from libc.stdint cimport int64_t, uint64_t, uintptr_t
 from libc.string cimport memcpy
 
+from windows.int_text cimport int_length, write_int
+
 import numpy as np
 
 cdef enum:
@@ -19,35 +21,6 @@ cdef enum:
     TRACE_SEQ = 1
 
 cdef int64_t NO_SEQ = -0x7FFFFFFFFFFFFFFF - 1
-
-
-cdef inline Py_ssize_t int_length(int64_t value) noexcept nogil:
-    cdef uint64_t magnitude = <uint64_t>(-(value + 1)) + 1 if value < 0 else <uint64_t>value
-    cdef Py_ssize_t n = 2 if value < 0 else 1
-    while magnitude >= 10:
-        magnitude //= 10
-        n += 1
-    return n
-
-
-cdef inline char* write_int(char* out, int64_t value) noexcept nogil:
-    cdef uint64_t magnitude = <uint64_t>(-(value + 1)) + 1 if value < 0 else <uint64_t>value
-    cdef char digits[20]
-    cdef Py_ssize_t n = 0
-    if value < 0:
-        out[0] = c'-'
-        out += 1
-    while True:
-        digits[n] = <char>(c'0' + magnitude % 10)
-        n += 1
-        magnitude //= 10
-        if magnitude == 0:
-            break
-    while n > 0:
-        n -= 1
-        out[0] = digits[n]
-        out += 1
-    return out
 
 
 cdef inline Py_ssize_t trace_length(const int64_t* row, Py_ssize_t links) noexcept nogil:

@@ -18,6 +18,8 @@ from libc.math cimport ceil, pow
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc, qsort
 
+from windows.int_text cimport int_length, write_int
+
 import numpy as np
 
 from windows.sketch import GAMMA, OFFSET
@@ -92,6 +94,25 @@ cdef struct Bucket:
     int64_t count
 
 
+cdef Py_ssize_t _collect(dict pane, Bucket** items, Py_ssize_t* capacity) except -1:
+    """Copy ``pane``'s (code, count) pairs into ``*items``, grown to hold them; return how many."""
+    cdef Py_ssize_t size = PyDict_Size(pane), position = 0, at = 0
+    cdef PyObject* code
+    cdef PyObject* count
+    cdef Bucket* grown
+    if size > capacity[0]:
+        grown = <Bucket*>malloc(size * sizeof(Bucket))
+        if grown is NULL:
+            raise MemoryError()
+        free(items[0])
+        items[0], capacity[0] = grown, size
+    while at < size and PyDict_Next(pane, &position, &code, &count):
+        items[0][at].code = PyLong_AsLongLong(<object>code)
+        items[0][at].count = PyLong_AsLongLong(<object>count)
+        at += 1
+    return at
+
+
 cdef int _by_code(const void* a, const void* b) noexcept nogil:
     cdef int64_t x = (<Bucket*>a).code, y = (<Bucket*>b).code
     return (x > y) - (x < y)
@@ -109,14 +130,11 @@ cdef inline double bucket_value(int64_t code) noexcept nogil:
 
 def quantiles(list merged not None, double q):
     """The ``q``-quantile (nearest rank) of each dict of bucket counts, NaN for an empty one."""
-    cdef Py_ssize_t n = PyList_GET_SIZE(merged), i, size, at, position, capacity = 64
-    cdef PyObject* code
-    cdef PyObject* count
+    cdef Py_ssize_t n = PyList_GET_SIZE(merged), i, at, position, capacity = 64
     cdef object pane
     cdef int64_t total, rank, seen
     cdef double nan = float("nan")
     cdef Bucket* items = <Bucket*>malloc(capacity * sizeof(Bucket))
-    cdef Bucket* grown
     out = np.empty(n, dtype=np.float64)
     cdef double[::1] values = out
     if items is NULL:
@@ -126,21 +144,10 @@ def quantiles(list merged not None, double q):
             pane = <object>PyList_GET_ITEM(merged, i)
             if type(pane) is not dict:
                 raise TypeError(f"window {i} has no sketch counts.")
-            size = PyDict_Size(pane)
-            if size > capacity:
-                grown = <Bucket*>malloc(size * sizeof(Bucket))
-                if grown is NULL:
-                    raise MemoryError()
-                free(items)
-                items, capacity = grown, size
-            position = 0
-            at = 0
+            at = _collect(pane, &items, &capacity)
             total = 0
-            while at < size and PyDict_Next(pane, &position, &code, &count):
-                items[at].code = PyLong_AsLongLong(<object>code)
-                items[at].count = PyLong_AsLongLong(<object>count)
-                total += items[at].count
-                at += 1
+            for position in range(at):
+                total += items[position].count
             if total == 0:
                 values[i] = nan
                 continue
@@ -160,39 +167,13 @@ def quantiles(list merged not None, double q):
     return out
 
 
-cdef inline Py_ssize_t _int_length(int64_t value) noexcept nogil:
-    cdef uint64_t magnitude = <uint64_t>value if value >= 0 else <uint64_t>0 - <uint64_t>value
-    cdef Py_ssize_t length = 1 if value >= 0 else 2
-    while magnitude >= 10:
-        magnitude //= 10
-        length += 1
-    return length
-
-
-cdef inline char* _write_int(char* out, int64_t value) noexcept nogil:
-    cdef uint64_t magnitude = <uint64_t>value if value >= 0 else <uint64_t>0 - <uint64_t>value
-    cdef Py_ssize_t length = _int_length(value), at = length
-    if value < 0:
-        out[0] = c'-'
-    while True:
-        at -= 1
-        out[at] = <char>(48 + magnitude % 10)
-        magnitude //= 10
-        if magnitude == 0:
-            break
-    return out + length
-
-
 def encoded_states(list buckets not None, const int64_t[::1] slots):
     """Each slot's bucket counts as the JSON text of their ``[code, count]`` pairs in code order: the bytes
     ``orjson.dumps(sorted(buckets[slot].items()))`` gives (``[]`` for a slot with no dict)."""
-    cdef Py_ssize_t n = slots.shape[0], i, size, at, k, length, position, capacity = 64
-    cdef PyObject* code
-    cdef PyObject* count
+    cdef Py_ssize_t n = slots.shape[0], i, at, k, length, capacity = 64
     cdef object pane
     cdef char* out
     cdef Bucket* items = <Bucket*>malloc(capacity * sizeof(Bucket))
-    cdef Bucket* grown
     cdef list encoded = [None] * n
     if items is NULL:
         raise MemoryError()
@@ -202,21 +183,10 @@ def encoded_states(list buckets not None, const int64_t[::1] slots):
             pane = <object>PyList_GET_ITEM(buckets, slots[i])
             if pane is not None and type(pane) is not dict:
                 raise TypeError(f"slot {slots[i]} holds no sketch counts.")
-            size = 0 if pane is None else PyDict_Size(pane)
-            if size > capacity:
-                grown = <Bucket*>malloc(size * sizeof(Bucket))
-                if grown is NULL:
-                    raise MemoryError()
-                free(items)
-                items, capacity = grown, size
-            position = 0
-            at = 0
-            length = 2 + (size - 1 if size else 0)  # brackets and commas
-            while at < size and PyDict_Next(pane, &position, &code, &count):
-                items[at].code = PyLong_AsLongLong(<object>code)
-                items[at].count = PyLong_AsLongLong(<object>count)
-                length += 3 + _int_length(items[at].code) + _int_length(items[at].count)  # [c,n]
-                at += 1
+            at = 0 if pane is None else _collect(pane, &items, &capacity)
+            length = 2 + (at - 1 if at else 0)  # brackets and commas
+            for k in range(at):
+                length += 3 + int_length(items[k].code) + int_length(items[k].count)  # [c,n]
             qsort(items, at, sizeof(Bucket), _by_code)
             text = PyBytes_FromStringAndSize(NULL, length)
             out = PyBytes_AS_STRING(text)
@@ -227,9 +197,9 @@ def encoded_states(list buckets not None, const int64_t[::1] slots):
                     out[0] = c','
                     out += 1
                 out[0] = c'['
-                out = _write_int(out + 1, items[k].code)
+                out = write_int(out + 1, items[k].code)
                 out[0] = c','
-                out = _write_int(out + 1, items[k].count)
+                out = write_int(out + 1, items[k].count)
                 out[0] = c']'
                 out += 1
             out[0] = c']'
