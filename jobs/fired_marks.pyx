@@ -181,7 +181,7 @@ cdef class FiredMarks:
         cdef int64_t[::1] positions = out
         with nogil:
             for i in range(n):
-                if kept < missing and self._find(keys[i], starts[i], ends[i]) < 0:
+                if self._find(keys[i], starts[i], ends[i]) < 0:  # counted as missing above
                     self._put(keys[i], starts[i], ends[i])
                     self._heap_push(keys[i], starts[i], ends[i])
                     positions[kept] = i
