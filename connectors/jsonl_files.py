@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import shutil
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,9 +114,7 @@ def _chunk(lines: list[bytes], first: int, blanks: list[int], skip_lines: int) -
     """The events among ``lines`` (numbered from ``first``) and their line numbers, or None when none;
     drops the blank line numbers it passes from the front of ``blanks``."""
     end = first + len(lines)
-    cut = 0
-    while cut < len(blanks) and blanks[cut] < end:
-        cut += 1
+    cut = bisect_left(blanks, end)
     passed = set(blanks[:cut])
     del blanks[:cut]
     if not passed and skip_lines < first:
