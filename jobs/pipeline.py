@@ -254,8 +254,7 @@ class JobRunner:
             if engine is None:
                 continue
             meta = {"position": str(self.positions.get(partition, 0)).encode()}
-            # the key list's own lookup: a commit looks up a key per changed pane (the list is current here)
-            written = persist(self.store.partition(partition), engine, self.registry.utf8.__getitem__, meta)
+            written = persist(self.store.partition(partition), engine, self.registry.key_bytes, meta)
             self.stats.state_bytes_written += written.bytes_written
 
     def shrink(self, pane_budget: int, *, flush: bool = False) -> tuple[int, int]:
