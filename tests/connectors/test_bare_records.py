@@ -41,26 +41,35 @@ def _fields(record: Any) -> tuple[Any, ...]:
     return tuple(tuple(map(tuple, record.headers)) if name == "headers" else getattr(record, name) for name in FIELDS)
 
 
+async def publish(bootstrap: str, messages: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]) -> None:
+    """Send ``(value, key, headers)`` messages to a new two-partition topic ``src``: message i to partition
+    i % 2, with timestamp 1,700,000,000,000 + i."""
+    await ensure_topics(KafkaSettings(bootstrap_servers=bootstrap), {"src": 2})
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for i, (value, key, headers) in enumerate(messages):
+            await producer.send(
+                "src", value, key=key, partition=i % 2, headers=headers, timestamp_ms=1_700_000_000_000 + i
+            )
+    finally:
+        await producer.stop()
+
+
 def test_a_bare_consumer_reads_the_fields_a_plain_one_does_and_leaves_other_consumers_alone() -> None:
     async def scenario(broker: LocalBroker) -> tuple[list[Any], list[Any], list[Any]]:
         bootstrap = broker.bootstrap_servers
-        await ensure_topics(KafkaSettings(bootstrap_servers=bootstrap), {"src": 2})
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-        await producer.start()
-        try:
-            for i in range(60):
-                headers = [("traceparent", b"00-%032x-%016x-01" % (i, i))] if i % 3 else []
-                key = None if i % 7 == 0 else b"key-%d" % i
-                await producer.send(
-                    "src",
+        await publish(
+            bootstrap,
+            [
+                (
                     b'{"n":%d}' % i,
-                    key=key,
-                    partition=i % 2,
-                    headers=headers,
-                    timestamp_ms=1_700_000_000_000 + i,
+                    None if i % 7 == 0 else b"key-%d" % i,
+                    [("traceparent", b"00-%032x-%016x-01" % (i, i))] if i % 3 else [],
                 )
-        finally:
-            await producer.stop()
+                for i in range(60)
+            ],
+        )
         plain, bare = await asyncio.gather(_read_all(bootstrap, 60, bare=False), _read_all(bootstrap, 60, bare=True))
         again = await _read_all(bootstrap, 60, bare=False)  # a consumer started after the bare one
         return plain, bare, again

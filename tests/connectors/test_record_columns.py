@@ -5,13 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
-from connectors.kafka_settings import KafkaSettings
-from connectors.kafka_topics import ensure_topics
 from connectors.local_broker import LocalBroker
 from connectors.record_columns import record_columns
-from tests.connectors.test_bare_records import _read_all
+from tests.connectors.test_bare_records import _read_all, publish
 
 
 def plain_columns(records: list[Any], traced: bool) -> tuple[list[Any], ...]:
@@ -31,23 +27,16 @@ def plain_columns(records: list[Any], traced: bool) -> tuple[list[Any], ...]:
 def test_columns_of_bare_and_plain_records_are_the_plain_reading() -> None:
     async def scenario(broker: LocalBroker) -> tuple[list[Any], list[Any]]:
         bootstrap = broker.bootstrap_servers
-        await ensure_topics(KafkaSettings(bootstrap_servers=bootstrap), {"src": 2})
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-        await producer.start()
-        try:
-            for i in range(40):
-                headers = [
-                    [],
-                    [("traceparent", b"00-%032x-%016x-01" % (i + 1, i + 1))],
-                    [("other", b"x"), ("traceparent", b"tp-%d" % i), ("traceparent", b"second")],
-                    [("Traceparent", b"not this one")],
-                ][i % 4]
-                value = None if i % 5 == 0 else b'{"n":%d}' % i
-                await producer.send(
-                    "src", value, key=b"k%d" % i, partition=i % 2, headers=headers, timestamp_ms=1_700_000_000_000 + i
-                )
-        finally:
-            await producer.stop()
+        headers = [
+            lambda i: [],
+            lambda i: [("traceparent", b"00-%032x-%016x-01" % (i + 1, i + 1))],
+            lambda i: [("other", b"x"), ("traceparent", b"tp-%d" % i), ("traceparent", b"second")],
+            lambda i: [("Traceparent", b"not this one")],
+        ]
+        await publish(
+            bootstrap,
+            [(None if i % 5 == 0 else b'{"n":%d}' % i, b"k%d" % i, headers[i % 4](i)) for i in range(40)],
+        )
         return await asyncio.gather(_read_all(bootstrap, 40, bare=False), _read_all(bootstrap, 40, bare=True))
 
     with LocalBroker() as broker:
