@@ -12,7 +12,7 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from libc.stdint cimport int64_t, uint64_t, uintptr_t
 from libc.string cimport memcpy
 
-from windows.int_text cimport int_length, write_int
+from windows.int_text cimport int_length, int_list_length, write_int, write_int_list
 
 import numpy as np
 
@@ -24,21 +24,19 @@ cdef int64_t NO_SEQ = -0x7FFFFFFFFFFFFFFF - 1
 
 
 cdef inline Py_ssize_t trace_length(const int64_t* row, Py_ssize_t links) noexcept nogil:
-    cdef Py_ssize_t n = 2, entries = 0, e, f
+    cdef Py_ssize_t n = 2, entries = 0, e
     for e in range(links):
         if row[TRACE_FIELDS * e + TRACE_SEQ] == NO_SEQ:
             continue
         entries += 1
-        n += 2 + (TRACE_FIELDS - 1)  # brackets and commas within the entry
-        for f in range(TRACE_FIELDS):
-            n += int_length(row[TRACE_FIELDS * e + f])
+        n += int_list_length(row + TRACE_FIELDS * e, TRACE_FIELDS)
     if entries > 1:
         n += entries - 1
     return n
 
 
 cdef inline char* write_trace(char* out, const int64_t* row, Py_ssize_t links) noexcept nogil:
-    cdef Py_ssize_t e, f
+    cdef Py_ssize_t e
     cdef bint first = True
     out[0] = c'['
     out += 1
@@ -49,15 +47,7 @@ cdef inline char* write_trace(char* out, const int64_t* row, Py_ssize_t links) n
             out[0] = c','
             out += 1
         first = False
-        out[0] = c'['
-        out += 1
-        for f in range(TRACE_FIELDS):
-            if f:
-                out[0] = c','
-                out += 1
-            out = write_int(out, row[TRACE_FIELDS * e + f])
-        out[0] = c']'
-        out += 1
+        out = write_int_list(out, row + TRACE_FIELDS * e, TRACE_FIELDS)
     out[0] = c']'
     return out + 1
 

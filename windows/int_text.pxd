@@ -33,3 +33,25 @@ cdef inline char* write_int(char* out, int64_t value) noexcept nogil:
         out[0] = digits[n]
         out += 1
     return out
+
+
+cdef inline Py_ssize_t int_list_length(const int64_t* values, Py_ssize_t n) noexcept nogil:
+    """The number of characters of ``values[:n]`` as a JSON list, ``[v0,v1,...]``."""
+    cdef Py_ssize_t length = 2 + (n - 1 if n else 0), i
+    for i in range(n):
+        length += int_length(values[i])
+    return length
+
+
+cdef inline char* write_int_list(char* out, const int64_t* values, Py_ssize_t n) noexcept nogil:
+    """Write ``values[:n]`` as a JSON list at ``out``; return the position after it."""
+    cdef Py_ssize_t i
+    out[0] = c'['
+    out += 1
+    for i in range(n):
+        if i:
+            out[0] = c','
+            out += 1
+        out = write_int(out, values[i])
+    out[0] = c']'
+    return out + 1

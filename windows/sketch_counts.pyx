@@ -18,7 +18,7 @@ from libc.math cimport ceil, pow
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc, qsort
 
-from windows.int_text cimport int_length, write_int
+from windows.int_text cimport int_list_length, write_int_list
 
 import numpy as np
 
@@ -185,8 +185,8 @@ def encoded_states(list buckets not None, const int64_t[::1] slots):
                 raise TypeError(f"slot {slots[i]} holds no sketch counts.")
             at = 0 if pane is None else _collect(pane, &items, &capacity)
             length = 2 + (at - 1 if at else 0)  # brackets and commas
-            for k in range(at):
-                length += 3 + int_length(items[k].code) + int_length(items[k].count)  # [c,n]
+            for k in range(at):  # a bucket is two int64 in a row: [code,count]
+                length += int_list_length(<const int64_t*>&items[k], 2)
             qsort(items, at, sizeof(Bucket), _by_code)
             text = PyBytes_FromStringAndSize(NULL, length)
             out = PyBytes_AS_STRING(text)
@@ -196,12 +196,7 @@ def encoded_states(list buckets not None, const int64_t[::1] slots):
                 if k:
                     out[0] = c','
                     out += 1
-                out[0] = c'['
-                out = write_int(out + 1, items[k].code)
-                out[0] = c','
-                out = write_int(out + 1, items[k].count)
-                out[0] = c']'
-                out += 1
+                out = write_int_list(out, <const int64_t*>&items[k], 2)
             out[0] = c']'
             encoded[i] = text
     finally:
