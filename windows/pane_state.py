@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from windows import fixed_point, sketch, sketch_counts, trace_links
+from windows import fixed_point, sketch, sketch_counts, sliding_points, trace_links
 from windows.events import EventBatch, Float64Array, Int64Array
 
 _INT64_MAX = np.iinfo(np.int64).max
@@ -43,8 +43,9 @@ class MergePlan:
     Either explicit ``(group, slot)`` pairs, each group's pairs contiguous and in
     pane-time order, or *ranges*: panes sorted by time and, per group, the
     half-open range ``[lo, hi)`` of them it holds. Ranges let additive state
-    merge with prefix sums in O(windows) instead of O(window sizes); pairs are
-    derived from them only for state that needs them.
+    merge in one C loop (``sliding_points.range_sums``: prefix sums over the
+    points the windows cover, or each window's own points when they are few);
+    pairs are derived from them only for state that needs them.
     """
 
     def __init__(
@@ -104,12 +105,7 @@ class MergePlan:
         if self.ranges is None:
             return self.reduce(np.add, per_slot[self.slots], 0)
         sorted_slots, _, lo, hi = self.ranges
-        if lo.shape[0] == 0:
-            return np.zeros(0, dtype=np.int64)
-        first, last = int(lo.min()), int(hi.max())  # prefix sums over the span the windows cover only
-        prefix = np.zeros(last - first + 1, dtype=np.int64)
-        np.cumsum(per_slot[sorted_slots[first:last]], out=prefix[1:])
-        return prefix[hi - first] - prefix[lo - first]
+        return sliding_points.range_sums(per_slot, sorted_slots, lo, hi)  # in C: prefix sums or direct
 
 
 class StateColumn(Protocol):

@@ -11,7 +11,8 @@ The points are three parallel int64 arrays (keys, times, slots) sorted by
 ``(key, time)``; a key's points are contiguous and in time order.
 """
 
-from libc.stdint cimport int64_t
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.stdint cimport int64_t, uint64_t
 
 import numpy as np
 
@@ -216,3 +217,64 @@ def closing(const int64_t[::1] keys, const int64_t[::1] times, object select_key
             _key_windows(rows, &made, times, first[i], last[i], chosen[i], low, uptos[i], size, grace,
                          exp_keys, exp_times)
     return _columns(out, made)
+
+
+
+def range_sums(const int64_t[::1] per_slot, const int64_t[::1] sorted_slots, const int64_t[::1] lo,
+               const int64_t[::1] hi):
+    """Per window ``i``, the sum of ``per_slot`` over the points ``sorted_slots[lo[i]:hi[i]]`` (int64,
+    wrapping as numpy's sums do).
+
+    Windows that hold few points in all are summed point by point; otherwise through prefix sums over
+    the span of points they cover. A close of every key then costs one pass over its points, and a
+    per-key close of a few keys only those keys' points."""
+    cdef Py_ssize_t n = lo.shape[0], m = sorted_slots.shape[0], slots = per_slot.shape[0], i, j
+    cdef Py_ssize_t first = m, last = 0, total = 0, bad = -1
+    cdef uint64_t s
+    cdef int64_t slot
+    cdef uint64_t* prefix
+    if hi.shape[0] != n:
+        raise ValueError(f"each window needs both ends of its range of points: {n} starts, {hi.shape[0]} ends.")
+    for i in range(n):
+        if lo[i] < 0 or lo[i] > hi[i] or hi[i] > m:
+            raise IndexError(f"window {i} holds points [{lo[i]}, {hi[i]}), outside the {m} points given.")
+        if lo[i] < hi[i]:
+            first, last = min(first, <Py_ssize_t>lo[i]), max(last, <Py_ssize_t>hi[i])
+            total += hi[i] - lo[i]
+    out = np.zeros(n, dtype=np.int64)
+    cdef int64_t[::1] o = out
+    if total == 0:
+        return out
+    if total <= last - first:  # few points in all: sum each window's own
+        with nogil:
+            for i in range(n):
+                s = 0
+                for j in range(lo[i], hi[i]):
+                    slot = sorted_slots[j]
+                    if slot < 0 or slot >= slots:
+                        bad = j
+                        break
+                    s += <uint64_t>per_slot[slot]
+                if bad >= 0:
+                    break
+                o[i] = <int64_t>s
+    else:
+        prefix = <uint64_t*>PyMem_Malloc((last - first + 1) * sizeof(uint64_t))
+        if prefix == NULL:
+            raise MemoryError("there is no memory for the prefix sums of a window merge.")
+        with nogil:
+            prefix[0] = 0
+            for j in range(first, last):
+                slot = sorted_slots[j]
+                if slot < 0 or slot >= slots:
+                    bad = j
+                    break
+                prefix[j - first + 1] = prefix[j - first] + <uint64_t>per_slot[slot]
+            if bad < 0:
+                for i in range(n):
+                    if lo[i] < hi[i]:
+                        o[i] = <int64_t>(prefix[hi[i] - first] - prefix[lo[i] - first])
+        PyMem_Free(prefix)
+    if bad >= 0:
+        raise IndexError(f"point {bad} is slot {sorted_slots[bad]}, outside the {slots} slots given.")
+    return out

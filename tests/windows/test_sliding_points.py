@@ -119,3 +119,42 @@ def test_mismatched_columns_are_refused_with_what_was_given() -> None:
         sliding_points.closing(keys, keys, None, keys, 0, one[:0], one[:0], one[:0], one[:0], 1, 0)
     with pytest.raises(ValueError, match="closing 2 keys takes a stream time per key, not 1"):
         sliding_points.closing(keys, keys, keys, one, 0, one[:0], one[:0], one[:0], one[:0], 1, 0)
+
+
+@st.composite
+def _ranges(draw: st.DrawFn) -> tuple[list[int], list[int], list[tuple[int, int]]]:
+    """Per-slot values (any int64, so sums wrap), points as slots, and windows as ranges of points: few short
+    ones (summed one by one) or many overlapping ones (through prefix sums)."""
+    values = draw(st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=20))
+    points = draw(st.lists(st.integers(0, len(values) - 1), max_size=40))
+    bounds = st.tuples(st.integers(0, len(points)), st.integers(0, len(points))).map(sorted)
+    windows = draw(st.lists(bounds, max_size=15))
+    return values, points, [(lo, hi) for lo, hi in windows]
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=_ranges())
+def test_range_sums_add_each_windows_points_as_numpy_does(case) -> None:
+    values, points, windows = case
+    per_slot = np.asarray(values, dtype=np.int64)
+    slots = np.asarray(points, dtype=np.int64)
+    lo, hi = _columns(windows)
+    found = sliding_points.range_sums(per_slot, slots, lo, hi)
+    with np.errstate(over="ignore"):
+        expected = [int(per_slot[slots[a:b]].sum()) for a, b in windows]
+    assert found.tolist() == expected
+
+
+def test_range_sums_refuse_ranges_and_slots_outside_what_was_given() -> None:
+    per_slot = np.asarray([1, 2, 3], dtype=np.int64)
+    slots = np.asarray([0, 2, 5], dtype=np.int64)  # slot 5 is not one of the three
+    one, two = np.asarray([1], dtype=np.int64), np.asarray([2], dtype=np.int64)
+    assert sliding_points.range_sums(per_slot, slots, np.asarray([0, 1]), np.asarray([2, 2])).tolist() == [4, 3]
+    with pytest.raises(IndexError, match="point 2 is slot 5, outside the 3 slots given"):
+        sliding_points.range_sums(per_slot, slots, two, np.asarray([3], dtype=np.int64))
+    with pytest.raises(IndexError, match=r"window 0 holds points \[2, 4\), outside the 3 points given"):
+        sliding_points.range_sums(per_slot, slots, two, np.asarray([4], dtype=np.int64))
+    with pytest.raises(IndexError, match=r"window 0 holds points \[2, 1\)"):
+        sliding_points.range_sums(per_slot, slots, two, one)
+    with pytest.raises(ValueError, match="1 starts, 2 ends"):
+        sliding_points.range_sums(per_slot, slots, one, np.asarray([1, 2], dtype=np.int64))
