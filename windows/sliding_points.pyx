@@ -114,14 +114,17 @@ def merge(const int64_t[::1] keys, const int64_t[::1] times, const int64_t[::1] 
 
 cdef inline void _add(int64_t[:, ::1] rows, Py_ssize_t* count, int64_t key, int64_t start, int64_t end,
                       Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
-    """Append a window (key, inclusive bounds, the half-open range of points it holds) to ``rows``."""
+    """Append a window (key, inclusive bounds, the half-open range of points it holds) to ``rows``; past
+    their end, only count it (the caller then refuses the result)."""
     cdef Py_ssize_t at = count[0]
+    count[0] = at + 1
+    if at >= rows.shape[0]:
+        return
     rows[at, 0] = key
     rows[at, 1] = start
     rows[at, 2] = end
     rows[at, 3] = lo
     rows[at, 4] = hi
-    count[0] = at + 1
 
 
 def _columns(rows, Py_ssize_t count):
@@ -179,6 +182,7 @@ def closing(const int64_t[::1] keys, const int64_t[::1] times, object select_key
     _check_points(exp_keys, exp_times)
     cdef Py_ssize_t n = keys.shape[0], count = 0, i, a = 0, k = 0, total = 0, made = 0
     cdef int64_t low
+    cdef int64_t left = 1 + grace, right = size + 2 + grace  # a point's left and right window close this after it
     cdef bint every = select_keys is None
     if every:  # each key up to the same stream time
         if uptos.shape[0] != 1:
@@ -196,7 +200,8 @@ def closing(const int64_t[::1] keys, const int64_t[::1] times, object select_key
     cdef int64_t[::1] chosen = select_keys
     starts = np.empty(count, dtype=np.int64)
     stops = np.empty(count, dtype=np.int64)
-    cdef int64_t[::1] first = starts, last = stops
+    lows = np.empty(count, dtype=np.int64)
+    cdef int64_t[::1] first = starts, last = stops, lower = lows
     with nogil:
         for i in range(count):  # each key's run of points: every run in turn, or the chosen keys' runs
             if every:
@@ -204,18 +209,27 @@ def closing(const int64_t[::1] keys, const int64_t[::1] times, object select_key
             else:
                 a = _search(keys, a, n, chosen[i], False)
             first[i], last[i] = a, _search(keys, a, n, chosen[i], True)
-            total += last[i] - a
-            a = last[i]
-    out = np.empty((2 * total, 5), dtype=np.int64)
-    cdef int64_t[:, ::1] rows = out
-    with nogil:
-        for i in range(count):
             low = closed_upto  # what the key emitted before: the later of closed_upto and its known bound
             k = _search(known_keys, k, known_keys.shape[0], chosen[i], False)
             if k < known_keys.shape[0] and known_keys[k] == chosen[i] and known_uptos[k] > low:
                 low = known_uptos[k]
-            _key_windows(rows, &made, times, first[i], last[i], chosen[i], low, uptos[i], size, grace,
+            lower[i] = low
+            # at most one window per point whose left (right) window closes in (low, upto]: room for those
+            # only, not for two per point (a close of every key would take megabytes each time)
+            if low < uptos[i]:
+                total += (_first_closing_after(times, a, last[i], left, uptos[i])
+                          - _first_closing_after(times, a, last[i], left, low))
+                total += (_first_closing_after(times, a, last[i], right, uptos[i])
+                          - _first_closing_after(times, a, last[i], right, low))
+            a = last[i]
+    out = np.empty((total, 5), dtype=np.int64)
+    cdef int64_t[:, ::1] rows = out
+    with nogil:
+        for i in range(count):
+            _key_windows(rows, &made, times, first[i], last[i], chosen[i], lower[i], uptos[i], size, grace,
                          exp_keys, exp_times)
+    if made > total:
+        raise RuntimeError(f"{made} windows close, more than the {total} their points were counted to allow.")
     return _columns(out, made)
 
 
