@@ -43,6 +43,9 @@ from windows.pane_table import PaneTable
 from windows.results import WindowResults
 from windows.stream_time import NO_TIME
 
+_NO_KEYS = np.zeros(0, dtype=np.int64)
+_NO_KEYS.flags.writeable = False
+
 
 class WindowOperator(ABC):
     """Runtime state and logic of one window definition over one partition's keys."""
@@ -103,6 +106,8 @@ class WindowOperator(ABC):
     def _closed_key_bounds(self) -> tuple[Int64Array, Int64Array]:
         """``closed_keys`` as columns sorted by key id: the keys, and the close point each one's windows
         were emitted up to."""
+        if not self.closed_keys:
+            return _NO_KEYS, _NO_KEYS
         known = np.fromiter(self.closed_keys, dtype=np.int64, count=len(self.closed_keys))
         upto = np.fromiter(self.closed_keys.values(), dtype=np.int64, count=len(self.closed_keys))
         order = np.argsort(known)

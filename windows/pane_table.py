@@ -167,6 +167,8 @@ class PaneTable:
 
     def _fetch(self, key_ids: Int64Array, panes: Int64Array) -> tuple[Int64Array, list[list[object]]]:
         """Which of these panes (not in memory) the store holds, and their states."""
+        if self.spilled is None or self.store is None:  # nothing was evicted: the store has none of them
+            return np.zeros(0, dtype=np.int64), []
         asked = np.flatnonzero(self._maybe_spilled(panes))
         if asked.shape[0] == 0 or self.store is None:
             return asked, []

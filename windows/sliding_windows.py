@@ -175,7 +175,9 @@ class SlidingWindowOperator(WindowOperator):
         n = int(windows.keys.shape[0])
         if n == 0:
             return None
-        plan = MergePlan(n, windows.ends + 1, ranges=(points.slots, points.times + 1, windows.lo, windows.hi))
+        plan = MergePlan(
+            n, windows.ends + 1, ranges=(points.slots, points.times, windows.lo, windows.hi), range_pane_size=1
+        )
         values = self.table.aggregation.values(plan)
         emitted_at = self._close_of_end(windows.ends) if when is None else when
         return self._results(
@@ -219,6 +221,8 @@ class SlidingWindowOperator(WindowOperator):
             return None
         known, known_uptos = self._closed_key_bounds()
         expired = sorted(self.expired_left)
+        exp_keys = np.fromiter((key for key, _ in expired), dtype=np.int64, count=len(expired))
+        exp_times = np.fromiter((time for _, time in expired), dtype=np.int64, count=len(expired))
         windows = sliding_points.closing(
             points.keys,
             points.times,
@@ -227,8 +231,8 @@ class SlidingWindowOperator(WindowOperator):
             self.closed_upto,
             known,
             known_uptos,
-            np.asarray([key for key, _ in expired], dtype=np.int64),
-            np.asarray([time for _, time in expired], dtype=np.int64),
+            exp_keys,
+            exp_times,
             self.size,
             self.grace,
         )
