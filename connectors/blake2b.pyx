@@ -23,7 +23,7 @@ cdef extern from *:
         0x6A09E667F3BCC908ULL, 0xBB67AE8584CAA73BULL, 0x3C6EF372FE94F82BULL, 0xA54FF53A5F1D36F1ULL,
         0x510E527FADE682D1ULL, 0x9B05688C2B3E6C1FULL, 0x1F83D9ABFB41BD6BULL, 0x5BE0CD19137E2179ULL,
     };
-    static const uint8_t winnow_b2b_sigma[12][16] = {
+    static const uint8_t winnow_b2b_sigma[10][16] = {  /* round r uses row r % 10 */
         {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
         {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
         {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4},
@@ -34,17 +34,15 @@ cdef extern from *:
         {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
         {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5},
         {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
-        {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
-        {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
     };
     #define WINNOW_B2B_ROTR(x, n) (((x) >> (n)) | ((x) << (64 - (n))))
     #define WINNOW_B2B_G(r, i, a, b, c, d)                                  \
         do {                                                                \
-            a = a + b + m[winnow_b2b_sigma[r][2 * (i)]];                    \
+            a = a + b + m[winnow_b2b_sigma[(r) % 10][2 * (i)]];             \
             d = WINNOW_B2B_ROTR(d ^ a, 32);                                 \
             c = c + d;                                                      \
             b = WINNOW_B2B_ROTR(b ^ c, 24);                                 \
-            a = a + b + m[winnow_b2b_sigma[r][2 * (i) + 1]];                \
+            a = a + b + m[winnow_b2b_sigma[(r) % 10][2 * (i) + 1]];         \
             d = WINNOW_B2B_ROTR(d ^ a, 16);                                 \
             c = c + d;                                                      \
             b = WINNOW_B2B_ROTR(b ^ c, 63);                                 \
