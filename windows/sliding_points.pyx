@@ -241,7 +241,8 @@ def range_sums(const int64_t[::1] per_slot, const int64_t[::1] sorted_slots, con
 
     Windows that hold few points in all are summed point by point; otherwise through prefix sums over
     the span of points they cover. A close of every key then costs one pass over its points, and a
-    per-key close of a few keys only those keys' points."""
+    per-key close of a few keys only those keys' points. Every point in that span must name one of the
+    slots (an operator's points always do), even one no window holds: the prefix sums read it."""
     cdef Py_ssize_t n = lo.shape[0], m = sorted_slots.shape[0], slots = per_slot.shape[0], i, j
     cdef Py_ssize_t first = m, last = 0, total = 0, bad = -1
     cdef uint64_t s
