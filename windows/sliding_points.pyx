@@ -140,31 +140,26 @@ cdef inline bint _expired(const int64_t[::1] exp_keys, const int64_t[::1] exp_ti
 
 cdef void _key_windows(
     int64_t[:, ::1] rows, Py_ssize_t* count, const int64_t[::1] times, Py_ssize_t a, Py_ssize_t b,
-    int64_t key, int64_t low, int64_t upto, int64_t size, int64_t grace,
-    const int64_t[::1] exp_keys, const int64_t[::1] exp_times,
+    Py_ssize_t left_from, Py_ssize_t left_to, Py_ssize_t right_from, Py_ssize_t right_to,
+    int64_t key, int64_t size, const int64_t[::1] exp_keys, const int64_t[::1] exp_times,
 ) noexcept nogil:
-    """The windows of one key (points ``[a, b)``) that close in ``(low, upto]``: for each point ``t`` its left
-    window ``[t - size, t]`` (closing at ``t + 1 + grace``) unless expired, and its right window
-    ``[t + 1, t + 1 + size]`` (closing at ``t + size + 2 + grace``) when a later point lies in ``(t, t + size]``
-    and none at ``t + 1 + size``."""
+    """The closing windows of one key (points ``[a, b)``): the left window ``[t - size, t]`` of each point
+    ``t`` in ``[left_from, left_to)`` unless expired, and the right window ``[t + 1, t + 1 + size]`` of each
+    point in ``[right_from, right_to)`` when a later point lies in ``(t, t + size]`` and none at
+    ``t + 1 + size``."""
     cdef Py_ssize_t i, within, hi
     cdef int64_t t
     cdef bint check_expired = exp_keys.shape[0] > 0
-    # the closes grow with t: walk from the first anchor closing after ``low`` while they close by ``upto``
-    i = _first_closing_after(times, a, b, 1 + grace, low)
-    while i < b and times[i] + 1 + grace <= upto:
+    for i in range(left_from, left_to):
         t = times[i]
         if not (check_expired and _expired(exp_keys, exp_times, key, t)):
             _add(rows, count, key, t - size, t, _search(times, a, i + 1, t - size, False), i + 1)
-        i += 1
-    i = _first_closing_after(times, a, b, size + 2 + grace, low)
-    while i < b and times[i] + size + 2 + grace <= upto:
+    for i in range(right_from, right_to):
         t = times[i]
         within = _search(times, i + 1, b, t + size, True)
         hi = _search(times, within, b, t + 1 + size, True)
         if within > i + 1 and hi == within:
             _add(rows, count, key, t + 1, t + 1 + size, i + 1, hi)
-        i += 1
 
 
 def closing(const int64_t[::1] keys, const int64_t[::1] times, object select_keys, const int64_t[::1] uptos,
@@ -200,8 +195,10 @@ def closing(const int64_t[::1] keys, const int64_t[::1] times, object select_key
     cdef int64_t[::1] chosen = select_keys
     starts = np.empty(count, dtype=np.int64)
     stops = np.empty(count, dtype=np.int64)
-    lows = np.empty(count, dtype=np.int64)
-    cdef int64_t[::1] first = starts, last = stops, lower = lows
+    # per key, the points whose left (right) window closes in (low, upto]: the closes grow with the time
+    spans = np.zeros((count, 4), dtype=np.int64)
+    cdef int64_t[::1] first = starts, last = stops
+    cdef int64_t[:, ::1] span = spans
     with nogil:
         for i in range(count):  # each key's run of points: every run in turn, or the chosen keys' runs
             if every:
@@ -213,25 +210,24 @@ def closing(const int64_t[::1] keys, const int64_t[::1] times, object select_key
             k = _search(known_keys, k, known_keys.shape[0], chosen[i], False)
             if k < known_keys.shape[0] and known_keys[k] == chosen[i] and known_uptos[k] > low:
                 low = known_uptos[k]
-            lower[i] = low
-            # at most one window per point whose left (right) window closes in (low, upto]: room for those
-            # only, not for two per point (a close of every key would take megabytes each time)
             if low < uptos[i]:
-                total += (_first_closing_after(times, a, last[i], left, uptos[i])
-                          - _first_closing_after(times, a, last[i], left, low))
-                total += (_first_closing_after(times, a, last[i], right, uptos[i])
-                          - _first_closing_after(times, a, last[i], right, low))
+                span[i, 0] = _first_closing_after(times, a, last[i], left, low)
+                span[i, 1] = _first_closing_after(times, span[i, 0], last[i], left, uptos[i])
+                span[i, 2] = _first_closing_after(times, a, last[i], right, low)
+                span[i, 3] = _first_closing_after(times, span[i, 2], last[i], right, uptos[i])
+                # at most one window per such point: room for those only, not for two per point (a close
+                # of every key would take megabytes each time)
+                total += span[i, 1] - span[i, 0] + span[i, 3] - span[i, 2]
             a = last[i]
     out = np.empty((total, 5), dtype=np.int64)
     cdef int64_t[:, ::1] rows = out
     with nogil:
         for i in range(count):
-            _key_windows(rows, &made, times, first[i], last[i], chosen[i], lower[i], uptos[i], size, grace,
-                         exp_keys, exp_times)
+            _key_windows(rows, &made, times, first[i], last[i], span[i, 0], span[i, 1], span[i, 2], span[i, 3],
+                         chosen[i], size, exp_keys, exp_times)
     if made > total:
         raise RuntimeError(f"{made} windows close, more than the {total} their points were counted to allow.")
     return _columns(out, made)
-
 
 
 def range_sums(const int64_t[::1] per_slot, const int64_t[::1] sorted_slots, const int64_t[::1] lo,
