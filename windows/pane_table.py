@@ -159,18 +159,13 @@ class PaneTable:
         for position, column in enumerate(self.aggregation.columns.values()):
             column.restore(slots, [state[position] for state in states])
 
-    def _maybe_spilled(self, panes: Int64Array) -> np.ndarray:
-        if self.spilled is None or self.store is None:
-            return np.zeros(panes.shape[0], dtype=bool)
-        low, high = self.spilled
-        return (panes >= low) & (panes <= high)  # type: ignore[no-any-return]
-
     def _fetch(self, key_ids: Int64Array, panes: Int64Array) -> tuple[Int64Array, list[list[object]]]:
         """Which of these panes (not in memory) the store holds, and their states."""
         if self.spilled is None or self.store is None:  # nothing was evicted: the store has none of them
             return np.zeros(0, dtype=np.int64), []
-        asked = np.flatnonzero(self._maybe_spilled(panes))
-        if asked.shape[0] == 0 or self.store is None:
+        low, high = self.spilled
+        asked = np.flatnonzero((panes >= low) & (panes <= high))  # only panes in the evicted range may be there
+        if asked.shape[0] == 0:
             return asked, []
         found, states = self.store.fetch(self.window, key_ids[asked], panes[asked])
         self.loaded_total += int(found.shape[0])
