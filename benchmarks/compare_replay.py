@@ -34,8 +34,6 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.replay_benchmark import event_log  # noqa: E402
 
-OUTPUTS = ("results.jsonl", "updates.jsonl", "decisions.jsonl", "late.jsonl", "rejected.jsonl")
-
 # Run in a fresh interpreter with the version's tree first on sys.path: one replay, its figures as JSON.
 _ONE_RUN = """
 import json, sys, time
@@ -128,9 +126,11 @@ def replay(tree: Path, log: Path, out: Path) -> Run:
 
 
 def different_outputs(a: Path, b: Path) -> list[str]:
-    """The output files that differ between two replays' output directories (or that one lacks)."""
+    """The output files (``*.jsonl``) that differ between two replays' output directories, or that only one
+    of them wrote."""
     differ = []
-    for name in OUTPUTS:
+    names = sorted({path.name for directory in (a, b) for path in (directory / "out").glob("*.jsonl")})
+    for name in names:
         first, second = a / "out" / name, b / "out" / name
         if not (first.exists() and second.exists() and filecmp.cmp(first, second, shallow=False)):
             differ.append(name)
