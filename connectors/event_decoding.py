@@ -101,7 +101,7 @@ def stable_hash(value: Any) -> int:
         return cached
     digest = int.from_bytes(hashlib.blake2b(encoded, digest_size=8).digest(), "little", signed=True) or 1
     if len(_hash_cache) < 1_000_000:
-        _hash_cache[encoded] = digest
+        _hash_cache[encoded.decode().encode()] = digest  # orjson's bytes keep a 4 KiB buffer; the copy does not
     return digest
 
 

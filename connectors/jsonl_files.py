@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import shutil
 from bisect import bisect_left
 from collections import deque
@@ -214,6 +215,17 @@ class _HeldLines:
             if handle is not None:
                 handle.close()
 
+    def handles(self) -> list[IO[bytes]]:
+        return [handle for handle in (self._writer, self._reader) if handle is not None]
+
+
+def write_back(handle: IO[bytes]) -> None:
+    """Flush ``handle`` and ask the kernel to start writing its file out and to drop what is already on disk
+    from the page cache (``POSIX_FADV_DONTNEED``: asynchronous, nothing waits for the disk)."""
+    handle.flush()
+    if hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
 
 class ReplayFiles:
     """The replay output directory.
@@ -318,6 +330,20 @@ class ReplayFiles:
                     held.spill()
         except OSError as error:
             raise ConnectorError(f"cannot write part files in {self.parts_dir}: {reason(error)}.") from None
+
+    def write_back(self) -> None:
+        """Have the kernel write out what the output and part files hold so far and drop it from the page
+        cache once written (memory is short: a memory cgroup counts the page cache of the files a job
+        writes, and cannot drop the part not yet on disk)."""
+        handles: list[IO[bytes]] = [self._late, self._rejected, *self._merged.values()]
+        for by_partition in self._held.values():
+            for held in by_partition.values():
+                handles += held.handles()
+        try:
+            for handle in handles:
+                write_back(handle)
+        except OSError as error:
+            raise ConnectorError(f"cannot write replay output to {self.out_dir}: {reason(error)}.") from None
 
     def finish(self) -> None:
         """Write every line still held and close the files."""

@@ -181,12 +181,17 @@ class CgroupFiles:
     limit: Path
     usage: Path
     stat: Path
-    inactive_file: str  # the memory.stat field of reclaimable file cache
+    inactive_file: str  # the memory.stat field of file cache not used lately
+    dirty: tuple[str, str]  # the memory.stat fields of file cache not yet written and being written
 
 
 def _v2(directory: Path) -> CgroupFiles:
     return CgroupFiles(
-        directory / "memory.max", directory / "memory.current", directory / "memory.stat", "inactive_file"
+        directory / "memory.max",
+        directory / "memory.current",
+        directory / "memory.stat",
+        "inactive_file",
+        ("file_dirty", "file_writeback"),
     )
 
 
@@ -196,6 +201,7 @@ def _v1(directory: Path) -> CgroupFiles:
         directory / "memory.usage_in_bytes",
         directory / "memory.stat",
         "total_inactive_file",
+        ("total_dirty", "total_writeback"),
     )
 
 
@@ -246,23 +252,27 @@ def memory_cgroup(
 
 
 class CgroupMemory:
-    """A cgroup's working set (usage less reclaimable file cache), the figure its OOM killer acts on."""
+    """A cgroup's working set: its usage less the file cache the kernel can drop at once (inactive and
+    clean). Dirty pages and pages being written count as used: the kernel cannot reclaim them until
+    they reach the disk, and a cgroup v1 that fills with them is OOM-killed like one full of heap."""
 
     def __init__(self, files: CgroupFiles) -> None:
         self.files = files
 
     def usage(self) -> int:
+        files = self.files
         try:
-            usage = int(self.files.usage.read_text())
-            inactive = 0
-            for line in self.files.stat.read_text().splitlines():
+            usage = int(files.usage.read_text())
+            stat: dict[str, int] = {}
+            for line in files.stat.read_text().splitlines():
                 name, _, value = line.partition(" ")
-                if name == self.files.inactive_file:
-                    inactive = int(value)
-                    break
+                if name == files.inactive_file or name in files.dirty:
+                    stat[name] = int(value)
         except (OSError, ValueError):
             return ProcessMemory().usage()
-        return max(0, usage - inactive)
+        unwritten = sum(stat.get(name, 0) for name in files.dirty)
+        droppable = max(0, stat.get(files.inactive_file, 0) - unwritten)
+        return max(0, usage - droppable)
 
     def describe(self) -> str:
         return f"cgroup working set ({self.files.usage.parent})"

@@ -95,6 +95,7 @@ class JobRunner:
         self.positions: dict[int, int] = {}
         self.stats = RunStats()
         self._loaded_by_released = 0  # panes read back by engines since released
+        self._bytes_per_pane = 128.0  # what one changed pane costs a commit, until a commit has measured it
         self._block_cache = BLOCK_CACHE_BYTES  # RocksDB block cache size last set
 
     def engine(self, partition: int) -> PartitionEngine:
@@ -256,6 +257,14 @@ class JobRunner:
             meta = {"position": str(self.positions.get(partition, 0)).encode()}
             written = persist(self.store.partition(partition), engine, self.registry.key_bytes, meta)
             self.stats.state_bytes_written += written.bytes_written
+            panes = written.panes_written + written.panes_deleted
+            if panes >= 1000:  # enough panes to stand for the job's pane size
+                self._bytes_per_pane = written.bytes_written / panes
+
+    def commit_size(self) -> int:
+        """About how many bytes a commit would write now: the panes changed or released since the last
+        commit, at the size per pane the last sizeable commit wrote."""
+        return int(sum(engine.changes_pending() for engine in self.engines.values()) * self._bytes_per_pane)
 
     def shrink(self, pane_budget: int, *, flush: bool = False) -> tuple[int, int]:
         """Keep at most ``pane_budget`` panes in memory across partitions (the rest stay in RocksDB) and

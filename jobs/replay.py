@@ -73,12 +73,20 @@ class _Progress:
             self.stream.flush()
 
 
+#: The largest commit replay lets build up, as a share of the memory limit (see ``run_replay``).
+COMMIT_SHARE = 0.02
+
+
 def run_replay(spec: JobSpec, options: ReplayOptions) -> tuple[RunStats, float, MemoryReport]:
     """Replay ``options.input`` through ``spec``; return the run's counters, wall seconds and memory report.
 
-    The memory governor watches the run. At pressure, replay works in batches a
-    tenth of the size, commits after each and keeps no window state in memory
-    beyond the batch (the rest stays in RocksDB); at throttle it also stops
+    The memory governor watches the run. Batches are sized to fit the memory
+    left below pressure, and a commit is made whenever the state changed since
+    the last one would take more than ``COMMIT_SHARE`` of the limit to write.
+    At pressure, replay commits after every batch and keeps no window state in
+    memory beyond the batch (the rest stays in RocksDB), holds no output lines
+    in memory, and has the kernel write the output files out so their page
+    cache can be dropped; at throttle it also stops
     reading the log until memory falls (for at most ``throttle_wait`` seconds
     each time it reaches throttle, since nothing but its own shrinking frees
     memory in a replay; then it goes on in the smallest batches).
@@ -97,6 +105,9 @@ def run_replay(spec: JobSpec, options: ReplayOptions) -> tuple[RunStats, float, 
     last_relief = 0.0
     waited = False  # replay has stopped reading since it last reached throttle
     batches = _BatchSizer(watch, options.batch_size)
+    # RocksDB holds a commit twice over for a moment (its write batch, then the memtable) and the write-ahead
+    # log adds as much in page cache: commits stay a small share of the memory limit, however many keys
+    commit_budget = int(watch.governor.limit * COMMIT_SHARE)
     try:
         for events, lines in read_event_chunks(options.input, options.batch_size):
             at = 0
@@ -110,7 +121,8 @@ def run_replay(spec: JobSpec, options: ReplayOptions) -> tuple[RunStats, float, 
                 watch.poll()
                 batches.observed(done)
                 pressed = watch.level >= Level.PRESSURE
-                if pressed or since_commit >= options.commit_every:
+                due = since_commit >= options.commit_every or runner.commit_size() >= commit_budget
+                if pressed or due:
                     runner.commit()
                     now = time.monotonic()
                     relieve = pressed and now - last_relief >= 1.0
@@ -119,6 +131,7 @@ def run_replay(spec: JobSpec, options: ReplayOptions) -> tuple[RunStats, float, 
                     if pressed:
                         files.spill()
                     if relieve:
+                        files.write_back()
                         watch.relieve()
                         last_relief = now
                 if watch.level < Level.THROTTLE:
@@ -159,10 +172,15 @@ class _BatchSizer:
 
     A batch costs memory in proportion to its events (decoding, new panes,
     results); the sizer learns the cost per event from the usage it sees grow
-    and sizes the next batch so it should end below pressure.
+    over a batch and sizes the next batch so it should end below pressure. It
+    plans with the highest cost seen lately: an unconfirmed figure halves over
+    every ``HALF_LIFE`` events rather than with each batch, since the
+    allocator's free lists absorb a small batch's growth and would otherwise
+    talk the figure down in a few small batches before a large one.
     """
 
     SMALLEST = 1_000
+    HALF_LIFE = 500_000  # events over which an unconfirmed cost per event halves
 
     def __init__(self, watch: MemoryWatch, largest: int) -> None:
         self.watch = watch
@@ -178,9 +196,12 @@ class _BatchSizer:
         return max(self.SMALLEST, min(self.largest, int(room / self.cost)))
 
     def observed(self, events: int) -> None:
+        if not events:
+            return
+        self.cost *= 0.5 ** (events / self.HALF_LIFE)
         grown = self.watch.governor.usage - self._before
-        if events and grown > 0:
-            self.cost = max(self.cost * 0.9, grown / events)
+        if grown > 0:
+            self.cost = max(self.cost, grown / events)
 
 
 def _wait_for_memory(watch: MemoryWatch, longest: float) -> float:

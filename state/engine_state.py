@@ -11,8 +11,7 @@ persisted panes from memory and read them back later.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 import orjson
@@ -20,22 +19,13 @@ import orjson
 from state.errors import StateError
 from state.key_encoding import VALUE_VERSION, decode_values, pane_key, pane_keys, parse_pane_key, window_prefix
 from state.pane_encoding import pane_key_list, pane_puts
-from state.partition_store import PartitionStore
+from state.partition_store import CommitStats, PartitionStore
 from windows import sketch_counts
 from windows.engine import PartitionEngine
 from windows.events import Int64Array
 from windows.pane_state import CountColumn, SketchColumn, StateColumn, TraceColumn
 
 ENGINE_META = "engine"
-
-
-@dataclass(frozen=True)
-class CommitStats:
-    """What one commit wrote."""
-
-    panes_written: int
-    panes_deleted: int
-    bytes_written: int
 
 
 def _column_states(column: StateColumn, slots: Int64Array) -> Int64Array | list[bytes]:
@@ -48,7 +38,13 @@ def _column_states(column: StateColumn, slots: Int64Array) -> Int64Array | list[
         return column.rows[slots]
     if type(column) is SketchColumn:
         return sketch_counts.encoded_states(column.buckets, slots)
-    return [orjson.dumps(state) for state in column.snapshot(slots)]
+    # orjson's bytes keep a 4 KiB buffer each (a chunk of them took 30 MiB): a copy through str holds only the text
+    return [orjson.dumps(state).decode().encode() for state in column.snapshot(slots)]
+
+
+#: Panes encoded at a time while a commit is assembled: the write batch grows by this many, and no list of
+#: every change is held beside it (a commit of every pane at pressure would otherwise double its memory).
+COMMIT_CHUNK = 8192
 
 
 def persist(
@@ -56,44 +52,58 @@ def persist(
     engine: PartitionEngine,
     key_bytes: Callable[[int], bytes],
     meta: Mapping[str, bytes],
+    *,
+    chunk: int = COMMIT_CHUNK,
 ) -> CommitStats:
-    """Write the engine's changes since the last commit, and ``meta``, atomically."""
-    puts: list[tuple[bytes, bytes]] = []
-    deletes: list[bytes] = []
+    """Write the engine's changes since the last commit, and ``meta``, atomically, encoding ``chunk`` panes
+    at a time."""
+    changes = []
     progress = []
     for operator in engine.operators:
         table = operator.table
-        changed, released_keys, released_panes = table.take_changes()
-        index = operator.index
-        if changed.shape[0]:
-            keys = list(map(key_bytes, table.key_ids[changed].tolist()))
-            columns = [_column_states(column, changed) for column in table.aggregation.columns.values()]
-            puts.extend(pane_puts(window_prefix(index), table.panes[changed], keys, VALUE_VERSION, columns))
-        if released_keys.shape[0]:
-            released = list(map(key_bytes, released_keys.tolist()))
-            deletes.extend(pane_key_list(window_prefix(index), released_panes, released))
-        pending = sorted(operator.pending)
-        progress.append(
-            {
-                "closed_upto": operator.closed_upto,
-                "pending": [[key_bytes(int(table.key_ids[s])).decode(), int(table.panes[s])] for s in pending],
-            }
-        )
+        changes.append((operator.index, table, *table.take_changes()))
+        pending = [[key_bytes(int(table.key_ids[s])).decode(), int(table.panes[s])] for s in sorted(operator.pending)]
+        progress.append({"closed_upto": operator.closed_upto, "pending": pending})
     engine_meta = orjson.dumps({"stream_time": engine.stream_time, "windows": progress})
-    written = store.commit(puts, deletes, {**meta, ENGINE_META: engine_meta})
-    return CommitStats(len(puts), len(deletes), written)
+
+    def deletes() -> Iterator[bytes]:
+        for index, _, _, released_keys, released_panes in changes:
+            prefix = window_prefix(index)
+            for at in range(0, released_keys.shape[0], chunk):
+                keys = list(map(key_bytes, released_keys[at : at + chunk].tolist()))
+                yield from pane_key_list(prefix, released_panes[at : at + chunk], keys)
+
+    def puts() -> Iterator[tuple[bytes, bytes]]:
+        for index, table, changed, _, _ in changes:
+            prefix = window_prefix(index)
+            columns = list(table.aggregation.columns.values())
+            for at in range(0, changed.shape[0], chunk):
+                slots = changed[at : at + chunk]
+                keys = list(map(key_bytes, table.key_ids[slots].tolist()))
+                states = [_column_states(column, slots) for column in columns]
+                yield from pane_puts(prefix, table.panes[slots], keys, VALUE_VERSION, states)
+
+    return store.commit(puts(), deletes(), {**meta, ENGINE_META: engine_meta})
+
+
+#: Panes a scan decodes at a time: reading back every evicted pane of a closing window at once would hold
+#: the Python form of each (about 600 bytes a pane) until the last was read.
+SCAN_CHUNK = 4096
 
 
 class StoredPanes:
-    """A partition store read as a ``PaneStore``: panes addressed by window, pane start and key id."""
+    """A partition store read as a ``PaneStore``: panes addressed by window, pane start and key id; scans
+    decode ``chunk`` panes at a time."""
 
     def __init__(
         self,
         store: PartitionStore,
         key_bytes: Callable[[int], bytes],
         key_ids: Callable[[list[bytes]], list[int]],
+        chunk: int = SCAN_CHUNK,
     ) -> None:
         self.store = store
+        self.chunk = chunk
         self.key_bytes = key_bytes
         self.key_ids = key_ids
 
@@ -105,7 +115,7 @@ class StoredPanes:
 
     def scan(
         self, window: int, low: int, high: int, key_ids: Int64Array | None = None
-    ) -> tuple[Int64Array, Int64Array, list[list[object]]]:
+    ) -> Iterator[tuple[Int64Array, Int64Array, list[list[object]]]]:
         wanted = None if key_ids is None else {self.key_bytes(key) for key in key_ids.tolist()}
         keys: list[bytes] = []
         panes: list[int] = []
@@ -117,8 +127,17 @@ class StoredPanes:
             keys.append(key)
             panes.append(pane)
             raws.append(raw_value)
+            if len(raws) == self.chunk:
+                yield self._chunk(keys, panes, raws)
+                keys, panes, raws = [], [], []
+        if raws:
+            yield self._chunk(keys, panes, raws)
+
+    def _chunk(
+        self, keys: list[bytes], panes: list[int], raws: list[bytes]
+    ) -> tuple[Int64Array, Int64Array, list[list[object]]]:
         ids = np.asarray(self.key_ids(keys), dtype=np.int64)
-        return ids, np.asarray(panes, dtype=np.int64), decode_values(raws) if raws else []
+        return ids, np.asarray(panes, dtype=np.int64), decode_values(raws)
 
     def bounds(self, window: int) -> tuple[int, int] | None:
         found = self.store.first_and_last(window_prefix(window))
@@ -132,10 +151,12 @@ def restore(
     engine: PartitionEngine,
     key_ids: Callable[[list[bytes]], list[int]],
     key_bytes: Callable[[int], bytes],
+    *,
+    scan_chunk: int = SCAN_CHUNK,
 ) -> bool:
     """Attach ``store`` to a fresh engine and load its stream time and window progress (panes are read
-    back when needed); return False when the store holds no state."""
-    stored = StoredPanes(store, key_bytes, key_ids)
+    back when needed, ``scan_chunk`` at a time); return False when the store holds no state."""
+    stored = StoredPanes(store, key_bytes, key_ids, scan_chunk)
     engine.attach(stored)
     raw_meta = store.meta(ENGINE_META)
     if raw_meta is None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -13,6 +14,8 @@ from state.key_encoding import meta_key
 
 #: Size of one RocksDB memtable of a partition store (at most two per store are kept in memory).
 WRITE_BUFFER_BYTES = 16 << 20
+#: RocksDB asks the kernel to start writing a table or log file out after every this many bytes written.
+SYNC_EVERY_BYTES = 1 << 20
 #: RocksDB block cache shared by every partition store of the process (data, index and filter blocks).
 BLOCK_CACHE_BYTES = 32 << 20
 _BLOCK_CACHE = Cache(BLOCK_CACHE_BYTES)
@@ -29,6 +32,15 @@ def _table_options() -> BlockBasedOptions:
     table.set_cache_index_and_filter_blocks(True)  # bounded by the cache, not one more per file
     table.set_bloom_filter(10, False)  # point reads of absent panes (evicted-state lookups) skip files
     return table
+
+
+@dataclass(frozen=True)
+class CommitStats:
+    """What one commit wrote."""
+
+    panes_written: int
+    panes_deleted: int
+    bytes_written: int
 
 
 def prefix_end(prefix: bytes) -> bytes | None:
@@ -53,6 +65,10 @@ class PartitionStore:
         options.set_write_buffer_size(WRITE_BUFFER_BYTES)
         options.set_max_write_buffer_number(2)
         options.set_block_based_table_factory(_table_options())
+        # have the kernel write files out as they grow: unwritten page cache counts against a memory cgroup's
+        # limit and cannot be dropped until it reaches the disk
+        options.set_bytes_per_sync(SYNC_EVERY_BYTES)
+        options.set_wal_bytes_per_sync(SYNC_EVERY_BYTES)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = Rdict(str(path), options)
@@ -67,19 +83,27 @@ class PartitionStore:
 
     def commit(
         self,
-        puts: list[tuple[bytes, bytes]],
-        deletes: list[bytes],
+        puts: Iterable[tuple[bytes, bytes]],
+        deletes: Iterable[bytes],
         meta: Mapping[str, bytes],
-    ) -> int:
-        """Write puts, deletions and metadata atomically; return the bytes written."""
+    ) -> CommitStats:
+        """Write deletions, then puts, then metadata atomically; return what was written.
+
+        Puts and deletions may be generators: each goes into the write batch as it comes, so a caller
+        that encodes them a chunk at a time holds no list of every change beside the batch.
+        """
         batch = WriteBatch(raw_mode=True)
         delete, put = batch.delete, batch.put
+        deleted = 0
         for key in deletes:
             delete(key)
+            deleted += 1
         written = 0
+        stored = 0
         for key, value in puts:
             put(key, value)
             written += len(key) + len(value)
+            stored += 1
         for name, value in meta.items():
             put(meta_key(name), value)
             written += len(value)
@@ -87,7 +111,7 @@ class PartitionStore:
             self._db.write(batch)
         except Exception as error:
             raise StateError(f"cannot write window state at {self.path}: {error}") from None
-        return written
+        return CommitStats(stored, deleted, written)
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value) whose key starts with ``prefix``, in key order."""

@@ -111,8 +111,9 @@ if pid == 0:
 _, status, usage = os.wait4(pid, 0)
 with open(report, "w") as handle:
     handle.write(str(usage.ru_maxrss * 1024))
-if os.WIFSIGNALED(status):
-    signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+if os.WIFSIGNALED(status):  # die the same way (SIGKILL's handler is always the default, and cannot be set)
+    if os.WTERMSIG(status) != signal.SIGKILL:
+        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
     os.kill(os.getpid(), os.WTERMSIG(status))
 sys.exit(os.waitstatus_to_exitcode(status))
 """

@@ -164,6 +164,10 @@ class PartitionEngine:
         """Panes read back from the store so far."""
         return sum(op.table.loaded_total for op in self.operators)
 
+    def changes_pending(self) -> int:
+        """Panes changed or released since the store last took the changes (what a commit would write)."""
+        return sum(op.table.changes_pending() for op in self.operators)
+
     @property
     def open_panes(self) -> int:
         """Number of panes (slices of window state) held in memory across all windows."""

@@ -8,6 +8,7 @@ engine stays free of I/O; the state store implements this protocol.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Protocol
 
 from windows.events import Int64Array
@@ -21,9 +22,11 @@ class PaneStore(Protocol):
 
     def scan(
         self, window: int, low: int, high: int, key_ids: Int64Array | None = None
-    ) -> tuple[Int64Array, Int64Array, list[list[object]]]:
-        """Every stored pane of ``window`` starting in ``[low, high)`` (of ``key_ids`` only, when given):
-        key ids, pane starts and column states, in (pane start, key) order."""
+    ) -> Iterator[tuple[Int64Array, Int64Array, list[list[object]]]]:
+        """Every stored pane of ``window`` starting in ``[low, high)`` (of ``key_ids`` only, when given), in
+        (pane start, key) order and in chunks of a bounded size: key ids, pane starts and column states of
+        each chunk. A window closing over evicted state reads it back one chunk at a time, so the decoded
+        form of every pane is never held at once."""
 
     def bounds(self, window: int) -> tuple[int, int] | None:
         """The first and last stored pane start of ``window``, or None when it has no stored pane."""

@@ -195,18 +195,20 @@ class PaneTable:
         low, high = max(low, spilled_low), min(high, spilled_high + 1)
         if low >= high:
             return np.zeros(0, dtype=np.int64)
-        keys, panes, states = self.store.scan(self.window, low, high, key_ids)
+        created = []
+        for keys, panes, states in self.store.scan(self.window, low, high, key_ids):
+            at = np.flatnonzero(self.index.lookup(keys, panes) < 0)  # memory is never older than the store
+            self.loaded_total += int(at.shape[0])
+            created.append(self._create_loaded(keys[at], panes[at], [states[i] for i in at.tolist()]))
         if key_ids is None:  # everything spilled in [low, high) is now in memory
             if low <= spilled_low:
                 spilled_low = high
             if high > spilled_high:
                 spilled_high = low - 1
             self.spilled = (spilled_low, spilled_high) if spilled_low <= spilled_high else None
-        if keys.shape[0] == 0:
-            return keys
-        at = np.flatnonzero(self.index.lookup(keys, panes) < 0)  # memory is never older than the store
-        self.loaded_total += int(at.shape[0])
-        return self._create_loaded(keys[at], panes[at], [states[i] for i in at.tolist()])
+        if len(created) == 1:
+            return created[0]
+        return np.concatenate(created) if created else np.zeros(0, dtype=np.int64)
 
     def evict(self, slots: Int64Array) -> None:
         """Drop panes from memory that the store holds as they are (no change since it last took them)."""
@@ -292,6 +294,11 @@ class PaneTable:
         if held.any():
             self.released.append((keys[held], starts[held]))
         self._free.extend(slot_list)
+
+    def changes_pending(self) -> int:
+        """How many panes the store would write or delete if it took the changes now."""
+        released = sum(int(keys.shape[0]) for keys, _ in self.released)
+        return int(np.count_nonzero(self.changed[: self._high_water])) + released
 
     def take_changes(self) -> tuple[Int64Array, Int64Array, Int64Array]:
         """Changed slots (sorted), and the key ids and starts of stored panes released, since the last call;

@@ -95,7 +95,7 @@ class PaneWindowOperator(WindowOperator):
             if next_start + self.size + self.grace > upto:
                 self.closed_upto = upto
                 return None
-        self.table.load_range(NO_TIME, upto - self.grace)  # evicted panes of the windows closing now
+        loaded = self.table.load_range(NO_TIME, upto - self.grace)  # evicted panes of the windows closing now
         live = self.table.live_slots()
         panes = self.table.panes[live]
         last = self.last_close(panes)  # also where a pane is released: its last window has closed
@@ -106,6 +106,10 @@ class PaneWindowOperator(WindowOperator):
         self.forget_pending(dead)
         self.table.release(dead)
         self.closed_upto = upto
+        if loaded.shape[0] and len(self.table) * 2 < self.table.capacity:
+            # panes were read back only to close their windows: give their room back now, before the next
+            # window or partition reads back its own (memory is short whenever panes were evicted)
+            self.slots_moved(self.table.repack())
         return results
 
     def _close_keys(self, keys: Int64Array, uptos: Int64Array) -> WindowResults | None:

@@ -38,11 +38,16 @@ def _results(files: ReplayFiles, partition: int, times: list[int], lines: list[b
     files.results(partition, at, np.zeros_like(at), LineBlock.of(lines), final=True)
 
 
-def replay_output(out: Path, times: dict[int, list[int]], slices: list[tuple[int, int, int]], hold: int) -> bytes:
-    """Feed the slices to ``ReplayFiles``, settling after each one as far as every partition's progress allows."""
+def replay_output(
+    out: Path, times: dict[int, list[int]], slices: list[tuple[int, int, int]], hold: int, write_back: int = 0
+) -> bytes:
+    """Feed the slices to ``ReplayFiles``, settling after each one as far as every partition's progress allows
+    (and, with ``write_back`` N, having the files written back after every Nth slice)."""
     files = ReplayFiles(out, hold_bytes=hold)
     sent = {p: 0 for p in times}
-    for p, first, end in slices:
+    for step, (p, first, end) in enumerate(slices, 1):
+        if write_back and step % write_back == 0:
+            files.write_back()
         lines = [b'{"p":%d,"i":%d,"t":%d}' % (p, i, times[p][i]) for i in range(first, end)]
         _results(files, p, times[p][first:end], lines)
         sent[p] = end
@@ -56,13 +61,16 @@ def replay_output(out: Path, times: dict[int, list[int]], slices: list[tuple[int
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(run=emission_runs(), hold=st.sampled_from([0, 100, 1 << 20]))
+@given(run=emission_runs(), hold=st.sampled_from([0, 100, 1 << 20]), write_back=st.integers(0, 3))
 def test_lines_come_out_by_time_then_partition_however_they_arrive(
-    tmp_path_factory: pytest.TempPathFactory, run: tuple[dict[int, list[int]], list[tuple[int, int, int]]], hold: int
+    tmp_path_factory: pytest.TempPathFactory,
+    run: tuple[dict[int, list[int]], list[tuple[int, int, int]]],
+    hold: int,
+    write_back: int,
 ) -> None:
     times, slices = run
     out = tmp_path_factory.mktemp("out")
-    written = replay_output(out, times, slices, hold)
+    written = replay_output(out, times, slices, hold, write_back)
     expected = sorted((t, p, i) for p, ts in times.items() for i, t in enumerate(ts))
     assert written == "".join(f'{{"p":{p},"i":{i},"t":{t}}}\n' for t, p, i in expected).encode()
 
@@ -81,3 +89,18 @@ def test_lines_held_beyond_the_budget_wait_in_part_files_and_come_back_in_order(
     written = (tmp_path / "results.jsonl").read_text().splitlines()
     assert written == ['{"a":1}', '{"a":2}', '{"b":1}'] + [f'{{"a":{i}}}' for i in range(3, 9)]
     assert not (tmp_path / ".parts").exists()
+
+
+def test_written_back_files_are_on_disk_and_stay_open_for_more(tmp_path: Path) -> None:
+    # at memory pressure replay has the kernel write its files out (their page cache counts against a cgroup)
+    files = ReplayFiles(tmp_path, hold_bytes=150)
+    _results(files, 0, list(range(1, 8)), [b'{"a":%d}' % i for i in range(1, 8)])  # over the budget: a part file
+    _results(files, 1, [1], [b'{"b":1}'])
+    files.settle(2)
+    files.write_back()
+    assert (tmp_path / "results.jsonl").read_bytes() == b'{"a":1}\n{"b":1}\n'  # flushed, not left in a buffer
+    assert (tmp_path / ".parts" / "results-0.part").stat().st_size > 0
+    _results(files, 1, [9], [b'{"b":2}'])
+    files.finish()
+    written = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert written == ['{"a":1}', '{"b":1}'] + [f'{{"a":{i}}}' for i in range(2, 8)] + ['{"b":2}']

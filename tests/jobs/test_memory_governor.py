@@ -12,6 +12,7 @@ from jobs.memory_governor import (
     Level,
     MemoryGovernor,
     ProcessMemory,
+    cgroup_candidates,
     memory_cgroup,
     parse_size,
 )
@@ -133,6 +134,19 @@ def test_the_tightest_cgroup_limit_applies_over_the_process_cgroup_and_its_ances
     limited = memory_cgroup(root, proc)
     assert limited is not None
     assert CgroupMemory(limited[0]).usage() == 150_000_000  # reclaimable file cache does not count
+    # file cache not yet on disk cannot be dropped at once: it counts, whether dirty or being written
+    (v2 / "memory.stat").write_text(
+        "anon 150000000\ninactive_file 50000000\nfile_dirty 8000000\nfile_writeback 2000000\n"
+    )
+    assert CgroupMemory(limited[0]).usage() == 160_000_000
+    (v1 / "memory.usage_in_bytes").write_text("300000000\n")
+    (v1 / "memory.stat").write_text("cache 90000000\ntotal_inactive_file 80000000\ntotal_dirty 30000000\n")
+    v1_files = next(files for files in cgroup_candidates(root, proc) if files.usage.parent == v1)
+    assert CgroupMemory(v1_files).usage() == 250_000_000
+    (v1 / "memory.stat").write_text(
+        "total_inactive_file 80000000\ntotal_dirty 90000000\n"
+    )  # dirty pages on the active list
+    assert CgroupMemory(v1_files).usage() == 300_000_000
 
 
 @pytest.mark.parametrize(

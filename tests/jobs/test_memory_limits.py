@@ -97,7 +97,8 @@ def test_replay_under_a_memory_limit_passes_through_the_levels_and_writes_the_sa
         charged = cgroup.peak_usage() if cgroup is not None else None
         print(f"governed: {time.monotonic() - started:.1f} s, peak RSS {peak / MiB:.0f} MiB", end="")
         print(f", cgroup peak charge {charged / MiB:.0f} MiB" if charged is not None else "", f"\n{output}")
-        assert status == 0, output  # not OOM-killed
+        killed = f"OOM kills in the cgroup: {cgroup.oom_kills()}" if cgroup is not None else "no cgroup"
+        assert status == 0, f"exit status {status} ({killed})\n{output}"  # not OOM-killed
         if cgroup is not None:
             assert cgroup.oom_kills() == 0  # the kernel held it to the limit and never had to kill
         else:

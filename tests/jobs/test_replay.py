@@ -206,3 +206,47 @@ def test_progress_shows_on_a_terminal_and_nowhere_else(tmp_path: Path, winnow: W
         os.close(leader)
     assert b"events/s" in shown and b"events  line" in shown
     assert b"events/s" in proc.stdout  # the summary still goes to stdout
+
+
+def test_replay_commits_before_a_commit_outgrows_its_share_of_the_memory_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # RocksDB holds a commit's bytes twice over for a moment: however many keys change between two commits,
+    # replay commits once what changed would take more than COMMIT_SHARE of the memory limit to write
+    from jobs import replay
+    from jobs.memory_governor import detect_memory
+    from jobs.pipeline import JobRunner
+    from jobs.spec import load_job_spec
+
+    spec_path = tmp_path / "distinct.yaml"
+    spec_path.write_text(
+        "name: distinct\nsource: {key: key, timestamp: ts, partitions: 2}\n"
+        "windows: {minute: {type: tumbling, size: 1m, grace: 0ms, aggregate: {n: count, top: max(v)}}}\n"
+    )
+    log = tmp_path / "distinct.jsonl"  # a new key every event, all in one window: every pane stays open
+    events = [{"key": f"k{i}", "ts": 1_700_000_000_000 + i, "v": i} for i in range(12_000)]
+    log.write_bytes(b"".join(orjson.dumps(event) + b"\n" for event in events))
+    spec = load_job_spec(spec_path)
+    sizes: list[int] = []
+    commit = JobRunner.commit
+
+    def counted(self: JobRunner, partitions: list[int] | None = None) -> None:
+        sizes.append(self.commit_size())
+        commit(self, partitions)
+
+    monkeypatch.setattr(JobRunner, "commit", counted)
+
+    def run(out: str) -> bytes:
+        options = replay.ReplayOptions(log, tmp_path / out, tmp_path / f"{out}-state", batch_size=1_000)
+        replay.run_replay(spec, options)
+        return (tmp_path / out / "results.jsonl").read_bytes()
+
+    whole = run("whole")
+    assert len(sizes) == 1  # the default share of this machine's memory: one commit, at the end
+    budget = 100_000
+    monkeypatch.setattr(replay, "COMMIT_SHARE", budget / detect_memory(None)[1])
+    sizes.clear()
+    assert run("shared") == whole
+    assert len(sizes) >= 10, sizes  # about one commit per batch of 1,000 new panes
+    per_batch = max(b - a for a, b in zip([0, *sizes], sizes))  # the most one batch added to a commit
+    assert max(sizes[:-1]) < budget + per_batch, sizes
