@@ -150,7 +150,9 @@ def change_event(
     }
     traceparent = new_traceparent(parent)
     headers = [("traceparent", traceparent.encode()), ("winnow-etcd-revision", str(revision).encode())]
-    return key, orjson.dumps(record), headers
+    # orjson's bytes keep a 4 KiB buffer; a copy through str holds only the text (a snapshot of a large prefix
+    # queues a record per key)
+    return key, orjson.dumps(record).decode().encode(), headers
 
 
 class EtcdWatchProducer:

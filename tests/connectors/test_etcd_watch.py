@@ -237,3 +237,28 @@ def test_an_etcd_restart_is_ridden_out_without_losing_place(tmp_path: Path, etcd
     revisions = sorted(int(e["revision"]) for e in produced(broker, topic))
     assert revisions == before + after
     assert producer.process is not None and producer.process.returncode == 0
+
+
+def test_a_queued_change_record_holds_only_its_text(etcd: LocalEtcd) -> None:
+    # a snapshot of a large prefix queues a record per key: orjson's bytes keep a 4 KiB buffer each
+    import tracemalloc
+
+    from connectors.etcd_watch import change_event
+
+    async def read_back() -> object:
+        host, port = etcd.endpoint.split(":")
+        client = aetcd.Client(host=host, port=int(port))
+        await client.put(b"/winnow/size/one", b'{"limit": 10}')
+        got = await client.get(b"/winnow/size/one")
+        await client.close()
+        return got
+
+    kv = asyncio.run(read_back())
+    tracemalloc.start()
+    try:
+        records = [change_event("PUT", kv, 7, 1_700_000_000.0, False) for _ in range(2_000)]
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert orjson.loads(records[0][1])["value"] == '{"limit": 10}'
+    assert held < 2_000 * 1_024, f"{held / 2_000:.0f} bytes a record"

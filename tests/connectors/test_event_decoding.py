@@ -70,3 +70,22 @@ def test_rfc3339_without_offset_is_rejected() -> None:
     decoder = EventDecoder(DecodeOptions("client", "ts", timestamp_format=TimeFormat.RFC3339))
     _, rejected = decoder.decode([line(ts="2026-01-01T00:00:00")], [1])
     assert "no time zone offset" in rejected[0].reason
+
+
+def test_the_distinct_value_hash_cache_holds_only_each_values_text() -> None:
+    # the cache keeps up to a million encoded values: orjson's bytes would keep a 4 KiB buffer behind each
+    import tracemalloc
+    import uuid
+
+    from connectors.event_decoding import stable_hash
+
+    run = uuid.uuid4().hex
+    values = [f"{run}-{i}" for i in range(2_000)]
+    tracemalloc.start()
+    try:
+        hashes = [stable_hash(value) for value in values]
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert len(set(hashes)) == len(values) and stable_hash(values[0]) == hashes[0]
+    assert held < len(values) * 1_024, f"{held / len(values):.0f} bytes a cached value"
