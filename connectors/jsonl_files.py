@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
@@ -224,7 +225,8 @@ def write_back(handle: IO[bytes]) -> None:
     from the page cache (``POSIX_FADV_DONTNEED``: asynchronous, nothing waits for the disk)."""
     handle.flush()
     if hasattr(os, "posix_fadvise"):
-        os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        with contextlib.suppress(OSError):  # advice only (a pipe, say, takes none): the lines are written anyway
+            os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 class ReplayFiles:

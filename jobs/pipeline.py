@@ -95,7 +95,8 @@ class JobRunner:
         self.positions: dict[int, int] = {}
         self.stats = RunStats()
         self._loaded_by_released = 0  # panes read back by engines since released
-        self._bytes_per_pane = 128.0  # what one changed pane costs a commit, until a commit has measured it
+        self._put_bytes = 128.0  # what one changed pane costs a commit, until a commit has measured it
+        self._delete_bytes = 32.0  # and one released pane (its key)
         self._block_cache = BLOCK_CACHE_BYTES  # RocksDB block cache size last set
 
     def engine(self, partition: int) -> PartitionEngine:
@@ -250,6 +251,7 @@ class JobRunner:
         """Write engines' changes and source positions to the store, atomically per partition."""
         if self.store is None:
             return
+        puts = deletes = put_bytes = delete_bytes = 0
         for partition in self.engines if partitions is None else partitions:
             engine = self.engines.get(partition)
             if engine is None:
@@ -257,14 +259,22 @@ class JobRunner:
             meta = {"position": str(self.positions.get(partition, 0)).encode()}
             written = persist(self.store.partition(partition), engine, self.registry.key_bytes, meta)
             self.stats.state_bytes_written += written.bytes_written
-            panes = written.panes_written + written.panes_deleted
-            if panes >= 1000:  # enough panes to stand for the job's pane size
-                self._bytes_per_pane = written.bytes_written / panes
+            puts, put_bytes = puts + written.panes_written, put_bytes + written.bytes_written
+            deletes, delete_bytes = deletes + written.panes_deleted, delete_bytes + written.key_bytes_deleted
+        # enough panes to stand for the job's: learn what a pane put, and a pane deleted, costs a commit
+        if puts >= 1000:
+            self._put_bytes = put_bytes / puts
+        if deletes >= 1000:
+            self._delete_bytes = delete_bytes / deletes
 
     def commit_size(self) -> int:
-        """About how many bytes a commit would write now: the panes changed or released since the last
-        commit, at the size per pane the last sizeable commit wrote."""
-        return int(sum(engine.changes_pending() for engine in self.engines.values()) * self._bytes_per_pane)
+        """About how many bytes a commit would write now: the panes changed and released since the last
+        commit, at the sizes per pane put and per pane deleted that the last sizeable commits wrote."""
+        changed = released = 0
+        for engine in self.engines.values():
+            more_changed, more_released = engine.changes_pending()
+            changed, released = changed + more_changed, released + more_released
+        return int(changed * self._put_bytes + released * self._delete_bytes)
 
     def shrink(self, pane_budget: int, *, flush: bool = False) -> tuple[int, int]:
         """Keep at most ``pane_budget`` panes in memory across partitions (the rest stay in RocksDB) and

@@ -181,6 +181,7 @@ class _BatchSizer:
 
     SMALLEST = 1_000
     HALF_LIFE = 500_000  # events over which an unconfirmed cost per event halves
+    LEAST_COST = 64.0  # bytes per event: an event costs at least its decoded fields
 
     def __init__(self, watch: MemoryWatch, largest: int) -> None:
         self.watch = watch
@@ -198,7 +199,7 @@ class _BatchSizer:
     def observed(self, events: int) -> None:
         if not events:
             return
-        self.cost *= 0.5 ** (events / self.HALF_LIFE)
+        self.cost = max(self.LEAST_COST, self.cost * 0.5 ** (events / self.HALF_LIFE))
         grown = self.watch.governor.usage - self._before
         if grown > 0:
             self.cost = max(self.cost, grown / events)

@@ -40,7 +40,8 @@ class CommitStats:
 
     panes_written: int
     panes_deleted: int
-    bytes_written: int
+    bytes_written: int  # keys and values put, and metadata
+    key_bytes_deleted: int = 0  # keys of the deletions
 
 
 def prefix_end(prefix: bytes) -> bytes | None:
@@ -95,9 +96,11 @@ class PartitionStore:
         batch = WriteBatch(raw_mode=True)
         delete, put = batch.delete, batch.put
         deleted = 0
+        deleted_bytes = 0
         for key in deletes:
             delete(key)
             deleted += 1
+            deleted_bytes += len(key)
         written = 0
         stored = 0
         for key, value in puts:
@@ -111,7 +114,7 @@ class PartitionStore:
             self._db.write(batch)
         except Exception as error:
             raise StateError(f"cannot write window state at {self.path}: {error}") from None
-        return CommitStats(stored, deleted, written)
+        return CommitStats(stored, deleted, written, deleted_bytes)
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value) whose key starts with ``prefix``, in key order."""

@@ -164,9 +164,11 @@ class PartitionEngine:
         """Panes read back from the store so far."""
         return sum(op.table.loaded_total for op in self.operators)
 
-    def changes_pending(self) -> int:
-        """Panes changed or released since the store last took the changes (what a commit would write)."""
-        return sum(op.table.changes_pending() for op in self.operators)
+    def changes_pending(self) -> tuple[int, int]:
+        """Panes changed, and panes released, since the store last took the changes (what a commit would
+        write and delete)."""
+        pending = [op.table.changes_pending() for op in self.operators]
+        return sum(changed for changed, _ in pending), sum(released for _, released in pending)
 
     @property
     def open_panes(self) -> int:

@@ -295,10 +295,10 @@ class PaneTable:
             self.released.append((keys[held], starts[held]))
         self._free.extend(slot_list)
 
-    def changes_pending(self) -> int:
-        """How many panes the store would write or delete if it took the changes now."""
+    def changes_pending(self) -> tuple[int, int]:
+        """How many panes the store would write, and how many it would delete, if it took the changes now."""
         released = sum(int(keys.shape[0]) for keys, _ in self.released)
-        return int(np.count_nonzero(self.changed[: self._high_water])) + released
+        return int(np.count_nonzero(self.changed[: self._high_water])), released
 
     def take_changes(self) -> tuple[Int64Array, Int64Array, Int64Array]:
         """Changed slots (sorted), and the key ids and starts of stored panes released, since the last call;

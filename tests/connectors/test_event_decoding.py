@@ -72,15 +72,15 @@ def test_rfc3339_without_offset_is_rejected() -> None:
     assert "no time zone offset" in rejected[0].reason
 
 
-def test_the_distinct_value_hash_cache_holds_only_each_values_text() -> None:
+def test_the_distinct_value_hash_cache_holds_only_each_values_text(monkeypatch: pytest.MonkeyPatch) -> None:
     # the cache keeps up to a million encoded values: orjson's bytes would keep a 4 KiB buffer behind each
     import tracemalloc
-    import uuid
 
+    from connectors import event_decoding
     from connectors.event_decoding import stable_hash
 
-    run = uuid.uuid4().hex
-    values = [f"{run}-{i}" for i in range(2_000)]
+    monkeypatch.setattr(event_decoding, "_hash_cache", {})  # empty, whatever earlier tests cached
+    values = [f"value-{i}" for i in range(2_000)]
     tracemalloc.start()
     try:
         hashes = [stable_hash(value) for value in values]

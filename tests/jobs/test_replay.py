@@ -214,7 +214,7 @@ def test_replay_commits_before_a_commit_outgrows_its_share_of_the_memory_limit(
     # RocksDB holds a commit's bytes twice over for a moment: however many keys change between two commits,
     # replay commits once what changed would take more than COMMIT_SHARE of the memory limit to write
     from jobs import replay
-    from jobs.memory_governor import detect_memory
+    from jobs.memory_governor import GovernorSettings, detect_memory
     from jobs.pipeline import JobRunner
     from jobs.spec import load_job_spec
 
@@ -228,25 +228,34 @@ def test_replay_commits_before_a_commit_outgrows_its_share_of_the_memory_limit(
     log.write_bytes(b"".join(orjson.dumps(event) + b"\n" for event in events))
     spec = load_job_spec(spec_path)
     sizes: list[int] = []
+    learned: list[tuple[float, float]] = []  # bytes per pane put and deleted, as each commit left them
     commit = JobRunner.commit
 
     def counted(self: JobRunner, partitions: list[int] | None = None) -> None:
         sizes.append(self.commit_size())
         commit(self, partitions)
+        learned.append((self._put_bytes, self._delete_bytes))
 
     monkeypatch.setattr(JobRunner, "commit", counted)
 
     def run(out: str) -> bytes:
-        options = replay.ReplayOptions(log, tmp_path / out, tmp_path / f"{out}-state", batch_size=1_000)
+        # levels out of reach, however full this machine is: only the share may cause commits
+        levels = GovernorSettings(0.97, 0.98, 0.99, 0.96, 0.97, 0.98)
+        options = replay.ReplayOptions(
+            log, tmp_path / out, tmp_path / f"{out}-state", batch_size=1_000, memory_settings=levels
+        )
         replay.run_replay(spec, options)
         return (tmp_path / out / "results.jsonl").read_bytes()
 
     whole = run("whole")
     assert len(sizes) == 1  # the default share of this machine's memory: one commit, at the end
-    budget = 100_000
+    budget = 60_000
     monkeypatch.setattr(replay, "COMMIT_SHARE", budget / detect_memory(None)[1])
     sizes.clear()
     assert run("shared") == whole
     assert len(sizes) >= 10, sizes  # about one commit per batch of 1,000 new panes
     per_batch = max(b - a for a, b in zip([0, *sizes], sizes))  # the most one batch added to a commit
     assert max(sizes[:-1]) < budget + per_batch, sizes
+    # puts (about 90 bytes here) and deletions (the final commit's, a key each) are learned apart
+    assert learned[-1][0] != 128.0 and learned[-1][1] != 32.0, learned  # both measured, neither the default
+    assert 40 < learned[-1][0] < 120 and 8 < learned[-1][1] < 32, learned
