@@ -270,6 +270,7 @@ class CgroupMemory:
                     stat[name] = int(value)
         except (OSError, ValueError):
             return ProcessMemory().usage()
+        # unwritten pages sit on either list; taking them all from the inactive one errs toward more usage
         unwritten = sum(stat.get(name, 0) for name in files.dirty)
         droppable = max(0, stat.get(files.inactive_file, 0) - unwritten)
         return max(0, usage - droppable)

@@ -259,8 +259,10 @@ class JobRunner:
             meta = {"position": str(self.positions.get(partition, 0)).encode()}
             written = persist(self.store.partition(partition), engine, self.registry.key_bytes, meta)
             self.stats.state_bytes_written += written.bytes_written
-            puts, put_bytes = puts + written.panes_written, put_bytes + written.bytes_written
-            deletes, delete_bytes = deletes + written.panes_deleted, delete_bytes + written.key_bytes_deleted
+            puts += written.panes_written
+            put_bytes += written.bytes_written
+            deletes += written.panes_deleted
+            delete_bytes += written.key_bytes_deleted
         # enough panes to stand for the job's: learn what a pane put, and a pane deleted, costs a commit
         if puts >= 1000:
             self._put_bytes = put_bytes / puts
@@ -270,11 +272,11 @@ class JobRunner:
     def commit_size(self) -> int:
         """About how many bytes a commit would write now: the panes changed and released since the last
         commit, at the sizes per pane put and per pane deleted that the last sizeable commits wrote."""
-        changed = released = 0
+        size = 0.0
         for engine in self.engines.values():
-            more_changed, more_released = engine.changes_pending()
-            changed, released = changed + more_changed, released + more_released
-        return int(changed * self._put_bytes + released * self._delete_bytes)
+            changed, released = engine.changes_pending()
+            size += changed * self._put_bytes + released * self._delete_bytes
+        return int(size)
 
     def shrink(self, pane_budget: int, *, flush: bool = False) -> tuple[int, int]:
         """Keep at most ``pane_budget`` panes in memory across partitions (the rest stay in RocksDB) and

@@ -41,8 +41,8 @@ class MergePlan:
     """Which panes make up which windows.
 
     Either explicit ``(group, slot)`` pairs, each group's pairs contiguous and in
-    pane-time order, or *ranges*: panes sorted by time (their slots and starts,
-    all ``range_pane_size`` long) and, per group, the half-open range
+    pane-time order, or *ranges*: a sliding window's points (panes 1 ms long),
+    their slots and times sorted by time, and, per group, the half-open range
     ``[lo, hi)`` of them it holds. Ranges let additive state
     merge in one C loop (``sliding_points.range_sums``: prefix sums over the
     points the windows cover, or each window's own points when they are few);
@@ -58,12 +58,10 @@ class MergePlan:
         slots: Int64Array | None = None,
         pane_ends: Int64Array | None = None,
         ranges: tuple[Int64Array, Int64Array, Int64Array, Int64Array] | None = None,
-        range_pane_size: int = 1,
     ) -> None:
         self.n_groups = n_groups
         self.window_ends = window_ends  # exclusive end of each group's window
-        self.ranges = ranges  # (sorted slots, their pane starts, lo, hi)
-        self.range_pane_size = range_pane_size
+        self.ranges = ranges  # (sorted slots, their times, lo, hi)
         if ranges is None:
             assert groups is not None and slots is not None and pane_ends is not None
             self.__dict__.update(groups=groups, slots=slots, pane_ends=pane_ends)
@@ -71,11 +69,11 @@ class MergePlan:
     @cached_property
     def _expanded(self) -> tuple[Int64Array, Int64Array, Int64Array]:
         assert self.ranges is not None
-        sorted_slots, sorted_starts, lo, hi = self.ranges
+        sorted_slots, sorted_times, lo, hi = self.ranges
         counts = hi - lo
         index = np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
         groups = np.repeat(np.arange(self.n_groups, dtype=np.int64), counts)
-        return groups, sorted_slots[index], sorted_starts[index] + self.range_pane_size
+        return groups, sorted_slots[index], sorted_times[index] + 1  # a point's pane ends 1 ms after it
 
     @cached_property
     def groups(self) -> Int64Array:

@@ -206,8 +206,6 @@ class PaneTable:
             if high > spilled_high:
                 spilled_high = low - 1
             self.spilled = (spilled_low, spilled_high) if spilled_low <= spilled_high else None
-        if len(created) == 1:
-            return created[0]
         return np.concatenate(created) if created else np.zeros(0, dtype=np.int64)
 
     def evict(self, slots: Int64Array) -> None:

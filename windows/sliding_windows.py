@@ -175,9 +175,7 @@ class SlidingWindowOperator(WindowOperator):
         n = int(windows.keys.shape[0])
         if n == 0:
             return None
-        plan = MergePlan(
-            n, windows.ends + 1, ranges=(points.slots, points.times, windows.lo, windows.hi), range_pane_size=1
-        )
+        plan = MergePlan(n, windows.ends + 1, ranges=(points.slots, points.times, windows.lo, windows.hi))
         values = self.table.aggregation.values(plan)
         emitted_at = self._close_of_end(windows.ends) if when is None else when
         return self._results(
