@@ -73,8 +73,10 @@ class _Progress:
             self.stream.flush()
 
 
-#: The largest commit replay lets build up, as a share of the memory limit (see ``run_replay``).
-COMMIT_SHARE = 0.02
+#: The largest commit replay lets build up, as a share of the memory limit (see ``run_replay``). A commit takes
+#: two to three times its bytes for a moment, so 5% stays well inside the room above pressure; at 2% a flood of
+#: new keys under a 224 MiB limit committed 58 times instead of 16 and ran 32 s instead of 23, with no lower peak.
+COMMIT_SHARE = 0.05
 
 
 def run_replay(spec: JobSpec, options: ReplayOptions) -> tuple[RunStats, float, MemoryReport]:
