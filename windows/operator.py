@@ -16,7 +16,9 @@ keys, their windows up to the stream time at which their next such event
 arrived (``close_keys``), then applies those events. A segment takes as many
 rounds as its busiest key has distinct arrival times of partly-late events,
 not one pass per event. The close at the segment's end skips what the rounds
-emitted.
+emitted. (Sliding windows need no rounds: they hold such events apart, each
+with the stream time it arrived at, for one close of their keys; see
+``SlidingWindowOperator._apply``.)
 
 An update tick needs no cut when the events after it, up to the next cut,
 have no key in common with the events applied since the last update emission:

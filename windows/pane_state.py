@@ -47,6 +47,9 @@ class MergePlan:
     merge in one C loop (``sliding_points.range_sums``: prefix sums over the
     points the windows cover, or each window's own points when they are few);
     pairs are derived from them only for state that needs them.
+
+    Ranges may come with *extra* ``(group, slot, pane end)`` pairs, in group
+    order: panes a group holds beyond its range (a sliding window's late points).
     """
 
     def __init__(
@@ -58,10 +61,12 @@ class MergePlan:
         slots: Int64Array | None = None,
         pane_ends: Int64Array | None = None,
         ranges: tuple[Int64Array, Int64Array, Int64Array, Int64Array] | None = None,
+        extra: tuple[Int64Array, Int64Array, Int64Array] | None = None,
     ) -> None:
         self.n_groups = n_groups
         self.window_ends = window_ends  # exclusive end of each group's window
         self.ranges = ranges  # (sorted slots, their times, lo, hi)
+        self.extra = extra if extra is not None and extra[0].shape[0] else None  # (groups, slots, pane ends)
         if ranges is None:
             assert groups is not None and slots is not None and pane_ends is not None
             self.__dict__.update(groups=groups, slots=slots, pane_ends=pane_ends)
@@ -73,7 +78,15 @@ class MergePlan:
         counts = hi - lo
         index = np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
         groups = np.repeat(np.arange(self.n_groups, dtype=np.int64), counts)
-        return groups, sorted_slots[index], sorted_times[index] + 1  # a point's pane ends 1 ms after it
+        slots, pane_ends = sorted_slots[index], sorted_times[index] + 1  # a point's pane ends 1 ms after it
+        if self.extra is None:
+            return groups, slots, pane_ends
+        extra_groups, extra_slots, extra_ends = self.extra
+        groups = np.concatenate([groups, extra_groups])
+        pane_ends = np.concatenate([pane_ends, extra_ends])
+        extra = np.repeat([False, True], [slots.shape[0], extra_slots.shape[0]])
+        order = np.lexsort((extra, pane_ends, groups))  # by group, in time order, a range's pane first
+        return groups[order], np.concatenate([slots, extra_slots])[order], pane_ends[order]
 
     @cached_property
     def groups(self) -> Int64Array:
@@ -106,7 +119,11 @@ class MergePlan:
         if self.ranges is None:
             return self.reduce(np.add, per_slot[self.slots], 0)
         sorted_slots, _, lo, hi = self.ranges
-        return sliding_points.range_sums(per_slot, sorted_slots, lo, hi)  # in C: prefix sums or direct
+        sums = sliding_points.range_sums(per_slot, sorted_slots, lo, hi)  # in C: prefix sums or direct
+        if self.extra is not None:
+            extra_groups, extra_slots, _ = self.extra
+            np.add.at(sums, extra_groups, per_slot[extra_slots])
+        return sums
 
 
 class StateColumn(Protocol):
@@ -447,12 +464,24 @@ class DecayColumn:
         self.sum.add_values(ctx.slots[ok], weights[ok] * values[ok])
 
     def merge(self, plan: MergePlan) -> Float64Array:
-        pane_sums = fixed_point.to_float(self.sum.whole[plan.slots], self.sum.fraction[plan.slots])
-        ages = (plan.window_ends[plan.groups] - plan.pane_ends).astype(np.float64)
+        whole, fraction = self.sum.whole[plan.slots], self.sum.fraction[plan.slots]
+        groups, pane_ends = plan.groups, plan.pane_ends
+        split = (groups[1:] == groups[:-1]) & (pane_ends[1:] == pane_ends[:-1])
+        if split.any():
+            # a pane held in parts (a sliding window's late point beside its point): add them exactly
+            # first, so the float is that of the whole pane, as when the parts were one
+            first = np.flatnonzero(np.concatenate(([True], ~split)))
+            whole, fraction = np.add.reduceat(whole, first), np.add.reduceat(fraction, first)
+            groups, pane_ends = groups[first], pane_ends[first]
+        pane_sums = fixed_point.to_float(whole, fraction)
+        ages = (plan.window_ends[groups] - pane_ends).astype(np.float64)
         decayed = pane_sums * np.exp2(-ages / self.half_life)
-        # reduceat adds each group's pairs in pane-time order, a canonical order,
+        # reduceat adds each group's panes in pane-time order, a canonical order,
         # so the float result is the same however the input was batched.
-        total = plan.reduce(np.add, decayed, 0.0)
+        total = np.zeros(plan.n_groups, dtype=np.float64)
+        if decayed.shape[0]:
+            runs = np.flatnonzero(np.diff(groups, prepend=-1))
+            total[groups[runs]] = np.add.reduceat(decayed, runs)
         scaled: Float64Array = total * (math.log(2.0) / (self.half_life / 1000.0))
         return scaled
 
@@ -516,7 +545,15 @@ class TraceColumn:
     def merge(self, plan: MergePlan) -> Int64Array:
         if plan.ranges is not None:  # panes in time order: the newest entries are in the newest panes
             sorted_slots, _, lo, hi = plan.ranges
-            return trace_links.merge_ranges(self.rows, sorted_slots, lo, hi)
+            merged = trace_links.merge_ranges(self.rows, sorted_slots, lo, hi)
+            if plan.extra is None:
+                return merged
+            # then each group's extra panes: merge its merged row with their rows
+            extra_groups, extra_slots, _ = plan.extra
+            n = plan.n_groups
+            rows = np.concatenate([merged, self.rows[extra_slots]])
+            groups = np.concatenate([np.arange(n, dtype=np.int64), extra_groups])
+            return trace_links.merge_pairs(rows, groups, np.arange(rows.shape[0], dtype=np.int64), n)
         return trace_links.merge_pairs(self.rows, plan.groups, plan.slots, plan.n_groups)
 
     def snapshot(self, slots: Int64Array) -> list[Any]:

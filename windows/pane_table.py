@@ -249,17 +249,19 @@ class PaneTable:
         self.last_created = self.last_created[:0]
         return mapping
 
-    def add(self, batch: EventBatch, pane_starts: Int64Array) -> tuple[Int64Array, Int64Array]:
-        """Fold ``batch`` into the panes starting at ``pane_starts``; return the distinct slots touched (in
-        the order the events first touch them; callers take them in any order), and each event's position
-        among them."""
+    def add(
+        self, batch: EventBatch, pane_starts: Int64Array, pane_ends: Int64Array | None = None
+    ) -> tuple[Int64Array, Int64Array]:
+        """Fold ``batch`` into the panes starting at ``pane_starts`` (and ending at ``pane_ends``, when a pane
+        is named by something other than its start); return the distinct slots touched (in the order the
+        events first touch them; callers take them in any order), and each event's position among them."""
         slots = self.slots_for(batch.key_ids, pane_starts)
         self._adds += 1
         unique_slots, inverse = first_seen(slots, self.touched, self._position, self._adds)
         ctx = AddContext(
             batch=batch,
             slots=slots,
-            pane_ends=pane_starts + self.pane_size,
+            pane_ends=pane_starts + self.pane_size if pane_ends is None else pane_ends,
             unique_slots=unique_slots,
             inverse=inverse,
         )

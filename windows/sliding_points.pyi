@@ -23,3 +23,21 @@ def closing(
     grace: int,
 ) -> tuple[_Int64, _Int64, _Int64, _Int64, _Int64]: ...
 def range_sums(per_slot: _Int64, sorted_slots: _Int64, lo: _Int64, hi: _Int64) -> _Int64: ...
+def closing_late(
+    keys: _Int64,
+    times: _Int64,
+    slots: _Int64,
+    late_keys: _Int64,
+    late_times: _Int64,
+    late_arrivals: _Int64,
+    late_slots: _Int64,
+    select_keys: _Int64,
+    uptos: _Int64,
+    closed_upto: int,
+    known_keys: _Int64,
+    known_uptos: _Int64,
+    exp_keys: _Int64,
+    exp_times: _Int64,
+    size: int,
+    grace: int,
+) -> tuple[_Int64, _Int64, _Int64, _Int64, _Int64, _Int64, _Int64, _Int64]: ...

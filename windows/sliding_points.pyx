@@ -289,3 +289,138 @@ def range_sums(const int64_t[::1] per_slot, const int64_t[::1] sorted_slots, con
     if bad >= 0:
         raise IndexError(f"point {bad} is slot {sorted_slots[bad]}, outside the {slots} slots given.")
     return out
+
+
+cdef inline bint _late_within(const int64_t[::1] late_times, const int64_t[::1] late_arrivals, Py_ssize_t lo,
+                              Py_ssize_t hi, int64_t after, int64_t until, int64_t close) noexcept nogil:
+    """Whether a late point among ``[lo, hi)`` lies in ``(after, until]`` and arrived before ``close``."""
+    cdef Py_ssize_t j = _search(late_times, lo, hi, after, True)
+    while j < hi and late_times[j] <= until:
+        if late_arrivals[j] < close:
+            return True
+        j += 1
+    return False
+
+
+def closing_late(const int64_t[::1] keys, const int64_t[::1] times, const int64_t[::1] slots,
+                 const int64_t[::1] late_keys, const int64_t[::1] late_times, const int64_t[::1] late_arrivals,
+                 const int64_t[::1] late_slots, const int64_t[::1] select_keys, const int64_t[::1] uptos,
+                 int64_t closed_upto, const int64_t[::1] known_keys, const int64_t[::1] known_uptos,
+                 const int64_t[::1] exp_keys, const int64_t[::1] exp_times, int64_t size, int64_t grace):
+    """The windows of ``select_keys`` (sorted, distinct) that close by each one's ``uptos`` entry, as if each
+    *late point* had been added only when it arrived.
+
+    The points ``(keys, times, slots)`` hold what every window still open holds. The late points
+    ``(late_keys, late_times, late_arrivals, late_slots)``, sorted by key and time, hold events that came
+    after some window containing them had closed, each in a pane of its own, with the stream time it
+    arrived at. A window closing at ``c`` sees a late point only when it arrived before ``c``: it neither
+    holds it nor exists because of it otherwise. (A late point never makes its own left window, which had
+    closed before it came.) Lower bounds and expired points are as in ``closing``.
+
+    Returns ``(keys, starts, ends, lo, hi, groups, late_slots, pane_ends)``: the windows, per key in key
+    order, left windows then right windows, each with the range ``[lo, hi)`` of points it holds (as
+    ``closing`` gives them), and the late points each one holds as ``(group, slot, pane end)`` pairs in
+    window order, then time order."""
+    _check_points(keys, times)
+    _check_points(keys, slots)
+    _check_points(late_keys, late_times)
+    _check_points(late_keys, late_arrivals)
+    _check_points(late_keys, late_slots)
+    _check_points(known_keys, known_uptos)
+    _check_points(exp_keys, exp_times)
+    cdef Py_ssize_t count = select_keys.shape[0], n = keys.shape[0], m = late_keys.shape[0]
+    if uptos.shape[0] != count:
+        raise ValueError(f"closing {count} keys takes a stream time per key, not {uptos.shape[0]}.")
+    cdef Py_ssize_t i, p, q, a, b, la, lb, k = 0, bound = 0, made = 0, pairs = 0, at, beyond
+    cdef int64_t key, low, upto, t, c, start, end
+    cdef bint check_expired = exp_keys.shape[0] > 0
+    ranges = np.zeros((count, 4), dtype=np.int64)
+    lows = np.zeros(count, dtype=np.int64)
+    cdef int64_t[:, ::1] span = ranges
+    cdef int64_t[::1] low_of = lows
+    with nogil:
+        a = la = 0
+        for i in range(count):
+            key = select_keys[i]
+            a = _search(keys, a, n, key, False)
+            b = _search(keys, a, n, key, True)
+            la = _search(late_keys, la, m, key, False)
+            lb = _search(late_keys, la, m, key, True)
+            span[i, 0], span[i, 1], span[i, 2], span[i, 3] = a, b, la, lb
+            low = closed_upto
+            k = _search(known_keys, k, known_keys.shape[0], key, False)
+            if k < known_keys.shape[0] and known_keys[k] == key and known_uptos[k] > low:
+                low = known_uptos[k]
+            low_of[i] = low
+            if low < uptos[i]:
+                bound += 2 * (b - a) + (lb - la)  # a left window per point, a right window per anchor
+            a, la = b, lb
+    # window rows: key, start, end, close, then the ranges of points and late points it may hold
+    rows = np.empty((bound, 8), dtype=np.int64)
+    cdef int64_t[:, ::1] w = rows
+    with nogil:
+        for i in range(count):
+            key, upto, low = select_keys[i], uptos[i], low_of[i]
+            if low >= upto:
+                continue
+            a, b, la, lb = span[i, 0], span[i, 1], span[i, 2], span[i, 3]
+            for p in range(a, b):  # left windows of the points
+                t = times[p]
+                c = t + 1 + grace
+                if low < c <= upto and not (check_expired and _expired(exp_keys, exp_times, key, t)):
+                    w[made, 0], w[made, 1], w[made, 2], w[made, 3] = key, t - size, t, c
+                    made += 1
+            p, q = a, la
+            while p < b or q < lb:  # right windows of every distinct time among points and late points
+                if q == lb or (p < b and times[p] <= late_times[q]):
+                    t = times[p]
+                else:
+                    t = late_times[q]
+                while p < b and times[p] == t:
+                    p += 1
+                while q < lb and late_times[q] == t:
+                    q += 1
+                c = t + size + 2 + grace
+                if not (low < c <= upto):
+                    continue
+                at = _search(times, a, b, t, True)
+                beyond = _search(times, at, b, t + size, True)  # past the points in (t, t + size]
+                if beyond < b and times[beyond] == t + 1 + size:
+                    continue  # the left window of the point at its end
+                if beyond > at or _late_within(late_times, late_arrivals, la, lb, t, t + size, c):
+                    w[made, 0], w[made, 1], w[made, 2], w[made, 3] = key, t + 1, t + 1 + size, c
+                    made += 1
+            for p in range(made - 1, -1, -1):  # this key's windows: their ranges
+                if w[p, 0] != key:
+                    break
+                start, end, c = w[p, 1], w[p, 2], w[p, 3]
+                w[p, 4] = _search(times, a, b, start, False)
+                w[p, 5] = _search(times, w[p, 4], b, end, True)
+                w[p, 6] = _search(late_times, la, lb, start, False)
+                w[p, 7] = _search(late_times, w[p, 6], lb, end, True)
+                for q in range(w[p, 6], w[p, 7]):
+                    if late_arrivals[q] < c:
+                        pairs += 1
+    if made > bound:
+        raise RuntimeError(f"{made} windows close, more than the {bound} their points were counted to allow.")
+    groups = np.empty(pairs, dtype=np.int64)
+    pair_slots = np.empty(pairs, dtype=np.int64)
+    pane_ends = np.empty(pairs, dtype=np.int64)
+    cdef int64_t[::1] g = groups, s = pair_slots, e = pane_ends
+    at = 0
+    with nogil:
+        for i in range(made):
+            for q in range(w[i, 6], w[i, 7]):
+                if late_arrivals[q] < w[i, 3]:  # it came before this window closed
+                    g[at], s[at], e[at] = i, late_slots[q], late_times[q] + 1
+                    at += 1
+    return (
+        np.ascontiguousarray(rows[:made, 0]),
+        np.ascontiguousarray(rows[:made, 1]),
+        np.ascontiguousarray(rows[:made, 2]),
+        np.ascontiguousarray(rows[:made, 4]),
+        np.ascontiguousarray(rows[:made, 5]),
+        groups,
+        pair_slots,
+        pane_ends,
+    )

@@ -23,6 +23,9 @@ from windows.pane_state import MergePlan
 from windows.results import WindowResults
 from windows.stream_time import END_OF_TIME, NO_TIME
 
+#: Late points (see ``SlidingWindowOperator._apply``) are panes named ``_LATE_PANES + i``, below any record time.
+_LATE_PANES = NO_TIME + 1
+
 
 class _PointIndex:
     """Live points sorted by (key, time), kept in order as points come and go.
@@ -88,6 +91,7 @@ class SlidingWindowOperator(WindowOperator):
         self.point_index = _PointIndex()
         # (key, time) of points whose left window had closed before the point was created
         self.expired_left: set[tuple[int, int]] = set()
+        self.late_points = 0  # panes of late points in the table (within ``_apply`` only): not in the index
 
     # ---- geometry --------------------------------------------------------------------
     def pane_starts(self, ts: Int64Array) -> Int64Array:
@@ -109,14 +113,16 @@ class SlidingWindowOperator(WindowOperator):
 
     # ---- the point index -----------------------------------------------------------------
     def panes_created(self, slots: Int64Array) -> None:
-        if len(self.point_index) + slots.shape[0] == len(self.table):
+        if len(self.point_index) + slots.shape[0] == len(self.table) - self.late_points:
             self.point_index.insert(slots, self.table.key_ids[slots], self.table.panes[slots])
         else:
             self.point_index.clear()  # out of step (e.g. after a restore): rebuild
 
     def _points(self) -> _PointIndex:
-        if len(self.point_index) != len(self.table):
+        if len(self.point_index) != len(self.table) - self.late_points:
             live = self.table.live_slots()
+            if self.late_points:
+                live = live[self.table.panes[live] >= _LATE_PANES + self.late_points]
             self.point_index.rebuild(live, self.table.key_ids[live], self.table.panes[live])
         return self.point_index
 
@@ -166,6 +172,98 @@ class SlidingWindowOperator(WindowOperator):
         for key, time in zip(keys[skipped].tolist(), t[skipped].tolist()):
             self.expired_left.add((key, time))
         return needed
+
+    # ---- partly-late events: late points -------------------------------------------------
+    def _apply(
+        self,
+        batch: EventBatch,
+        segment: Int64Array,
+        needs_close: np.ndarray,
+        st_before: Int64Array,
+        emitted: list[WindowResults],
+    ) -> tuple[Int64Array, Int64Array]:
+        """Fold a segment's events into the points, without rounds.
+
+        An event that needs its key's windows closed first (``close_needed``) goes,
+        with the others, into a *late point*: a pane of its own that remembers the
+        stream time it arrived at. Each of those keys then closes, in one pass, its
+        windows up to the latest arrival among its late points, a window closing at
+        ``c`` seeing only the late points that arrived before ``c``
+        (``sliding_points.closing_late``): what closing before each event, one at a
+        time, would have emitted. Every window of those keys still open then holds
+        all of the late events, so they move into their points.
+        """
+        if segment.shape[0] == 0 or not needs_close.any():
+            return super()._apply(batch, segment, needs_close, st_before, emitted)
+        late = segment[needs_close]
+        count = int(late.shape[0])
+        ts = batch.ts[segment]
+        panes = ts.copy()
+        panes[needs_close] = _LATE_PANES + np.arange(count, dtype=np.int64)
+        self.late_points = count
+        touched, inverse = self.table.add(batch.take(segment), panes, ts + 1)
+        created = self.table.last_created
+        created = created[self.table.panes[created] >= _LATE_PANES + count]
+        if created.shape[0]:
+            self.panes_created(created)
+        slots = touched[inverse]
+        late_slots = slots[needs_close]
+        keys, times, arrived = batch.key_ids[late], batch.ts[late], st_before[late]
+        order = np.lexsort((times, keys))
+        keys, times, arrived = keys[order], times[order], arrived[order]
+        first = np.flatnonzero(np.diff(keys, prepend=keys[0] - 1))
+        uptos = np.maximum.reduceat(arrived, first)
+        self._emit(emitted, self._close_late(keys[first], uptos, (keys, times, arrived, late_slots[order])))
+        self.closed_keys.update(zip(keys[first].tolist(), uptos.tolist()))
+        self.table.release(late_slots.tolist())
+        self.late_points = 0
+        moved, moved_inverse = self._add(batch.take(late))
+        slots[needs_close] = moved[moved_inverse]
+        touched, inverse = np.unique(slots, return_inverse=True)
+        return touched, inverse.astype(np.int64)
+
+    def _close_late(
+        self, keys: Int64Array, uptos: Int64Array, late: tuple[Int64Array, Int64Array, Int64Array, Int64Array]
+    ) -> WindowResults | None:
+        """The windows of ``keys`` closing by their ``uptos``, each seeing the late points that arrived before
+        it closed (``late``: their keys, times, arrivals and slots, sorted by key and time)."""
+        if self.table.spilled is not None:
+            self._load_for_close(int(uptos.max()), keys)
+        points = self._points()
+        known, known_uptos = self._closed_key_bounds()
+        w_keys, starts, ends, lo, hi, groups, slots, pane_ends = sliding_points.closing_late(
+            points.keys,
+            points.times,
+            points.slots,
+            *late,
+            keys,
+            uptos,
+            self.closed_upto,
+            known,
+            known_uptos,
+            *self._expired_columns(),
+            self.size,
+            self.grace,
+        )
+        n = int(w_keys.shape[0])
+        if n == 0:
+            return None
+        plan = MergePlan(n, ends + 1, ranges=(points.slots, points.times, lo, hi), extra=(groups, slots, pane_ends))
+        return self._results(
+            final=True,
+            key_ids=w_keys,
+            starts=starts,
+            ends=ends,
+            emitted_at=self._close_of_end(ends),
+            values=self.table.aggregation.values(plan),
+        )
+
+    def _expired_columns(self) -> tuple[Int64Array, Int64Array]:
+        """``expired_left`` as sorted key and time columns."""
+        expired = sorted(self.expired_left)
+        keys = np.fromiter((key for key, _ in expired), dtype=np.int64, count=len(expired))
+        times = np.fromiter((time for _, time in expired), dtype=np.int64, count=len(expired))
+        return keys, times
 
     # ---- window derivation -------------------------------------------------------------
     def _emit_windows(
@@ -218,9 +316,7 @@ class SlidingWindowOperator(WindowOperator):
         if len(points) == 0:
             return None
         known, known_uptos = self._closed_key_bounds()
-        expired = sorted(self.expired_left)
-        exp_keys = np.fromiter((key for key, _ in expired), dtype=np.int64, count=len(expired))
-        exp_times = np.fromiter((time for _, time in expired), dtype=np.int64, count=len(expired))
+        exp_keys, exp_times = self._expired_columns()
         windows = sliding_points.closing(
             points.keys,
             points.times,

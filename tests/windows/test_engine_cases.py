@@ -48,6 +48,25 @@ def test_sliding_windows_follow_kafka_streams() -> None:
     assert late == []
 
 
+def test_late_events_of_one_batch_reach_exactly_the_windows_that_closed_after_they_came() -> None:
+    """Two partly-late events of one key in one batch: the first (at 105, arriving at stream time 112)
+    belongs to the left window of 112, which closes at 113, before the second arrives (at 115), and not to
+    the right window of 100, which closed at 112. Batched, the first sits in a late point beside the point
+    of 105 while that window is emitted; its decayed rate must still be that of one pane, as one by one."""
+    aggregates = (parse_aggregate("n", "count"), parse_aggregate("rate", "decay(v, 3ms)"))
+    spec = WindowSpec("s", SlidingWindows(20, 0), aggregates)
+    log = [ev(100, v=0.3, seq=0), ev(105, v=0.424, seq=1), ev(112, v=2.9, seq=2), ev(105, v=8.678, seq=3)]
+    log += [ev(115, v=5.3, seq=4), ev(110, v=0.7, seq=5)]
+    batched, late = run_engine([spec], log)
+    one_by_one, _ = run_engine([spec], log, [1])
+    assert late == []
+    assert flatten(batched) == flatten(one_by_one)
+    counts = {(start, end): values["n"] for _, _, start, end, _, values in flatten(batched)}
+    assert counts[(92, 112)] == 4.0  # 100, 105, 112 and the late 105
+    assert counts[(101, 121)] == 5.0  # right window of 100, closed at 122: every event but 100
+    assert counts[(80, 100)] == 1.0
+
+
 def test_update_windows_emit_at_each_tick_and_once_when_closed() -> None:
     spec = WindowSpec("t", TumblingWindows(10, 0), COUNT, EmitMode.UPDATE, update_interval=4)
     chunks, _ = run_engine([spec], events([1, 2, 5, 6, 9, 10]), close_all=False)

@@ -6,7 +6,7 @@ import bisect
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from windows import sliding_points
@@ -108,6 +108,84 @@ def test_closing_windows_follow_the_definition(
     )
     found = list(zip(*(column.tolist() for column in columns)))
     assert found == _expected_windows(points, keys, uptos, closed_upto, known, expired, size, grace)
+
+
+def _expected_late_windows(points, late, keys, uptos, closed_upto, size, grace):
+    """Windows closing by each key's bound when each late point ``(key, time, arrival)`` exists only for
+    windows closing after it came: by the definition, one window at a time."""
+    out = []
+    for key, upto in zip(keys, uptos):
+        mine = sorted(t for k, t in points if k == key)
+        mine_late = sorted((t, a, i) for i, (k, t, a) in enumerate(late) if k == key)
+
+        def seen(start: int, end: int, close: int, mine_late=mine_late) -> list[int]:
+            return sorted(
+                (i for t, a, i in mine_late if start <= t <= end and a < close), key=lambda i: (late[i][1], i)
+            )
+
+        candidates = []
+        for t in mine:  # left windows [t - size, t]
+            candidates.append((t - size, t, t + 1 + grace))
+        for t in sorted(set(mine) | {t for t, _, _ in mine_late}):  # right windows: a point in (t, t + size]
+            close = t + size + 2 + grace
+            within = [u for u in mine if t < u <= t + size] or seen(t + 1, t + size, close)
+            if within and t + 1 + size not in mine:
+                candidates.append((t + 1, t + 1 + size, close))
+        for start, end, close in candidates:
+            if closed_upto < close <= upto:
+                held = [u for u in mine if start <= u <= end]
+                out.append((key, start, end, held, seen(start, end, close)))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    points=_POINTS,
+    late=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 40), st.integers(0, 60)), max_size=12),
+    chosen=st.lists(st.tuples(st.integers(0, 6), st.integers(0, 70)), max_size=6, unique_by=lambda p: p[0]),
+    closed_upto=st.integers(-1, 40) | st.just(NO_TIME),
+    size=st.integers(0, 12),
+    grace=st.integers(0, 5),
+)
+# the only point in (10, 16] arrived at 19, as the right window [11, 17] of 10 closed: it has no such window
+@example(points={(0, 10)}, late=[(0, 15, 19)], chosen=[(0, 30)], closed_upto=-1, size=6, grace=1)
+def test_closing_with_late_points_sees_each_only_in_windows_that_closed_after_it_came(
+    points, late, chosen, closed_upto, size, grace
+) -> None:
+    # a late point came after its own left window had closed
+    late = [(k, t, max(a, t + 1 + grace)) for k, t, a in late]
+    ordered = sorted(points)
+    order = sorted(range(len(late)), key=lambda i: late[i][:2])
+    pairs = sorted(chosen)
+    keys, uptos = [k for k, _ in pairs], [u for _, u in pairs]
+    no = np.zeros(0, dtype=np.int64)
+    w_keys, starts, ends, lo, hi, groups, slots, pane_ends = sliding_points.closing_late(
+        *_columns(ordered),
+        np.arange(len(ordered), dtype=np.int64) + 100,
+        np.asarray([late[i][0] for i in order], dtype=np.int64),
+        np.asarray([late[i][1] for i in order], dtype=np.int64),
+        np.asarray([late[i][2] for i in order], dtype=np.int64),
+        np.asarray(order, dtype=np.int64),
+        np.asarray(keys, dtype=np.int64),
+        np.asarray(uptos, dtype=np.int64),
+        closed_upto,
+        no,
+        no,
+        no,
+        no,
+        size,
+        grace,
+    )
+    found = []
+    for w, (key, start, end, a, b) in enumerate(zip(*(c.tolist() for c in (w_keys, starts, ends, lo, hi)))):
+        held = [ordered[p][1] for p in range(a, b)]
+        assert all(ordered[p][0] == key for p in range(a, b))
+        mine = groups == w
+        assert pane_ends[mine].tolist() == [late[i][1] + 1 for i in slots[mine].tolist()]
+        found.append((key, start, end, held, sorted(slots[mine].tolist(), key=lambda i: (late[i][1], i))))
+    expected = _expected_late_windows(points, late, keys, uptos, closed_upto, size, grace)
+    assert sorted(found) == sorted(expected)
+    assert groups.tolist() == sorted(groups.tolist())
 
 
 def test_mismatched_columns_are_refused_with_what_was_given() -> None:
