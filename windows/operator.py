@@ -253,18 +253,7 @@ class WindowOperator(ABC):
             partly_late = late_some & ~late_all
             if partly_late.any():
                 needs_close = self.close_needed(batch, partly_late)
-        ticks = np.zeros(n + 1, dtype=bool)  # ticks[i]: updates are due before event i (i = n: after the batch)
-        if self.emits_updates:
-            interval = self.spec.update_interval
-            if interval == 0:  # a tick after every event
-                ticks[0] = bool(self.pending)
-                ticks[1:] = True
-            else:
-                tick = np.floor_divide(st_after, interval)
-                previous = np.empty_like(tick)
-                previous[0] = st_start // interval if st_start != NO_TIME else tick[0]
-                previous[1:] = tick[:-1]
-                ticks[:n] = tick != previous
+        ticks = self._ticks(st_after, st_start)
         cuts = ticks.copy()
         cuts[0] = False
         cuts[n] = True
@@ -291,6 +280,24 @@ class WindowOperator(ABC):
                 self._emit(emitted, self.updates(now, end))
             start = end
         return self._finals_together(emitted), late_all, late_some
+
+    def _ticks(self, st_after: Int64Array, st_start: int) -> np.ndarray:
+        """Where a batch's update ticks fall: ``ticks[i]``, updates are due before event ``i`` (``i = n``:
+        after the batch); none for a window that emits final results only."""
+        n = st_after.shape[0]
+        ticks = np.zeros(n + 1, dtype=bool)
+        if self.emits_updates:
+            interval = self.spec.update_interval
+            if interval == 0:  # a tick after every event
+                ticks[0] = bool(self.pending)
+                ticks[1:] = True
+            else:
+                tick = np.floor_divide(st_after, interval)
+                previous = np.empty_like(tick)
+                previous[0] = st_start // interval if st_start != NO_TIME else tick[0]
+                previous[1:] = tick[:-1]
+                ticks[:n] = tick != previous
+        return ticks
 
     def _finals_together(self, emitted: list[WindowResults]) -> list[WindowResults]:
         """The batch's final results as one chunk (the engine then interleaves fewer, longer chunks),

@@ -548,12 +548,9 @@ class TraceColumn:
             merged = trace_links.merge_ranges(self.rows, sorted_slots, lo, hi)
             if plan.extra is None:
                 return merged
-            # then each group's extra panes: merge its merged row with their rows
-            extra_groups, extra_slots, _ = plan.extra
-            n = plan.n_groups
-            rows = np.concatenate([merged, self.rows[extra_slots]])
-            groups = np.concatenate([np.arange(n, dtype=np.int64), extra_groups])
-            return trace_links.merge_pairs(rows, groups, np.arange(rows.shape[0], dtype=np.int64), n)
+            extra_groups, extra_slots, _ = plan.extra  # then each group's extra panes
+            trace_links.merge_into(merged, self.rows, extra_groups, extra_slots)
+            return merged
         return trace_links.merge_pairs(self.rows, plan.groups, plan.slots, plan.n_groups)
 
     def snapshot(self, slots: Int64Array) -> list[Any]:

@@ -311,11 +311,11 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times, const int64_
     *late point* had been added only when it arrived.
 
     The points ``(keys, times, slots)`` hold what every window still open holds. The late points
-    ``(late_keys, late_times, late_arrivals, late_slots)``, sorted by key and time, hold events that came
-    after some window containing them had closed, each in a pane of its own, with the stream time it
+    ``(late_keys, late_times, late_arrivals, late_slots)``, sorted by key and time, hold events that may
+    have come after some window containing them had closed, each in a pane of its own, with the stream time it
     arrived at. A window closing at ``c`` sees a late point only when it arrived before ``c``: it neither
-    holds it nor exists because of it otherwise. (A late point never makes its own left window, which had
-    closed before it came.) Lower bounds and expired points are as in ``closing``.
+    holds it nor exists because of it otherwise (so a late point makes its own left window only when it
+    came before that window closed). Lower bounds and expired points are as in ``closing``.
 
     Returns ``(keys, starts, ends, lo, hi, groups, late_slots, pane_ends)``: the windows, per key in key
     order, left windows then right windows, each with the range ``[lo, hi)`` of points it holds (as
@@ -333,7 +333,7 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times, const int64_
         raise ValueError(f"closing {count} keys takes a stream time per key, not {uptos.shape[0]}.")
     cdef Py_ssize_t i, p, q, a, b, la, lb, k = 0, bound = 0, made = 0, pairs = 0, at, beyond
     cdef int64_t key, low, upto, t, c, start, end
-    cdef bint check_expired = exp_keys.shape[0] > 0
+    cdef bint check_expired = exp_keys.shape[0] > 0, made_here
     ranges = np.zeros((count, 4), dtype=np.int64)
     lows = np.zeros(count, dtype=np.int64)
     cdef int64_t[:, ::1] span = ranges
@@ -353,7 +353,7 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times, const int64_
                 low = known_uptos[k]
             low_of[i] = low
             if low < uptos[i]:
-                bound += 2 * (b - a) + (lb - la)  # a left window per point, a right window per anchor
+                bound += 2 * (b - a + lb - la)  # a left and a right window per distinct time at most
             a, la = b, lb
     # window rows: key, start, end, close, then the ranges of points and late points it may hold
     rows = np.empty((bound, 8), dtype=np.int64)
@@ -364,10 +364,22 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times, const int64_
             if low >= upto:
                 continue
             a, b, la, lb = span[i, 0], span[i, 1], span[i, 2], span[i, 3]
-            for p in range(a, b):  # left windows of the points
-                t = times[p]
+            p, q = a, la
+            while p < b or q < lb:  # left windows of every distinct time among points and late points
+                if q == lb or (p < b and times[p] <= late_times[q]):
+                    t = times[p]
+                else:
+                    t = late_times[q]
                 c = t + 1 + grace
-                if low < c <= upto and not (check_expired and _expired(exp_keys, exp_times, key, t)):
+                made_here = False
+                if p < b and times[p] == t:  # a point: unless its window had closed before it came
+                    made_here = not (check_expired and _expired(exp_keys, exp_times, key, t))
+                    p += 1
+                while q < lb and late_times[q] == t:  # a late point that came before its window closed
+                    if late_arrivals[q] < c:
+                        made_here = True
+                    q += 1
+                if made_here and low < c <= upto:
                     w[made, 0], w[made, 1], w[made, 2], w[made, 3] = key, t - size, t, c
                     made += 1
             p, q = a, la
@@ -387,6 +399,8 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times, const int64_
                 beyond = _search(times, at, b, t + size, True)  # past the points in (t, t + size]
                 if beyond < b and times[beyond] == t + 1 + size:
                     continue  # the left window of the point at its end
+                if _late_within(late_times, late_arrivals, la, lb, t + size, t + 1 + size, c):
+                    continue  # the left window of a late point at its end, which came before it closed
                 if beyond > at or _late_within(late_times, late_arrivals, la, lb, t, t + size, c):
                     w[made, 0], w[made, 1], w[made, 2], w[made, 3] = key, t + 1, t + 1 + size, c
                     made += 1
@@ -424,3 +438,59 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times, const int64_
         pair_slots,
         pane_ends,
     )
+
+
+def running_max(const int64_t[::1] keys, const int64_t[::1] values, const int64_t[::1] initial):
+    """Per position of ``keys`` (grouped: each key's positions together, in order), the largest of its
+    key's ``initial`` entry (taken at the key's first position) and the ``values`` at the key's earlier
+    positions."""
+    _check_points(keys, values)
+    _check_points(keys, initial)
+    cdef Py_ssize_t n = keys.shape[0], i
+    cdef int64_t high = 0
+    out = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] o = out
+    with nogil:
+        for i in range(n):
+            if i == 0 or keys[i] != keys[i - 1]:
+                high = initial[i]
+            o[i] = high
+            if values[i] > high:
+                high = values[i]
+    return out
+
+
+def late_held(const int64_t[::1] late_keys, const int64_t[::1] late_times, const int64_t[::1] late_arrivals,
+              const int64_t[::1] late_slots, const int64_t[::1] keys, const int64_t[::1] starts,
+              const int64_t[::1] ends, const int64_t[::1] bounds):
+    """The late points (sorted by key and time) each window ``i`` holds: those of its key within
+    ``[starts[i], ends[i]]`` that arrived before ``bounds[i]``, as ``(group, slot, pane end)`` pairs in
+    window order, then time order."""
+    _check_points(late_keys, late_times)
+    _check_points(late_keys, late_arrivals)
+    _check_points(late_keys, late_slots)
+    _check_points(keys, starts)
+    _check_points(keys, ends)
+    _check_points(keys, bounds)
+    cdef Py_ssize_t n = keys.shape[0], i, j, lo, hi, total = 0, at = 0
+    spans = np.empty((n, 2), dtype=np.int64)
+    cdef int64_t[:, ::1] span = spans
+    with nogil:
+        for i in range(n):
+            lo = _search_pair(late_keys, late_times, keys[i], starts[i], False)
+            hi = _search_pair(late_keys, late_times, keys[i], ends[i], True)
+            span[i, 0], span[i, 1] = lo, hi
+            for j in range(lo, hi):
+                if late_arrivals[j] < bounds[i]:
+                    total += 1
+    groups = np.empty(total, dtype=np.int64)
+    slots = np.empty(total, dtype=np.int64)
+    pane_ends = np.empty(total, dtype=np.int64)
+    cdef int64_t[::1] g = groups, s = slots, e = pane_ends
+    with nogil:
+        for i in range(n):
+            for j in range(span[i, 0], span[i, 1]):
+                if late_arrivals[j] < bounds[i]:
+                    g[at], s[at], e[at] = i, late_slots[j], late_times[j] + 1
+                    at += 1
+    return groups, slots, pane_ends

@@ -11,7 +11,7 @@ stream time reaches ``end + 1 + grace``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from windows.stream_time import END_OF_TIME, NO_TIME
 
 #: Late points (see ``SlidingWindowOperator._apply``) are panes named ``_LATE_PANES + i``, below any record time.
 _LATE_PANES = NO_TIME + 1
+_LATE_LIMIT = _LATE_PANES + (1 << 40)  # every late point's name is below it, every record time above
 
 
 class _PointIndex:
@@ -122,7 +123,7 @@ class SlidingWindowOperator(WindowOperator):
         if len(self.point_index) != len(self.table) - self.late_points:
             live = self.table.live_slots()
             if self.late_points:
-                live = live[self.table.panes[live] >= _LATE_PANES + self.late_points]
+                live = live[self.table.panes[live] >= _LATE_LIMIT]
             self.point_index.rebuild(live, self.table.key_ids[live], self.table.panes[live])
         return self.point_index
 
@@ -173,6 +174,170 @@ class SlidingWindowOperator(WindowOperator):
             self.expired_left.add((key, time))
         return needed
 
+    # ---- a batch with updates, in one pass -------------------------------------------------
+    def process(
+        self,
+        batch: EventBatch,
+        st_before: Int64Array,
+        st_after: Int64Array,
+        st_start: int,
+    ) -> tuple[list[WindowResults], np.ndarray, np.ndarray]:
+        """Apply a batch of an ``emit: update`` window without cutting it at its update ticks.
+
+        A tick's updates are each changed key's newest left window as of the tick
+        (``_updates``). Events after the tick would change that window only if their
+        time were within it, so not above the key's newest time so far: such
+        events, with those that need windows closed first, go into late points
+        (``_apply``) stamped with their place in the batch, and every other event
+        into its point. A tick's window then holds its range of points and the late
+        points that came before the tick (``sliding_points.late_held``), so every
+        tick of the batch is computed at once, before the late points move into
+        their points and the batch's close. A table with evicted points takes the
+        general way (segments between ticks).
+        """
+        if not self.emits_updates or self.table.spilled is not None or len(batch) == 0:
+            return super().process(batch, st_before, st_after, st_start)
+        n = len(batch)
+        ts, keys = batch.ts, batch.key_ids
+        late_all = st_before >= self.last_close(ts)
+        late_some = st_before >= self.first_close(ts)
+        partly_late = late_some & ~late_all
+        needs_close = self.close_needed(batch, partly_late) if partly_late.any() else np.zeros(n, dtype=bool)
+        boundaries = np.flatnonzero(self._ticks(st_after, st_start))
+        applied = np.flatnonzero(~late_all)
+        emitted: list[WindowResults] = []
+        pending = np.fromiter(self.pending, dtype=np.int64, count=len(self.pending))
+        newest = self._newest_times(np.concatenate([keys[applied], self.table.key_ids[pending]]))
+        # each applied event's key: its newest time before the event (points before the batch, then events)
+        a_keys, a_ts = keys[applied], ts[applied]
+        order = np.argsort(a_keys, kind="stable")
+        before = np.empty(applied.shape[0], dtype=np.int64)
+        before[order] = sliding_points.running_max(a_keys[order], a_ts[order], newest[: applied.shape[0]][order])
+        apart = needs_close[applied] | (a_ts <= before)
+        held = applied[apart]
+        count = int(held.shape[0])
+        panes = a_ts.copy()
+        panes[apart] = _LATE_PANES + np.arange(count, dtype=np.int64)
+        self.late_points = count
+        touched, inverse = self.table.add(batch.take(applied), panes, a_ts + 1)
+        created = self.table.last_created
+        created = created[self.table.panes[created] >= _LATE_LIMIT]
+        if created.shape[0]:
+            self.panes_created(created)
+        slots = touched[inverse]  # each applied event's slot
+        held_slots = slots[apart]
+        h_order = np.lexsort((ts[held], keys[held]))
+        late = (keys[held][h_order], ts[held][h_order], held[h_order], held_slots[h_order])
+        if boundaries.shape[0]:
+            ticked = self._updates_at_ticks(
+                boundaries,
+                np.where(boundaries > 0, st_after[np.maximum(boundaries - 1, 0)], st_start),
+                (applied, a_keys, a_ts, np.maximum(before, a_ts)),
+                (pending, newest[applied.shape[0] :]),
+                late,
+            )
+            self._emit(emitted, ticked)
+        # events on time for every window move into their points now (every close sees them), the others
+        # once their keys' windows that closed before they came are emitted
+        partly = needs_close[held]
+        self._move_late(batch, applied, slots, apart, ~partly)
+        if partly.any():
+            closing = held[partly]
+            c_keys, inverse_keys = np.unique(keys[closing], return_inverse=True)
+            uptos = np.full(c_keys.shape[0], NO_TIME, dtype=np.int64)
+            np.maximum.at(uptos, inverse_keys, st_before[closing])
+            still = needs_close[late[2]]
+            arrived = (late[0][still], late[1][still], st_before[late[2][still]], late[3][still])
+            self._emit(emitted, self._close_late(c_keys, uptos, arrived))
+            self.closed_keys.update(zip(c_keys.tolist(), uptos.tolist()))
+            self._move_late(batch, applied, slots, apart, partly)
+        if boundaries.shape[0]:
+            self.pending = set(slots[applied >= boundaries[-1]].tolist())
+        else:
+            self.pending.update(slots.tolist())
+        self._emit(emitted, self.close(int(st_after[-1])))
+        self.closed_keys = {}
+        return self._finals_together(emitted), late_all, late_some
+
+    def _move_late(
+        self, batch: EventBatch, applied: Int64Array, slots: Int64Array, apart: np.ndarray, moving: np.ndarray
+    ) -> None:
+        """Move late points into their points: of the applied events (batch positions ``applied``, slots
+        ``slots``), those held ``apart`` and, among them, ``moving``; update ``slots``."""
+        if not moving.any():
+            return
+        rows = np.flatnonzero(apart)[moving]
+        self.table.release(slots[rows].tolist())
+        self.late_points -= int(rows.shape[0])
+        moved, inverse = self._add(batch.take(applied[rows]))
+        slots[rows] = moved[inverse]
+
+    def _newest_times(self, keys: Int64Array) -> Int64Array:
+        """Each key's newest point time (``NO_TIME`` for a key without points)."""
+        points = self._points()
+        if len(points) == 0:
+            return np.full(keys.shape[0], NO_TIME, dtype=np.int64)
+        at = points.locate(keys, np.full(keys.shape[0], END_OF_TIME, dtype=np.int64), "right") - 1
+        found = at >= 0
+        found[found] = points.keys[at[found]] == keys[found]
+        return np.where(found, points.times[np.maximum(at, 0)], NO_TIME)
+
+    def _updates_at_ticks(
+        self,
+        boundaries: Int64Array,
+        tick_times: Int64Array,
+        changes: tuple[Int64Array, Int64Array, Int64Array, Int64Array],
+        pending: tuple[Int64Array, Int64Array],
+        late: tuple[Int64Array, Int64Array, Int64Array, Int64Array],
+    ) -> WindowResults | None:
+        """Every tick's updates: for each key changed before the tick (and after the tick before), with a
+        change that a close up to the tick would not release, its newest left window if still open then.
+
+        ``changes``: the applied events' batch positions, keys and times, and their key's newest time once
+        each was applied; ``pending``: the slots changed before the batch and their keys' newest times,
+        which belong to the first tick; ``late``: the late points by key and time, with their batch
+        positions and slots."""
+        positions, keys, times, newest = changes
+        ticks = np.searchsorted(boundaries, positions, side="right")  # the first tick after each event
+        inside = ticks < boundaries.shape[0]
+        ticks, keys, times, newest = ticks[inside], keys[inside], times[inside], newest[inside]
+        pending_slots, pending_newest = pending
+        if pending_slots.shape[0]:  # before the batch's events: a key's newest time comes from its last
+            ticks = np.concatenate([np.zeros(pending_slots.shape[0], dtype=np.int64), ticks])
+            keys = np.concatenate([self.table.key_ids[pending_slots], keys])
+            times = np.concatenate([self.table.panes[pending_slots], times])
+            newest = np.concatenate([pending_newest, newest])
+        kept = self.release_point(times) > tick_times[ticks]
+        if not kept.any():
+            return None
+        # per (tick, key), in the order of its changes: was any kept, and the key's newest time after the last
+        order = np.lexsort((np.arange(ticks.shape[0]), keys, ticks))
+        ticks, keys, newest, kept = ticks[order], keys[order], newest[order], kept[order]
+        first = np.flatnonzero((np.diff(ticks, prepend=-1) != 0) | (np.diff(keys, prepend=keys[0] - 1) != 0))
+        last = np.append(first[1:], ticks.shape[0]) - 1
+        chosen = np.logical_or.reduceat(kept, first)
+        chosen &= self._close_of_end(newest[last]) > tick_times[ticks[last]]  # the window is still open
+        last = last[chosen]
+        ticks, keys, ends = ticks[last], keys[last], newest[last]
+        n = int(keys.shape[0])
+        if n == 0:
+            return None
+        starts = ends - self.size
+        points = self._points()
+        lo, hi = points.locate(keys, starts, "left"), points.locate(keys, ends, "right")
+        bounds = boundaries[ticks]
+        extra = sliding_points.late_held(*late[:3], late[3], keys, starts, ends, bounds)
+        plan = MergePlan(n, ends + 1, ranges=(points.slots, points.times, lo, hi), extra=extra)
+        results = self._results(
+            final=False,
+            key_ids=keys,
+            starts=starts,
+            ends=ends,
+            emitted_at=tick_times[ticks],
+            values=self.table.aggregation.values(plan),
+        )
+        return replace(results, ticks=2 * bounds + (1 if self.spec.update_interval else 0))
+
     # ---- partly-late events: late points -------------------------------------------------
     def _apply(
         self,
@@ -203,7 +368,7 @@ class SlidingWindowOperator(WindowOperator):
         self.late_points = count
         touched, inverse = self.table.add(batch.take(segment), panes, ts + 1)
         created = self.table.last_created
-        created = created[self.table.panes[created] >= _LATE_PANES + count]
+        created = created[self.table.panes[created] >= _LATE_LIMIT]
         if created.shape[0]:
             self.panes_created(created)
         slots = touched[inverse]

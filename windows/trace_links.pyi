@@ -21,3 +21,6 @@ def merge_ranges(
     lo: npt.NDArray[np.int64],
     hi: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.int64]: ...
+def merge_into(
+    out: npt.NDArray[np.int64], rows: npt.NDArray[np.int64], groups: npt.NDArray[np.int64], slots: npt.NDArray[np.int64]
+) -> None: ...

@@ -105,3 +105,22 @@ def merge_ranges(
                     taken += 1
             p -= 1
     return out_array
+
+
+def merge_into(int64_t[:, :, ::1] out, const int64_t[:, :, ::1] rows, const int64_t[:] groups,
+               const int64_t[:] slots) -> None:
+    """Fold the entries of each pair's slot row into its group's row of ``out`` (rows of newest entries,
+    one per group, as the merges return them), keeping each group's newest."""
+    cdef Py_ssize_t links = rows.shape[1], i, e
+    cdef const int64_t* row
+    if out.shape[1] != links or out.shape[2] != rows.shape[2]:
+        raise ValueError(f"merged rows of shape {tuple(out.shape)[1:]} cannot take entries of {tuple(rows.shape)[1:]}")
+    if groups.shape[0] != slots.shape[0]:
+        raise ValueError(f"each pair needs a group and a slot: {groups.shape[0]} groups, {slots.shape[0]} slots")
+    for i in range(slots.shape[0]):
+        if groups[i] < 0 or groups[i] >= out.shape[0] or slots[i] < 0 or slots[i] >= rows.shape[0]:
+            raise IndexError(f"pair ({groups[i]}, {slots[i]}) is outside {out.shape[0]} groups or the trace rows")
+        row = &rows[slots[i], 0, 0]
+        for e in range(links):
+            if row[LINK_FIELDS * e + LINK_SEQ] != NO_SEQ:
+                insert(&out[groups[i], 0, 0], links, row + LINK_FIELDS * e)

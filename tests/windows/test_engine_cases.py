@@ -119,6 +119,26 @@ def test_an_update_interval_of_zero_emits_after_every_event_without_waiting_for_
     ]
 
 
+def test_a_sliding_windows_updates_in_one_batch_see_only_the_events_before_their_tick() -> None:
+    """Each event's update is its key's newest window as of that event, though the batch is applied at once:
+    events at or before the key's newest time (a second one at 100, one out of order at 98) join the
+    windows of the ticks after them only."""
+    spec = WindowSpec("s", SlidingWindows(10, 5), COUNT, EmitMode.UPDATE, update_interval=0)
+    log = [ev(100, seq=0), ev(100, seq=1), ev(101, key=1, seq=2), ev(98, seq=3), ev(103, seq=4), ev(100, seq=5)]
+    batched, _ = run_engine([spec], log, close_all=False)
+    updates = [(r[1], r[2], r[3], r[5]["n"]) for r in flatten(batched, final=None)]
+    assert updates == [
+        (0, 90, 100, 1.0),
+        (0, 90, 100, 2.0),
+        (1, 91, 101, 1.0),
+        (0, 90, 100, 3.0),
+        (0, 93, 103, 4.0),
+        (0, 93, 103, 5.0),
+    ]
+    one_by_one, _ = run_engine([spec], log, [1], close_all=False)
+    assert flatten(batched, final=None) == flatten(one_by_one, final=None)
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     keys=st.lists(st.integers(0, 40), min_size=1, max_size=60),

@@ -124,14 +124,15 @@ def _expected_late_windows(points, late, keys, uptos, closed_upto, size, grace):
             )
 
         candidates = []
-        for t in mine:  # left windows [t - size, t]
-            candidates.append((t - size, t, t + 1 + grace))
+        for t in sorted(set(mine) | {t for t, _, _ in mine_late}):  # left windows [t - size, t]
+            if t in mine or seen(t, t, t + 1 + grace):
+                candidates.append((t - size, t, t + 1 + grace))
         for t in sorted(set(mine) | {t for t, _, _ in mine_late}):  # right windows: a point in (t, t + size]
             close = t + size + 2 + grace
             within = [u for u in mine if t < u <= t + size] or seen(t + 1, t + size, close)
-            if within and t + 1 + size not in mine:
+            if within:
                 candidates.append((t + 1, t + 1 + size, close))
-        for start, end, close in candidates:
+        for start, end, close in sorted(set(candidates)):  # a window made twice is one window
             if closed_upto < close <= upto:
                 held = [u for u in mine if start <= u <= end]
                 out.append((key, start, end, held, seen(start, end, close)))
@@ -149,11 +150,13 @@ def _expected_late_windows(points, late, keys, uptos, closed_upto, size, grace):
 )
 # the only point in (10, 16] arrived at 19, as the right window [11, 17] of 10 closed: it has no such window
 @example(points={(0, 10)}, late=[(0, 15, 19)], chosen=[(0, 30)], closed_upto=-1, size=6, grace=1)
+# a late point at 17 came in time to make its left window [11, 17]: the right window of 10, made once
+@example(points={(0, 10), (0, 12)}, late=[(0, 30, 40), (0, 17, 5)], chosen=[(0, 30)], closed_upto=-1, size=6, grace=1)
 def test_closing_with_late_points_sees_each_only_in_windows_that_closed_after_it_came(
     points, late, chosen, closed_upto, size, grace
 ) -> None:
-    # a late point came after its own left window had closed
-    late = [(k, t, max(a, t + 1 + grace)) for k, t, a in late]
+    # some late points came after their own left window had closed, some before
+    late = [(k, t, a if i % 2 else max(a, t + 1 + grace)) for i, (k, t, a) in enumerate(late)]
     ordered = sorted(points)
     order = sorted(range(len(late)), key=lambda i: late[i][:2])
     pairs = sorted(chosen)
@@ -186,6 +189,55 @@ def test_closing_with_late_points_sees_each_only_in_windows_that_closed_after_it
     expected = _expected_late_windows(points, late, keys, uptos, closed_upto, size, grace)
     assert sorted(found) == sorted(expected)
     assert groups.tolist() == sorted(groups.tolist())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    events=st.lists(st.tuples(st.integers(0, 4), st.integers(-20, 20)), max_size=30),
+    initial=st.dictionaries(st.integers(0, 4), st.integers(-30, 30) | st.just(NO_TIME)),
+)
+def test_running_max_is_each_keys_largest_so_far(events: list[tuple[int, int]], initial: dict[int, int]) -> None:
+    grouped = sorted(events, key=lambda e: e[0])  # stable: each key's values in their order
+    keys, values = _columns(grouped)
+    starts = np.asarray([initial.get(k, NO_TIME) for k, _ in grouped], dtype=np.int64)
+    expected = [
+        max([initial.get(k, NO_TIME)] + [v for kk, v in grouped[:i] if kk == k]) for i, (k, _) in enumerate(grouped)
+    ]
+    assert sliding_points.running_max(keys, values, starts).tolist() == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    late=st.lists(st.tuples(st.integers(0, 4), st.integers(0, 30), st.integers(0, 20)), max_size=20),
+    windows=st.lists(
+        st.tuples(st.integers(0, 5), st.integers(-5, 30), st.integers(0, 12), st.integers(0, 25)), max_size=8
+    ),
+)
+def test_late_held_are_the_late_points_of_each_window_that_came_before_its_bound(late, windows) -> None:  # type: ignore[no-untyped-def]
+    order = sorted(range(len(late)), key=lambda i: late[i][:2])
+
+    def column(rows: list[tuple[int, ...]], field: int) -> np.ndarray:
+        return np.asarray([row[field] for row in rows], dtype=np.int64)
+
+    by_time = [late[i] for i in order]
+    starts = column(windows, 1)
+    groups, slots, pane_ends = sliding_points.late_held(
+        column(by_time, 0),
+        column(by_time, 1),
+        column(by_time, 2),
+        np.asarray(order, dtype=np.int64),
+        column(windows, 0),
+        starts,
+        starts + column(windows, 2),
+        column(windows, 3),
+    )
+    expected = [
+        (g, i, late[i][1] + 1)
+        for g, (key, start, length, bound) in enumerate(windows)
+        for i in order
+        if late[i][0] == key and start <= late[i][1] <= start + length and late[i][2] < bound
+    ]
+    assert list(zip(groups.tolist(), slots.tolist(), pane_ends.tolist())) == expected
 
 
 def test_mismatched_columns_are_refused_with_what_was_given() -> None:

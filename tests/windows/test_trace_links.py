@@ -124,6 +124,33 @@ def test_merging_pairs_keeps_each_groups_newest_entries(case: tuple[int, list, l
 
 
 @settings(max_examples=300, deadline=None)
+@given(rows_and_events(), st.data())
+def test_merging_rows_into_merged_ones_keeps_each_groups_newest_entries(
+    case: tuple[int, list, list], data: st.DataObject
+) -> None:  # type: ignore[type-arg]
+    links, rows, _ = case
+    array = np.asarray(rows, dtype=np.int64).reshape(len(rows), links, FIELDS)
+    n_groups = data.draw(st.integers(1, 3))
+    first = data.draw(st.lists(st.tuples(st.integers(0, n_groups - 1), st.integers(0, len(rows) - 1))))
+    then = data.draw(st.lists(st.tuples(st.integers(0, n_groups - 1), st.integers(0, len(rows) - 1))))
+    merged = trace_links.merge_pairs(
+        array,
+        np.asarray([g for g, _ in first], dtype=np.int64),
+        np.asarray([s for _, s in first], dtype=np.int64),
+        n_groups,
+    )
+    trace_links.merge_into(
+        merged,
+        array,
+        np.asarray([g for g, _ in then], dtype=np.int64),
+        np.asarray([s for _, s in then], dtype=np.int64),
+    )
+    for g in range(n_groups):
+        held = [e for gg, s in first + then if gg == g for e in present(rows[s])]
+        assert merged[g].tolist() == newest_entries(held, links)
+
+
+@settings(max_examples=300, deadline=None)
 @given(st.integers(1, 4), st.lists(st.integers(0, 4), min_size=1, max_size=8), st.data())
 def test_merging_ranges_of_time_ordered_panes_keeps_each_windows_newest_entries(
     links: int, counts: list[int], data: st.DataObject
