@@ -21,6 +21,9 @@ def closing(
     exp_times: _Int64,
     size: int,
     grace: int,
+    late_keys: _Int64 | None = None,
+    late_times: _Int64 | None = None,
+    late_arrivals: _Int64 | None = None,
 ) -> tuple[_Int64, _Int64, _Int64, _Int64, _Int64]: ...
 def range_sums(per_slot: _Int64, sorted_slots: _Int64, lo: _Int64, hi: _Int64) -> _Int64: ...
 def closing_late(
@@ -40,6 +43,7 @@ def closing_late(
     exp_times: _Int64,
     size: int,
     grace: int,
+    hiding_only: bool = False,
 ) -> tuple[_Int64, _Int64, _Int64, _Int64, _Int64, _Int64, _Int64, _Int64]: ...
 def running_max(keys: _Int64, values: _Int64, initial: _Int64) -> _Int64: ...
 def late_held(

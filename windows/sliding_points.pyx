@@ -138,44 +138,73 @@ cdef inline bint _expired(const int64_t[::1] exp_keys, const int64_t[::1] exp_ti
     return at < exp_keys.shape[0] and exp_keys[at] == key and exp_times[at] == t
 
 
+cdef inline bint _hides_late(const int64_t[::1] late_times, const int64_t[::1] late_arrivals, Py_ssize_t lo,
+                            Py_ssize_t hi, int64_t start, int64_t end, int64_t close) noexcept nogil:
+    """Whether a late point among ``[lo, hi)`` lies in ``[start, end]`` and came when or after a window
+    closing at ``close`` had closed (the window must not hold it)."""
+    cdef Py_ssize_t j = _search(late_times, lo, hi, start, False)
+    while j < hi and late_times[j] <= end:
+        if late_arrivals[j] >= close:
+            return True
+        j += 1
+    return False
+
+
 cdef void _key_windows(
     int64_t[:, ::1] rows, Py_ssize_t* count, const int64_t[::1] times, Py_ssize_t a, Py_ssize_t b,
     Py_ssize_t left_from, Py_ssize_t left_to, Py_ssize_t right_from, Py_ssize_t right_to,
-    int64_t key, int64_t size, const int64_t[::1] exp_keys, const int64_t[::1] exp_times,
+    int64_t key, int64_t size, int64_t grace, const int64_t[::1] exp_keys, const int64_t[::1] exp_times,
+    const int64_t[::1] late_times, const int64_t[::1] late_arrivals, Py_ssize_t la, Py_ssize_t lb,
 ) noexcept nogil:
     """The closing windows of one key (points ``[a, b)``): the left window ``[t - size, t]`` of each point
     ``t`` in ``[left_from, left_to)`` unless expired, and the right window ``[t + 1, t + 1 + size]`` of each
     point in ``[right_from, right_to)`` when a later point lies in ``(t, t + size]`` and none at
-    ``t + 1 + size``."""
+    ``t + 1 + size``; none that would hold a late point among ``[la, lb)`` that came after it closed."""
     cdef Py_ssize_t i, within, hi
     cdef int64_t t
-    cdef bint check_expired = exp_keys.shape[0] > 0
+    cdef bint check_expired = exp_keys.shape[0] > 0, check_late = lb > la
     for i in range(left_from, left_to):
         t = times[i]
-        if not (check_expired and _expired(exp_keys, exp_times, key, t)):
-            _add(rows, count, key, t - size, t, _search(times, a, i + 1, t - size, False), i + 1)
+        if check_expired and _expired(exp_keys, exp_times, key, t):
+            continue
+        if check_late and _hides_late(late_times, late_arrivals, la, lb, t - size, t, t + 1 + grace):
+            continue
+        _add(rows, count, key, t - size, t, _search(times, a, i + 1, t - size, False), i + 1)
     for i in range(right_from, right_to):
         t = times[i]
         within = _search(times, i + 1, b, t + size, True)
         hi = _search(times, within, b, t + 1 + size, True)
         if within > i + 1 and hi == within:
+            if check_late and _hides_late(late_times, late_arrivals, la, lb, t + 1, t + 1 + size, t + size + 2 + grace):
+                continue
             _add(rows, count, key, t + 1, t + 1 + size, i + 1, hi)
 
 
 def closing(const int64_t[::1] keys, const int64_t[::1] times, object select_keys, const int64_t[::1] uptos,
             int64_t closed_upto, const int64_t[::1] known_keys, const int64_t[::1] known_uptos,
-            const int64_t[::1] exp_keys, const int64_t[::1] exp_times, int64_t size, int64_t grace):
+            const int64_t[::1] exp_keys, const int64_t[::1] exp_times, int64_t size, int64_t grace,
+            const int64_t[::1] late_keys=None, const int64_t[::1] late_times=None,
+            const int64_t[::1] late_arrivals=None):
     """The windows that close, as ``(keys, starts, ends, lo, hi)`` columns, ``[lo, hi)`` being the points each
     holds; per key in key order, its left windows then its right windows, each in time order.
 
     With ``select_keys`` (sorted, distinct) only those keys' windows closing by their ``uptos``; without, every
     key's windows closing by ``uptos[0]``. A key's windows closing by its lower bound were emitted before: the
     bound is ``closed_upto``, or its entry in ``known_keys`` (sorted) when that is later. Left windows of the
-    ``(exp_keys, exp_times)`` points (sorted) are never emitted: they had closed before their point came."""
+    ``(exp_keys, exp_times)`` points (sorted) are never emitted: they had closed before their point came.
+
+    The points may hold *late* events, given as ``(late_keys, late_times, late_arrivals)`` sorted by key and
+    time with the stream time each came at: a window that closed before one of them came (at or before its
+    arrival) is not among these (``closing_late`` gives it, as it was then)."""
+    if late_keys is None:
+        late_keys = late_times = late_arrivals = np.zeros(0, dtype=np.int64)
     _check_points(keys, times)
     _check_points(known_keys, known_uptos)
     _check_points(exp_keys, exp_times)
-    cdef Py_ssize_t n = keys.shape[0], count = 0, i, a = 0, k = 0, total = 0, made = 0
+    _check_points(late_keys, late_times)
+    _check_points(late_keys, late_arrivals)
+    cdef Py_ssize_t n = keys.shape[0], count = 0, i, a = 0, k = 0, total = 0, made = 0, la = 0, lb = 0
+    cdef Py_ssize_t m = late_keys.shape[0]
     cdef int64_t low
     cdef int64_t left = 1 + grace, right = size + 2 + grace  # a point's left and right window close this after it
     cdef bint every = select_keys is None
@@ -223,8 +252,11 @@ def closing(const int64_t[::1] keys, const int64_t[::1] times, object select_key
     cdef int64_t[:, ::1] rows = out
     with nogil:
         for i in range(count):
+            if m:
+                la = _search(late_keys, lb, m, chosen[i], False)
+                lb = _search(late_keys, la, m, chosen[i], True)
             _key_windows(rows, &made, times, first[i], last[i], span[i, 0], span[i, 1], span[i, 2], span[i, 3],
-                         chosen[i], size, exp_keys, exp_times)
+                         chosen[i], size, grace, exp_keys, exp_times, late_times, late_arrivals, la, lb)
     if made > total:
         raise RuntimeError(f"{made} windows close, more than the {total} their points were counted to allow.")
     return _columns(out, made)
@@ -306,9 +338,12 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times, const int64_
                  const int64_t[::1] late_keys, const int64_t[::1] late_times, const int64_t[::1] late_arrivals,
                  const int64_t[::1] late_slots, const int64_t[::1] select_keys, const int64_t[::1] uptos,
                  int64_t closed_upto, const int64_t[::1] known_keys, const int64_t[::1] known_uptos,
-                 const int64_t[::1] exp_keys, const int64_t[::1] exp_times, int64_t size, int64_t grace):
+                 const int64_t[::1] exp_keys, const int64_t[::1] exp_times, int64_t size, int64_t grace,
+                 bint hiding_only=False):
     """The windows of ``select_keys`` (sorted, distinct) that close by each one's ``uptos`` entry, as if each
-    *late point* had been added only when it arrived.
+    *late point* had been added only when it arrived; with ``hiding_only``, only those that closed before
+    one of the late points they contain came (the others are as ``closing`` gives them once the late points
+    are points).
 
     The points ``(keys, times, slots)`` hold what every window still open holds. The late points
     ``(late_keys, late_times, late_arrivals, late_slots)``, sorted by key and time, hold events that may
@@ -331,7 +366,7 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times, const int64_
     cdef Py_ssize_t count = select_keys.shape[0], n = keys.shape[0], m = late_keys.shape[0]
     if uptos.shape[0] != count:
         raise ValueError(f"closing {count} keys takes a stream time per key, not {uptos.shape[0]}.")
-    cdef Py_ssize_t i, p, q, a, b, la, lb, k = 0, bound = 0, made = 0, pairs = 0, at, beyond
+    cdef Py_ssize_t i, j, p, q, a, b, la, lb, k = 0, bound = 0, made = 0, pairs = 0, at, beyond
     cdef int64_t key, low, upto, t, c, start, end
     cdef bint check_expired = exp_keys.shape[0] > 0, made_here
     ranges = np.zeros((count, 4), dtype=np.int64)
@@ -404,17 +439,26 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times, const int64_
                 if beyond > at or _late_within(late_times, late_arrivals, la, lb, t, t + size, c):
                     w[made, 0], w[made, 1], w[made, 2], w[made, 3] = key, t + 1, t + 1 + size, c
                     made += 1
-            for p in range(made - 1, -1, -1):  # this key's windows: their ranges
-                if w[p, 0] != key:
-                    break
+            q = made
+            while q > 0 and w[q - 1, 0] == key:  # the first of this key's windows
+                q -= 1
+            p = q
+            while p < made:  # this key's windows: their ranges; with hiding_only, only those hiding one
                 start, end, c = w[p, 1], w[p, 2], w[p, 3]
-                w[p, 4] = _search(times, a, b, start, False)
-                w[p, 5] = _search(times, w[p, 4], b, end, True)
-                w[p, 6] = _search(late_times, la, lb, start, False)
-                w[p, 7] = _search(late_times, w[p, 6], lb, end, True)
-                for q in range(w[p, 6], w[p, 7]):
-                    if late_arrivals[q] < c:
+                if hiding_only and not _hides_late(late_times, late_arrivals, la, lb, start, end, c):
+                    p += 1
+                    continue
+                w[q, 0], w[q, 1], w[q, 2], w[q, 3] = key, start, end, c
+                w[q, 4] = _search(times, a, b, start, False)
+                w[q, 5] = _search(times, w[q, 4], b, end, True)
+                w[q, 6] = _search(late_times, la, lb, start, False)
+                w[q, 7] = _search(late_times, w[q, 6], lb, end, True)
+                for j in range(w[q, 6], w[q, 7]):
+                    if late_arrivals[j] < c:
                         pairs += 1
+                p += 1
+                q += 1
+            made = q
     if made > bound:
         raise RuntimeError(f"{made} windows close, more than the {bound} their points were counted to allow.")
     groups = np.empty(pairs, dtype=np.int64)

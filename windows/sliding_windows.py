@@ -93,6 +93,9 @@ class SlidingWindowOperator(WindowOperator):
         # (key, time) of points whose left window had closed before the point was created
         self.expired_left: set[tuple[int, int]] = set()
         self.late_points = 0  # panes of late points in the table (within ``_apply`` only): not in the index
+        # the late events of the batch's next close (keys, times, arrivals by key and time): it leaves out
+        # the windows that closed before one of them came, which ``_close_late`` emitted
+        self.late_events: tuple[Int64Array, Int64Array, Int64Array] | None = None
 
     # ---- geometry --------------------------------------------------------------------
     def pane_starts(self, ts: Int64Array) -> Int64Array:
@@ -249,7 +252,6 @@ class SlidingWindowOperator(WindowOperator):
             still = needs_close[late[2]]
             arrived = (late[0][still], late[1][still], st_before[late[2][still]], late[3][still])
             self._emit(emitted, self._close_late(c_keys, uptos, arrived))
-            self.closed_keys.update(zip(c_keys.tolist(), uptos.tolist()))
             self._move_late(batch, applied, slots, apart, partly)
         if boundaries.shape[0]:
             self.pending = set(slots[applied >= boundaries[-1]].tolist())
@@ -379,7 +381,6 @@ class SlidingWindowOperator(WindowOperator):
         first = np.flatnonzero(np.diff(keys, prepend=keys[0] - 1))
         uptos = np.maximum.reduceat(arrived, first)
         self._emit(emitted, self._close_late(keys[first], uptos, (keys, times, arrived, late_slots[order])))
-        self.closed_keys.update(zip(keys[first].tolist(), uptos.tolist()))
         self.table.release(late_slots.tolist())
         self.late_points = 0
         moved, moved_inverse = self._add(batch.take(late))
@@ -390,8 +391,11 @@ class SlidingWindowOperator(WindowOperator):
     def _close_late(
         self, keys: Int64Array, uptos: Int64Array, late: tuple[Int64Array, Int64Array, Int64Array, Int64Array]
     ) -> WindowResults | None:
-        """The windows of ``keys`` closing by their ``uptos``, each seeing the late points that arrived before
-        it closed (``late``: their keys, times, arrivals and slots, sorted by key and time)."""
+        """Those windows of ``keys`` closing by their ``uptos`` that closed before one of the late points they
+        contain came (``late``: their keys, times, arrivals and slots, sorted by key and time), each holding
+        the late points that came before it closed. The next close, once the late points are points, gives
+        the other windows and leaves these out (``late_events``)."""
+        self.late_events = late[:3]
         if self.table.spilled is not None:
             self._load_for_close(int(uptos.max()), keys)
         points = self._points()
@@ -409,6 +413,7 @@ class SlidingWindowOperator(WindowOperator):
             *self._expired_columns(),
             self.size,
             self.grace,
+            True,
         )
         n = int(w_keys.shape[0])
         if n == 0:
@@ -451,11 +456,12 @@ class SlidingWindowOperator(WindowOperator):
         )
 
     def close(self, upto: int) -> WindowResults | None:
+        late, self.late_events = self.late_events, None
         if upto <= self.closed_upto:
             return None
         if self.table.spilled is not None:
             self._load_for_close(upto)
-        results = self._emit_closing(None, np.asarray([upto], dtype=np.int64))
+        results = self._emit_closing(None, np.asarray([upto], dtype=np.int64), late)
         points = self._points()
         right_close = self.release_point(points.times)
         if self.expired_left:
@@ -474,9 +480,15 @@ class SlidingWindowOperator(WindowOperator):
             self._load_for_close(int(uptos.max()), keys)
         return self._emit_closing(keys, uptos)
 
-    def _emit_closing(self, keys: Int64Array | None, uptos: Int64Array) -> WindowResults | None:
+    def _emit_closing(
+        self,
+        keys: Int64Array | None,
+        uptos: Int64Array,
+        late: tuple[Int64Array, Int64Array, Int64Array] | None = None,
+    ) -> WindowResults | None:
         """The windows of ``keys`` (sorted, distinct) that close after what their key has emitted and by its
-        entry in ``uptos``; without ``keys``, those of every key closing by ``uptos[0]``."""
+        entry in ``uptos``; without ``keys``, those of every key closing by ``uptos[0]``; none that closed
+        before one of the ``late`` events it contains came (keys, times, arrivals)."""
         points = self._points()
         if len(points) == 0:
             return None
@@ -494,6 +506,7 @@ class SlidingWindowOperator(WindowOperator):
             exp_times,
             self.size,
             self.grace,
+            *(late or ()),
         )
         return self._emit_windows(points, _Windows(*windows))
 

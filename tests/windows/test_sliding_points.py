@@ -191,6 +191,73 @@ def test_closing_with_late_points_sees_each_only_in_windows_that_closed_after_it
     assert groups.tolist() == sorted(groups.tolist())
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    points=_POINTS,
+    late=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 40), st.integers(0, 60)), max_size=12),
+    upto=st.integers(0, 70),
+    closed_upto=st.integers(-1, 40) | st.just(NO_TIME),
+    size=st.integers(0, 12),
+    grace=st.integers(0, 5),
+)
+def test_windows_hiding_late_points_and_the_close_of_all_points_make_the_windows_as_they_were(
+    points, late, upto, closed_upto, size, grace
+) -> None:
+    """A close over the points with the late points among them, leaving out the windows that closed before
+    a late point in them came, and ``closing_late`` of just those windows, give every window as it was."""
+    late = [(k, t, a if i % 2 else max(a, t + 1 + grace)) for i, (k, t, a) in enumerate(late)]
+    order = sorted(range(len(late)), key=lambda i: late[i][:2])
+    late_columns = [np.asarray([late[i][f] for i in order], dtype=np.int64) for f in range(3)]
+    ordered = sorted(points)
+    merged = sorted(set(ordered) | {(k, t) for k, t, _ in late})
+    keys = sorted({k for k, _ in merged})
+    no = np.zeros(0, dtype=np.int64)
+
+    def as_of(hiding_only: bool) -> set[tuple[int, int, int, tuple[int, ...]]]:
+        w_keys, starts, ends, lo, hi, groups, slots, _ = sliding_points.closing_late(
+            *_columns(ordered),
+            np.zeros(len(ordered), dtype=np.int64),
+            *late_columns,
+            np.asarray(order, dtype=np.int64),
+            np.asarray(keys, dtype=np.int64),
+            np.full(len(keys), upto, dtype=np.int64),
+            closed_upto,
+            no,
+            no,
+            no,
+            no,
+            size,
+            grace,
+            hiding_only,
+        )
+        found = set()
+        for w, (key, start, end, a, b) in enumerate(zip(*(c.tolist() for c in (w_keys, starts, ends, lo, hi)))):
+            times = {ordered[p][1] for p in range(a, b)} | {late[i][1] for i in slots[groups == w].tolist()}
+            found.add((key, start, end, tuple(sorted(times))))
+        return found
+
+    columns = sliding_points.closing(
+        *_columns(merged),
+        None,
+        np.asarray([upto], dtype=np.int64),
+        closed_upto,
+        no,
+        no,
+        no,
+        no,
+        size,
+        grace,
+        *late_columns,
+    )
+    rest = {
+        (key, start, end, tuple(merged[p][1] for p in range(a, b)))
+        for key, start, end, a, b in zip(*(c.tolist() for c in columns))
+    }
+    hiding = as_of(True)
+    assert not hiding & rest
+    assert hiding | rest == as_of(False)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     events=st.lists(st.tuples(st.integers(0, 4), st.integers(-20, 20)), max_size=30),
