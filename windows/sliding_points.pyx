@@ -8,7 +8,10 @@ key. As numpy calls over small arrays each lookup cost a few microseconds of
 call overhead, and a close made dozens of them; here each is one loop.
 
 The points are three parallel int64 arrays (keys, times, slots) sorted by
-``(key, time)``; a key's points are contiguous and in time order.
+``(key, time)``; a key's points are contiguous and in time order. *Late points*
+(events a window may not see, each with when it came) are the same columns plus
+an arrival column: ``closing_late`` and ``late_held`` give windows as they were
+when the late points were not all there yet.
 """
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
@@ -353,7 +356,7 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times, const int64_
     came before that window closed). Lower bounds and expired points are as in ``closing``.
 
     Returns ``(keys, starts, ends, lo, hi, groups, late_slots, pane_ends)``: the windows, per key in key
-    order, left windows then right windows, each with the range ``[lo, hi)`` of points it holds (as
+    order, then by the time that makes them, each with the range ``[lo, hi)`` of points it holds (as
     ``closing`` gives them), and the late points each one holds as ``(group, slot, pane end)`` pairs in
     window order, then time order."""
     _check_points(keys, times)
@@ -400,12 +403,12 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times, const int64_
                 continue
             a, b, la, lb = span[i, 0], span[i, 1], span[i, 2], span[i, 3]
             p, q = a, la
-            while p < b or q < lb:  # left windows of every distinct time among points and late points
+            while p < b or q < lb:  # every distinct time among points and late points, in order
                 if q == lb or (p < b and times[p] <= late_times[q]):
                     t = times[p]
                 else:
                     t = late_times[q]
-                c = t + 1 + grace
+                c = t + 1 + grace  # its left window [t - size, t] closes here
                 made_here = False
                 if p < b and times[p] == t:  # a point: unless its window had closed before it came
                     made_here = not (check_expired and _expired(exp_keys, exp_times, key, t))
@@ -417,17 +420,7 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times, const int64_
                 if made_here and low < c <= upto:
                     w[made, 0], w[made, 1], w[made, 2], w[made, 3] = key, t - size, t, c
                     made += 1
-            p, q = a, la
-            while p < b or q < lb:  # right windows of every distinct time among points and late points
-                if q == lb or (p < b and times[p] <= late_times[q]):
-                    t = times[p]
-                else:
-                    t = late_times[q]
-                while p < b and times[p] == t:
-                    p += 1
-                while q < lb and late_times[q] == t:
-                    q += 1
-                c = t + size + 2 + grace
+                c = t + size + 2 + grace  # its right window [t + 1, t + 1 + size] closes here
                 if not (low < c <= upto):
                     continue
                 at = _search(times, a, b, t, True)

@@ -7,6 +7,12 @@ window ``[t - size, t]``, and a right window ``[t + 1, t + 1 + size]`` when a
 later point lies in ``(t, t + size]`` (a point exactly at ``t + 1 + size`` makes
 that window the left window of that point, emitted once). A window closes when
 stream time reaches ``end + 1 + grace``.
+
+Within a batch, an event that windows may not see yet (one that came after some
+window containing it had closed, or, for updates, one that came after a tick
+whose window contains its time) is held in a *late point* of its own, stamped
+with when it came, until those windows are emitted (``SlidingWindowOperator._apply``
+and ``process``); then it moves into its point.
 """
 
 from __future__ import annotations
@@ -218,16 +224,7 @@ class SlidingWindowOperator(WindowOperator):
         before[order] = sliding_points.running_max(a_keys[order], a_ts[order], newest[: applied.shape[0]][order])
         apart = needs_close[applied] | (a_ts <= before)
         held = applied[apart]
-        count = int(held.shape[0])
-        panes = a_ts.copy()
-        panes[apart] = _LATE_PANES + np.arange(count, dtype=np.int64)
-        self.late_points = count
-        touched, inverse = self.table.add(batch.take(applied), panes, a_ts + 1)
-        created = self.table.last_created
-        created = created[self.table.panes[created] >= _LATE_LIMIT]
-        if created.shape[0]:
-            self.panes_created(created)
-        slots = touched[inverse]  # each applied event's slot
+        slots = self._add_apart(batch, applied, apart)
         held_slots = slots[apart]
         h_order = np.lexsort((ts[held], keys[held]))
         late = (keys[held][h_order], ts[held][h_order], held[h_order], held_slots[h_order])
@@ -363,17 +360,7 @@ class SlidingWindowOperator(WindowOperator):
         if segment.shape[0] == 0 or not needs_close.any():
             return super()._apply(batch, segment, needs_close, st_before, emitted)
         late = segment[needs_close]
-        count = int(late.shape[0])
-        ts = batch.ts[segment]
-        panes = ts.copy()
-        panes[needs_close] = _LATE_PANES + np.arange(count, dtype=np.int64)
-        self.late_points = count
-        touched, inverse = self.table.add(batch.take(segment), panes, ts + 1)
-        created = self.table.last_created
-        created = created[self.table.panes[created] >= _LATE_LIMIT]
-        if created.shape[0]:
-            self.panes_created(created)
-        slots = touched[inverse]
+        slots = self._add_apart(batch, segment, needs_close)
         late_slots = slots[needs_close]
         keys, times, arrived = batch.key_ids[late], batch.ts[late], st_before[late]
         order = np.lexsort((times, keys))
@@ -381,12 +368,25 @@ class SlidingWindowOperator(WindowOperator):
         first = np.flatnonzero(np.diff(keys, prepend=keys[0] - 1))
         uptos = np.maximum.reduceat(arrived, first)
         self._emit(emitted, self._close_late(keys[first], uptos, (keys, times, arrived, late_slots[order])))
-        self.table.release(late_slots.tolist())
-        self.late_points = 0
-        moved, moved_inverse = self._add(batch.take(late))
-        slots[needs_close] = moved[moved_inverse]
+        self._move_late(batch, segment, slots, needs_close, np.ones(late.shape[0], dtype=bool))
         touched, inverse = np.unique(slots, return_inverse=True)
         return touched, inverse.astype(np.int64)
+
+    def _add_apart(self, batch: EventBatch, positions: Int64Array, apart: np.ndarray) -> Int64Array:
+        """Fold the events at batch ``positions`` into their points, or, where ``apart``, each into a late
+        point of its own; return each event's slot."""
+        count = int(np.count_nonzero(apart))
+        times = batch.ts[positions]
+        panes = times.copy()
+        panes[apart] = _LATE_PANES + np.arange(count, dtype=np.int64)
+        self.late_points += count
+        touched, inverse = self.table.add(batch.take(positions), panes, times + 1)
+        created = self.table.last_created
+        created = created[self.table.panes[created] >= _LATE_LIMIT]
+        if created.shape[0]:
+            self.panes_created(created)
+        slots: Int64Array = touched[inverse]
+        return slots
 
     def _close_late(
         self, keys: Int64Array, uptos: Int64Array, late: tuple[Int64Array, Int64Array, Int64Array, Int64Array]

@@ -110,6 +110,35 @@ def test_closing_windows_follow_the_definition(
     assert found == _expected_windows(points, keys, uptos, closed_upto, known, expired, size, grace)
 
 
+def _late_columns(late: list[tuple[int, int, int]]) -> tuple[list[int], list[np.ndarray]]:
+    """The order of the late points by key and time (each one's slot is its index), and their key, time and
+    arrival columns in that order."""
+    order = sorted(range(len(late)), key=lambda i: late[i][:2])
+    return order, [np.asarray([late[i][f] for i in order], dtype=np.int64) for f in range(3)]
+
+
+def _closing_late(ordered, late, keys, uptos, closed_upto, size, grace, hiding_only=False):  # type: ignore[no-untyped-def]
+    """``closing_late`` of the sorted ``(key, time)`` points (slot: position) and late points (slot: index)."""
+    order, late_columns = _late_columns(late)
+    no = np.zeros(0, dtype=np.int64)
+    return sliding_points.closing_late(
+        *_columns(ordered),
+        np.arange(len(ordered), dtype=np.int64),
+        *late_columns,
+        np.asarray(order, dtype=np.int64),
+        np.asarray(keys, dtype=np.int64),
+        np.asarray(uptos, dtype=np.int64),
+        closed_upto,
+        no,
+        no,
+        no,
+        no,
+        size,
+        grace,
+        hiding_only,
+    )
+
+
 def _expected_late_windows(points, late, keys, uptos, closed_upto, size, grace):
     """Windows closing by each key's bound when each late point ``(key, time, arrival)`` exists only for
     windows closing after it came: by the definition, one window at a time."""
@@ -158,26 +187,10 @@ def test_closing_with_late_points_sees_each_only_in_windows_that_closed_after_it
     # some late points came after their own left window had closed, some before
     late = [(k, t, a if i % 2 else max(a, t + 1 + grace)) for i, (k, t, a) in enumerate(late)]
     ordered = sorted(points)
-    order = sorted(range(len(late)), key=lambda i: late[i][:2])
     pairs = sorted(chosen)
     keys, uptos = [k for k, _ in pairs], [u for _, u in pairs]
-    no = np.zeros(0, dtype=np.int64)
-    w_keys, starts, ends, lo, hi, groups, slots, pane_ends = sliding_points.closing_late(
-        *_columns(ordered),
-        np.arange(len(ordered), dtype=np.int64) + 100,
-        np.asarray([late[i][0] for i in order], dtype=np.int64),
-        np.asarray([late[i][1] for i in order], dtype=np.int64),
-        np.asarray([late[i][2] for i in order], dtype=np.int64),
-        np.asarray(order, dtype=np.int64),
-        np.asarray(keys, dtype=np.int64),
-        np.asarray(uptos, dtype=np.int64),
-        closed_upto,
-        no,
-        no,
-        no,
-        no,
-        size,
-        grace,
+    w_keys, starts, ends, lo, hi, groups, slots, pane_ends = _closing_late(
+        ordered, late, keys, uptos, closed_upto, size, grace
     )
     found = []
     for w, (key, start, end, a, b) in enumerate(zip(*(c.tolist() for c in (w_keys, starts, ends, lo, hi)))):
@@ -206,29 +219,15 @@ def test_windows_hiding_late_points_and_the_close_of_all_points_make_the_windows
     """A close over the points with the late points among them, leaving out the windows that closed before
     a late point in them came, and ``closing_late`` of just those windows, give every window as it was."""
     late = [(k, t, a if i % 2 else max(a, t + 1 + grace)) for i, (k, t, a) in enumerate(late)]
-    order = sorted(range(len(late)), key=lambda i: late[i][:2])
-    late_columns = [np.asarray([late[i][f] for i in order], dtype=np.int64) for f in range(3)]
     ordered = sorted(points)
     merged = sorted(set(ordered) | {(k, t) for k, t, _ in late})
     keys = sorted({k for k, _ in merged})
     no = np.zeros(0, dtype=np.int64)
 
     def as_of(hiding_only: bool) -> set[tuple[int, int, int, tuple[int, ...]]]:
-        w_keys, starts, ends, lo, hi, groups, slots, _ = sliding_points.closing_late(
-            *_columns(ordered),
-            np.zeros(len(ordered), dtype=np.int64),
-            *late_columns,
-            np.asarray(order, dtype=np.int64),
-            np.asarray(keys, dtype=np.int64),
-            np.full(len(keys), upto, dtype=np.int64),
-            closed_upto,
-            no,
-            no,
-            no,
-            no,
-            size,
-            grace,
-            hiding_only,
+        uptos = [upto] * len(keys)
+        w_keys, starts, ends, lo, hi, groups, slots, _ = _closing_late(
+            ordered, late, keys, uptos, closed_upto, size, grace, hiding_only
         )
         found = set()
         for w, (key, start, end, a, b) in enumerate(zip(*(c.tolist() for c in (w_keys, starts, ends, lo, hi)))):
@@ -247,7 +246,7 @@ def test_windows_hiding_late_points_and_the_close_of_all_points_make_the_windows
         no,
         size,
         grace,
-        *late_columns,
+        *_late_columns(late)[1],
     )
     rest = {
         (key, start, end, tuple(merged[p][1] for p in range(a, b)))
