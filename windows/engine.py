@@ -71,9 +71,17 @@ def emission_order(chunks: list[WindowResults], key_order: KeyOrder = by_id) -> 
     ordered_chunks, ordered_pos = chunk_id[order], position[order]
     run_starts = np.flatnonzero(np.diff(ordered_chunks, prepend=-1))
     run_ends = np.append(run_starts[1:], order.shape[0])
-    return [
-        chunks[int(ordered_chunks[a])].take(ordered_pos[a:b]) for a, b in zip(run_starts.tolist(), run_ends.tolist())
-    ]
+    # each chunk's rows put in emission order once; its runs are then consecutive rows of it
+    by_chunk = np.argsort(ordered_chunks, kind="stable")
+    bounds = np.cumsum([0, *sizes]).tolist()
+    ordered = [chunk.take(ordered_pos[by_chunk[bounds[i] : bounds[i + 1]]]) for i, chunk in enumerate(chunks)]
+    taken = [0] * len(chunks)
+    out = []
+    for a, b in zip(run_starts.tolist(), run_ends.tolist()):
+        c = int(ordered_chunks[a])
+        out.append(ordered[c].rows(taken[c], taken[c] + b - a))
+        taken[c] += b - a
+    return out
 
 
 class PartitionEngine:

@@ -53,6 +53,20 @@ class WindowResults:
             ticks=self.ticks[index] if self.ticks is not None else None,
         )
 
+    def rows(self, start: int, stop: int) -> WindowResults:
+        """The results at positions ``[start, stop)``, as views of these columns."""
+        return WindowResults(
+            window=self.window,
+            window_index=self.window_index,
+            final=self.final,
+            key_ids=self.key_ids[start:stop],
+            starts=self.starts[start:stop],
+            ends=self.ends[start:stop],
+            emitted_at=self.emitted_at[start:stop],
+            values={name: column[start:stop] for name, column in self.values.items()},
+            ticks=self.ticks[start:stop] if self.ticks is not None else None,
+        )
+
     @staticmethod
     def concat(chunks: list[WindowResults]) -> WindowResults:
         """The results of several chunks of one window and kind, in their order (ticks dropped)."""
