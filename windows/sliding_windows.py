@@ -98,7 +98,7 @@ class SlidingWindowOperator(WindowOperator):
         self.point_index = _PointIndex()
         # (key, time) of points whose left window had closed before the point was created
         self.expired_left: set[tuple[int, int]] = set()
-        self.late_points = 0  # panes of late points in the table (within ``_apply`` only): not in the index
+        self.late_points = 0  # panes of late points in the table (within one batch only): not in the index
         # the late events of the batch's next close (keys, times, arrivals by key and time): it leaves out
         # the windows that closed before one of them came, which ``_close_late`` emitted
         self.late_events: tuple[Int64Array, Int64Array, Int64Array] | None = None
