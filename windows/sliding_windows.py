@@ -350,12 +350,12 @@ class SlidingWindowOperator(WindowOperator):
 
         An event that needs its key's windows closed first (``close_needed``) goes,
         with the others, into a *late point*: a pane of its own that remembers the
-        stream time it arrived at. Each of those keys then closes, in one pass, its
-        windows up to the latest arrival among its late points, a window closing at
-        ``c`` seeing only the late points that arrived before ``c``
-        (``sliding_points.closing_late``): what closing before each event, one at a
-        time, would have emitted. Every window of those keys still open then holds
-        all of the late events, so they move into their points.
+        stream time it arrived at. One pass (``_close_late``) then emits the windows
+        that closed before one of their late points came, each holding only the
+        late points that came before it closed: what closing before each event,
+        one at a time, would have emitted. The late events then move into their
+        points, and the segment's close gives every other window and leaves those
+        out (``late_events``).
         """
         if segment.shape[0] == 0 or not needs_close.any():
             return super()._apply(batch, segment, needs_close, st_before, emitted)

@@ -63,17 +63,8 @@ def add_events(
 
 def merge_pairs(const int64_t[:, :, ::1] rows, const int64_t[:] groups, const int64_t[:] slots, Py_ssize_t n_groups):
     """Per group, the newest entries over the rows of its slots (``groups[i]`` owns ``slots[i]``)."""
-    cdef Py_ssize_t links = rows.shape[1], i, e
-    out_array = np.full((n_groups, links, LINK_FIELDS), NO_SEQ, dtype=np.int64)
-    cdef int64_t[:, :, ::1] out = out_array
-    cdef const int64_t* row
-    for i in range(slots.shape[0]):
-        if groups[i] < 0 or groups[i] >= n_groups or slots[i] < 0 or slots[i] >= rows.shape[0]:
-            raise IndexError(f"pair ({groups[i]}, {slots[i]}) is outside {n_groups} groups or the trace rows")
-        row = &rows[slots[i], 0, 0]
-        for e in range(links):
-            if row[LINK_FIELDS * e + LINK_SEQ] != NO_SEQ:
-                insert(&out[groups[i], 0, 0], links, row + LINK_FIELDS * e)
+    out_array = np.full((n_groups, rows.shape[1], LINK_FIELDS), NO_SEQ, dtype=np.int64)
+    merge_into(out_array, rows, groups, slots)
     return out_array
 
 
