@@ -12,7 +12,8 @@ windows, ``windows/pane_index.pyx`` finds the slot of a pane,
 ``connectors/event_fields.pyx`` takes them out of decoded events (when the scan declines),
 ``connectors/line_gather.pyx`` reorders packed output lines,
 ``connectors/record_batches.pyx`` builds Kafka record batches from them,
-``connectors/record_columns.pyx`` reads the values, offsets and trace headers of fetched records,
+``connectors/record_reading.pyx`` reads fetched record batches into columns,
+``connectors/record_columns.pyx`` reads the values, offsets and trace headers of fetched record objects,
 ``connectors/trace_ids.pyx`` reads trace ids from ``traceparent`` headers or derives them
 from the event's bytes with ``connectors/blake2b.pyx`` (which the line writer uses too); setuptools
 hands them to Cython (a build requirement) and the C compiler.
@@ -30,6 +31,7 @@ setup(
             "connectors.line_gather",
             "connectors.record_batches",
             "connectors.record_columns",
+            "connectors.record_reading",
             "connectors.trace_ids",
             "jobs.fired_marks",
             "jobs.key_lookup",

@@ -197,7 +197,7 @@ class EventDecoder:
         good_raws: list[bytes] = []
         good_seqs: list[int] = []
         rejected: list[Rejected] = []
-        for raw, seq in zip(raws, seqs):
+        for raw, seq in zip(raws, np.asarray(seqs).tolist()):  # plain ints in the rejections
             try:
                 self._check_one(raw)
             except _Bad as bad:

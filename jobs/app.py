@@ -32,7 +32,7 @@ from faust.types import TP
 from mode import Service
 from mode.utils.objects import cached_property
 
-from connectors.bare_records import read_bare_records
+from connectors.bare_records import RecordColumns, SourceRecord, read_bare_records
 from connectors.kafka_output import TopicWriter
 from connectors.kafka_settings import KafkaSettings
 from connectors.long_lived_objects import freeze_long_lived
@@ -42,7 +42,7 @@ from jobs.live_rules import LiveRules
 from jobs.memory_governor import Level
 from jobs.memory_watch import MemoryWatch
 from jobs.spec import JobSpec
-from jobs.streaming import OutputTopics, SourceRecord, StreamingJob, StreamingOptions
+from jobs.streaming import OutputTopics, StreamingJob, StreamingOptions
 
 log = logging.getLogger("winnow.worker")
 
@@ -68,8 +68,8 @@ class WinnowConsumerThread(AIOKafkaConsumerThread):
 
     Faust hard-codes ``fetch_max_wait_ms=1500``; a broker that holds a fetch
     for that long before answering adds up to 1.5 s to every event's latency.
-    Records come as aiokafka parsed them, without a ``ConsumerRecord`` each
-    (``connectors.bare_records``).
+    Each partition's records come as columns read from the fetched bytes, not
+    as a ``ConsumerRecord`` each (``connectors.bare_records``).
     """
 
     def _create_worker_consumer(self, transport: Any) -> Any:
@@ -80,7 +80,7 @@ class WinnowConsumerThread(AIOKafkaConsumerThread):
 
     async def on_start(self) -> None:
         await super().on_start()
-        read_bare_records(self._consumer)  # the job reads offset, key, value, timestamp and headers only
+        read_bare_records(self._consumer)  # the job reads offsets, keys, values, timestamps and traceparents only
 
 
 class WinnowConsumer(AIOKafkaConsumer):
@@ -401,8 +401,8 @@ class BatchFetcher(Service):
             records, _ = await consumer._wait_next_records(0.5)
             if epoch != app.assignment_epoch or not app.positioned or not consumer.flow_active:
                 continue  # fetched across a rebalance: read again from the new positions
-            batches: dict[int, list[SourceRecord]] = {
-                tp.partition: batch for tp, batch in (records or {}).items() if tp.topic == topic and batch
+            batches: dict[int, RecordColumns | list[SourceRecord]] = {
+                tp.partition: batch for tp, batch in (records or {}).items() if tp.topic == topic and len(batch)
             }
             work = asyncio.ensure_future(job.process(batches) if batches else job.tick())
             try:

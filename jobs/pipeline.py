@@ -203,7 +203,7 @@ class JobRunner:
         """Give each decoded event its trace id halves and origin time, as engine columns."""
         positions: list[int] | None = None
         if len(decoded) != len(seqs):
-            where = {seq: i for i, seq in enumerate(seqs)}
+            where = {seq: i for i, seq in enumerate(np.asarray(seqs).tolist())}
             positions = [where[seq] for seq in decoded.seq.tolist()]
         if traceparents is not None and positions is not None:
             traceparents = [traceparents[i] for i in positions]

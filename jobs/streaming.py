@@ -24,16 +24,16 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from connectors import metrics
+from connectors.bare_records import RecordColumns, SourceRecord
 from connectors.event_decoding import LateRecord, Rejected
 from connectors.kafka_output import Headers, TopicWriter
 from connectors.line_blocks import DecisionBlock, LineBlock
 from connectors.metrics import DECISION_LATENCY, RULES_REVISION, RULES_STALE
-from connectors.record_columns import record_columns
 from jobs.decisions import RuleSet
 from jobs.keys import KeyRegistry
 from jobs.live_rules import LiveRules
@@ -47,25 +47,6 @@ from windows.events import Int64Array
 from windows.stream_time import NO_TIME
 
 log = logging.getLogger("winnow.streaming")
-
-
-class SourceRecord(Protocol):
-    """What the job reads of a consumed Kafka record (aiokafka's parsed records and its ``ConsumerRecord`` fit)."""
-
-    @property
-    def offset(self) -> int: ...
-
-    @property
-    def key(self) -> bytes | None: ...
-
-    @property
-    def value(self) -> bytes | None: ...
-
-    @property
-    def timestamp(self) -> int: ...
-
-    @property
-    def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
 @dataclass(frozen=True)
@@ -227,7 +208,7 @@ class StreamingJob:
         self._last_commit = clock()
         # partition -> (wall clock, stream time) when its stream time last moved
         self._clock_marks: dict[int, tuple[float, int]] = {}
-        self._batch_records: dict[int, Sequence[SourceRecord]] = {}
+        self._batch_records: dict[int, RecordColumns] = {}
         self.outputs.original_key = self._original_key
         self.records_in = 0
         self.commits = 0
@@ -304,18 +285,12 @@ class StreamingJob:
 
     # ---- processing --------------------------------------------------------------------
     def _original_key(self, partition: int, offset: int) -> bytes | None:
-        records = self._batch_records.get(partition, ())
-        low, high = 0, len(records)
-        while low < high:  # records are in offset order
-            middle = (low + high) // 2
-            if records[middle].offset < offset:
-                low = middle + 1
-            else:
-                high = middle
-        return records[low].key if low < len(records) and records[low].offset == offset else None
+        records = self._batch_records.get(partition)
+        return records.key_at(offset) if records is not None else None
 
-    async def process(self, batches: Mapping[int, Sequence[SourceRecord]]) -> int:
-        """Run one fetched batch per partition through the job; return records applied.
+    async def process(self, batches: Mapping[int, RecordColumns | Sequence[SourceRecord]]) -> int:
+        """Run one fetched batch per partition (as columns, or record objects) through the job; return records
+        applied.
 
         Records of partitions this worker does not own, and records before a
         partition's position (already reflected in its state), are skipped.
@@ -324,16 +299,18 @@ class StreamingJob:
         async with self.lock:
             self._apply_rules()
             processed = 0
-            for partition, records in batches.items():
-                if partition not in self.owned or not records:
+            for partition, fetched in batches.items():
+                if partition not in self.owned or not len(fetched):
                     continue
+                records = fetched if isinstance(fetched, RecordColumns) else RecordColumns.of(fetched)
                 position = self.runner.positions.get(partition, 0)
-                if records[0].offset < position:
-                    records = [r for r in records if r.offset >= position]
-                    if not records:
+                first = int(records.offsets[0])
+                if first < position:
+                    records = records.since(position)
+                    if not len(records):
                         continue
-                elif records[0].offset > position and partition in self.runner.positions:
-                    gap = (position, records[0].offset)
+                elif first > position and partition in self.runner.positions:
+                    gap = (position, first)
                     if self._gap_seen.get(partition) != gap:
                         # Records were fetched from past this partition's position: read again from it.
                         self._gap_seen[partition] = gap
@@ -343,14 +320,18 @@ class StreamingJob:
                         "partition %d: offsets %d to %d are not in the topic (retention or compaction); going on",
                         partition,
                         position,
-                        records[0].offset - 1,
+                        first - 1,
                     )
                 self._batch_records[partition] = records
+                traced = self.spec.traced
                 try:
-                    values, offsets, traceparents, origins = record_columns(
-                        records if type(records) is list else list(records), self.spec.traced
+                    self.runner.process(
+                        records.values,
+                        records.offsets,
+                        partition,
+                        traceparents=records.traceparents if traced else None,
+                        origins=records.timestamps if traced else None,
                     )
-                    self.runner.process(values, offsets, partition, traceparents=traceparents, origins=origins)
                 except BaseException as error:
                     self.failed = error
                     raise
