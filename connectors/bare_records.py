@@ -16,10 +16,10 @@ aiokafka's reader, and then comes as its parsed records, without a
 from __future__ import annotations
 
 import sys
-from types import MethodType
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import MethodType
 from typing import Any, Protocol
 
 import numpy as np
@@ -128,10 +128,12 @@ class _BareRecords(PartitionRecords):  # type: ignore[misc]
 class _ColumnRecords(PartitionRecords):  # type: ignore[misc]
     """A partition's fetched records, read into columns a call at a time (``_start`` sets it up)."""
 
+    next_fetch_offset: int  # aiokafka's: where the partition's position moves once records are handed out
+
     def _start(self, raw: bytes) -> None:
         self._raw = raw
         self._position = 0  # the byte after the batches read so far
-        self._first_offset = self.next_fetch_offset  # records before it are skipped (whole batches come)
+        self._first_offset = int(self.next_fetch_offset)  # records before it are skipped (whole batches come)
         self._pending: RecordColumns | None = None  # read, not handed out yet
         self._batches_end = -1  # the offset after the last batch read
         self._more = True  # a whole batch is left to read
@@ -184,7 +186,7 @@ class _BareResults(OrderedDict[Any, Any]):
     """A fetcher's results by partition; each new partition result reads its records as columns, or bare."""
 
     def __setitem__(self, tp: Any, result: Any) -> None:
-        records = getattr(result, "_partition_records", None)
+        records: Any = getattr(result, "_partition_records", None)
         if type(records) is PartitionRecords and type(result) is FetchResult:
             raw = getattr(records._records, "raw", None)
             if (

@@ -115,7 +115,7 @@ class EventDecoder:
     def __init__(self, options: DecodeOptions) -> None:
         self.options = options
 
-    def decode(self, raws: Sequence[bytes], seqs: Sequence[int]) -> tuple[DecodedBatch, list[Rejected]]:
+    def decode(self, raws: Sequence[bytes], seqs: Sequence[int] | Int64Array) -> tuple[DecodedBatch, list[Rejected]]:
         """Decode events ``raws`` found at source positions ``seqs``."""
         fast = self._fast(raws, seqs)
         if fast is not None:
@@ -123,11 +123,11 @@ class EventDecoder:
         return self._slow(raws, seqs)
 
     # ---- fast path: the whole batch at once ----------------------------------------------
-    def _fast(self, raws: Sequence[bytes], seqs: Sequence[int]) -> DecodedBatch | None:
+    def _fast(self, raws: Sequence[bytes], seqs: Sequence[int] | Int64Array) -> DecodedBatch | None:
         o = self.options
         raws = raws if type(raws) is list else list(raws)
         docs: list[Any] = []
-        fields = None
+        fields: tuple[list[str], Int64Array | list[Any], dict[str, Float64Array]] | None = None
         if o.timestamp_format is TimeFormat.EPOCH_MS and not o.distinct_fields:  # no objects needed
             fields = scan_fields(raws, o.key_field, o.timestamp_field, o.numeric_fields, o.max_event_bytes)
         if fields is None:
@@ -193,7 +193,7 @@ class EventDecoder:
         return np.array([0 if v is None else stable_hash(v) for v in values], dtype=np.int64)
 
     # ---- slow path: event by event, to find and explain the bad ones -----------------------
-    def _slow(self, raws: Sequence[bytes], seqs: Sequence[int]) -> tuple[DecodedBatch, list[Rejected]]:
+    def _slow(self, raws: Sequence[bytes], seqs: Sequence[int] | Int64Array) -> tuple[DecodedBatch, list[Rejected]]:
         good_raws: list[bytes] = []
         good_seqs: list[int] = []
         rejected: list[Rejected] = []

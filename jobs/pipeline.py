@@ -116,10 +116,10 @@ class JobRunner:
     def process(
         self,
         raws: Sequence[bytes],
-        seqs: Sequence[int],
+        seqs: Sequence[int] | Int64Array,
         partition: int | None = None,
         traceparents: Sequence[bytes | None] | None = None,
-        origins: Sequence[int] | None = None,
+        origins: Sequence[int] | Int64Array | None = None,
     ) -> None:
         """Process raw events found at source positions ``seqs``.
 
@@ -196,9 +196,9 @@ class JobRunner:
     @staticmethod
     def _add_traces(
         decoded: DecodedBatch,
-        seqs: Sequence[int],
+        seqs: Sequence[int] | Int64Array,
         traceparents: Sequence[bytes | None] | None,
-        origins: Sequence[int] | None,
+        origins: Sequence[int] | Int64Array | None,
     ) -> None:
         """Give each decoded event its trace id halves and origin time, as engine columns."""
         positions: list[int] | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import numpy as np
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -38,7 +39,9 @@ async def _read_batches(bootstrap: str, wanted: int, *, bare: bool, **options: A
 def _rows(batch: Any) -> list[tuple[Any, ...]]:
     """(offset, key, value, timestamp, first traceparent) of each record of a batch, columns or objects."""
     if isinstance(batch, RecordColumns):
-        return list(zip(batch.offsets.tolist(), batch.keys, batch.values, batch.timestamps.tolist(), batch.traceparents))
+        return list(
+            zip(batch.offsets.tolist(), batch.keys, batch.values, batch.timestamps.tolist(), batch.traceparents)
+        )
     return [
         (
             r.offset,
@@ -150,3 +153,18 @@ def test_an_unstarted_consumer_is_refused() -> None:
             await consumer.stop()
 
     assert asyncio.run(scenario()) == "read_bare_records needs a started consumer (it has no fetcher yet)."
+
+
+def test_record_columns_take_rows_by_offset() -> None:
+    columns = RecordColumns(
+        np.array([4, 5, 9, 10], dtype=np.int64),
+        [b"a", None, b"c", b"d"],
+        [b"1", b"", b"3", b"4"],
+        np.array([40, 50, 90, 100], dtype=np.int64),
+        [None, b"tp", None, None],
+    )
+    assert columns.since(5).offsets.tolist() == [5, 9, 10] and columns.since(6).keys == [b"c", b"d"]
+    assert len(columns.since(11)) == 0 and columns.since(0).values == columns.values
+    assert [columns.key_at(offset) for offset in (4, 5, 6, 9, 11)] == [b"a", None, None, b"c", None]
+    joined = RecordColumns.concat(columns.rows(0, 2), columns.rows(2, 4))
+    assert joined.offsets.tolist() == [4, 5, 9, 10] and joined.traceparents == [None, b"tp", None, None]

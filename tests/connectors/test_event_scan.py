@@ -77,7 +77,11 @@ def assert_same_or_declined(raws: list[bytes], fields: tuple[str, ...]) -> Any:
 
 
 @settings(max_examples=500, deadline=None)
-@given(docs=st.lists(DOCS, min_size=1, max_size=4), style=st.integers(0, 2), fields=st.sampled_from([(), ("a",), ("a", "b")]))
+@given(
+    docs=st.lists(DOCS, min_size=1, max_size=4),
+    style=st.integers(0, 2),
+    fields=st.sampled_from([(), ("a",), ("a", "b")]),
+)
 def test_scan_agrees_with_orjson_or_declines(docs: list[Any], style: int, fields: tuple[str, ...]) -> None:
     assert_same_or_declined([encode(doc, style) for doc in docs], fields)
 

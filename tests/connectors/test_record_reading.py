@@ -27,7 +27,12 @@ RECORDS = st.lists(
 def build(base_offset: int, records: list[Any], first_time: int = 1_700_000_000_000) -> bytes:
     """One v2 batch as aiokafka's producer writes it, at ``base_offset`` (as a broker stamps it)."""
     builder = DefaultRecordBatchBuilder(
-        magic=2, compression_type=0, is_transactional=0, producer_id=-1, producer_epoch=-1, base_sequence=-1,
+        magic=2,
+        compression_type=0,
+        is_transactional=0,
+        producer_id=-1,
+        producer_epoch=-1,
+        base_sequence=-1,
         batch_size=1 << 20,
     )
     for delta, (key, value, headers) in enumerate(records):

@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from connectors.bare_records import RecordColumns
 from connectors.errors import ConnectorError
 from connectors.kafka_output import TopicWriter
 from connectors.kafka_settings import KafkaSettings
@@ -74,3 +75,31 @@ def test_after_output_the_broker_lost_nothing_more_is_committed(tmp_path: Path) 
     assert committed == {0: 5}
     assert lost.startswith("the broker did not acknowledge output records")
     assert refused.startswith("not committing: a batch failed part-way")
+
+
+def test_records_already_applied_are_skipped_whether_objects_or_columns(tmp_path: Path) -> None:
+    spec = parse_job_spec(JOB)
+
+    async def scenario(broker: LocalBroker) -> tuple[int, dict[int, int], int]:
+        settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+        outputs = OutputTopics.for_job(spec.name).all()
+        await ensure_topics(settings, {spec.source.topic: 1, **dict.fromkeys(outputs, 1)})
+        writer = TopicWriter(settings)
+        await writer.start(outputs)
+        job = StreamingJob(spec, writer, StreamingOptions(state_dir=tmp_path / "state"))
+        try:
+            await job.assign([0])
+            await job.process({0: _records(0, 6)})
+            # fetched again from offset 3 (as after a seek back): only 6 and 7 are new, as objects then columns
+            await job.process({0: _records(3, 5)})
+            await job.process({0: RecordColumns.of(_records(5, 5))})
+            positions = await job.commit()
+            return job.records_in, positions, job.outputs.counts["results"]
+        finally:
+            await job.close()
+            await writer.stop()
+
+    with LocalBroker() as broker:
+        records_in, positions, results = asyncio.run(scenario(broker))
+    assert records_in == 10 and positions == {0: 10}
+    assert results == 9  # one event a second, 0 ms grace: the windows of offsets 0-8 closed

@@ -96,11 +96,14 @@ def test_streaming_equals_replay_and_bad_and_late_events_reach_their_topics(
     lines = _log_lines(SAMPLE_LOG)
     assert sorted(r.value for r in rejected) == sorted(lines[item["line"] - 1] for item in replay_rejected)
     reasons = {item["reason"] for item in replay_rejected}
+    source_keys = {(r.partition, r.offset): r.key for r in read_topic_sync(broker, spec.source.topic, parts)}
     for record in rejected:
         headers = dict(record.headers)
         assert headers["winnow-reason"].decode() in reasons
         topic, partition, offset = headers["winnow-source"].decode().rsplit("/", 2)
         assert (topic, int(partition)) == (spec.source.topic, record.partition) and int(offset) >= 0
+        assert record.key == source_keys[(record.partition, int(offset))]  # the original key, untouched
+    assert any(record.key is not None for record in rejected)
 
     # late events: same events and reasons as replay, positioned by offset instead of line
     late = read_topic_sync(broker, f"{spec.name}.late", parts)

@@ -1,0 +1,8 @@
+"""Types of the compiled ``connectors.event_scan`` (see event_scan.pyx)."""
+
+import numpy as np
+import numpy.typing as npt
+
+def scan_fields(
+    raws: list[bytes], key_field: str, timestamp_field: str, numeric_fields: tuple[str, ...], max_bytes: int
+) -> tuple[list[str], npt.NDArray[np.int64], dict[str, npt.NDArray[np.float64]]] | None: ...
