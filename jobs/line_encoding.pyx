@@ -121,18 +121,31 @@ cdef inline int put_bytes(Buffer* b, bytes text) except -1:
     return put(b, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text))
 
 
+cdef char* DIGIT_PAIRS = (b"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                          b"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                          b"8081828384858687888990919293949596979899")
+
+
 cdef inline int put_int(Buffer* b, int64_t value) except -1:
     cdef char digits[24]
     cdef int at = 24
     cdef uint64_t magnitude = <uint64_t>value
+    cdef uint64_t pair
     if value < 0:
         magnitude = (~magnitude) + 1
-    while True:
+    while magnitude >= 100:  # two digits a step
+        pair = magnitude % 100
+        magnitude //= 100
+        at -= 2
+        digits[at] = DIGIT_PAIRS[2 * pair]
+        digits[at + 1] = DIGIT_PAIRS[2 * pair + 1]
+    if magnitude >= 10:
+        at -= 2
+        digits[at] = DIGIT_PAIRS[2 * magnitude]
+        digits[at + 1] = DIGIT_PAIRS[2 * magnitude + 1]
+    else:
         at -= 1
-        digits[at] = <char>(48 + magnitude % 10)
-        magnitude //= 10
-        if magnitude == 0:
-            break
+        digits[at] = <char>(48 + magnitude)
     if value < 0:
         at -= 1
         digits[at] = b'-'
@@ -142,7 +155,7 @@ cdef inline int put_int(Buffer* b, int64_t value) except -1:
 cdef inline int put_number(Buffer* b, double value) except -1:
     cdef char* text
     if isnan(value):
-        return put_c(b, "null")
+        return put(b, "null", 4)
     if trunc(value) == value and fabs(value) < 1e15:
         return put_int(b, <int64_t>value)
     text = PyOS_double_to_string(value, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
@@ -156,11 +169,20 @@ cdef inline int put_number(Buffer* b, double value) except -1:
 cdef char* HEX = b"0123456789abcdef"
 
 
+cdef char HEX_PAIRS[512]  # the two hex digits of each byte value
+cdef int _pair
+for _pair in range(256):
+    HEX_PAIRS[2 * _pair] = HEX[_pair >> 4]
+    HEX_PAIRS[2 * _pair + 1] = HEX[_pair & 15]
+
+
 cdef inline int put_hex64(Buffer* b, uint64_t value) except -1:
     cdef int i
+    cdef char* at
     reserve(b, 16)
-    for i in range(16):
-        b.data[b.size + i] = HEX[(value >> (60 - 4 * i)) & 15]
+    at = b.data + b.size
+    for i in range(8):  # a byte a step, the high byte first
+        memcpy(at + 2 * i, HEX_PAIRS + 2 * ((value >> (56 - 8 * i)) & 0xFF), 2)
     b.size += 16
     return 0
 
@@ -223,14 +245,14 @@ cdef class Values:
     cdef int write(self, Buffer* b, Py_ssize_t row) except -1:
         cdef Py_ssize_t i
         if self.count == 0:
-            return put_c(b, "{}")
+            return put(b, "{}", 2)
         for i in range(self.count):
             put_bytes(b, <bytes>PyList_GET_ITEM(self.prefixes, i))
             if self.ints[i] != NULL:
                 put_int(b, self.ints[i][row])
             else:
                 put_number(b, self.floats[i][row])
-        return put_c(b, "}")
+        return put(b, "}", 1)
 
 
 cdef inline bytes key_item(list items, int64_t key):
@@ -241,13 +263,13 @@ cdef inline bytes key_item(list items, int64_t key):
 
 cdef int put_placement(Buffer* b, bytes key_json, int64_t start, int64_t end, int64_t emitted_at) except -1:
     """The fields that place a result: its key, bounds and emission time."""
-    put_c(b, '"key":')
+    put(b, '"key":', 6)
     put_bytes(b, key_json)
-    put_c(b, ',"start":')
+    put(b, ',"start":', 9)
     put_int(b, start)
-    put_c(b, ',"end":')
+    put(b, ',"end":', 7)
     put_int(b, end)
-    put_c(b, ',"emitted_at":')
+    put(b, ',"emitted_at":', 14)
     return put_int(b, emitted_at)
 
 
@@ -276,9 +298,9 @@ def result_lines(
         for i in range(n):
             put_bytes(b, head)
             put_placement(b, key_item(key_json, key_ids[i]), starts[i], ends[i], emitted_at[i])
-            put_c(b, ',"values":')
+            put(b, ',"values":', 10)
             values.write(b, i)
-            put_c(b, "}")
+            put(b, "}", 1)
             end_line(b, line_starts, i)
         return lines_taken(b), line_starts_array
     finally:
@@ -358,48 +380,51 @@ def decision_lines(
             text.size = 0
             put_bytes(&text, id_prefix)
             put_bytes(&text, key_item(key_text, key_ids[i]))
-            put_c(&text, "\x1f")
+            put(&text, "\x1f", 1)
             put_int(&text, starts[i])
-            put_c(&text, "\x1f")
+            put(&text, "\x1f", 1)
             put_int(&text, ends[i])
             blake2b_128_hex(<const uint8_t*>text.data, text.size, ident)
 
             put_bytes(b, head)
-            put_c(b, '"id":"')
+            put(b, '"id":"', 6)
             put(b, ident, 32)
-            put_c(b, '",')
+            put(b, '",', 2)
             put_placement(b, key_item(key_json, key_ids[i]), starts[i], ends[i], emitted_at[i])
-            put_c(b, ",")
+            put(b, ",", 1)
             if width == 0 or trace[i, 0, LINK_SEQ] == NO_SEQ:
-                put_c(b, '"trace_id":null,"traceparent":null,"trace_links":[],"origin_at":null,')
+                put(b, '"trace_id":null,"traceparent":null,"trace_links":[],"origin_at":null,', 69)
             else:
                 row = &trace[i, 0, 0]
-                put_c(b, '"trace_id":"')
+                put(b, '"trace_id":"', 12)
                 put_trace(b, row)
-                put_c(b, '","traceparent":"00-')
+                put(b, '","traceparent":"00-', 20)
                 put_trace(b, row)
-                put_c(b, "-")
+                put(b, "-", 1)
                 put(b, ident, 16)
-                put_c(b, '-01","trace_links":[')
+                put(b, '-01","trace_links":[', 20)
                 any_link = False
                 for j in range(1, width):
                     if repeats_a_trace(row, j):
                         continue
-                    put_c(b, ',"' if any_link else '"')
+                    if any_link:
+                        put(b, ',"', 2)
+                    else:
+                        put(b, '"', 1)
                     any_link = True
                     put_trace(b, row + LINK_FIELDS * j)
-                    put_c(b, '"')
-                put_c(b, '],"origin_at":')
+                    put(b, '"', 1)
+                put(b, '],"origin_at":', 14)
                 origin = row[LINK_ORIGIN]
                 if origin:
                     put_int(b, origin)
                     origins[i] = origin
                 else:
-                    put_c(b, "null")
-                put_c(b, ",")
-            put_c(b, '"values":')
+                    put(b, "null", 4)
+                put(b, ",", 1)
+            put(b, '"values":', 9)
             values.write(b, i)
-            put_c(b, "}")
+            put(b, "}", 1)
             end_line(b, line_starts, i)
         return lines_taken(b), line_starts_array, origins_array
     finally:

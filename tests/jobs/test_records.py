@@ -59,6 +59,21 @@ def test_integer_columns_are_written_as_integers_beyond_2_to_the_53() -> None:
     ]
 
 
+@given(
+    st.lists(
+        st.one_of(st.integers(-(2**63), 2**63 - 1), st.integers(-1000, 1000), st.sampled_from([9, 10, 99, 100, -10])),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_every_integer_and_bound_is_written_as_its_decimal_text(values: list[int]) -> None:
+    column = np.array(values, dtype=np.int64)
+    chunk = WindowResults("w", 0, True, np.zeros(len(values), dtype=np.int64), column, column, column, {"v": column})
+    lines = result_lines(chunk, "j", 0, [b'"k"']).records()
+    for line, value in zip(lines, values):
+        assert line.endswith(b'"start":%d,"end":%d,"emitted_at":%d,"values":{"v":%d}}' % ((value,) * 4))
+
+
 @given(st.lists(st.floats(allow_nan=True, allow_infinity=False), min_size=1, max_size=20))
 def test_every_finite_value_reads_back_as_the_same_double(values: list[float]) -> None:
     written = _values({"v": np.asarray(values, dtype=np.float64)})
