@@ -11,9 +11,10 @@ close (every window holding it closes after it arrives), so all such events
 go in together. An event late for some (but not all) of its windows needs the
 windows that closed before it arrived emitted without it (a subclass may
 prove that none could hold it, see ``close_needed``). Keys are independent, so
-those closes are per key and go in *rounds*: each round closes, for a set of
-keys, their windows up to the stream time at which their next such event
-arrived (``close_keys``), then applies those events. A segment takes as many
+those closes are per key. Tumbling and hopping windows do them in *rounds*
+(``PaneWindowOperator._apply``): each round closes, for a set of keys, their
+windows up to the stream time at which their next such event arrived
+(``close_keys``), then applies those events. A segment takes as many
 rounds as its busiest key has distinct arrival times of partly-late events,
 not one pass per event. The close at the segment's end skips what the rounds
 emitted. (Sliding windows need no rounds: they hold such events apart, each
@@ -60,7 +61,6 @@ class WindowOperator(ABC):
         self.index = index
         self.table = PaneTable(Aggregation(spec.aggregates, spec.trace_links), pane_size)
         self.closed_upto = NO_TIME  # windows closing at or before this were emitted
-        self.closed_keys: dict[int, int] = {}  # within a segment: key id -> its windows closing by this were emitted
         self.pending: set[int] = set()  # slots changed since the last update emission
 
     # ---- geometry supplied by subclasses ---------------------------------------------
@@ -91,39 +91,8 @@ class WindowOperator(ABC):
 
     @abstractmethod
     def close(self, upto: int) -> WindowResults | None:
-        """Emit windows closing in ``(closed_upto, upto]`` (for a key in ``closed_keys``, only those
-        closing after its entry), release dead panes."""
-
-    def close_keys(self, keys: Int64Array, uptos: Int64Array) -> WindowResults | None:
-        """Emit the windows of each of ``keys`` (sorted, distinct) that close by its ``uptos`` and were not
-        emitted yet, and record that in ``closed_keys``; release nothing (``close`` does)."""
-        results = self._close_keys(keys, uptos)
-        self.closed_keys.update(zip(keys.tolist(), uptos.tolist()))
-        return results
-
-    @abstractmethod
-    def _close_keys(self, keys: Int64Array, uptos: Int64Array) -> WindowResults | None:
-        """The windows ``close_keys`` emits."""
-
-    def _closed_key_bounds(self) -> tuple[Int64Array, Int64Array]:
-        """``closed_keys`` as columns sorted by key id: the keys, and the close point each one's windows
-        were emitted up to."""
-        if not self.closed_keys:
-            return _NO_KEYS, _NO_KEYS
-        known = np.fromiter(self.closed_keys, dtype=np.int64, count=len(self.closed_keys))
-        upto = np.fromiter(self.closed_keys.values(), dtype=np.int64, count=len(self.closed_keys))
-        order = np.argsort(known)
-        return known[order], upto[order]
-
-    def _lower_bounds(self, keys: Int64Array) -> Int64Array:
-        """Per key id, the close point up to which its windows were emitted."""
-        lower = np.full(keys.shape[0], self.closed_upto, dtype=np.int64)
-        if self.closed_keys:
-            known, upto = self._closed_key_bounds()
-            at = np.minimum(np.searchsorted(known, keys), known.shape[0] - 1)
-            hit = known[at] == keys
-            lower[hit] = np.maximum(lower[hit], upto[at[hit]])
-        return lower
+        """Emit windows closing in ``(closed_upto, upto]`` (that a segment's earlier closes of some keys did
+        not emit), release dead panes."""
 
     @abstractmethod
     def _updates(self, changed: Int64Array, when: Int64Array) -> WindowResults | None:
@@ -275,7 +244,7 @@ class WindowOperator(ABC):
                     self._emit(emitted, self._tick_updates(ticked))
             now = int(st_after[end - 1])
             self._emit(emitted, self.close(now))
-            self.closed_keys = {}
+            self._segment_closed()
             if ticks[end] and deferred[-1:] != [end]:
                 self._emit(emitted, self.updates(now, end))
             start = end
@@ -313,6 +282,7 @@ class WindowOperator(ABC):
             self.panes_created(self.table.last_created)
         return touched, inverse
 
+    @abstractmethod
     def _apply(
         self,
         batch: EventBatch,
@@ -321,30 +291,13 @@ class WindowOperator(ABC):
         st_before: Int64Array,
         emitted: list[WindowResults],
     ) -> tuple[Int64Array, Int64Array]:
-        """Fold a segment's events (positions ``segment``) into the panes: first those that need no
-        close, then, round by round, the others after closing their keys' windows up to the stream time
-        they arrived at. Return the distinct slots touched, and each event's among them."""
-        if segment.shape[0] == 0:
-            return segment[:0], segment[:0]
-        if not needs_close.any():
-            return self._add(batch.take(segment))
-        on_time, late = segment[~needs_close], segment[needs_close]
-        slots = np.empty(segment.shape[0], dtype=np.int64)  # each event's slot
-        if on_time.shape[0]:
-            touched, inverse = self._add(batch.take(on_time))
-            slots[~needs_close] = touched[inverse]
-        keys, arrived = batch.key_ids[late], st_before[late]
-        rounds = _rounds(keys, arrived)
-        late_slots = np.empty(late.shape[0], dtype=np.int64)
-        for r in range(int(rounds.max()) + 1):
-            now = np.flatnonzero(rounds == r)
-            round_keys, first = np.unique(keys[now], return_index=True)
-            self._emit(emitted, self.close_keys(round_keys, arrived[now][first]))
-            touched, inverse = self._add(batch.take(late[now]))
-            late_slots[now] = touched[inverse]
-        slots[needs_close] = late_slots
-        touched, inverse = np.unique(slots, return_inverse=True)
-        return touched, inverse.astype(np.int64)
+        """Fold a segment's events (positions ``segment``) into the panes, emitting into ``emitted`` the
+        windows that must close before the events of ``needs_close`` (partly late) are applied. Return the
+        distinct slots touched, and each event's among them."""
+
+    def _segment_closed(self) -> None:
+        """Hook: a segment's last close is done (a subclass drops what it kept for that segment)."""
+        return None
 
     def advance(self, st_start: int, now: int) -> list[WindowResults]:
         """Stream time moved from ``st_start`` to ``now`` without an event: emit what that ticks and closes."""
@@ -420,18 +373,3 @@ class WindowOperator(ABC):
         """Drop released slots from the update set."""
         if self.pending:
             self.pending.difference_update(slots)
-
-
-def _rounds(keys: Int64Array, arrived: Int64Array) -> Int64Array:
-    """Per event (in arrival order), how many distinct arrival stream times its key had before it among
-    these events: the round in which it is applied."""
-    order = np.lexsort((np.arange(keys.shape[0]), keys))
-    k, t = keys[order], arrived[order]
-    first_of_key = np.ones(k.shape[0], dtype=bool)
-    first_of_key[1:] = k[1:] != k[:-1]
-    new_time = first_of_key.copy()
-    new_time[1:] |= t[1:] != t[:-1]
-    count = np.cumsum(new_time)
-    rounds = np.empty(k.shape[0], dtype=np.int64)
-    rounds[order] = count - count[first_of_key][np.cumsum(first_of_key) - 1]
-    return rounds

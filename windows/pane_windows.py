@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from windows.definitions import HoppingWindows, TumblingWindows, WindowSpec
-from windows.events import Int64Array
+from windows.events import EventBatch, Int64Array
 from windows.operator import WindowOperator
 from windows.pane_state import MergePlan
 from windows.pane_table import unique_pairs
@@ -24,6 +24,7 @@ class PaneWindowOperator(WindowOperator):
         self.step = definition.step
         self.grace = definition.grace
         self.shares_panes = self.size != self.step
+        self.closed_keys: dict[int, int] = {}  # within a segment: key id -> its windows closing by this were emitted
 
     # ---- geometry --------------------------------------------------------------------
     def pane_starts(self, ts: Int64Array) -> Int64Array:
@@ -112,12 +113,74 @@ class PaneWindowOperator(WindowOperator):
             self.slots_moved(self.table.repack())
         return results
 
-    def _close_keys(self, keys: Int64Array, uptos: Int64Array) -> WindowResults | None:
+    # ---- partly-late events: per-key rounds ---------------------------------------------
+    def _apply(
+        self,
+        batch: EventBatch,
+        segment: Int64Array,
+        needs_close: np.ndarray,
+        st_before: Int64Array,
+        emitted: list[WindowResults],
+    ) -> tuple[Int64Array, Int64Array]:
+        """Fold a segment's events (positions ``segment``) into the panes: first those that need no
+        close, then, round by round, the others after closing their keys' windows up to the stream time
+        they arrived at (see ``windows.operator``). Return the distinct slots touched, and each event's
+        among them."""
+        if segment.shape[0] == 0:
+            return segment[:0], segment[:0]
+        if not needs_close.any():
+            return self._add(batch.take(segment))
+        on_time, late = segment[~needs_close], segment[needs_close]
+        slots = np.empty(segment.shape[0], dtype=np.int64)  # each event's slot
+        if on_time.shape[0]:
+            touched, inverse = self._add(batch.take(on_time))
+            slots[~needs_close] = touched[inverse]
+        keys, arrived = batch.key_ids[late], st_before[late]
+        rounds = _rounds(keys, arrived)
+        late_slots = np.empty(late.shape[0], dtype=np.int64)
+        for r in range(int(rounds.max()) + 1):
+            now = np.flatnonzero(rounds == r)
+            round_keys, first = np.unique(keys[now], return_index=True)
+            self._emit(emitted, self.close_keys(round_keys, arrived[now][first]))
+            touched, inverse = self._add(batch.take(late[now]))
+            late_slots[now] = touched[inverse]
+        slots[needs_close] = late_slots
+        touched, inverse = np.unique(slots, return_inverse=True)
+        return touched, inverse.astype(np.int64)
+
+    def _segment_closed(self) -> None:
+        self.closed_keys = {}
+
+    def close_keys(self, keys: Int64Array, uptos: Int64Array) -> WindowResults | None:
+        """Emit the windows of each of ``keys`` (sorted, distinct) that close by its ``uptos`` and were not
+        emitted yet, and record that in ``closed_keys``; release nothing (``close`` does)."""
         table = self.table
         table.load_range(NO_TIME, int(uptos.max()) - self.grace, keys)  # evicted panes of the windows closing now
         live = table.live_slots()
         slots = live[np.isin(table.key_ids[live], keys)]
-        return self._emit_closing(slots, uptos[np.searchsorted(keys, table.key_ids[slots])])
+        results = self._emit_closing(slots, uptos[np.searchsorted(keys, table.key_ids[slots])])
+        self.closed_keys.update(zip(keys.tolist(), uptos.tolist()))
+        return results
+
+    def _closed_key_bounds(self) -> tuple[Int64Array, Int64Array]:
+        """``closed_keys`` as columns sorted by key id: the keys, and the close point each one's windows
+        were emitted up to."""
+        if not self.closed_keys:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        known = np.fromiter(self.closed_keys, dtype=np.int64, count=len(self.closed_keys))
+        upto = np.fromiter(self.closed_keys.values(), dtype=np.int64, count=len(self.closed_keys))
+        order = np.argsort(known)
+        return known[order], upto[order]
+
+    def _lower_bounds(self, keys: Int64Array) -> Int64Array:
+        """Per key id, the close point up to which its windows were emitted."""
+        lower = np.full(keys.shape[0], self.closed_upto, dtype=np.int64)
+        if self.closed_keys:
+            known, upto = self._closed_key_bounds()
+            at = np.minimum(np.searchsorted(known, keys), known.shape[0] - 1)
+            hit = known[at] == keys
+            lower[hit] = np.maximum(lower[hit], upto[at[hit]])
+        return lower
 
     def _emit_closing(self, slots: Int64Array, upto: Int64Array) -> WindowResults | None:
         """The windows containing the panes of ``slots`` that close after what their key has emitted and by
@@ -155,3 +218,18 @@ class PaneWindowOperator(WindowOperator):
         self.table.release(live.tolist())
         self.pending = set()
         return results
+
+
+def _rounds(keys: Int64Array, arrived: Int64Array) -> Int64Array:
+    """Per event (in arrival order), how many distinct arrival stream times its key had before it among
+    these events: the round in which it is applied."""
+    order = np.lexsort((np.arange(keys.shape[0]), keys))
+    k, t = keys[order], arrived[order]
+    first_of_key = np.ones(k.shape[0], dtype=bool)
+    first_of_key[1:] = k[1:] != k[:-1]
+    new_time = first_of_key.copy()
+    new_time[1:] |= t[1:] != t[:-1]
+    count = np.cumsum(new_time)
+    rounds = np.empty(k.shape[0], dtype=np.int64)
+    rounds[order] = count - count[first_of_key][np.cumsum(first_of_key) - 1]
+    return rounds

@@ -184,17 +184,15 @@ cdef void _key_windows(
 
 
 def closing(const int64_t[::1] keys, const int64_t[::1] times, object select_keys, const int64_t[::1] uptos,
-            int64_t closed_upto, const int64_t[::1] known_keys, const int64_t[::1] known_uptos,
-            const int64_t[::1] exp_keys, const int64_t[::1] exp_times, int64_t size, int64_t grace,
-            const int64_t[::1] late_keys=None, const int64_t[::1] late_times=None,
+            int64_t closed_upto, const int64_t[::1] exp_keys, const int64_t[::1] exp_times, int64_t size,
+            int64_t grace, const int64_t[::1] late_keys=None, const int64_t[::1] late_times=None,
             const int64_t[::1] late_arrivals=None):
     """The windows that close, as ``(keys, starts, ends, lo, hi)`` columns, ``[lo, hi)`` being the points each
     holds; per key in key order, its left windows then its right windows, each in time order.
 
     With ``select_keys`` (sorted, distinct) only those keys' windows closing by their ``uptos``; without, every
-    key's windows closing by ``uptos[0]``. A key's windows closing by its lower bound were emitted before: the
-    bound is ``closed_upto``, or its entry in ``known_keys`` (sorted) when that is later. Left windows of the
-    ``(exp_keys, exp_times)`` points (sorted) are never emitted: they had closed before their point came.
+    key's windows closing by ``uptos[0]``. Windows closing by ``closed_upto`` were emitted before. Left windows
+    of the ``(exp_keys, exp_times)`` points (sorted) are never emitted: they had closed before their point came.
 
     The points may hold *late* events, given as ``(late_keys, late_times, late_arrivals)`` sorted by key and
     time with the stream time each came at: a window that closed before one of them came (at or before its
@@ -202,11 +200,10 @@ def closing(const int64_t[::1] keys, const int64_t[::1] times, object select_key
     if late_keys is None:
         late_keys = late_times = late_arrivals = np.zeros(0, dtype=np.int64)
     _check_points(keys, times)
-    _check_points(known_keys, known_uptos)
     _check_points(exp_keys, exp_times)
     _check_points(late_keys, late_times)
     _check_points(late_keys, late_arrivals)
-    cdef Py_ssize_t n = keys.shape[0], count = 0, i, a = 0, k = 0, total = 0, made = 0, la = 0, lb = 0
+    cdef Py_ssize_t n = keys.shape[0], count = 0, i, a = 0, total = 0, made = 0, la = 0, lb = 0
     cdef Py_ssize_t m = late_keys.shape[0]
     cdef int64_t low
     cdef int64_t left = 1 + grace, right = size + 2 + grace  # a point's left and right window close this after it
@@ -238,10 +235,7 @@ def closing(const int64_t[::1] keys, const int64_t[::1] times, object select_key
             else:
                 a = _search(keys, a, n, chosen[i], False)
             first[i], last[i] = a, _search(keys, a, n, chosen[i], True)
-            low = closed_upto  # what the key emitted before: the later of closed_upto and its known bound
-            k = _search(known_keys, k, known_keys.shape[0], chosen[i], False)
-            if k < known_keys.shape[0] and known_keys[k] == chosen[i] and known_uptos[k] > low:
-                low = known_uptos[k]
+            low = closed_upto  # what the key emitted before
             if low < uptos[i]:
                 span[i, 0] = _first_closing_after(times, a, last[i], left, low)
                 span[i, 1] = _first_closing_after(times, span[i, 0], last[i], left, uptos[i])
@@ -340,9 +334,8 @@ cdef inline bint _late_within(const int64_t[::1] late_times, const int64_t[::1] 
 def closing_late(const int64_t[::1] keys, const int64_t[::1] times, const int64_t[::1] slots,
                  const int64_t[::1] late_keys, const int64_t[::1] late_times, const int64_t[::1] late_arrivals,
                  const int64_t[::1] late_slots, const int64_t[::1] select_keys, const int64_t[::1] uptos,
-                 int64_t closed_upto, const int64_t[::1] known_keys, const int64_t[::1] known_uptos,
-                 const int64_t[::1] exp_keys, const int64_t[::1] exp_times, int64_t size, int64_t grace,
-                 bint hiding_only=False):
+                 int64_t closed_upto, const int64_t[::1] exp_keys, const int64_t[::1] exp_times, int64_t size,
+                 int64_t grace, bint hiding_only=False):
     """The windows of ``select_keys`` (sorted, distinct) that close by each one's ``uptos`` entry, as if each
     *late point* had been added only when it arrived; with ``hiding_only``, only those that closed before
     one of the late points they contain came (the others are as ``closing`` gives them once the late points
@@ -353,7 +346,7 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times, const int64_
     have come after some window containing them had closed, each in a pane of its own, with the stream time it
     arrived at. A window closing at ``c`` sees a late point only when it arrived before ``c``: it neither
     holds it nor exists because of it otherwise (so a late point makes its own left window only when it
-    came before that window closed). Lower bounds and expired points are as in ``closing``.
+    came before that window closed). ``closed_upto`` and expired points are as in ``closing``.
 
     Returns ``(keys, starts, ends, lo, hi, groups, late_slots, pane_ends)``: the windows, per key in key
     order, then by the time that makes them, each with the range ``[lo, hi)`` of points it holds (as
@@ -364,18 +357,15 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times, const int64_
     _check_points(late_keys, late_times)
     _check_points(late_keys, late_arrivals)
     _check_points(late_keys, late_slots)
-    _check_points(known_keys, known_uptos)
     _check_points(exp_keys, exp_times)
     cdef Py_ssize_t count = select_keys.shape[0], n = keys.shape[0], m = late_keys.shape[0]
     if uptos.shape[0] != count:
         raise ValueError(f"closing {count} keys takes a stream time per key, not {uptos.shape[0]}.")
-    cdef Py_ssize_t i, j, p, q, a, b, la, lb, k = 0, bound = 0, made = 0, pairs = 0, at, beyond
+    cdef Py_ssize_t i, j, p, q, a, b, la, lb, bound = 0, made = 0, pairs = 0, at, beyond
     cdef int64_t key, low, upto, t, c, start, end
     cdef bint check_expired = exp_keys.shape[0] > 0, made_here
     ranges = np.zeros((count, 4), dtype=np.int64)
-    lows = np.zeros(count, dtype=np.int64)
     cdef int64_t[:, ::1] span = ranges
-    cdef int64_t[::1] low_of = lows
     with nogil:
         a = la = 0
         for i in range(count):
@@ -385,12 +375,7 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times, const int64_
             la = _search(late_keys, la, m, key, False)
             lb = _search(late_keys, la, m, key, True)
             span[i, 0], span[i, 1], span[i, 2], span[i, 3] = a, b, la, lb
-            low = closed_upto
-            k = _search(known_keys, k, known_keys.shape[0], key, False)
-            if k < known_keys.shape[0] and known_keys[k] == key and known_uptos[k] > low:
-                low = known_uptos[k]
-            low_of[i] = low
-            if low < uptos[i]:
+            if closed_upto < uptos[i]:
                 bound += 2 * (b - a + lb - la)  # a left and a right window per distinct time at most
             a, la = b, lb
     # window rows: key, start, end, close, then the ranges of points and late points it may hold
@@ -398,7 +383,7 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times, const int64_
     cdef int64_t[:, ::1] w = rows
     with nogil:
         for i in range(count):
-            key, upto, low = select_keys[i], uptos[i], low_of[i]
+            key, upto, low = select_keys[i], uptos[i], closed_upto  # windows closing by low were emitted
             if low >= upto:
                 continue
             a, b, la, lb = span[i, 0], span[i, 1], span[i, 2], span[i, 3]

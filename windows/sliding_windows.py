@@ -255,7 +255,6 @@ class SlidingWindowOperator(WindowOperator):
         else:
             self.pending.update(slots.tolist())
         self._emit(emitted, self.close(int(st_after[-1])))
-        self.closed_keys = {}
         return self._finals_together(emitted), late_all, late_some
 
     def _move_late(
@@ -357,8 +356,10 @@ class SlidingWindowOperator(WindowOperator):
         points, and the segment's close gives every other window and leaves those
         out (``late_events``).
         """
-        if segment.shape[0] == 0 or not needs_close.any():
-            return super()._apply(batch, segment, needs_close, st_before, emitted)
+        if segment.shape[0] == 0:
+            return segment[:0], segment[:0]
+        if not needs_close.any():
+            return self._add(batch.take(segment))
         late = segment[needs_close]
         slots = self._add_apart(batch, segment, needs_close)
         late_slots = slots[needs_close]
@@ -399,7 +400,6 @@ class SlidingWindowOperator(WindowOperator):
         if self.table.spilled is not None:
             self._load_for_close(int(uptos.max()), keys)
         points = self._points()
-        known, known_uptos = self._closed_key_bounds()
         w_keys, starts, ends, lo, hi, groups, slots, pane_ends = sliding_points.closing_late(
             points.keys,
             points.times,
@@ -408,8 +408,6 @@ class SlidingWindowOperator(WindowOperator):
             keys,
             uptos,
             self.closed_upto,
-            known,
-            known_uptos,
             *self._expired_columns(),
             self.size,
             self.grace,
@@ -475,11 +473,6 @@ class SlidingWindowOperator(WindowOperator):
         self.closed_upto = upto
         return results
 
-    def _close_keys(self, keys: Int64Array, uptos: Int64Array) -> WindowResults | None:
-        if self.table.spilled is not None:
-            self._load_for_close(int(uptos.max()), keys)
-        return self._emit_closing(keys, uptos)
-
     def _emit_closing(
         self,
         keys: Int64Array | None,
@@ -492,7 +485,6 @@ class SlidingWindowOperator(WindowOperator):
         points = self._points()
         if len(points) == 0:
             return None
-        known, known_uptos = self._closed_key_bounds()
         exp_keys, exp_times = self._expired_columns()
         windows = sliding_points.closing(
             points.keys,
@@ -500,8 +492,6 @@ class SlidingWindowOperator(WindowOperator):
             None if keys is None else np.ascontiguousarray(keys, dtype=np.int64),
             np.ascontiguousarray(uptos, dtype=np.int64),
             self.closed_upto,
-            known,
-            known_uptos,
             exp_keys,
             exp_times,
             self.size,

@@ -47,12 +47,12 @@ def test_merge_keeps_every_point_with_its_slot_in_order(old: set[tuple[int, int]
     assert slots.tolist() == [slot[pair] for pair in merged]
 
 
-def _expected_windows(points, keys, uptos, closed_upto, known, expired, size, grace):
+def _expected_windows(points, keys, uptos, closed_upto, expired, size, grace):
     """The closing windows by their definition, one point and one window at a time."""
     ordered = sorted(points)
     out = []
     for key, upto in zip(keys, uptos):
-        low = max(closed_upto, known.get(key, closed_upto))
+        low = closed_upto
         mine = [t for k, t in ordered if k == key]
         first = ordered.index((key, mine[0])) if mine else 0
         position = {t: first + i for i, t in enumerate(mine)}
@@ -73,14 +73,11 @@ def _expected_windows(points, keys, uptos, closed_upto, known, expired, size, gr
     chosen=st.lists(st.tuples(st.integers(0, 6), st.integers(0, 70)), max_size=6, unique_by=lambda p: p[0]),
     every=st.booleans(),
     closed_upto=st.integers(-1, 40) | st.just(NO_TIME),
-    known=st.dictionaries(st.integers(0, 6), st.integers(0, 60), max_size=4),
     some_expired=st.booleans(),
     size=st.integers(0, 12),
     grace=st.integers(0, 5),
 )
-def test_closing_windows_follow_the_definition(
-    points, chosen, every, closed_upto, known, some_expired, size, grace
-) -> None:
+def test_closing_windows_follow_the_definition(points, chosen, every, closed_upto, some_expired, size, grace) -> None:
     ordered = sorted(points)
     expired = set(ordered[::4]) if some_expired else set()
     if every:
@@ -94,20 +91,17 @@ def test_closing_windows_follow_the_definition(
         keys, uptos = [k for k, _ in pairs], [u for _, u in pairs]
         select = np.asarray(keys, dtype=np.int64)
         upto_arg = np.asarray(uptos, dtype=np.int64)
-    known_keys = sorted(known)
     columns = sliding_points.closing(
         *_columns(ordered),
         select,
         upto_arg,
         closed_upto,
-        np.asarray(known_keys, dtype=np.int64),
-        np.asarray([known[k] for k in known_keys], dtype=np.int64),
         *_columns(sorted(expired)),
         size,
         grace,
     )
     found = list(zip(*(column.tolist() for column in columns)))
-    assert found == _expected_windows(points, keys, uptos, closed_upto, known, expired, size, grace)
+    assert found == _expected_windows(points, keys, uptos, closed_upto, expired, size, grace)
 
 
 def _late_columns(late: list[tuple[int, int, int]]) -> tuple[list[int], list[np.ndarray]]:
@@ -129,8 +123,6 @@ def _closing_late(ordered, late, keys, uptos, closed_upto, size, grace, hiding_o
         np.asarray(keys, dtype=np.int64),
         np.asarray(uptos, dtype=np.int64),
         closed_upto,
-        no,
-        no,
         no,
         no,
         size,
@@ -242,8 +234,6 @@ def test_windows_hiding_late_points_and_the_close_of_all_points_make_the_windows
         closed_upto,
         no,
         no,
-        no,
-        no,
         size,
         grace,
         *_late_columns(late)[1],
@@ -312,9 +302,9 @@ def test_mismatched_columns_are_refused_with_what_was_given() -> None:
     with pytest.raises(ValueError, match="one time per key: 2 keys were given with 1 times"):
         sliding_points.locate(keys, one, keys, keys)
     with pytest.raises(ValueError, match="one stream time to close up to, not 2"):
-        sliding_points.closing(keys, keys, None, keys, 0, one[:0], one[:0], one[:0], one[:0], 1, 0)
+        sliding_points.closing(keys, keys, None, keys, 0, one[:0], one[:0], 1, 0)
     with pytest.raises(ValueError, match="closing 2 keys takes a stream time per key, not 1"):
-        sliding_points.closing(keys, keys, keys, one, 0, one[:0], one[:0], one[:0], one[:0], 1, 0)
+        sliding_points.closing(keys, keys, keys, one, 0, one[:0], one[:0], 1, 0)
 
 
 @st.composite
