@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import py_spy  # noqa: E402
+from benchmarks.process_cpu import cpu_seconds  # noqa: E402
 from connectors.kafka_settings import KafkaSettings  # noqa: E402
 from connectors.kafka_topics import ensure_topics  # noqa: E402
 from connectors.local_broker import LocalBroker  # noqa: E402
@@ -59,17 +60,6 @@ windows:
 rules:
   - {name: changed, window: recent, when: "n >= 1", action: log}
 """
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU seconds a process (all its threads) has used so far, from /proc."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy() -> tuple[int, int]:

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import py_spy  # noqa: E402
+from benchmarks.process_cpu import cpu_seconds  # noqa: E402
 from benchmarks.replay_benchmark import event_log  # noqa: E402
 from connectors.kafka_publish import PublishOptions, publish_log  # noqa: E402
 from connectors.kafka_settings import KafkaSettings  # noqa: E402
@@ -150,13 +151,16 @@ def main() -> int:
                 time.sleep(0.5)
             topics = OutputTopics.for_job(spec.name)
             last = asyncio.run(last_output_time(bootstrap, [topics.results, topics.decisions], parts))
+            cpu_at_end = cpu_seconds(worker.pid)
             if spy is not None:
                 py_spy.stop(spy)
         finally:
             worker.terminate()
             worker.wait(timeout=60)
         text = log_path.read_text()
-        first = float(re.search(r"first records processed at ([\d.]+)", text).group(1))  # type: ignore[union-attr]
+        started = re.search(r"first records processed at ([\d.]+) \(epoch s\), after ([\d.]+) s", text)
+        assert started is not None, f"the worker never logged its first records:\n{text[-3000:]}"
+        first, cpu_at_first = float(started.group(1)), float(started.group(2))
         status = re.search(r"stopped cleanly: (\{.*\})", text)
         worker_rate = published.events / (last - first)
 
@@ -164,6 +168,8 @@ def main() -> int:
     print(f"publish (aiokafka send_batch):   {published.events / published.seconds:>12,.0f} events/s")
     print(f"floor (getmany + orjson):        {floor_rate:>12,.0f} events/s")
     print(f"winnow worker (first in -> last out): {worker_rate:>7,.0f} events/s   ({last - first:.1f} s)")
+    cpu = cpu_at_end - cpu_at_first
+    print(f"worker CPU time (all threads):   {cpu:>12.1f} s   ({cpu / published.events * 1e6:.2f} µs per event)")
     ratio = floor_rate / worker_rate
     print(f"floor / worker:                  {ratio:>11.1f}x   (target <= {TARGET_RATIO}x)")
     if status:

@@ -49,6 +49,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from connectors.errors import ConnectorError
 from connectors.kafka_settings import KafkaSettings
 from connectors.line_blocks import LineBlock
+from connectors.produce_requests import encode_produce_requests_in_one_join
 from connectors.record_batches import build_batch
 from windows.errors import reason
 from windows.events import Int64Array
@@ -200,6 +201,7 @@ class TopicWriter:
         """Start the producer thread, connect to the cluster and learn the partitions of ``topics`` (the
         topics about to be written), so that the first records do not wait for a metadata request and a new
         connection."""
+        encode_produce_requests_in_one_join()  # every output byte copied once into its request, not five times
         caller = asyncio.get_running_loop()
         self._moved = asyncio.Event()
         loop = self._loop = asyncio.new_event_loop()

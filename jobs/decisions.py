@@ -16,6 +16,7 @@ from jobs.spec import RuleSpec
 from windows.aggregation import LINKS
 from windows.events import Int64Array
 from windows.results import WindowResults
+from windows.sort_order import lex_order
 
 
 class RuleSet:
@@ -140,4 +141,4 @@ class RuleSet:
         # result order first, then rule order (``made`` is in rule order): independent of how results were chunked
         positions = np.concatenate([fired for fired, _ in made])
         rule_rank = np.repeat(np.arange(len(made)), [len(fired) for fired, _ in made])
-        return decided.take(np.lexsort((rule_rank, positions)))
+        return decided.take(lex_order((rule_rank, positions)))

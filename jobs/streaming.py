@@ -343,7 +343,11 @@ class StreamingJob:
                     self._clock_marks[partition] = (self.clock(), engine.stream_time)
                 processed += len(records)
             if processed and not self.records_in:
-                log.info("first records processed at %.3f (epoch s)", time.time())
+                log.info(
+                    "first records processed at %.3f (epoch s), after %.3f s of this process's CPU time",
+                    time.time(),
+                    time.process_time(),
+                )
             self._export_counts(processed, started)
             self.records_in += processed
             if processed:

@@ -22,6 +22,7 @@ from windows.pane_store import PaneStore
 from windows.pane_windows import PaneWindowOperator
 from windows.results import BatchOutcome, WindowResults
 from windows.sliding_windows import SlidingWindowOperator
+from windows.sort_order import lex_order, stable_order
 from windows.stream_time import NO_TIME, stream_times
 
 KeyOrder = Callable[[Int64Array], Int64Array]
@@ -65,14 +66,14 @@ def emission_order(chunks: list[WindowResults], key_order: KeyOrder = by_id) -> 
     minor_span = 2 * tick_span * window_span
     first = int(emitted_at.min())
     if (int(emitted_at.max()) - first + 1).bit_length() + minor_span.bit_length() <= 62:
-        order = np.lexsort((keys, starts, (emitted_at - first) * minor_span + minor))
+        order = lex_order((keys, starts, (emitted_at - first) * minor_span + minor))
     else:
-        order = np.lexsort((keys, starts, minor, emitted_at))
+        order = lex_order((keys, starts, minor, emitted_at))
     ordered_chunks, ordered_pos = chunk_id[order], position[order]
     run_starts = np.flatnonzero(np.diff(ordered_chunks, prepend=-1))
     run_ends = np.append(run_starts[1:], order.shape[0])
     # each chunk's rows put in emission order once; its runs are then consecutive rows of it
-    by_chunk = np.argsort(ordered_chunks, kind="stable")
+    by_chunk = stable_order(ordered_chunks)
     bounds = np.cumsum([0, *sizes]).tolist()
     ordered = [chunk.take(ordered_pos[by_chunk[bounds[i] : bounds[i + 1]]]) for i, chunk in enumerate(chunks)]
     taken = [0] * len(chunks)

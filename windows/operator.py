@@ -44,6 +44,7 @@ from windows.events import EventBatch, Int64Array
 from windows.pane_store import PaneStore
 from windows.pane_table import PaneTable
 from windows.results import WindowResults
+from windows.sort_order import stable_order
 from windows.stream_time import NO_TIME
 
 _NO_KEYS = np.zeros(0, dtype=np.int64)
@@ -179,7 +180,7 @@ class WindowOperator(ABC):
         kept = self.release_point(self.table.panes[changed]) > when
         if not kept.all():
             changed, when, tick_orders = changed[kept], when[kept], tick_orders[kept]
-        order = np.argsort(changed, kind="stable")
+        order = stable_order(changed)
         results = self._updates(changed[order], when[order]) if changed.shape[0] else None
         if results is None:
             return None
@@ -345,7 +346,7 @@ class WindowOperator(ABC):
         if self.pending:  # or awaiting an update emission
             kept |= np.isin(live, np.fromiter(self.pending, dtype=np.int64, count=len(self.pending)))
         live = live[~kept]
-        victims = live[np.argsort(table.touched[live], kind="stable")[:excess]]
+        victims = live[stable_order(table.touched[live])[:excess]]
         table.evict(victims)
         if len(table) * 2 < table.capacity:
             self.slots_moved(table.repack())

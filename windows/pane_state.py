@@ -21,6 +21,7 @@ import numpy as np
 
 from windows import fixed_point, sketch, sketch_counts, sliding_points, trace_links
 from windows.events import EventBatch, Float64Array, Int64Array
+from windows.sort_order import lex_order
 
 _INT64_MAX = np.iinfo(np.int64).max
 _INT64_MIN = np.iinfo(np.int64).min
@@ -85,7 +86,7 @@ class MergePlan:
         groups = np.concatenate([groups, extra_groups])
         pane_ends = np.concatenate([pane_ends, extra_ends])
         extra = np.repeat([False, True], [slots.shape[0], extra_slots.shape[0]])
-        order = np.lexsort((extra, pane_ends, groups))  # by group, in time order, a range's pane first
+        order = lex_order((extra, pane_ends, groups))  # by group, in time order, a range's pane first
         return groups[order], np.concatenate([slots, extra_slots])[order], pane_ends[order]
 
     @cached_property
@@ -315,7 +316,7 @@ class ArrivalColumn:
 
     def _pick(self, groups: Int64Array, ts: Int64Array, seq: Int64Array) -> tuple[Int64Array, Int64Array]:
         """Index of the winning row of each group, and the groups (sorted)."""
-        order = np.lexsort((seq, ts, groups))
+        order = lex_order((seq, ts, groups))
         sorted_groups = groups[order]
         if self.latest:
             boundary = np.flatnonzero(np.diff(sorted_groups, append=sorted_groups[-1] + 1))

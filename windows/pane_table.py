@@ -27,6 +27,7 @@ from windows.events import EventBatch, Int64Array
 from windows.pane_index import PaneIndex, first_seen
 from windows.pane_state import AddContext
 from windows.pane_store import PaneStore
+from windows.sort_order import lex_order
 
 
 def unique_pairs(a: Int64Array, b: Int64Array) -> tuple[Int64Array, Int64Array, Int64Array]:
@@ -40,7 +41,7 @@ def unique_pairs(a: Int64Array, b: Int64Array) -> tuple[Int64Array, Int64Array, 
         composite = a * b_span + (b - b_min)
         unique, inverse = np.unique(composite, return_inverse=True)
         return unique // b_span, unique % b_span + b_min, inverse.astype(np.int64)
-    order = np.lexsort((b, a))
+    order = lex_order((b, a))
     sa, sb = a[order], b[order]
     starts = np.ones(sa.shape[0], dtype=bool)
     starts[1:] = (sa[1:] != sa[:-1]) | (sb[1:] != sb[:-1])

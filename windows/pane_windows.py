@@ -10,6 +10,7 @@ from windows.operator import WindowOperator
 from windows.pane_state import MergePlan
 from windows.pane_table import unique_pairs
 from windows.results import WindowResults
+from windows.sort_order import lex_order, stable_order
 from windows.stream_time import END_OF_TIME, NO_TIME
 
 
@@ -62,7 +63,7 @@ class PaneWindowOperator(WindowOperator):
             return None
         keys = self.table.key_ids[pair_slots]
         panes = self.table.panes[pair_slots]
-        order = np.lexsort((panes, pair_starts, keys))  # by window (key, start), its panes in time order
+        order = lex_order((panes, pair_starts, keys))  # by window (key, start), its panes in time order
         pair_slots, pair_starts, keys, panes = pair_slots[order], pair_starts[order], keys[order], panes[order]
         window_keys, window_starts, groups = unique_pairs(keys, pair_starts)
         plan = MergePlan(
@@ -223,7 +224,7 @@ class PaneWindowOperator(WindowOperator):
 def _rounds(keys: Int64Array, arrived: Int64Array) -> Int64Array:
     """Per event (in arrival order), how many distinct arrival stream times its key had before it among
     these events: the round in which it is applied."""
-    order = np.lexsort((np.arange(keys.shape[0]), keys))
+    order = stable_order(keys)
     k, t = keys[order], arrived[order]
     first_of_key = np.ones(k.shape[0], dtype=bool)
     first_of_key[1:] = k[1:] != k[:-1]

@@ -27,6 +27,7 @@ from windows.events import EventBatch, Int64Array
 from windows.operator import WindowOperator
 from windows.pane_state import MergePlan
 from windows.results import WindowResults
+from windows.sort_order import lex_order, stable_order
 from windows.stream_time import END_OF_TIME, NO_TIME
 
 #: Late points (see ``SlidingWindowOperator._apply``) are panes named ``_LATE_PANES + i``, below any record time.
@@ -50,11 +51,11 @@ class _PointIndex:
         return int(self.slots.shape[0])
 
     def rebuild(self, slots: Int64Array, keys: Int64Array, times: Int64Array) -> None:
-        order = np.lexsort((times, keys))
+        order = lex_order((times, keys))
         self.slots, self.keys, self.times = slots[order], keys[order], times[order]
 
     def insert(self, slots: Int64Array, keys: Int64Array, times: Int64Array) -> None:
-        order = np.lexsort((times, keys))
+        order = lex_order((times, keys))
         self.keys, self.times, self.slots = sliding_points.merge(
             self.keys, self.times, self.slots, keys[order], times[order], slots[order]
         )
@@ -169,7 +170,7 @@ class SlidingWindowOperator(WindowOperator):
         else:
             in_state = points.locate(keys, high, "right") > points.locate(keys, low, "left")
         # how many of the batch's events (this one included) have the key and a time in the range
-        order = np.lexsort((batch.ts, batch.key_ids))
+        order = lex_order((batch.ts, batch.key_ids))
         batch_keys, batch_times = batch.key_ids[order], batch.ts[order]
         others = sliding_points.locate(batch_keys, batch_times, keys, high, True) - sliding_points.locate(
             batch_keys, batch_times, keys, low, False
@@ -219,14 +220,14 @@ class SlidingWindowOperator(WindowOperator):
         newest = self._newest_times(np.concatenate([keys[applied], self.table.key_ids[pending]]))
         # each applied event's key: its newest time before the event (points before the batch, then events)
         a_keys, a_ts = keys[applied], ts[applied]
-        order = np.argsort(a_keys, kind="stable")
+        order = stable_order(a_keys)
         before = np.empty(applied.shape[0], dtype=np.int64)
         before[order] = sliding_points.running_max(a_keys[order], a_ts[order], newest[: applied.shape[0]][order])
         apart = needs_close[applied] | (a_ts <= before)
         held = applied[apart]
         slots = self._add_apart(batch, applied, apart)
         held_slots = slots[apart]
-        h_order = np.lexsort((ts[held], keys[held]))
+        h_order = lex_order((ts[held], keys[held]))
         late = (keys[held][h_order], ts[held][h_order], held[h_order], held_slots[h_order])
         if boundaries.shape[0]:
             ticked = self._updates_at_ticks(
@@ -309,7 +310,7 @@ class SlidingWindowOperator(WindowOperator):
         if not kept.any():
             return None
         # per (tick, key), in the order of its changes: was any kept, and the key's newest time after the last
-        order = np.lexsort((np.arange(ticks.shape[0]), keys, ticks))
+        order = lex_order((keys, ticks))
         ticks, keys, newest, kept = ticks[order], keys[order], newest[order], kept[order]
         first = np.flatnonzero((np.diff(ticks, prepend=-1) != 0) | (np.diff(keys, prepend=keys[0] - 1) != 0))
         last = np.append(first[1:], ticks.shape[0]) - 1
@@ -364,7 +365,7 @@ class SlidingWindowOperator(WindowOperator):
         slots = self._add_apart(batch, segment, needs_close)
         late_slots = slots[needs_close]
         keys, times, arrived = batch.key_ids[late], batch.ts[late], st_before[late]
-        order = np.lexsort((times, keys))
+        order = lex_order((times, keys))
         keys, times, arrived = keys[order], times[order], arrived[order]
         first = np.flatnonzero(np.diff(keys, prepend=keys[0] - 1))
         uptos = np.maximum.reduceat(arrived, first)

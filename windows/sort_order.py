@@ -1,0 +1,56 @@
+"""Stable orders of integer columns, computed with one sort of packed numbers where they fit.
+
+``np.lexsort`` and a stable ``np.argsort`` sort index arrays by merging (one
+pass per column for ``lexsort``); on this engine's batches (thousands of rows)
+that took several percent of a job's time. When the columns' value ranges and
+the row positions fit together in 63 bits, each row becomes one number: its
+columns, each less its minimum, side by side, most significant first, then its
+position. Plain ``np.sort`` of those numbers (a vectorised sort) gives the rows
+in the same order ``lexsort`` would, ties in their original order, about 2.5x
+faster from a few thousand rows on; the positions are the low bits. Short
+columns, and columns whose ranges do not fit, take ``np.lexsort``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from windows.events import Int64Array
+
+#: Fewer rows than this take ``np.lexsort``: packing costs a dozen array operations, whatever the length.
+PACKED_FROM_ROWS = 2048
+
+
+def lex_order(columns: Sequence[np.ndarray]) -> Int64Array:
+    """The stable order of rows by signed integer (or bool) ``columns``, the last column first: what
+    ``np.lexsort(columns)`` gives (other columns are handed to it)."""
+    n = int(columns[0].shape[0])
+    if n < PACKED_FROM_ROWS or any(column.dtype.kind not in "bi" for column in columns):
+        return np.lexsort(columns).astype(np.int64, copy=False)
+    position_bits = (n - 1).bit_length()
+    used = position_bits
+    parts: list[tuple[np.ndarray, int, int]] = []  # column, its minimum, its bits; most significant first
+    for column in reversed(columns):
+        low, high = int(column.min()), int(column.max())
+        bits = (high - low).bit_length()
+        used += bits
+        if used > 63:
+            return np.lexsort(columns).astype(np.int64, copy=False)
+        parts.append((column, low, bits))
+    packed = np.zeros(n, dtype=np.int64)
+    for column, low, bits in parts:
+        if bits:
+            packed <<= bits
+            packed |= column.astype(np.int64, copy=False) - low
+    packed <<= position_bits
+    packed |= np.arange(n, dtype=np.int64)
+    packed.sort()
+    packed &= (1 << position_bits) - 1
+    return packed
+
+
+def stable_order(column: np.ndarray) -> Int64Array:
+    """``np.argsort(column, kind="stable")`` of an integer column."""
+    return lex_order((column,))
