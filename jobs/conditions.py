@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NoReturn, Union
 
 import numpy as np
@@ -97,16 +98,27 @@ class Condition:
 
     def evaluate(self, values: Mapping[str, np.ndarray], length: int) -> np.ndarray:
         """Boolean mask: for which of ``length`` results the condition holds."""
-        with np.errstate(divide="ignore", invalid="ignore"):
+        if self.arithmetic:  # division by zero and inf - inf give inf and NaN, without a warning
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                result = _eval_bool(self.tree, values)
+        else:  # comparisons (NaN included) warn about nothing: no errstate, which costs more than a comparison
             result = _eval_bool(self.tree, values)
+        if result.shape == (length,):
+            return result
         return np.broadcast_to(result, (length,)).copy()
+
+    @cached_property
+    def arithmetic(self) -> bool:
+        """Whether the condition computes (+, -, *, /) before it compares."""
+        return _has_arithmetic(self.tree)
 
 
 def _eval_num(node: NumericNode, values: Mapping[str, np.ndarray]) -> np.ndarray | float:
     if isinstance(node, Number):
         return node.value
     if isinstance(node, Name):
-        return values[node.name].astype(np.float64)
+        column = values[node.name]
+        return column if column.dtype == np.float64 else column.astype(np.float64)
     if isinstance(node, Negate):
         return -_eval_num(node.operand, values)
     return _ARITH[node.op](_eval_num(node.left, values), _eval_num(node.right, values))  # type: ignore[no-any-return]
@@ -119,6 +131,16 @@ def _eval_bool(node: BoolNode, values: Mapping[str, np.ndarray]) -> np.ndarray:
         return ~_eval_bool(node.operand, values)
     combine = np.logical_and if node.op == "and" else np.logical_or
     return np.asarray(combine(_eval_bool(node.left, values), _eval_bool(node.right, values)))
+
+
+def _has_arithmetic(node: BoolNode | NumericNode) -> bool:
+    if isinstance(node, Arith):
+        return True
+    if isinstance(node, (Compare, Logic)):
+        return _has_arithmetic(node.left) or _has_arithmetic(node.right)
+    if isinstance(node, (Not, Negate)):
+        return _has_arithmetic(node.operand)
+    return False
 
 
 class _ParseError(SpecError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,20 @@ def test_conditions_evaluate_over_columns_and_missing_values_are_false() -> None
         "bytes": np.array([0.0, 0.0, 5000.0, 100.0]),
     }
     assert condition.evaluate(values, 4).tolist() == [False, True, True, False]
+
+
+def test_conditions_with_and_without_arithmetic_warn_about_nothing() -> None:
+    values = {"a": np.array([0, 1, 2, 3]), "b": np.array([0.0, np.nan, 4.0, np.inf])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning (division by zero, NaN compared) would fail the test
+        plain = parse_condition("b > 1 or a >= 3", known={"a", "b"})
+        assert not plain.arithmetic
+        assert plain.evaluate(values, 4).tolist() == [False, False, True, True]
+        divided = parse_condition("a / b > 0.25 and b - b < 1", known={"a", "b"})
+        assert divided.arithmetic
+        assert divided.evaluate(values, 4).tolist() == [False, False, True, False]
+        constant = parse_condition("2 > 1", known=set())
+        assert constant.evaluate(values, 4).tolist() == [True] * 4
 
 
 @pytest.mark.parametrize(("text", "column"), [("a >", 4), ("a > 1 and", 10), ("a $ 1", 3), ("(a > 1", 7), ("a b", 3)])
