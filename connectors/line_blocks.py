@@ -55,6 +55,10 @@ class LineBlock:
         """The lines as they go into a file, without a copy."""
         return memoryview(self.data)[int(self.starts[0]) : int(self.starts[-1])]
 
+    def rows(self, start: int, stop: int) -> LineBlock:
+        """Lines ``[start, stop)``, sharing this block's buffer."""
+        return LineBlock(self.data, self.starts[start : stop + 1])
+
     def records(self) -> list[bytes]:
         """Each line without its line break."""
         data, starts = self.data, self.starts.tolist()
@@ -90,6 +94,15 @@ class DecisionBlock:
 
     def __len__(self) -> int:
         return len(self.lines)
+
+    def rows(self, start: int, stop: int) -> DecisionBlock:
+        """Decisions ``[start, stop)``, sharing this block's buffer and columns."""
+        return DecisionBlock(
+            self.lines.rows(start, stop),
+            self.emitted_at[start:stop],
+            self.key_ids[start:stop],
+            self.origins[start:stop],
+        )
 
     def take(self, index: Int64Array) -> DecisionBlock:
         """The decisions at positions ``index``, in that order."""

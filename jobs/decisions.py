@@ -69,9 +69,13 @@ class RuleSet:
 
     def decide(
         self, chunk: WindowResults, partition: int, key_text: list[bytes], key_json: list[bytes]
-    ) -> DecisionBlock | None:
-        """The new decisions on ``chunk``: its results that satisfy a rule, in result order, then rule order
-        (None: no decision). ``key_text[k]`` and ``key_json[k]`` are the UTF-8 and JSON text of key id k.
+    ) -> tuple[DecisionBlock, Int64Array] | None:
+        """The new decisions on ``chunk``: its results that satisfy a rule, in result order, then rule order,
+        and the position in ``chunk`` of each one's result (None: no decision). ``key_text[k]`` and
+        ``key_json[k]`` are the UTF-8 and JSON text of key id k.
+
+        A window's updates must be decided before its final result, in emission order: a decision fires
+        once per rule and window, at its first emission that meets the condition.
 
         A decision's id is BLAKE2b-128 of its job, rule, window, key and bounds (``line_encoding``), its
         traceparent's parent id the id's first 16 hex digits.
@@ -135,10 +139,11 @@ class RuleSet:
             made.append((fired, DecisionBlock(LineBlock(data, line_starts), hits.emitted_at, hits.key_ids, origins)))
         if not made:
             return None
-        decided = DecisionBlock.concat([block for _, block in made])
         if len(made) == 1:
-            return decided
+            return made[0][1], made[0][0]
+        decided = DecisionBlock.concat([block for _, block in made])
         # result order first, then rule order (``made`` is in rule order): independent of how results were chunked
         positions = np.concatenate([fired for fired, _ in made])
         rule_rank = np.repeat(np.arange(len(made)), [len(fired) for fired, _ in made])
-        return decided.take(lex_order((rule_rank, positions)))
+        order = lex_order((rule_rank, positions))
+        return decided.take(order), positions[order]

@@ -22,6 +22,7 @@ from state.window_store import WindowStore
 from windows.engine import PartitionEngine
 from windows.events import EventBatch, Int64Array
 from windows.pane_state import TRACE_HI, TRACE_LO, TRACE_ORIGIN
+from windows.results import Emission
 from windows.stream_time import NO_TIME, too_far_ahead
 
 
@@ -175,7 +176,7 @@ class JobRunner:
                 seq = int(decoded.seq[event])
                 line = late_line(self.spec.name, p, self.position_field, seq, reason, decoded.raws[event])
                 late.append(LateRecord(p, seq, int(key_ids[event]), line))
-            self._emit(p, outcome.results)
+            self._emit(p, outcome.emission)
             self.positions[p] = int(decoded.seq[index].max()) + 1
         if partition is not None and len(seqs):
             self.positions[partition] = max(self.positions.get(partition, 0), int(seqs[-1]) + 1)
@@ -215,20 +216,38 @@ class JobRunner:
             origin = np.asarray(origins, dtype=np.int64)
             decoded.hashes[TRACE_ORIGIN] = origin if positions is None else origin[positions]
 
-    def _emit(self, partition: int, chunks: list) -> None:  # type: ignore[type-arg]
-        registry = self.registry
-        for chunk in chunks:
-            lines = result_lines(chunk, self.spec.name, partition, registry.json)
-            self.sink.results(partition, chunk.emitted_at, chunk.key_ids, lines, final=chunk.final)
+    def _emit(self, partition: int, emission: Emission) -> None:
+        """Hand ``emission``'s results and the decisions they make to the sink, in emission order. Lines and
+        decisions are made once per chunk (a window and kind), then handed over run by run."""
+        if not emission.chunks:
+            return
+        registry, stats = self.registry, self.stats
+        lines = [result_lines(chunk, self.spec.name, partition, registry.json) for chunk in emission.chunks]
+        decided: dict[int, tuple[DecisionBlock, list[int]]] = {}
+        # a window's updates before its final result (``RuleSet.decide``); chunks of other windows do not meet
+        for c in sorted(range(len(emission.chunks)), key=lambda c: emission.chunks[c].final):
+            made = self.rules.decide(emission.chunks[c], partition, registry.utf8, registry.json)
+            if made is not None:
+                decisions, positions = made
+                # per result position, the first of its decisions: run [a, b) has decisions [at[a], at[b])
+                decided[c] = (decisions, np.searchsorted(positions, np.arange(len(emission.chunks[c]) + 1)).tolist())
+        for c, a, b in emission.runs:
+            chunk = emission.chunks[c]
+            self.sink.results(
+                partition, chunk.emitted_at[a:b], chunk.key_ids[a:b], lines[c].rows(a, b), final=chunk.final
+            )
+            made_here = decided.get(c)
+            if made_here is not None:
+                decisions, at = made_here
+                if at[b] > at[a]:
+                    self.sink.decisions(partition, decisions.rows(at[a], at[b]))
+        for chunk, block in zip(emission.chunks, lines):
             if chunk.final:
-                self.stats.results += len(lines)
+                stats.results += len(block)
             else:
-                self.stats.updates += len(lines)
-            self.stats.results_by_window[(chunk.window, chunk.final)] += len(lines)
-            decisions = self.rules.decide(chunk, partition, registry.utf8, registry.json)
-            if decisions is not None:
-                self.stats.decisions += len(decisions)
-                self.sink.decisions(partition, decisions)
+                stats.updates += len(block)
+            stats.results_by_window[(chunk.window, chunk.final)] += len(block)
+        stats.decisions += sum(len(decisions) for decisions, _ in decided.values())
 
     def emitting_from(self) -> int:
         """The earliest emission time any source partition can still produce: the least of their stream
@@ -244,8 +263,8 @@ class JobRunner:
         if engine is None:
             return 0
         outcome = engine.advance(stream_time)
-        self._emit(partition, outcome.results)
-        return sum(len(chunk) for chunk in outcome.results)
+        self._emit(partition, outcome.emission)
+        return len(outcome.emission)
 
     def commit(self, partitions: Sequence[int] | None = None) -> None:
         """Write engines' changes and source positions to the store, atomically per partition."""
@@ -343,4 +362,4 @@ class JobRunner:
     def close_all(self) -> None:
         """End of input: close every open window and emit it."""
         for partition in sorted(self.engines):
-            self._emit(partition, self.engines[partition].close_all().results)
+            self._emit(partition, self.engines[partition].close_all().emission)

@@ -12,6 +12,7 @@ point is a function of the events alone.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from windows.events import EventBatch, Int64Array
 from windows.operator import WindowOperator
 from windows.pane_store import PaneStore
 from windows.pane_windows import PaneWindowOperator
-from windows.results import BatchOutcome, WindowResults
+from windows.results import BatchOutcome, Emission, WindowResults
 from windows.sliding_windows import SlidingWindowOperator
 from windows.sort_order import lex_order, stable_order
 from windows.stream_time import NO_TIME, stream_times
@@ -42,12 +43,17 @@ def build_operator(spec: WindowSpec, index: int) -> WindowOperator:
 
 def emission_order(chunks: list[WindowResults], key_order: KeyOrder = by_id) -> list[WindowResults]:
     """Sort and interleave result chunks (each of one window and kind, in any order) into the engine's
-    canonical emission order."""
+    canonical emission order, one chunk per run of one window and kind."""
+    return emission_plan(chunks, key_order).results()
+
+
+def emission_plan(chunks: list[WindowResults], key_order: KeyOrder = by_id) -> Emission:
+    """Sort result chunks (each of one window and kind, in any order; several may share them) into the
+    engine's canonical emission order: one chunk per window and kind, and the runs that interleave them."""
+    chunks = _by_window_and_kind([c for c in chunks if len(c)])
     if not chunks:
-        return chunks
+        return Emission()
     sizes = [len(c) for c in chunks]
-    if not sum(sizes):
-        return []
     chunk_id = np.repeat(np.arange(len(chunks)), sizes)
     position = np.concatenate([np.arange(n) for n in sizes])
     emitted_at = np.concatenate([c.emitted_at for c in chunks])
@@ -77,12 +83,30 @@ def emission_order(chunks: list[WindowResults], key_order: KeyOrder = by_id) -> 
     bounds = np.cumsum([0, *sizes]).tolist()
     ordered = [chunk.take(ordered_pos[by_chunk[bounds[i] : bounds[i + 1]]]) for i, chunk in enumerate(chunks)]
     taken = [0] * len(chunks)
-    out = []
-    for a, b in zip(run_starts.tolist(), run_ends.tolist()):
-        c = int(ordered_chunks[a])
-        out.append(ordered[c].rows(taken[c], taken[c] + b - a))
+    runs = []
+    for a, b, c in zip(run_starts.tolist(), run_ends.tolist(), ordered_chunks[run_starts].tolist()):
+        runs.append((c, taken[c], taken[c] + b - a))
         taken[c] += b - a
-    return out
+    return Emission(ordered, runs)
+
+
+def _by_window_and_kind(chunks: list[WindowResults]) -> list[WindowResults]:
+    """One chunk per window and kind: chunks that share them joined (ticks kept: they order updates)."""
+    groups: dict[tuple[int, bool], list[WindowResults]] = {}
+    for chunk in chunks:
+        groups.setdefault((chunk.window_index, chunk.final), []).append(chunk)
+    if len(groups) == len(chunks):
+        return chunks
+    joined = []
+    for group in groups.values():
+        if len(group) == 1:
+            joined.append(group[0])
+            continue
+        ticks = None
+        if any(c.ticks is not None for c in group):
+            ticks = np.concatenate([c.ticks if c.ticks is not None else np.zeros(len(c), np.int64) for c in group])
+        joined.append(replace(WindowResults.concat(group), ticks=ticks))
+    return joined
 
 
 class PartitionEngine:
@@ -112,7 +136,7 @@ class PartitionEngine:
             if late_count:
                 outcome.late_by_window[operator.spec.name] = late_count
         self.stream_time = int(st_after[-1])
-        outcome.results = emission_order(chunks, self.key_order)
+        outcome.emission = emission_plan(chunks, self.key_order)
         late = np.flatnonzero(late_everywhere)
         outcome.late = late.astype(np.int64)
         outcome.applied = n - int(late.shape[0])
@@ -133,12 +157,12 @@ class PartitionEngine:
         for operator in self.operators:
             chunks.extend(operator.advance(self.stream_time, stream_time))
         self.stream_time = stream_time
-        return BatchOutcome(results=emission_order(chunks, self.key_order))
+        return BatchOutcome(emission=emission_plan(chunks, self.key_order))
 
     def close_all(self) -> BatchOutcome:
         """Close and emit every window still open, as if stream time jumped past them all."""
         chunks = [r for op in self.operators if (r := op.close_everything()) is not None and len(r)]
-        return BatchOutcome(results=emission_order(chunks, self.key_order))
+        return BatchOutcome(emission=emission_plan(chunks, self.key_order))
 
     def attach(self, store: PaneStore) -> None:
         """Let panes be evicted to ``store`` (where they are persisted) and read back from it when needed."""

@@ -83,18 +83,44 @@ class WindowResults:
         )
 
 
+@dataclass(frozen=True)
+class Emission:
+    """Results in emission order, as one chunk per window and kind (``chunks``, each one's rows in emission
+    order) and the runs that interleave them: ``runs[i] = (chunk, start, stop)`` says that the next results
+    in emission order are rows ``[start, stop)`` of ``chunks[chunk]``.
+
+    Whoever turns results into lines and decisions does it once per chunk, not once per run: a batch's
+    results alternate between windows and kinds hundreds of times.
+    """
+
+    chunks: list[WindowResults] = field(default_factory=list)
+    runs: list[tuple[int, int, int]] = field(default_factory=list)
+
+    def results(self) -> list[WindowResults]:
+        """The runs as chunks of their own, in emission order (views of ``chunks``' columns)."""
+        return [self.chunks[chunk].rows(start, stop) for chunk, start, stop in self.runs]
+
+    def __len__(self) -> int:
+        return sum(len(chunk) for chunk in self.chunks)
+
+
 @dataclass
 class BatchOutcome:
     """Everything one engine step produced for a partition.
 
-    ``results`` are in emission order. ``late`` holds the positions (in the
-    processed batch) of events that were late for every window; ``late_reasons``
-    says why, one string per late event. ``late_by_window`` counts, per window
-    name, events late for at least one window of that definition.
+    ``emission`` holds the results in emission order (``results`` as one chunk per run). ``late`` holds the
+    positions (in the processed batch) of events that were late for every window; ``late_reasons`` says
+    why, one string per late event. ``late_by_window`` counts, per window name, events late for at least one
+    window of that definition.
     """
 
-    results: list[WindowResults] = field(default_factory=list)
+    emission: Emission = field(default_factory=Emission)
     late: Int64Array = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     late_reasons: list[str] = field(default_factory=list)
     late_by_window: dict[str, int] = field(default_factory=dict)
     applied: int = 0
+
+    @property
+    def results(self) -> list[WindowResults]:
+        """The results in emission order, one chunk per run of one window and kind."""
+        return self.emission.results()

@@ -8,6 +8,7 @@ import numpy as np
 import orjson
 
 from jobs.decisions import RuleSet
+from jobs.pipeline import JobRunner
 from jobs.spec import parse_job_spec
 from windows.aggregation import LINKS
 from windows.pane_state import NO_SEQ
@@ -37,9 +38,12 @@ def _chunk(key_ids: list[int], *, final: bool, end: int = 10, links: np.ndarray 
 
 
 def _decide(rules: RuleSet, chunk: WindowResults) -> list[dict[str, object]]:
-    decided = rules.decide(chunk, 0, KEY_TEXT, KEY_JSON)
-    if decided is None:
+    made = rules.decide(chunk, 0, KEY_TEXT, KEY_JSON)
+    if made is None:
         return []
+    decided, positions = made
+    assert positions.tolist() == sorted(positions.tolist())  # in result order
+    assert decided.key_ids.tolist() == chunk.key_ids[positions].tolist()  # each decision's own result
     assert decided.key_ids.tolist() == [
         KEY_TEXT.index(orjson.loads(line)["key"].encode()) for line in decided.lines.records()
     ]
@@ -108,8 +112,10 @@ def test_decisions_of_several_rules_come_in_result_order_then_rule_order() -> No
     ids = np.array([0, 1, 2], dtype=np.int64)
     at = np.array([10, 11, 12], dtype=np.int64)
     chunk = WindowResults("w", 0, False, ids, np.zeros(3, dtype=np.int64), at, at, {"n": np.array([1.0, 2.0, 3.0])})
-    decided = RuleSet(SPEC.name, big + SPEC.rules).decide(chunk, 0, KEY_TEXT, KEY_JSON)  # big first, then any
-    assert decided is not None
+    made = RuleSet(SPEC.name, big + SPEC.rules).decide(chunk, 0, KEY_TEXT, KEY_JSON)  # big first, then any
+    assert made is not None
+    decided, positions = made
+    assert positions.tolist() == [0, 1, 1, 2, 2]  # the result each decision was made on
     lines = [orjson.loads(line) for line in decided.lines.records()]
     expected = [("a", "any"), ("b", "big"), ("b", "any"), ("c", "big"), ("c", "any")]
     assert [(line["key"], line["rule"]) for line in lines] == expected
@@ -125,3 +131,50 @@ def test_fired_marks_follow_renumbered_keys() -> None:
     assert sorted(rules.key_ids_in_use().tolist()) == [2, 3]
     # the finals of the marked windows, under their new ids, make no decision; a key now at id 0 does
     assert [d["key"] for d in _decide(rules, _chunk([2, 3, 0], final=True))] == ["a"]
+
+
+class _Collected:
+    """An output sink that keeps what it is handed, in order."""
+
+    def __init__(self) -> None:
+        self.lines: list[dict[str, object]] = []  # results and decisions, in the order they came
+
+    def results(self, partition, emitted_at, key_ids, lines, *, final) -> None:  # type: ignore[no-untyped-def]
+        self.lines += [{"kind": "result", **orjson.loads(line)} for line in lines.records()]
+
+    def decisions(self, partition, decisions) -> None:  # type: ignore[no-untyped-def]
+        self.lines += [{"kind": "decision", **orjson.loads(line)} for line in decisions.lines.records()]
+
+    def late(self, records) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+    def rejected(self, partition, rejected, lines) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
+def test_a_window_updated_and_closed_in_one_batch_decides_once_at_its_first_update() -> None:
+    spec = parse_job_spec(
+        "name: j\nsource: {topic: t, key: k, timestamp: ts}\n"
+        "windows:\n  w: {type: tumbling, size: 10ms, grace: 0ms, emit: update, update_interval: 0,\n"
+        "     aggregate: {n: count}}\n"
+        "  s: {type: sliding, size: 5ms, grace: 0ms, emit: final, aggregate: {n: count}}\nrules:\n"
+        '  - {name: two, window: w, when: "n >= 2", action: log}\n'
+    )
+    events = [(1_700_000_000_000 + t, key) for t, key in [(0, "a"), (3, "a"), (5, "a"), (12, "b"), (25, "a")]]
+    raws = [orjson.dumps({"k": key, "ts": ts}) for ts, key in events]
+    sink = _Collected()
+    runner = JobRunner(spec, sink)
+    runner.process(raws, list(range(len(raws))), partition=0)
+    decisions = [line for line in sink.lines if line["kind"] == "decision"]
+    # a's first window reaches n = 2 at its second update and is final once b moves stream time past it
+    # (in the same batch): one decision, on the update, right after that update's result line
+    assert [(d["key"], d["start"], d["final"], d["values"]) for d in decisions] == [
+        ("a", 1_700_000_000_000, False, {"n": 2})
+    ]
+    where = sink.lines.index(decisions[0])
+    before = sink.lines[where - 1]
+    assert (before["kind"], before["window"], before["final"], before["values"]) == ("result", "w", False, {"n": 2})
+    finals = [line for line in sink.lines if line["kind"] == "result" and line["window"] == "w" and line["final"]]
+    assert [(f["key"], f["values"]) for f in finals][:1] == [("a", {"n": 3})]
+    assert sink.lines.index(finals[0]) > where
+    assert runner.stats.decisions == 1

@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from windows.engine import emission_order
+from windows.engine import emission_order, emission_plan
 from windows.results import WindowResults
 
 _SIZES = (10, 60, 7)  # per window index: windows of one definition have one size
@@ -75,3 +75,22 @@ def test_results_come_out_sorted_by_the_documented_keys(made: list[WindowResults
 @given(chunks(far=True))
 def test_results_come_out_sorted_by_the_documented_keys_over_any_span_of_time(made: list[WindowResults]) -> None:
     _check(made)
+
+
+@settings(max_examples=200, deadline=None)
+@given(chunks(far=False))
+def test_the_plan_has_one_chunk_per_window_and_kind_and_its_runs_cover_each_once_in_order(
+    made: list[WindowResults],
+) -> None:
+    plan = emission_plan(made)
+    kinds = [(chunk.window_index, chunk.final) for chunk in plan.chunks]
+    assert len(kinds) == len(set(kinds)) == len({(c.window_index, c.final) for c in made if len(c)})
+    covered = [0] * len(plan.chunks)
+    for chunk, start, stop in plan.runs:
+        assert start == covered[chunk] < stop  # each run goes on where the chunk's last one stopped
+        covered[chunk] = stop
+    assert covered == [len(chunk) for chunk in plan.chunks]
+    assert all(plan.runs[i][0] != plan.runs[i + 1][0] for i in range(len(plan.runs) - 1))  # runs alternate
+    assert [row for chunk in plan.results() for row in _rows(chunk)] == sorted(
+        row for chunk in made for row in _rows(chunk)
+    )
