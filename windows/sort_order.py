@@ -7,8 +7,11 @@ the row positions fit together in 63 bits, each row becomes one number: its
 columns, each less its minimum, side by side, most significant first, then its
 position. Plain ``np.sort`` of those numbers (a vectorised sort) gives the rows
 in the same order ``lexsort`` would, ties in their original order, about 2.5x
-faster from a few thousand rows on; the positions are the low bits. Short
-columns, and columns whose ranges do not fit, take ``np.lexsort``.
+faster from a few thousand rows on; the positions are the low bits. Columns
+whose values fit in 16 bits together (chunk numbers, key ids of a job with
+fewer than 65,536 keys) are packed without the positions into 8 or 16 bits,
+which numpy sorts stably by radix, 4x faster again. Short columns, and columns
+whose ranges do not fit, take ``np.lexsort``.
 """
 
 from __future__ import annotations
@@ -39,6 +42,14 @@ def lex_order(columns: Sequence[np.ndarray]) -> Int64Array:
         if used > 63:
             return np.lexsort(columns).astype(np.int64, copy=False)
         parts.append((column, low, bits))
+    if used - position_bits <= 16:  # the columns alone fit in 16 bits: numpy sorts those by radix, stably
+        small = np.zeros(n, dtype=np.int64)
+        for column, low, bits in parts:
+            if bits:
+                small <<= bits
+                small |= column.astype(np.int64, copy=False) - low
+        narrow = np.uint8 if used - position_bits <= 8 else np.uint16
+        return np.argsort(small.astype(narrow), kind="stable").astype(np.int64, copy=False)
     packed = np.zeros(n, dtype=np.int64)
     for column, low, bits in parts:
         if bits:

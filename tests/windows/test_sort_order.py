@@ -48,3 +48,14 @@ def test_short_and_float_columns(rows) -> None:
     floats = rng.normal(size=rows)
     np.testing.assert_array_equal(lex_order((ints,)), np.lexsort((ints,)))
     np.testing.assert_array_equal(lex_order((floats, ints)), np.lexsort((floats, ints)))
+
+
+@pytest.mark.parametrize("values", [2, 200, 60_000])  # radix on 8 bits, on 16 bits, and two columns on 16 bits
+def test_narrow_columns_sort_by_radix_in_the_same_order(values) -> None:
+    rows = 3 * PACKED_FROM_ROWS
+    rng = np.random.default_rng(values)
+    narrow = rng.integers(-5, values - 5, rows)
+    np.testing.assert_array_equal(stable_order(narrow), np.argsort(narrow, kind="stable"))
+    if values == 200:
+        other = rng.integers(0, 200, rows)
+        np.testing.assert_array_equal(lex_order((other, narrow)), np.lexsort((other, narrow)))
