@@ -18,7 +18,7 @@ import orjson
 
 from state.errors import StateError
 from state.key_encoding import VALUE_VERSION, decode_values, pane_key, pane_keys, parse_pane_key, window_prefix
-from state.pane_encoding import pane_key_list, pane_puts
+from state.pane_encoding import delete_panes, put_panes
 from state.partition_store import CommitStats, PartitionStore
 from windows import sketch_counts
 from windows.engine import PartitionEngine
@@ -66,14 +66,14 @@ def persist(
         progress.append({"closed_upto": operator.closed_upto, "pending": pending})
     engine_meta = orjson.dumps({"stream_time": engine.stream_time, "windows": progress})
 
-    def deletes() -> Iterator[bytes]:
-        for index, _, _, released_keys, released_panes in changes:
+    def fill(put: Callable[[bytes, bytes], object], delete: Callable[[bytes], object]) -> CommitStats:
+        deleted = deleted_bytes = stored = written = 0
+        for index, _, _, released_keys, released_panes in changes:  # deletions first: see commit_filled
             prefix = window_prefix(index)
             for at in range(0, released_keys.shape[0], chunk):
                 keys = list(map(key_bytes, released_keys[at : at + chunk].tolist()))
-                yield from pane_key_list(prefix, released_panes[at : at + chunk], keys)
-
-    def puts() -> Iterator[tuple[bytes, bytes]]:
+                deleted_bytes += delete_panes(delete, prefix, released_panes[at : at + chunk], keys)
+                deleted += len(keys)
         for index, table, changed, _, _ in changes:
             prefix = window_prefix(index)
             columns = list(table.aggregation.columns.values())
@@ -81,9 +81,11 @@ def persist(
                 slots = changed[at : at + chunk]
                 keys = list(map(key_bytes, table.key_ids[slots].tolist()))
                 states = [_column_states(column, slots) for column in columns]
-                yield from pane_puts(prefix, table.panes[slots], keys, VALUE_VERSION, states)
+                written += put_panes(put, prefix, table.panes[slots], keys, VALUE_VERSION, states)
+                stored += len(keys)
+        return CommitStats(stored, deleted, written, deleted_bytes)
 
-    return store.commit(puts(), deletes(), {**meta, ENGINE_META: engine_meta})
+    return store.commit_filled(fill, {**meta, ENGINE_META: engine_meta})
 
 
 #: Panes a scan decodes at a time: reading back every evicted pane of a closing window at once would hold

@@ -71,13 +71,22 @@ cdef bytes _pane_key(bytes prefix, int64_t start, object key, Py_ssize_t i):
 
 def pane_key_list(bytes prefix not None, const int64_t[::1] starts, list keys not None):
     """The key of each pane ``i``, as ``pane_puts`` writes it: ``prefix | starts[i] + 2**63 | keys[i]``."""
-    cdef Py_ssize_t n = starts.shape[0], i
+    out = []
+    delete_panes(out.append, prefix, starts, keys)
+    return out
+
+
+def delete_panes(delete, bytes prefix not None, const int64_t[::1] starts, list keys not None):
+    """Call ``delete(key)`` with the key of each pane ``i`` (as ``pane_key_list`` gives them); return the bytes
+    of those keys. A commit hands its write batch's ``delete``: no list of keys is built."""
+    cdef Py_ssize_t n = starts.shape[0], i, total = 0
     if PyList_GET_SIZE(keys) != n:
         raise ValueError(f"pane_key_list takes one key per pane: {n} panes, {len(keys)} keys.")
-    out = [None] * n
     for i in range(n):
-        out[i] = _pane_key(prefix, starts[i], <object>PyList_GET_ITEM(keys, i), i)
-    return out
+        pane_key = _pane_key(prefix, starts[i], <object>PyList_GET_ITEM(keys, i), i)
+        delete(pane_key)
+        total += PyBytes_GET_SIZE(pane_key)
+    return total
 
 
 def pane_puts(bytes prefix not None, const int64_t[::1] starts, list keys not None, int version, list columns not None):
@@ -87,8 +96,17 @@ def pane_puts(bytes prefix not None, const int64_t[::1] starts, list keys not No
     A column is a 1-D int64 array (a count per pane), a 3-D int64 array
     ``(panes, links, 5)`` (trace entries; those with ``seq`` NO_SEQ are absent),
     or a list of ``bytes`` (each pane's state as JSON text)."""
-    cdef Py_ssize_t n = starts.shape[0], n_columns = len(columns), i, c, length, size
-    cdef list out
+    out = []
+    put_panes(lambda key, value: out.append((key, value)), prefix, starts, keys, version, columns)
+    return out
+
+
+def put_panes(
+    put, bytes prefix not None, const int64_t[::1] starts, list keys not None, int version, list columns not None
+):
+    """Call ``put(key, value)`` for each pane, with the key and value ``pane_puts`` gives it; return the bytes of
+    the keys and values. A commit hands its write batch's ``put``: no list of pairs is built."""
+    cdef Py_ssize_t n = starts.shape[0], n_columns = len(columns), i, c, length, size, total = 0
     cdef object key, pane_key, value, item, column
     cdef char* at
     cdef const int64_t[::1] ints
@@ -135,7 +153,6 @@ def pane_puts(bytes prefix not None, const int64_t[::1] starts, list keys not No
         else:
             raise TypeError("a column is int64 counts (panes,), int64 trace entries (panes, links, 5) or a list of "
                             "JSON texts, one per pane.")
-    out = [None] * n
     for i in range(n):
         pane_key = _pane_key(prefix, starts[i], <object>PyList_GET_ITEM(keys, i), i)
         # the value: its length, then its bytes
@@ -166,5 +183,6 @@ def pane_puts(bytes prefix not None, const int64_t[::1] starts, list keys not No
                 memcpy(at, PyBytes_AS_STRING(item), size)
                 at += size
         at[0] = c']'
-        out[i] = (pane_key, value)
-    return out
+        put(pane_key, value)
+        total += PyBytes_GET_SIZE(pane_key) + length
+    return total

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -42,6 +42,10 @@ class CommitStats:
     panes_deleted: int
     bytes_written: int  # keys and values put, and metadata
     key_bytes_deleted: int = 0  # keys of the deletions
+
+
+#: Fills a write batch through its ``put`` and ``delete``, and says what it handed them.
+BatchFill = Callable[[Callable[[bytes, bytes], object], Callable[[bytes], object]], CommitStats]
 
 
 def prefix_end(prefix: bytes) -> bytes | None:
@@ -93,28 +97,36 @@ class PartitionStore:
         Puts and deletions may be generators: each goes into the write batch as it comes, so a caller
         that encodes them a chunk at a time holds no list of every change beside the batch.
         """
+
+        def fill(put: Callable[[bytes, bytes], object], delete: Callable[[bytes], object]) -> CommitStats:
+            deleted = deleted_bytes = stored = written = 0
+            for key in deletes:
+                delete(key)
+                deleted += 1
+                deleted_bytes += len(key)
+            for key, value in puts:
+                put(key, value)
+                written += len(key) + len(value)
+                stored += 1
+            return CommitStats(stored, deleted, written, deleted_bytes)
+
+        return self.commit_filled(fill, meta)
+
+    def commit_filled(self, fill: BatchFill, meta: Mapping[str, bytes]) -> CommitStats:
+        """Write what ``fill`` hands the write batch's ``put`` and ``delete`` (deletions first: a pane deleted and
+        put again must stay), then metadata, atomically; ``fill`` returns what it handed over. Return what
+        was written."""
         batch = WriteBatch(raw_mode=True)
-        delete, put = batch.delete, batch.put
-        deleted = 0
-        deleted_bytes = 0
-        for key in deletes:
-            delete(key)
-            deleted += 1
-            deleted_bytes += len(key)
-        written = 0
-        stored = 0
-        for key, value in puts:
-            put(key, value)
-            written += len(key) + len(value)
-            stored += 1
+        filled = fill(batch.put, batch.delete)
+        written = filled.bytes_written
         for name, value in meta.items():
-            put(meta_key(name), value)
+            batch.put(meta_key(name), value)
             written += len(value)
         try:
             self._db.write(batch)
         except Exception as error:
             raise StateError(f"cannot write window state at {self.path}: {error}") from None
-        return CommitStats(stored, deleted, written, deleted_bytes)
+        return CommitStats(filled.panes_written, filled.panes_deleted, written, filled.key_bytes_deleted)
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value) whose key starts with ``prefix``, in key order."""

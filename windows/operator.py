@@ -2,7 +2,7 @@
 
 ``WindowOperator`` holds what is common to every window type: lateness per
 event, the split of a batch into segments, and the tick of each update (the
-engine sorts what all windows emitted, ``engine.emission_order``). Within
+engine sorts what all windows emitted, ``engine.emission_plan``). Within
 a batch the engine applies events in bulk, which is exact because the batch
 is cut wherever per-event processing would have observed something in
 between: at every update tick of an ``emit: update`` window. Within a
@@ -325,7 +325,7 @@ class WindowOperator(ABC):
         emitted_at: Int64Array,
         values: dict[str, np.ndarray],
     ) -> WindowResults:
-        # in no particular order: the engine sorts every batch's results once (``emission_order``)
+        # in no particular order: the engine sorts every batch's results once (``emission_plan``)
         return WindowResults(self.spec.name, self.index, final, key_ids, starts, ends, emitted_at, values)
 
     # ---- memory: evicting panes to the store and reading them back -------------------

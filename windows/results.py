@@ -14,7 +14,7 @@ Values = dict[str, "Int64Array | Float64Array"]
 @dataclass(frozen=True)
 class WindowResults:
     """Results of one window definition and kind (final or update), in emission order once the engine has
-    sorted them (``engine.emission_order``; an operator's chunks are in no particular order).
+    sorted them (``engine.emission_plan``; an operator's chunks are in no particular order).
 
     ``ends`` are as reported to users: exclusive for tumbling and hopping
     windows, inclusive for sliding windows. ``emitted_at`` is the partition's

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from state.engine_state import _column_states
 from state.key_encoding import VALUE_VERSION, decode_value, encode_values, pane_keys, window_prefix
-from state.pane_encoding import pane_key_list, pane_puts
+from state.pane_encoding import delete_panes, pane_key_list, pane_puts, put_panes
 from tests.windows.engine_runner import to_batch, traced
 from tests.windows.reference_model import Event
 from tests.windows.test_engine_vs_reference import event_logs, window_specs
@@ -68,6 +68,13 @@ def test_keys_and_values_match_the_python_encoding(data: st.DataObject, panes: i
     assert got == expected
     assert [decode_value(value) for _, value in got] == states
     assert pane_key_list(window_prefix(window), starts, keys) == [key for key, _ in expected]
+    handed: list[tuple[bytes, bytes]] = []  # what a commit's write batch would be handed, and the bytes counted
+    total = put_panes(lambda key, value: handed.append((key, value)), window_prefix(window), starts, keys, 1, columns)
+    assert [key for key, _ in handed] == [key for key, _ in expected]
+    assert total == sum(len(key) + len(value) for key, value in handed)
+    deleted: list[bytes] = []
+    assert delete_panes(deleted.append, window_prefix(window), starts, keys) == sum(len(key) for key, _ in expected)
+    assert deleted == [key for key, _ in expected]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
