@@ -375,7 +375,9 @@ def decision_lines(
     lines.owner = NULL
     buffer_init(&text, 256)
     try:
-        lines_init(b, (PyBytes_GET_SIZE(head) + 256 + 40 * width) * n)  # a trace link takes about 35 bytes
+        # room enough for the lines as they usually come (a trace link takes about 35 bytes): growing a
+        # buffer of a few megabytes copies it
+        lines_init(b, (PyBytes_GET_SIZE(head) + 384 + 48 * width) * n)
         for i in range(n):
             text.size = 0
             put_bytes(&text, id_prefix)

@@ -27,7 +27,7 @@ from windows.events import EventBatch, Int64Array
 from windows.operator import WindowOperator
 from windows.pane_state import MergePlan
 from windows.results import WindowResults
-from windows.sort_order import lex_order, stable_order
+from windows.sort_order import first_of_each, lex_order, stable_order
 from windows.stream_time import END_OF_TIME, NO_TIME
 
 #: Late points (see ``SlidingWindowOperator._apply``) are panes named ``_LATE_PANES + i``, below any record time.
@@ -534,7 +534,7 @@ class SlidingWindowOperator(WindowOperator):
         consumer of "the last ``size`` as of now" needs. Every window is still
         emitted once, in full, when it closes.
         """
-        changed_keys, first = np.unique(self.table.key_ids[changed], return_index=True)
+        changed_keys, first = first_of_each(self.table.key_ids[changed])
         key_when = when[first]  # one tick per key: its points changed before one tick only
         # the changed keys' evicted points within a window of their new ones
         earliest = int(self.table.panes[changed].min()) - self.size

@@ -65,3 +65,16 @@ def lex_order(columns: Sequence[np.ndarray]) -> Int64Array:
 def stable_order(column: np.ndarray) -> Int64Array:
     """``np.argsort(column, kind="stable")`` of an integer column."""
     return lex_order((column,))
+
+
+def first_of_each(column: np.ndarray) -> tuple[np.ndarray, Int64Array]:
+    """The distinct values of an integer column, ascending, and the position of each one's first row:
+    ``np.unique(column, return_index=True)``, whose stable sort is a merge sort."""
+    if column.shape[0] < PACKED_FROM_ROWS:
+        values, first = np.unique(column, return_index=True)
+        return values, first.astype(np.int64, copy=False)
+    order = stable_order(column)
+    ordered = column[order]
+    starts = np.ones(ordered.shape[0], dtype=bool)
+    starts[1:] = ordered[1:] != ordered[:-1]
+    return ordered[starts], order[starts]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from windows.sort_order import PACKED_FROM_ROWS, lex_order, stable_order
+from windows.sort_order import PACKED_FROM_ROWS, first_of_each, lex_order, stable_order
 
 _SPANS = st.sampled_from([1, 2, 7, 1000, 1 << 20, 1 << 40, 1 << 62])  # values per column
 
@@ -59,3 +59,13 @@ def test_narrow_columns_sort_by_radix_in_the_same_order(values) -> None:
     if values == 200:
         other = rng.integers(0, 200, rows)
         np.testing.assert_array_equal(lex_order((other, narrow)), np.lexsort((other, narrow)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 3 * PACKED_FROM_ROWS), st.sampled_from([3, 300, 70_000, 1 << 40]), st.integers(0, 2**32 - 1))
+def test_first_of_each_is_unique_with_first_positions(rows, values, seed) -> None:
+    column = np.random.default_rng(seed).integers(-values, values, rows)
+    distinct, first = first_of_each(column)
+    expected_distinct, expected_first = np.unique(column, return_index=True)
+    np.testing.assert_array_equal(distinct, expected_distinct)
+    np.testing.assert_array_equal(first, expected_first)
