@@ -42,19 +42,14 @@ def lex_order(columns: Sequence[np.ndarray]) -> Int64Array:
         if used > 63:
             return np.lexsort(columns).astype(np.int64, copy=False)
         parts.append((column, low, bits))
-    if used - position_bits <= 16:  # the columns alone fit in 16 bits: numpy sorts those by radix, stably
-        small = np.zeros(n, dtype=np.int64)
-        for column, low, bits in parts:
-            if bits:
-                small <<= bits
-                small |= column.astype(np.int64, copy=False) - low
-        narrow = np.uint8 if used - position_bits <= 8 else np.uint16
-        return np.argsort(small.astype(narrow), kind="stable").astype(np.int64, copy=False)
     packed = np.zeros(n, dtype=np.int64)
     for column, low, bits in parts:
         if bits:
             packed <<= bits
             packed |= column.astype(np.int64, copy=False) - low
+    if used - position_bits <= 16:  # the columns alone fit in 16 bits: numpy sorts those by radix, stably
+        narrow = np.uint8 if used - position_bits <= 8 else np.uint16
+        return np.argsort(packed.astype(narrow), kind="stable").astype(np.int64, copy=False)
     packed <<= position_bits
     packed |= np.arange(n, dtype=np.int64)
     packed.sort()
