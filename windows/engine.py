@@ -12,7 +12,6 @@ point is a function of the events alone.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 import numpy as np
 
@@ -91,22 +90,13 @@ def emission_plan(chunks: list[WindowResults], key_order: KeyOrder = by_id) -> E
 
 
 def _by_window_and_kind(chunks: list[WindowResults]) -> list[WindowResults]:
-    """One chunk per window and kind: chunks that share them joined (ticks kept: they order updates)."""
+    """One chunk per window and kind: chunks that share them joined."""
     groups: dict[tuple[int, bool], list[WindowResults]] = {}
     for chunk in chunks:
         groups.setdefault((chunk.window_index, chunk.final), []).append(chunk)
     if len(groups) == len(chunks):
         return chunks
-    joined = []
-    for group in groups.values():
-        if len(group) == 1:
-            joined.append(group[0])
-            continue
-        ticks = None
-        if any(c.ticks is not None for c in group):
-            ticks = np.concatenate([c.ticks if c.ticks is not None else np.zeros(len(c), np.int64) for c in group])
-        joined.append(replace(WindowResults.concat(group), ticks=ticks))
-    return joined
+    return [group[0] if len(group) == 1 else WindowResults.concat(group) for group in groups.values()]
 
 
 class PartitionEngine:

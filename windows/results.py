@@ -69,8 +69,12 @@ class WindowResults:
 
     @staticmethod
     def concat(chunks: list[WindowResults]) -> WindowResults:
-        """The results of several chunks of one window and kind, in their order (ticks dropped)."""
+        """The results of several chunks of one window and kind, in their order (a chunk without ticks counts
+        as tick 0 beside chunks with them)."""
         first = chunks[0]
+        ticks = None
+        if any(c.ticks is not None for c in chunks):
+            ticks = np.concatenate([c.ticks if c.ticks is not None else np.zeros(len(c), np.int64) for c in chunks])
         return WindowResults(
             window=first.window,
             window_index=first.window_index,
@@ -80,6 +84,7 @@ class WindowResults:
             ends=np.concatenate([c.ends for c in chunks]),
             emitted_at=np.concatenate([c.emitted_at for c in chunks]),
             values={name: np.concatenate([c.values[name] for c in chunks]) for name in first.values},
+            ticks=ticks,
         )
 
 
