@@ -29,7 +29,7 @@ ENGINE_META = "engine"
 
 
 def _column_states(column: StateColumn, slots: Int64Array) -> Int64Array | list[bytes]:
-    """One column's state of each of ``slots``, as ``pane_puts`` takes it: counts and trace entries as their
+    """One column's state of each of ``slots``, as ``put_panes`` takes it: counts and trace entries as their
     arrays (written in C), sketch counts as JSON written in C, any other column as each pane's snapshot in
     JSON."""
     if type(column) is CountColumn:

@@ -5,13 +5,6 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-def pane_puts(
-    prefix: bytes,
-    starts: npt.NDArray[np.int64],
-    keys: list[bytes],
-    version: int,
-    columns: list[npt.NDArray[np.int64] | list[bytes]],
-) -> list[tuple[bytes, bytes]]: ...
 def put_panes(
     put: Callable[[bytes, bytes], object],
     prefix: bytes,
@@ -20,7 +13,6 @@ def put_panes(
     version: int,
     columns: list[npt.NDArray[np.int64] | list[bytes]],
 ) -> int: ...
-def pane_key_list(prefix: bytes, starts: npt.NDArray[np.int64], keys: list[bytes]) -> list[bytes]: ...
 def delete_panes(
     delete: Callable[[bytes], object], prefix: bytes, starts: npt.NDArray[np.int64], keys: list[bytes]
 ) -> int: ...

@@ -69,19 +69,13 @@ cdef bytes _pane_key(bytes prefix, int64_t start, object key, Py_ssize_t i):
     return pane_key
 
 
-def pane_key_list(bytes prefix not None, const int64_t[::1] starts, list keys not None):
-    """The key of each pane ``i``, as ``pane_puts`` writes it: ``prefix | starts[i] + 2**63 | keys[i]``."""
-    out = []
-    delete_panes(out.append, prefix, starts, keys)
-    return out
-
-
 def delete_panes(delete, bytes prefix not None, const int64_t[::1] starts, list keys not None):
-    """Call ``delete(key)`` with the key of each pane ``i`` (as ``pane_key_list`` gives them); return the bytes
-    of those keys. A commit hands its write batch's ``delete``: no list of keys is built."""
+    """Call ``delete(key)`` with the key of each pane ``i``, ``prefix | starts[i] + 2**63 | keys[i]`` (as
+    ``put_panes`` writes it); return the bytes of those keys. A commit hands its write batch's ``delete``: no
+    list of keys is built."""
     cdef Py_ssize_t n = starts.shape[0], i, total = 0
     if PyList_GET_SIZE(keys) != n:
-        raise ValueError(f"pane_key_list takes one key per pane: {n} panes, {len(keys)} keys.")
+        raise ValueError(f"delete_panes takes one key per pane: {n} panes, {len(keys)} keys.")
     for i in range(n):
         pane_key = _pane_key(prefix, starts[i], <object>PyList_GET_ITEM(keys, i), i)
         delete(pane_key)
@@ -89,30 +83,23 @@ def delete_panes(delete, bytes prefix not None, const int64_t[::1] starts, list 
     return total
 
 
-def pane_puts(bytes prefix not None, const int64_t[::1] starts, list keys not None, int version, list columns not None):
-    """``(key, value)`` for each pane ``i``: key ``prefix | starts[i] + 2**63 (8 bytes, big-endian) | keys[i]``;
-    value ``version`` byte, then the JSON list of the pane's state in each of ``columns``.
+def put_panes(
+    put, bytes prefix not None, const int64_t[::1] starts, list keys not None, int version, list columns not None
+):
+    """Call ``put(key, value)`` for each pane ``i``: key ``prefix | starts[i] + 2**63 (8 bytes, big-endian) |
+    keys[i]``; value ``version`` byte, then the JSON list of the pane's state in each of ``columns``. Return
+    the bytes of the keys and values. A commit hands its write batch's ``put``: no list of pairs is built.
 
     A column is a 1-D int64 array (a count per pane), a 3-D int64 array
     ``(panes, links, 5)`` (trace entries; those with ``seq`` NO_SEQ are absent),
     or a list of ``bytes`` (each pane's state as JSON text)."""
-    out = []
-    put_panes(lambda key, value: out.append((key, value)), prefix, starts, keys, version, columns)
-    return out
-
-
-def put_panes(
-    put, bytes prefix not None, const int64_t[::1] starts, list keys not None, int version, list columns not None
-):
-    """Call ``put(key, value)`` for each pane, with the key and value ``pane_puts`` gives it; return the bytes of
-    the keys and values. A commit hands its write batch's ``put``: no list of pairs is built."""
     cdef Py_ssize_t n = starts.shape[0], n_columns = len(columns), i, c, length, size, total = 0
     cdef object key, pane_key, value, item, column
     cdef char* at
     cdef const int64_t[::1] ints
     cdef const int64_t[:, :, ::1] traces
     if PyList_GET_SIZE(keys) != n:
-        raise ValueError(f"pane_puts takes one key per pane: {n} panes, {len(keys)} keys.")
+        raise ValueError(f"put_panes takes one key per pane: {n} panes, {len(keys)} keys.")
     if not 0 <= version < 256:
         raise ValueError(f"a format version is one byte, not {version}.")
     kept = []  # the arrays behind the pointers below

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from state.engine_state import _column_states
 from state.key_encoding import VALUE_VERSION, decode_value, encode_values, pane_keys, window_prefix
-from state.pane_encoding import delete_panes, pane_key_list, pane_puts, put_panes
+from state.pane_encoding import delete_panes, put_panes
 from tests.windows.engine_runner import to_batch, traced
 from tests.windows.reference_model import Event
 from tests.windows.test_engine_vs_reference import event_logs, window_specs
@@ -20,6 +20,23 @@ from windows.engine import PartitionEngine
 from windows.pane_state import NO_SEQ
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
+
+
+def _puts(
+    prefix: bytes, starts: np.ndarray, keys: list[bytes], version: int, columns: list[np.ndarray | list[bytes]]
+) -> list[tuple[bytes, bytes]]:
+    """What ``put_panes`` hands a write batch, as a list; it counts their bytes right."""
+    handed: list[tuple[bytes, bytes]] = []
+    total = put_panes(lambda key, value: handed.append((key, value)), prefix, starts, keys, version, columns)
+    assert total == sum(len(key) + len(value) for key, value in handed)
+    return handed
+
+
+def _deletes(prefix: bytes, starts: np.ndarray, keys: list[bytes]) -> list[bytes]:
+    """What ``delete_panes`` hands a write batch, as a list; it counts their bytes right."""
+    deleted: list[bytes] = []
+    assert delete_panes(deleted.append, prefix, starts, keys) == sum(map(len, deleted))
+    return deleted
 
 
 @st.composite
@@ -63,18 +80,11 @@ def test_keys_and_values_match_the_python_encoding(data: st.DataObject, panes: i
             columns.append([orjson.dumps(state) for state in per_pane])
         for pane, state in enumerate(per_pane):
             states[pane].append(state)
-    got = pane_puts(window_prefix(window), starts, keys, VALUE_VERSION, columns)
+    got = _puts(window_prefix(window), starts, keys, VALUE_VERSION, columns)
     expected = list(zip(pane_keys(window, starts.tolist(), keys), encode_values(states)))
     assert got == expected
     assert [decode_value(value) for _, value in got] == states
-    assert pane_key_list(window_prefix(window), starts, keys) == [key for key, _ in expected]
-    handed: list[tuple[bytes, bytes]] = []  # what a commit's write batch would be handed, and the bytes counted
-    total = put_panes(lambda key, value: handed.append((key, value)), window_prefix(window), starts, keys, 1, columns)
-    assert [key for key, _ in handed] == [key for key, _ in expected]
-    assert total == sum(len(key) + len(value) for key, value in handed)
-    deleted: list[bytes] = []
-    assert delete_panes(deleted.append, window_prefix(window), starts, keys) == sum(len(key) for key, _ in expected)
-    assert deleted == [key for key, _ in expected]
+    assert _deletes(window_prefix(window), starts, keys) == [key for key, _ in expected]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -87,28 +97,28 @@ def test_an_engine_s_panes_encode_as_their_snapshots(specs, events: list[Event],
         live = np.sort(table.live_slots())
         keys = [str(key).encode() for key in table.key_ids[live].tolist()]
         columns = [_column_states(column, live) for column in table.aggregation.columns.values()]
-        got = pane_puts(window_prefix(operator.index), table.panes[live], keys, VALUE_VERSION, columns)
+        got = _puts(window_prefix(operator.index), table.panes[live], keys, VALUE_VERSION, columns)
         expected = zip(pane_keys(operator.index, table.panes[live].tolist(), keys), encode_values(table.snapshot(live)))
         assert got == list(expected)
 
 
 def test_many_columns_are_written() -> None:
     counts = [np.arange(3, dtype=np.int64) * c for c in range(70)]
-    got = pane_puts(window_prefix(1), np.arange(3, dtype=np.int64), [b"a", b"b", b"c"], VALUE_VERSION, counts)
+    got = _puts(window_prefix(1), np.arange(3, dtype=np.int64), [b"a", b"b", b"c"], VALUE_VERSION, counts)
     assert [decode_value(value) for _, value in got] == [[c * pane for c in range(70)] for pane in range(3)]
 
 
 def test_bad_columns_are_refused_with_the_reason() -> None:
     starts = np.zeros(2, dtype=np.int64)
-    with pytest.raises(ValueError, match="one key per pane: 2 panes, 1 keys"):
-        pane_puts(b"P\x00", starts, [b"a"], VALUE_VERSION, [])
+    with pytest.raises(ValueError, match="put_panes takes one key per pane: 2 panes, 1 keys"):
+        _puts(b"P\x00", starts, [b"a"], VALUE_VERSION, [])
     with pytest.raises(ValueError, match="an encoded column has 1 states for 2 panes"):
-        pane_puts(b"P\x00", starts, [b"a", b"b"], VALUE_VERSION, [[b"1"]])
+        _puts(b"P\x00", starts, [b"a", b"b"], VALUE_VERSION, [[b"1"]])
     with pytest.raises(TypeError, match="a column is int64 counts"):
-        pane_puts(b"P\x00", starts, [b"a", b"b"], VALUE_VERSION, [np.zeros(2, dtype=np.float64)])
+        _puts(b"P\x00", starts, [b"a", b"b"], VALUE_VERSION, [np.zeros(2, dtype=np.float64)])
     with pytest.raises(TypeError, match="key 1 is not bytes"):
-        pane_puts(b"P\x00", starts, [b"a", "b"], VALUE_VERSION, [])  # type: ignore[list-item]
+        _puts(b"P\x00", starts, [b"a", "b"], VALUE_VERSION, [])  # type: ignore[list-item]
     with pytest.raises(TypeError, match="key 1 is not bytes"):
-        pane_key_list(b"P\x00", starts, [b"a", "b"])  # type: ignore[list-item]
-    with pytest.raises(ValueError, match="one key per pane: 2 panes, 3 keys"):
-        pane_key_list(b"P\x00", starts, [b"a", b"b", b"c"])
+        _deletes(b"P\x00", starts, [b"a", "b"])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="delete_panes takes one key per pane: 2 panes, 3 keys"):
+        _deletes(b"P\x00", starts, [b"a", b"b", b"c"])
