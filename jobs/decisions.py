@@ -140,10 +140,11 @@ class RuleSet:
         if not made:
             return None
         if len(made) == 1:
-            return made[0][1], made[0][0]
-        decided = DecisionBlock.concat([block for _, block in made])
+            positions, decided = made[0]
+            return decided, positions
+        joined = DecisionBlock.concat([block for _, block in made])
         # result order first, then rule order (``made`` is in rule order): independent of how results were chunked
         positions = np.concatenate([fired for fired, _ in made])
         rule_rank = np.repeat(np.arange(len(made)), [len(fired) for fired, _ in made])
         order = lex_order((rule_rank, positions))
-        return decided.take(order), positions[order]
+        return joined.take(order), positions[order]
