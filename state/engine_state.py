@@ -24,6 +24,7 @@ from windows import sketch_counts
 from windows.engine import PartitionEngine
 from windows.events import Int64Array
 from windows.pane_state import CountColumn, SketchColumn, StateColumn, TraceColumn
+from windows.stream_time import NO_TIME
 
 ENGINE_META = "engine"
 
@@ -59,15 +60,30 @@ def persist(
     at a time."""
     changes = []
     progress = []
+    covered = 0  # released panes the ranges delete
+    ranges: list[tuple[bytes, bytes]] = []  # released panes deleted as one key range per window
+    frontiers: dict[int, int] = {}
     for operator in engine.operators:
         table = operator.table
-        changes.append((operator.index, table, *table.take_changes()))
+        changed, released_keys, released_panes = table.take_changes()
+        below = operator.released_below()
+        deleted_below = store.deleted_below.get(operator.index, NO_TIME)
+        if below > deleted_below:
+            ranges.append((pane_key(operator.index, deleted_below, b""), pane_key(operator.index, below, b"")))
+            frontiers[operator.index] = below
+        if released_panes.shape[0]:
+            # a released pane below the range is deleted by it (evicted ones too, which ``released`` only
+            # holds when read back); the rest one by one
+            point = released_panes >= max(below, deleted_below)
+            covered += int(released_panes.shape[0]) - int(np.count_nonzero(point))
+            released_keys, released_panes = released_keys[point], released_panes[point]
+        changes.append((operator.index, table, changed, released_keys, released_panes))
         pending = [[key_bytes(int(table.key_ids[s])).decode(), int(table.panes[s])] for s in sorted(operator.pending)]
         progress.append({"closed_upto": operator.closed_upto, "pending": pending})
     engine_meta = orjson.dumps({"stream_time": engine.stream_time, "windows": progress})
 
     def fill(put: Callable[[bytes, bytes], object], delete: Callable[[bytes], object]) -> CommitStats:
-        deleted = deleted_bytes = stored = written = 0
+        deleted, deleted_bytes, stored, written = covered, sum(len(a) + len(b) for a, b in ranges), 0, 0
         for index, _, _, released_keys, released_panes in changes:  # deletions first: see commit_filled
             prefix = window_prefix(index)
             for at in range(0, released_keys.shape[0], chunk):
@@ -85,7 +101,9 @@ def persist(
                 stored += len(keys)
         return CommitStats(stored, deleted, written, deleted_bytes)
 
-    return store.commit_filled(fill, {**meta, ENGINE_META: engine_meta})
+    stats = store.commit_filled(fill, {**meta, ENGINE_META: engine_meta}, ranges)
+    store.deleted_below.update(frontiers)
+    return stats
 
 
 #: Panes a scan decodes at a time: reading back every evicted pane of a closing window at once would hold

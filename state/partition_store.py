@@ -80,6 +80,9 @@ class PartitionStore:
         except Exception as error:  # rocksdict raises plain Exceptions
             raise StateError(f"cannot open window state at {path}: {error}") from None
         self._closed = False
+        # per window index, the pane start below which this process deleted the window's panes as one key
+        # range (``engine_state.persist``); from the window's first key when absent
+        self.deleted_below: dict[int, int] = {}
 
     def meta(self, name: str) -> bytes | None:
         """A metadata value, or None when absent."""
@@ -112,11 +115,15 @@ class PartitionStore:
 
         return self.commit_filled(fill, meta)
 
-    def commit_filled(self, fill: BatchFill, meta: Mapping[str, bytes]) -> CommitStats:
-        """Write what ``fill`` hands the write batch's ``put`` and ``delete`` (deletions first: a pane deleted and
-        put again must stay), then metadata, atomically; ``fill`` returns what it handed over. Return what
-        was written."""
+    def commit_filled(
+        self, fill: BatchFill, meta: Mapping[str, bytes], ranges: Iterable[tuple[bytes, bytes]] = ()
+    ) -> CommitStats:
+        """Delete each key range ``[begin, end)`` of ``ranges``, then write what ``fill`` hands the write batch's
+        ``put`` and ``delete`` (deletions first: a pane deleted and put again must stay), then metadata,
+        atomically; ``fill`` returns what it handed over. Return what was written."""
         batch = WriteBatch(raw_mode=True)
+        for begin, end in ranges:
+            batch.delete_range(begin, end)
         filled = fill(batch.put, batch.delete)
         written = filled.bytes_written
         for name, value in meta.items():

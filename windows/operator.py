@@ -81,6 +81,12 @@ class WindowOperator(ABC):
         """The stream time at which a close releases each pane (every window that can hold it has closed)."""
         return self.last_close(panes)
 
+    @abstractmethod
+    def released_below(self) -> int:
+        """A pane start such that every pane starting before it has been released (``close`` up to
+        ``closed_upto`` released it), and no such pane can be made again: an event in one is late for every
+        window. ``NO_TIME`` before the first close. A store deletes the panes below it as one range."""
+
     def close_needed(self, batch: EventBatch, partly_late: np.ndarray) -> np.ndarray:
         """Which partly-late events need their keys' windows closed up to their arrival before they are
         applied (conservative: all)."""

@@ -43,6 +43,13 @@ class PaneWindowOperator(WindowOperator):
     def last_close(self, ts: Int64Array) -> Int64Array:
         return self._last_start(ts) + self.size + self.grace
 
+    def released_below(self) -> int:
+        # a pane goes when its last window closes: at last_close(p) <= closed_upto, that is, when its
+        # window start p - p mod step is at most closed_upto - size - grace
+        if self.closed_upto == NO_TIME:
+            return NO_TIME
+        return ((self.closed_upto - self.size - self.grace) // self.step + 1) * self.step
+
     # ---- emission ----------------------------------------------------------------------
     def _windows_of(self, slots: Int64Array) -> tuple[Int64Array, Int64Array]:
         """Every (slot, window start) pair for the windows containing each slot's pane, as the position in
@@ -92,11 +99,10 @@ class PaneWindowOperator(WindowOperator):
     def close(self, upto: int) -> WindowResults | None:
         if upto <= self.closed_upto:
             return None
-        if self.closed_upto != NO_TIME:
-            next_start = (int(np.floor_divide(self.closed_upto - self.size - self.grace, self.step)) + 1) * self.step
-            if next_start + self.size + self.grace > upto:
-                self.closed_upto = upto
-                return None
+        # the next window to close starts where the released panes end
+        if self.closed_upto != NO_TIME and self.released_below() + self.size + self.grace > upto:
+            self.closed_upto = upto
+            return None
         loaded = self.table.load_range(NO_TIME, upto - self.grace)  # evicted panes of the windows closing now
         live = self.table.live_slots()
         panes = self.table.panes[live]

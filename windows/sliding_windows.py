@@ -119,6 +119,13 @@ class SlidingWindowOperator(WindowOperator):
         # closed: at t + size + 2 + grace
         return panes + self.size + 2 + self.grace
 
+    def released_below(self) -> int:
+        # a point t goes at release_point(t) <= closed_upto; an event that would make a point below that is
+        # late for its last window [t, t + size] too, which closed at t + size + 1 + grace
+        if self.closed_upto == NO_TIME:
+            return NO_TIME
+        return self.closed_upto - self.size - 1 - self.grace
+
     def _close_of_end(self, ends: Int64Array) -> Int64Array:
         return ends + 1 + self.grace
 

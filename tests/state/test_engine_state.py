@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from state.engine_state import persist, restore
-from state.key_encoding import PANE_PREFIX, parse_pane_key
+from state.key_encoding import PANE_PREFIX, pane_key, parse_pane_key
 from state.partition_store import PartitionStore
 from tests.windows.engine_runner import flatten, run_engine, to_batch
 from tests.windows.reference_model import Event
@@ -231,6 +231,30 @@ def test_a_close_over_evicted_panes_gives_their_room_back(tmp_path: Path) -> Non
     table = engine.operators[0].table
     assert engine.panes_loaded == keys and len(table) == 1
     assert table.capacity <= 1_024, table.capacity
+    store.close()
+
+
+def test_closed_panes_go_as_one_key_range_per_window_evicted_ones_too(tmp_path: Path) -> None:
+    # a commit deletes the panes of every closed window with one range deletion per window, however many
+    # keys they had, and whether or not they are in memory; the next window's panes stay
+    aggregates = (parse_aggregate("n", "count"),)
+    specs = [
+        WindowSpec("t", TumblingWindows(60_000, 0), aggregates),
+        WindowSpec("s", SlidingWindows(10_000, 0), aggregates),
+    ]
+    engine = PartitionEngine(specs)
+    store = PartitionStore(tmp_path / "p")
+    restore(store, engine, lambda keys: [_key_id(k) for k in keys], _key_bytes)
+    keys = 2_000
+    engine.process(to_batch([Event(i, i, {}, i) for i in range(keys)], ()))
+    persist(store, engine, _key_bytes, {})
+    assert len(_stored_panes(store)) == 2 * keys  # a tumbling pane and a sliding point per key
+    engine.evict(keys)  # half of them leave memory
+    engine.process(to_batch([Event(60_000, 0, {}, keys), Event(130_000, 1, {}, keys + 1)], ()))
+    stats = persist(store, engine, _key_bytes, {})
+    assert stats.panes_deleted == 2 * keys
+    assert stats.key_bytes_deleted == 4 * len(pane_key(0, 0, b""))  # two bounds per window, no key of a pane
+    assert _stored_panes(store) == _panes_in_memory(engine) == {(0, 120_000, b"1"), (1, 130_000, b"1")}
     store.close()
 
 
