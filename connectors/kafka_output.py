@@ -2,9 +2,11 @@
 
 Records are appended to per-(topic, partition) producer batches and sent
 when a batch fills; ``flush`` sends the rest and waits until the broker has
-acknowledged every record written so far. The streaming job flushes before it
-commits the input offsets that produced the records, which makes its outputs
-at-least-once: a crash can repeat records, never lose them. A flush that fails
+acknowledged every record written so far. ``mark`` sends the rest and marks
+them: ``acknowledge`` waits for the records before a mark only, and
+``acknowledged`` tells without waiting. The streaming job commits the input
+offsets that produced records only once they are acknowledged, which makes its
+outputs at-least-once: a crash can repeat records, never lose them. A flush that fails
 says so and guarantees nothing about the records written since the last flush
 that succeeded: the caller writes them again (the streaming job stops and
 restarts from its last commit). The writer does not keep failed batches to send
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -88,16 +91,22 @@ class _BuiltBatch(BatchBuilder):  # type: ignore[misc]
 
 class _Sending:
     """The writer's producers and per-partition send queues; every method runs on the producer thread's
-    loop. ``handed(slot, n)`` is called there whenever ``n`` of a partition's batches left its queue."""
+    loop. ``handed(slot, n)`` is called there whenever ``n`` of a partition's batches left its queue, and
+    ``delivered(serial, error)`` once a batch's fate is known (``error`` None: the broker acknowledged it)."""
 
-    def __init__(self, producers: list[AIOKafkaProducer], handed: Callable[[Slot, int], None]) -> None:
+    def __init__(
+        self,
+        producers: list[AIOKafkaProducer],
+        handed: Callable[[Slot, int], None],
+        delivered: Callable[[int, Exception | None], None],
+    ) -> None:
         self.producers = producers
         self.handed = handed
+        self.delivered = delivered
         self.producer_of: dict[Slot, AIOKafkaProducer] = {}  # for good: a partition's records stay in order
-        self.queued: dict[Slot, list[Any]] = {}  # closed batches not yet handed to the producer, in order
+        # closed batches not yet handed to the producer, in order, with their serial numbers
+        self.queued: dict[Slot, list[tuple[int, Any]]] = {}
         self.senders: dict[Slot, asyncio.Task[None]] = {}
-        self.pending: list[asyncio.Future[Any]] = []  # delivery of batches handed to a producer
-        self.failure: Exception | None = None  # why a sender stopped (its queue is dropped); flush reports it
 
     async def start(self, topics: Sequence[str]) -> None:
         for producer in self.producers:
@@ -112,9 +121,9 @@ class _Sending:
             producer = self.producer_of[slot] = self.producers[len(self.producer_of) % len(self.producers)]
         return producer
 
-    def enqueue(self, slot: Slot, batch: Any) -> None:
+    def enqueue(self, slot: Slot, serial: int, batch: Any) -> None:
         """Queue a closed batch for its partition's sender, starting the sender when none runs."""
-        self.queued.setdefault(slot, []).append(batch)
+        self.queued.setdefault(slot, []).append((serial, batch))
         if slot not in self.senders:
             self.senders[slot] = asyncio.ensure_future(self._send_queued(slot))
 
@@ -123,15 +132,19 @@ class _Sending:
         producer = self.producer(slot)
         try:
             while queue:
-                self.pending.append(await producer.send_batch(queue[0], slot[0], partition=slot[1]))
+                serial, batch = queue[0]
+                delivery = await producer.send_batch(batch, slot[0], partition=slot[1])
+                delivery.add_done_callback(functools.partial(self._settled, serial))
                 queue.pop(0)
                 self.handed(slot, 1)
-        except BaseException as error:  # the next flush reports this; the caller writes these records again
-            self.failure = (
+        except BaseException as error:  # the batches not sent fail; the caller writes these records again
+            failure = (
                 error
                 if isinstance(error, Exception)
                 else ConnectorError("sending output records was cancelled; they must be written again.")
             )
+            for serial, _ in queue:
+                self.delivered(serial, failure)
             self.handed(slot, len(queue))
             queue.clear()
             if not isinstance(error, Exception):
@@ -139,21 +152,12 @@ class _Sending:
         finally:
             del self.senders[slot]
 
-    async def flush(self) -> None:
-        """Wait until every batch handed over was acknowledged; raise what went wrong since the last flush.
-        A cancelled flush cancels no sending: the next one waits for the same batches."""
-        try:
-            while self.senders:
-                await asyncio.shield(asyncio.gather(*self.senders.values()))
-            pending = list(self.pending)
-            delivered = await asyncio.shield(asyncio.gather(*pending, return_exceptions=True))
-            del self.pending[: len(pending)]
-            failed = [result for result in delivered if isinstance(result, BaseException)]
-            failure, self.failure = self.failure or (failed[0] if failed else None), None
-            if failure is not None:
-                raise failure
-        except KafkaError as error:
-            raise ConnectorError(f"the broker did not acknowledge output records: {reason(error)}.") from None
+    def _settled(self, serial: int, delivery: asyncio.Future[Any]) -> None:
+        if delivery.cancelled():
+            self.delivered(serial, ConnectorError("an output batch's delivery was cancelled; write it again."))
+            return
+        error = delivery.exception()
+        self.delivered(serial, error if error is None or isinstance(error, Exception) else ConnectorError(repr(error)))
 
     async def stop(self) -> None:
         for producer in self.producers:
@@ -195,6 +199,10 @@ class TopicWriter:
         self._batches: dict[Slot, Any] = {}  # the open batch of each partition
         self._waiting: dict[Slot, int] = {}  # batches handed to the producer thread, not yet to a producer
         self._moved: asyncio.Event | None = None  # set when some of them went on
+        self._serial = 0  # batches handed over so far: the serial number of the last one
+        self._outstanding: dict[int, None] = {}  # serials of batches not acknowledged yet, in order
+        self._failures: list[tuple[int, Exception]] = []  # batches that failed, not reported yet
+        self._settled: asyncio.Event | None = None  # set when some of them were acknowledged or failed
         self.records_written = 0
 
     async def start(self, topics: Sequence[str] = ()) -> None:
@@ -204,6 +212,7 @@ class TopicWriter:
         encode_produce_requests_in_one_join()  # every output byte copied once into its request, not five times
         caller = asyncio.get_running_loop()
         self._moved = asyncio.Event()
+        self._settled = asyncio.Event()
         loop = self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=loop.run_forever, name="winnow-producer", daemon=True)
         self._thread.start()
@@ -212,9 +221,13 @@ class TopicWriter:
             with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits for the count
                 caller.call_soon_threadsafe(self._handed, slot, n)
 
+        def delivered(serial: int, error: Exception | None) -> None:  # on the producer thread
+            with contextlib.suppress(RuntimeError):
+                caller.call_soon_threadsafe(self._delivered, serial, error)
+
         async def create() -> _Sending:  # producers take the loop they are created on
             producers = [AIOKafkaProducer(**self._producer_options) for _ in range(self._connections)]
-            return _Sending(producers, handed)
+            return _Sending(producers, handed, delivered)
 
         try:
             self._sending = await self._call(create())
@@ -262,6 +275,13 @@ class TopicWriter:
         if self._moved is not None:
             self._moved.set()
 
+    def _delivered(self, serial: int, error: Exception | None) -> None:
+        self._outstanding.pop(serial, None)
+        if error is not None:
+            self._failures.append((serial, error))
+        if self._settled is not None:
+            self._settled.set()
+
     def _new_batch(self) -> Any:
         assert self._sending is not None, "the writer was not started"
         return self._sending.producers[0].create_batch()  # a builder only: it takes no producer's loop
@@ -271,7 +291,9 @@ class TopicWriter:
         assert self._loop is not None and self._sending is not None, "the writer was not started"
         batch.close()
         self._waiting[slot] = self._waiting.get(slot, 0) + 1
-        self._loop.call_soon_threadsafe(self._sending.enqueue, slot, batch)
+        self._serial += 1
+        self._outstanding[self._serial] = None
+        self._loop.call_soon_threadsafe(self._sending.enqueue, slot, self._serial, batch)
 
     async def write(
         self,
@@ -331,8 +353,32 @@ class TopicWriter:
             if batch.record_count():
                 self._enqueue(slot, batch)
 
+    async def mark(self) -> int:
+        """Send every open batch soon; return a mark of every record written so far (``acknowledge`` waits
+        for them, ``acknowledged`` tells whether they were)."""
+        await self.send_open()
+        return self._serial
+
+    def acknowledged(self, mark: int) -> bool:
+        """Whether every record written before ``mark`` (see ``mark``) was acknowledged, or failed."""
+        return not self._outstanding or next(iter(self._outstanding)) > mark
+
+    async def acknowledge(self, mark: int) -> None:
+        """Wait until the broker has acknowledged every record written before ``mark``; raise what went wrong
+        with any of them (and report it once). Records written since may still be on their way."""
+        settled = self._settled
+        assert settled is not None, "the writer was not started"
+        while not self.acknowledged(mark):
+            settled.clear()
+            if not self.acknowledged(mark):
+                await settled.wait()
+        failed = [error for serial, error in self._failures if serial <= mark]
+        if failed:
+            self._failures = [(serial, error) for serial, error in self._failures if serial > mark]
+            if isinstance(failed[0], KafkaError):
+                raise ConnectorError(f"the broker did not acknowledge output records: {reason(failed[0])}.")
+            raise failed[0]
+
     async def flush(self) -> None:
         """Send every open batch and wait for the broker to acknowledge all records written so far."""
-        await self.send_open()
-        assert self._sending is not None, "the writer was not started"
-        await self._call(self._sending.flush())
+        await self.acknowledge(await self.mark())

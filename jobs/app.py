@@ -423,7 +423,7 @@ class BatchFetcher(Service):
                 if highwater is not None and position is not None:
                     CONSUMER_LAG.labels(app.spec.name, str(partition)).set(max(0, highwater - position))
             if job.commits != self._committed_at:
-                self._commit_group_in_background({p: pos for p in job.owned if (pos := job.position(p)) is not None})
+                self._commit_group_in_background({p: pos for p, pos in job.committed.items() if p in job.owned})
 
 
 def _faust_credentials(settings: KafkaSettings) -> Any:

@@ -16,8 +16,8 @@ from jobs.decisions import RuleSet
 from jobs.keys import KeyRegistry
 from jobs.records import late_line, rejected_line, result_lines
 from jobs.spec import JobSpec
-from state.engine_state import persist, restore
-from state.partition_store import BLOCK_CACHE_BYTES, set_block_cache
+from state.engine_state import prepare, restore
+from state.partition_store import BLOCK_CACHE_BYTES, PreparedCommit, set_block_cache
 from state.window_store import WindowStore
 from windows.engine import PartitionEngine
 from windows.events import EventBatch, Int64Array
@@ -268,15 +268,27 @@ class JobRunner:
 
     def commit(self, partitions: Sequence[int] | None = None) -> None:
         """Write engines' changes and source positions to the store, atomically per partition."""
+        self.write_commit(self.prepare_commit(partitions))
+
+    def prepare_commit(self, partitions: Sequence[int] | None = None) -> list[PreparedCommit]:
+        """Engines' changes and source positions as they are now, one write batch per partition, to be written
+        by ``write_commit`` (the engines take them as written: nothing else is prepared or written before)."""
         if self.store is None:
-            return
-        puts = deletes = put_bytes = delete_bytes = 0
+            return []
+        prepared = []
         for partition in self.engines if partitions is None else partitions:
             engine = self.engines.get(partition)
             if engine is None:
                 continue
             meta = {"position": str(self.positions.get(partition, 0)).encode()}
-            written = persist(self.store.partition(partition), engine, self.registry.key_bytes, meta)
+            prepared.append(prepare(self.store.partition(partition), engine, self.registry.key_bytes, meta))
+        return prepared
+
+    def write_commit(self, prepared: Sequence[PreparedCommit]) -> None:
+        """Write prepared batches, in order."""
+        puts = deletes = put_bytes = delete_bytes = 0
+        for batch in prepared:
+            written = batch.store.write(batch)
             self.stats.state_bytes_written += written.bytes_written
             puts += written.panes_written
             put_bytes += written.bytes_written

@@ -13,6 +13,15 @@ acknowledged by the broker first, then the window state and the next input
 offset are written to RocksDB in one atomic batch. A crash before the second
 step replays the records after the stored offset, which rebuilds the same
 state and re-sends the same outputs (decisions keep their deterministic ids).
+
+A commit between batches does not wait for the acknowledgements: it fills the
+write batch with the state as it is (``JobRunner.prepare_commit``), marks the
+outputs written so far (``TopicWriter.mark``) and lets the next batch run
+while they travel. The batch is written once the broker has acknowledged
+everything before the mark, at the start of a later batch or, at the latest,
+before the next commit is prepared (``StreamingJob._settle``). Commits that
+must be on disk when they return (revocation, checkpoints, memory relief,
+shutdown) wait for it.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from jobs.run_metrics import RunMetrics
 from jobs.spec import JobSpec
 from state.checkpoint_storage import LocalCheckpointStorage
 from state.checkpoints import Checkpoints
+from state.partition_store import PreparedCommit
 from state.window_store import WindowStore
 from windows.events import Int64Array
 from windows.stream_time import NO_TIME
@@ -164,6 +174,16 @@ class KafkaOutputs:
 
 
 @dataclass(frozen=True)
+class _Unwritten:
+    """A prepared commit waiting for the acknowledgement of the outputs before it."""
+
+    mark: int  # the writer's mark of those outputs
+    prepared: list[PreparedCommit]
+    positions: dict[int, int]  # the input positions it stores
+    relieve: bool  # a commit to relieve memory: flush RocksDB's memtables once written
+
+
+@dataclass(frozen=True)
 class StreamingOptions:
     """How a worker runs its job."""
 
@@ -216,7 +236,9 @@ class StreamingJob:
         self._batch_records: dict[int, RecordColumns] = {}
         self.outputs.original_key = self._original_key
         self.records_in = 0
-        self.commits = 0
+        self.commits = 0  # commits written
+        self.committed: dict[int, int] = {}  # the input position each partition's last written commit stored
+        self._unwritten: _Unwritten | None = None  # the commit prepared last, until it is written
         self.failed: BaseException | None = None  # after a failed batch nothing more is committed
         self.checkpoints = (
             Checkpoints(
@@ -268,6 +290,7 @@ class StreamingJob:
                 return
             clean = self.failed is None
             if clean:
+                await self._settle()
                 await self._write_outputs()
                 if self.checkpoints is not None:  # so whoever gets them next restores recent state
                     self.runner.commit(gone)
@@ -275,6 +298,7 @@ class StreamingJob:
             for partition in gone:
                 self.runner.release(partition, commit=clean)
                 self.owned.discard(partition)
+                self.committed.pop(partition, None)
                 self._dirty.discard(partition)
                 self._clock_marks.pop(partition, None)
             log.info("partitions %s revoked after committing their state", gone)
@@ -302,6 +326,7 @@ class StreamingJob:
         """
         started = time.perf_counter()
         async with self.lock:
+            await self._settle(wait=False)  # the last commit, if its outputs were acknowledged meanwhile
             self._apply_rules()
             processed = 0
             for partition, fetched in batches.items():
@@ -359,7 +384,8 @@ class StreamingJob:
                 await self.outputs.write(self.writer)
                 await self.writer.send_open()
             if self.memory_pressure or self.clock() - self._last_commit >= self.options.commit_interval:
-                await self._commit()
+                # at pressure the commit is written now, so that panes can leave memory
+                await self._commit(behind=not self.memory_pressure)
             await self._maybe_checkpoint()
             return processed
 
@@ -389,6 +415,7 @@ class StreamingJob:
     async def tick(self) -> None:
         """Periodic work without records: rule updates, idle-partition clocks and interval commits."""
         async with self.lock:
+            await self._settle()  # no records: nothing to overlap with the acknowledgements
             self._apply_rules()
             timeout = self.options.idle_timeout
             if timeout is not None:
@@ -420,11 +447,13 @@ class StreamingJob:
         async with self.lock:
             return await self._commit()
 
-    async def _commit(self, *, relieve: bool = False) -> dict[int, int]:
+    async def _commit(self, *, relieve: bool = False, behind: bool = False) -> dict[int, int]:
+        """Commit the owned partitions' state and positions once the outputs so far are acknowledged; return
+        the positions. ``behind``: return at once, the commit being written by a later ``_settle``."""
         if self.failed is not None:
             raise RuntimeError(f"not committing: a batch failed part-way ({self.failed!r})")
         with metrics.COMMIT_SECONDS.labels(self.spec.name).time():
-            return await self._commit_now(relieve)
+            return await self._commit_now(relieve, behind)
 
     async def _write_outputs(self) -> None:
         """Write the held outputs and wait for the broker to acknowledge them. A failure loses the records
@@ -437,18 +466,43 @@ class StreamingJob:
             self.failed = error
             raise
 
-    async def _commit_now(self, relieve: bool) -> dict[int, int]:
-        await self._write_outputs()  # outputs acknowledged before the offsets that produced them
-        dirty = sorted(self._dirty)
-        self.runner.commit(dirty)
+    async def _commit_now(self, relieve: bool, behind: bool) -> dict[int, int]:
+        await self._settle()  # commits are written in order, each prepared after the one before was written
+        try:
+            await self.outputs.write(self.writer)
+            mark = await self.writer.mark()  # these outputs are acknowledged before the offsets that produced them
+        except BaseException as error:
+            self.failed = error
+            raise
+        prepared = self.runner.prepare_commit(sorted(self._dirty))
         self._dirty.clear()
-        # then memory: the resident budget, nothing beyond pending updates at pressure, RocksDB's memtables too
-        # when relieving
-        budget = 0 if self.memory_pressure or relieve else self.options.resident_panes
-        self.runner.shrink(budget, flush=relieve)
+        positions = {p: self.runner.positions[p] for p in sorted(self.owned) if p in self.runner.positions}
+        self._unwritten = _Unwritten(mark, prepared, positions, relieve)
         self._last_commit = self.clock()
+        if not behind:
+            await self._settle()
+        return positions
+
+    async def _settle(self, *, wait: bool = True) -> None:
+        """Write the prepared commit once the outputs before it are acknowledged (``wait``: wait for them;
+        otherwise only if they already were), then trim memory to the resident budget (at pressure, to
+        nothing beyond pending updates; RocksDB's memtables too when relieving)."""
+        unwritten = self._unwritten
+        if unwritten is None or self.failed is not None:
+            return
+        if not wait and not self.writer.acknowledged(unwritten.mark):
+            return
+        try:
+            await self.writer.acknowledge(unwritten.mark)
+        except BaseException as error:
+            self.failed = error
+            raise
+        self._unwritten = None
+        self.runner.write_commit(unwritten.prepared)
+        budget = 0 if self.memory_pressure or unwritten.relieve else self.options.resident_panes
+        self.runner.shrink(budget, flush=unwritten.relieve)  # evicted panes are in the store as in memory
+        self.committed.update(unwritten.positions)
         self.commits += 1
-        return {p: self.runner.positions[p] for p in sorted(self.owned) if p in self.runner.positions}
 
     async def relieve_memory(self, *, checkpoint: bool = False) -> tuple[int, int]:
         """Commit now and keep no more window state in memory than pending updates need (the governor

@@ -19,7 +19,7 @@ import orjson
 from state.errors import StateError
 from state.key_encoding import VALUE_VERSION, decode_values, pane_key, pane_keys, parse_pane_key, window_prefix
 from state.pane_encoding import delete_panes, put_panes
-from state.partition_store import CommitStats, PartitionStore
+from state.partition_store import CommitStats, PartitionStore, PreparedCommit
 from windows import sketch_counts
 from windows.engine import PartitionEngine
 from windows.events import Int64Array
@@ -56,25 +56,34 @@ def persist(
     *,
     chunk: int = COMMIT_CHUNK,
 ) -> CommitStats:
-    """Write the engine's changes since the last commit, and ``meta``, atomically, encoding ``chunk`` panes
-    at a time."""
+    """Write the engine's changes since the last commit, and ``meta``, atomically (``prepare``, then the
+    store's ``write``)."""
+    return store.write(prepare(store, engine, key_bytes, meta, chunk=chunk))
+
+
+def prepare(
+    store: PartitionStore,
+    engine: PartitionEngine,
+    key_bytes: Callable[[int], bytes],
+    meta: Mapping[str, bytes],
+    *,
+    chunk: int = COMMIT_CHUNK,
+) -> PreparedCommit:
+    """The engine's changes since the last commit, and ``meta``, in one write batch, encoding ``chunk`` panes
+    at a time. The engine takes them as written: batches must be written in the order they were prepared,
+    and none may be prepared before the previous one of the store was written."""
     changes = []
     progress = []
-    covered = 0  # released panes the ranges delete
-    ranges: list[tuple[bytes, bytes]] = []  # released panes deleted as one key range per window
-    frontiers: dict[int, int] = {}
+    covered = 0  # released panes that range deletions delete
+    released_below: dict[int, int] = {}
     for operator in engine.operators:
         table = operator.table
         changed, released_keys, released_panes = table.take_changes()
-        below = operator.released_below()
-        deleted_below = store.deleted_below.get(operator.index, NO_TIME)
-        if below > deleted_below:
-            ranges.append((pane_key(operator.index, deleted_below, b""), pane_key(operator.index, below, b"")))
-            frontiers[operator.index] = below
+        # a released pane below where the window's range deletion ends goes with it (an evicted one too,
+        # which ``released`` only holds when it was read back); the rest one by one
+        below = released_below[operator.index] = operator.released_below()
         if released_panes.shape[0]:
-            # a released pane below the range is deleted by it (evicted ones too, which ``released`` only
-            # holds when read back); the rest one by one
-            point = released_panes >= max(below, deleted_below)
+            point = released_panes >= max(below, store.deleted_below.get(operator.index, NO_TIME))
             covered += int(released_panes.shape[0]) - int(np.count_nonzero(point))
             released_keys, released_panes = released_keys[point], released_panes[point]
         changes.append((operator.index, table, changed, released_keys, released_panes))
@@ -83,8 +92,8 @@ def persist(
     engine_meta = orjson.dumps({"stream_time": engine.stream_time, "windows": progress})
 
     def fill(put: Callable[[bytes, bytes], object], delete: Callable[[bytes], object]) -> CommitStats:
-        deleted, deleted_bytes, stored, written = covered, sum(len(a) + len(b) for a, b in ranges), 0, 0
-        for index, _, _, released_keys, released_panes in changes:  # deletions first: see commit_filled
+        deleted = deleted_bytes = stored = written = 0
+        for index, _, _, released_keys, released_panes in changes:  # deletions first: see PartitionStore.prepare
             prefix = window_prefix(index)
             for at in range(0, released_keys.shape[0], chunk):
                 keys = list(map(key_bytes, released_keys[at : at + chunk].tolist()))
@@ -99,11 +108,9 @@ def persist(
                 states = [_column_states(column, slots) for column in columns]
                 written += put_panes(put, prefix, table.panes[slots], keys, VALUE_VERSION, states)
                 stored += len(keys)
-        return CommitStats(stored, deleted, written, deleted_bytes)
+        return CommitStats(stored, covered + deleted, written, deleted_bytes)
 
-    stats = store.commit_filled(fill, {**meta, ENGINE_META: engine_meta}, ranges)
-    store.deleted_below.update(frontiers)
-    return stats
+    return store.prepare(fill, {**meta, ENGINE_META: engine_meta}, released_below)
 
 
 #: Panes a scan decodes at a time: reading back every evicted pane of a closing window at once would hold

@@ -10,7 +10,8 @@ from typing import Any, cast
 from rocksdict import BlockBasedOptions, Cache, Checkpoint, Options, Rdict, ReadOptions, WriteBatch
 
 from state.errors import StateError
-from state.key_encoding import meta_key
+from state.key_encoding import meta_key, pane_key
+from windows.stream_time import NO_TIME
 
 #: Size of one RocksDB memtable of a partition store (at most two per store are kept in memory).
 WRITE_BUFFER_BYTES = 16 << 20
@@ -46,6 +47,16 @@ class CommitStats:
 
 #: Fills a write batch through its ``put`` and ``delete``, and says what it handed them.
 BatchFill = Callable[[Callable[[bytes, bytes], object], Callable[[bytes], object]], CommitStats]
+
+
+@dataclass(frozen=True)
+class PreparedCommit:
+    """A filled write batch of one partition store, to be written in one piece (``PartitionStore.write``)."""
+
+    store: PartitionStore
+    batch: WriteBatch
+    stats: CommitStats  # what it writes
+    deleted_below: Mapping[int, int]  # per window index, where its range deletion ends
 
 
 def prefix_end(prefix: bytes) -> bytes | None:
@@ -113,27 +124,41 @@ class PartitionStore:
                 stored += 1
             return CommitStats(stored, deleted, written, deleted_bytes)
 
-        return self.commit_filled(fill, meta)
+        return self.write(self.prepare(fill, meta, {}))
 
-    def commit_filled(
-        self, fill: BatchFill, meta: Mapping[str, bytes], ranges: Iterable[tuple[bytes, bytes]] = ()
-    ) -> CommitStats:
-        """Delete each key range ``[begin, end)`` of ``ranges``, then write what ``fill`` hands the write batch's
-        ``put`` and ``delete`` (deletions first: a pane deleted and put again must stay), then metadata,
-        atomically; ``fill`` returns what it handed over. Return what was written."""
+    def prepare(self, fill: BatchFill, meta: Mapping[str, bytes], released_below: Mapping[int, int]) -> PreparedCommit:
+        """Fill a write batch, not written yet (``write`` does): per window index of ``released_below``, a
+        deletion of its panes starting from where the last range written ended up to that pane start; then
+        what ``fill`` hands the batch's ``put`` and ``delete`` (deletions first: a pane deleted and put again
+        must stay); then metadata. ``fill`` returns what it handed over."""
         batch = WriteBatch(raw_mode=True)
-        for begin, end in ranges:
-            batch.delete_range(begin, end)
+        range_bytes = 0
+        reached: dict[int, int] = {}
+        for window, below in released_below.items():
+            start = self.deleted_below.get(window, NO_TIME)
+            if below > start:
+                begin, end = pane_key(window, start, b""), pane_key(window, below, b"")
+                batch.delete_range(begin, end)
+                range_bytes += len(begin) + len(end)
+                reached[window] = below
         filled = fill(batch.put, batch.delete)
         written = filled.bytes_written
         for name, value in meta.items():
             batch.put(meta_key(name), value)
             written += len(value)
+        stats = CommitStats(filled.panes_written, filled.panes_deleted, written, filled.key_bytes_deleted + range_bytes)
+        return PreparedCommit(self, batch, stats, reached)
+
+    def write(self, prepared: PreparedCommit) -> CommitStats:
+        """Write a prepared batch atomically (batches of one store in the order they were prepared); return
+        what it wrote."""
+        assert prepared.store is self, "a prepared commit is written to the store it was prepared for"
         try:
-            self._db.write(batch)
+            self._db.write(prepared.batch)
         except Exception as error:
             raise StateError(f"cannot write window state at {self.path}: {error}") from None
-        return CommitStats(filled.panes_written, filled.panes_deleted, written, filled.key_bytes_deleted)
+        self.deleted_below.update(prepared.deleted_below)
+        return prepared.stats
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value) whose key starts with ``prefix``, in key order."""

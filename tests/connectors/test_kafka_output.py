@@ -92,6 +92,33 @@ def test_a_flush_reports_an_unreachable_broker_and_records_written_again_arrive_
     assert set(after[:-4]) <= {*down, b"after"}
 
 
+def test_a_mark_waits_for_the_records_written_before_it_and_reports_only_their_failures() -> None:
+    async def scenario(broker: LocalBroker) -> None:
+        writer = await _started_writer(broker, 1, request_timeout_ms=1500)
+        try:
+            await writer.write("out", 0, [b"k"], [b"first"])
+            first = await writer.mark()
+            await asyncio.wait_for(writer.acknowledge(first), HANG_GUARD)
+            assert writer.acknowledged(first)
+
+            broker.stop()
+            await writer.write("out", 0, [b"k"], [b"lost"])
+            second = await writer.mark()
+            assert second > first
+            assert writer.acknowledged(first) and not writer.acknowledged(second)
+            await asyncio.wait_for(writer.acknowledge(first), 1.0)  # the later records neither delay nor fail it
+            with pytest.raises(ConnectorError, match=r"^the broker did not acknowledge output records: "):
+                await asyncio.wait_for(writer.acknowledge(second), HANG_GUARD)
+            assert writer.acknowledged(second)  # settled, by failing
+            await asyncio.wait_for(writer.acknowledge(second), 1.0)  # a failure is reported once
+            broker.start()
+        finally:
+            await writer.stop()
+
+    with LocalBroker() as broker:
+        asyncio.run(scenario(broker))
+
+
 def test_lines_built_into_batches_in_c_arrive_with_their_keys_in_order_between_other_records() -> None:
     keys = [b"client-a", "clé".encode(), b"client-c"]
     lines = [b'{"n":%d,"pad":"%s"}' % (i, b"x" * (i % 700)) for i in range(6_000)]  # about 2 MB: several batches

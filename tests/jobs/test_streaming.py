@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,3 +104,34 @@ def test_records_already_applied_are_skipped_whether_objects_or_columns(tmp_path
         records_in, positions, results = asyncio.run(scenario(broker))
     assert records_in == 10 and positions == {0: 10}
     assert results == 9  # one event a second, 0 ms grace: the windows of offsets 0-8 closed
+
+
+def test_a_commit_between_batches_waits_for_its_outputs_and_never_gets_ahead_of_them(tmp_path: Path) -> None:
+    spec = parse_job_spec(JOB)
+
+    async def scenario(broker: LocalBroker) -> tuple[tuple[int, bytes | None], bytes | None]:
+        settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+        outputs = OutputTopics.for_job(spec.name).all()
+        await ensure_topics(settings, {spec.source.topic: 1, **dict.fromkeys(outputs, 1)})
+        writer = TopicWriter(settings, request_timeout_ms=1500)
+        await writer.start(outputs)
+        job = StreamingJob(spec, writer, StreamingOptions(state_dir=tmp_path / "state", commit_interval=0))
+        try:
+            await job.assign([0])
+            await job.process({0: _records(0, 5)})  # commits after the batch without waiting for the broker
+            behind = (job.commits, job.store.partition(0).meta("position"))
+            broker.stop()
+            with pytest.raises(ConnectorError):  # the second batch's outputs never arrive
+                await job.process({0: _records(5, 5)})
+                await asyncio.wait_for(job.commit(), 60)
+            return behind, job.store.partition(0).meta("position")
+        finally:
+            await job.close()
+            with contextlib.suppress(ConnectorError):  # the batches still on their way when the job failed
+                await writer.stop()
+
+    with LocalBroker() as broker:
+        behind, stored = asyncio.run(scenario(broker))
+    assert behind == (0, None)  # prepared, not written: its outputs were not acknowledged yet
+    # the first commit is on disk if its outputs arrived before the broker went; the second never is
+    assert stored in (None, b"5")
