@@ -39,6 +39,23 @@ def _deletes(prefix: bytes, starts: np.ndarray, keys: list[bytes]) -> list[bytes
     return deleted
 
 
+def test_integers_at_every_change_of_digit_count_are_written_as_json_writes_them() -> None:
+    # the C writer counts an integer's digits from its bit length and one comparison with a power of ten
+    edges = {0, 1, -1, 2**63 - 1, -(2**63), 2**62, -(2**62)}
+    for k in range(1, 19):
+        for v in (10**k - 1, 10**k, 10**k + 1, 2**k * 3):
+            edges |= {v, -v}
+    for bits in range(64):
+        edges |= {2**bits - 1 if bits else 0, min(2**bits, 2**63 - 1), -(2**bits)}
+    counts = np.asarray(sorted(edges), dtype=np.int64)
+    traces = np.repeat(counts[:, None, None], 5, axis=2)  # one trace entry per pane, each field the count
+    traces[:, 0, 1] = np.where(counts == NO_SEQ, 0, counts)
+    keys = [b"k"] * counts.shape[0]
+    got = _puts(b"P\x00", np.zeros(counts.shape[0], dtype=np.int64), keys, VALUE_VERSION, [counts, traces])
+    expected = encode_values([[int(c), [[int(v) for v in row[0]]]] for c, row in zip(counts, traces)])
+    assert [value for _, value in got] == expected
+
+
 @st.composite
 def trace_rows(draw: st.DrawFn, panes: int) -> np.ndarray:
     """Trace rows with entries anywhere (absent ones too: seq NO_SEQ), any int64 in the other fields."""
