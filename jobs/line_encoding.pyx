@@ -27,6 +27,7 @@ from libc.stdint cimport INT64_MAX, int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy, strlen
 
 from connectors.blake2b cimport blake2b_128
+from windows.int_text cimport write_int
 from windows.trace_links cimport LINK_FIELDS, LINK_HIGH, LINK_LOW, LINK_ORIGIN, LINK_SEQ, NO_SEQ
 
 import numpy as np
@@ -121,35 +122,10 @@ cdef inline int put_bytes(Buffer* b, bytes text) except -1:
     return put(b, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text))
 
 
-cdef char* DIGIT_PAIRS = (b"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-                          b"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-                          b"8081828384858687888990919293949596979899")
-
-
 cdef inline int put_int(Buffer* b, int64_t value) except -1:
-    cdef char digits[24]
-    cdef int at = 24
-    cdef uint64_t magnitude = <uint64_t>value
-    cdef uint64_t pair
-    if value < 0:
-        magnitude = (~magnitude) + 1
-    while magnitude >= 100:  # two digits a step
-        pair = magnitude % 100
-        magnitude //= 100
-        at -= 2
-        digits[at] = DIGIT_PAIRS[2 * pair]
-        digits[at + 1] = DIGIT_PAIRS[2 * pair + 1]
-    if magnitude >= 10:
-        at -= 2
-        digits[at] = DIGIT_PAIRS[2 * magnitude]
-        digits[at + 1] = DIGIT_PAIRS[2 * magnitude + 1]
-    else:
-        at -= 1
-        digits[at] = <char>(48 + magnitude)
-    if value < 0:
-        at -= 1
-        digits[at] = b'-'
-    return put(b, digits + at, 24 - at)
+    reserve(b, 20)  # the longest int64: -9223372036854775808
+    b.size = write_int(b.data + b.size, value) - b.data
+    return 0
 
 
 cdef inline int put_number(Buffer* b, double value) except -1:
