@@ -24,9 +24,12 @@ aiokafka keeps one request in flight per producer and broker, and makes
 ``send_batch`` wait until the partition's previous batch has gone out, about a
 broker round trip. The writer therefore has ``CONNECTIONS`` producers, each
 partition writing through one of them for good (so its records stay in order),
-and hands closed batches to them from one task per partition. Only a partition
-with more than ``MAX_QUEUED`` batches not yet taken by its producer makes a
-write wait (backpressure).
+and hands closed batches to them from one task per partition. A write waits
+(backpressure) only while more than ``max_queued_bytes`` of closed batches wait
+for their producers: a batch's output comes in a burst (a fetched batch's
+results and decisions at once) that the producers send while the next one is
+processed, so the bound is on bytes in all partitions, not on batches per
+partition (eight a partition made a worker wait 7% of its time).
 
 Output lines (results and decisions, several per input event) take
 ``write_lines``: their batches are built whole in C from the packed line buffer
@@ -61,8 +64,8 @@ Headers = Sequence[tuple[str, bytes]]
 Slot = tuple[str, int]  # (topic, partition)
 T = TypeVar("T")
 
-#: Closed batches a partition may have waiting for its producer before ``write`` waits for them.
-MAX_QUEUED = 8
+#: Bytes of closed batches that may wait for their producers before a write waits for them.
+MAX_QUEUED_BYTES = 64 << 20
 #: The largest producer batch, in bytes (a single larger record goes alone in its batch).
 MAX_BATCH_BYTES = 1 << 20
 #: Producers (connections to each broker) of one writer.
@@ -91,21 +94,21 @@ class _BuiltBatch(BatchBuilder):  # type: ignore[misc]
 
 class _Sending:
     """The writer's producers and per-partition send queues; every method runs on the producer thread's
-    loop. ``handed(slot, n)`` is called there whenever ``n`` of a partition's batches left its queue, and
+    loop. ``handed(size)`` is called there whenever a batch of ``size`` bytes left its partition's queue, and
     ``delivered(serial, error)`` once a batch's fate is known (``error`` None: the broker acknowledged it)."""
 
     def __init__(
         self,
         producers: list[AIOKafkaProducer],
-        handed: Callable[[Slot, int], None],
+        handed: Callable[[int], None],
         delivered: Callable[[int, Exception | None], None],
     ) -> None:
         self.producers = producers
         self.handed = handed
         self.delivered = delivered
         self.producer_of: dict[Slot, AIOKafkaProducer] = {}  # for good: a partition's records stay in order
-        # closed batches not yet handed to the producer, in order, with their serial numbers
-        self.queued: dict[Slot, list[tuple[int, Any]]] = {}
+        # closed batches not yet handed to the producer, in order, with their serial numbers and sizes
+        self.queued: dict[Slot, list[tuple[int, int, Any]]] = {}
         self.senders: dict[Slot, asyncio.Task[None]] = {}
 
     async def start(self, topics: Sequence[str]) -> None:
@@ -121,9 +124,9 @@ class _Sending:
             producer = self.producer_of[slot] = self.producers[len(self.producer_of) % len(self.producers)]
         return producer
 
-    def enqueue(self, slot: Slot, serial: int, batch: Any) -> None:
+    def enqueue(self, slot: Slot, serial: int, size: int, batch: Any) -> None:
         """Queue a closed batch for its partition's sender, starting the sender when none runs."""
-        self.queued.setdefault(slot, []).append((serial, batch))
+        self.queued.setdefault(slot, []).append((serial, size, batch))
         if slot not in self.senders:
             self.senders[slot] = asyncio.ensure_future(self._send_queued(slot))
 
@@ -132,20 +135,20 @@ class _Sending:
         producer = self.producer(slot)
         try:
             while queue:
-                serial, batch = queue[0]
+                serial, size, batch = queue[0]
                 delivery = await producer.send_batch(batch, slot[0], partition=slot[1])
                 delivery.add_done_callback(functools.partial(self._settled, serial))
                 queue.pop(0)
-                self.handed(slot, 1)
+                self.handed(size)
         except BaseException as error:  # the batches not sent fail; the caller writes these records again
             failure = (
                 error
                 if isinstance(error, Exception)
                 else ConnectorError("sending output records was cancelled; they must be written again.")
             )
-            for serial, _ in queue:
+            for serial, size, _ in queue:
                 self.delivered(serial, failure)
-            self.handed(slot, len(queue))
+                self.handed(size)
             queue.clear()
             if not isinstance(error, Exception):
                 raise
@@ -178,6 +181,7 @@ class TopicWriter:
         linger_ms: int = 5,
         request_timeout_ms: int = 40_000,
         connections: int = CONNECTIONS,
+        max_queued_bytes: int = MAX_QUEUED_BYTES,
     ) -> None:
         if connections < 1:
             raise ConnectorError(f"a topic writer needs at least one producer connection, not {connections}.")
@@ -197,7 +201,8 @@ class TopicWriter:
         self._thread: threading.Thread | None = None
         self._sending: _Sending | None = None
         self._batches: dict[Slot, Any] = {}  # the open batch of each partition
-        self._waiting: dict[Slot, int] = {}  # batches handed to the producer thread, not yet to a producer
+        self.max_queued_bytes = max_queued_bytes
+        self._queued_bytes = 0  # of batches handed to the producer thread, not yet to a producer
         self._moved: asyncio.Event | None = None  # set when some of them went on
         self._serial = 0  # batches handed over so far: the serial number of the last one
         self._outstanding: dict[int, None] = {}  # serials of batches not acknowledged yet, in order
@@ -217,9 +222,9 @@ class TopicWriter:
         self._thread = threading.Thread(target=loop.run_forever, name="winnow-producer", daemon=True)
         self._thread.start()
 
-        def handed(slot: Slot, n: int) -> None:  # on the producer thread
+        def handed(size: int) -> None:  # on the producer thread
             with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits for the count
-                caller.call_soon_threadsafe(self._handed, slot, n)
+                caller.call_soon_threadsafe(self._handed, size)
 
         def delivered(serial: int, error: Exception | None) -> None:  # on the producer thread
             with contextlib.suppress(RuntimeError):
@@ -270,8 +275,8 @@ class TopicWriter:
             if thread is None or not thread.is_alive():
                 loop.close()
 
-    def _handed(self, slot: Slot, n: int) -> None:
-        self._waiting[slot] -= n
+    def _handed(self, size: int) -> None:
+        self._queued_bytes -= size
         if self._moved is not None:
             self._moved.set()
 
@@ -290,10 +295,11 @@ class TopicWriter:
         """Close a batch and hand it to the producer thread, behind the partition's earlier batches."""
         assert self._loop is not None and self._sending is not None, "the writer was not started"
         batch.close()
-        self._waiting[slot] = self._waiting.get(slot, 0) + 1
+        size = batch.size()
+        self._queued_bytes += size
         self._serial += 1
         self._outstanding[self._serial] = None
-        self._loop.call_soon_threadsafe(self._sending.enqueue, slot, self._serial, batch)
+        self._loop.call_soon_threadsafe(self._sending.enqueue, slot, self._serial, size, batch)
 
     async def write(
         self,
@@ -316,7 +322,7 @@ class TopicWriter:
                 if batch.append(key=key, value=value, timestamp=None, headers=record_headers) is None:
                     raise ConnectorError(f"a record of {len(value):,} bytes for {topic!r} does not fit in a batch.")
         self.records_written += len(values)
-        await self._backpressure(slot)
+        await self._backpressure()
 
     async def write_lines(
         self, topic: str, partition: int, blocks: Sequence[LineBlock], keys: list[bytes], key_ids: Sequence[Int64Array]
@@ -337,12 +343,12 @@ class TopicWriter:
             buffer, taken, part, line = build_batch(datas, starts, ids, part, line, keys, now_ms, MAX_BATCH_BYTES)
             self._enqueue(slot, _BuiltBatch(buffer, taken))
         self.records_written += sum(len(block) for block in blocks)
-        await self._backpressure(slot)
+        await self._backpressure()
 
-    async def _backpressure(self, slot: Slot) -> None:
+    async def _backpressure(self) -> None:
         moved = self._moved
-        while moved is not None and self._waiting.get(slot, 0) > MAX_QUEUED:
-            moved.clear()  # the broker is behind: wait until this partition's producer took some
+        while moved is not None and self._queued_bytes > self.max_queued_bytes:
+            moved.clear()  # the broker is behind: wait until the producers took some
             await moved.wait()
 
     async def send_open(self) -> None:

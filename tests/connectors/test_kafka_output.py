@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 from typing import Any
 
@@ -227,16 +229,51 @@ def test_batches_go_out_while_the_writing_loop_is_busy() -> None:
     assert read[0] == lines
 
 
+def test_writes_wait_while_more_than_the_bound_waits_for_the_producers_and_lose_nothing() -> None:
+    values = [b"%d:" % i + b"x" * 300_000 for i in range(12)]
+
+    async def scenario(broker: LocalBroker) -> tuple[int | None, dict[int, list[bytes]]]:
+        writer = await _started_writer(broker, 1, connections=1, max_queued_bytes=1 << 20)
+        blocked_at = None
+        assert broker.pid is not None
+        os.kill(broker.pid, signal.SIGSTOP)  # the broker answers nothing: one batch in flight, one in aiokafka
+        try:
+            for i, value in enumerate(values):
+                write = asyncio.ensure_future(writer.write("out", 0, [b"k"], [value]))
+                await asyncio.wait([write], timeout=1.0)
+                await writer.send_open()
+                if not write.done():
+                    blocked_at = i
+                    break
+        finally:
+            os.kill(broker.pid, signal.SIGCONT)
+        try:
+            await asyncio.wait_for(write, HANG_GUARD)  # goes on once the producer takes batches again
+            for value in values[blocked_at + 1 if blocked_at is not None else len(values) :]:
+                await writer.write("out", 0, [b"k"], [value])
+            await asyncio.wait_for(writer.flush(), HANG_GUARD)
+        finally:
+            await writer.stop()
+        return blocked_at, await _read_partitions(broker.bootstrap_servers, "out", 1, len(values))
+
+    with LocalBroker() as broker:
+        blocked_at, read = asyncio.run(scenario(broker))
+    # 300 kB batches: a few are with aiokafka (one in flight, the next waiting there), and once four more
+    # wait for it (1.2 MB) a write waits
+    assert blocked_at is not None and 3 <= blocked_at <= 8, blocked_at
+    assert read[0] == values
+
+
 def test_a_writer_without_connections_is_refused() -> None:
     with pytest.raises(ConnectorError, match="at least one producer connection, not 0"):
         TopicWriter(KafkaSettings(bootstrap_servers="127.0.0.1:9"), connections=0)
 
 
 def test_a_cancelled_flush_cancels_no_sending_and_the_next_flush_waits_for_every_record() -> None:
-    values = [b"%d:" % i + b"x" * 200_000 for i in range(45)]  # one batch each: more than MAX_QUEUED
+    values = [b"%d:" % i + b"x" * 200_000 for i in range(45)]  # one batch each: 9 MB, more than may wait
 
     async def scenario(broker: LocalBroker) -> dict[int, list[bytes]]:
-        writer = await _started_writer(broker, 1)
+        writer = await _started_writer(broker, 1, max_queued_bytes=1 << 20)
         try:
             for value in values:
                 await writer.write("out", 0, [b"k"], [value])
