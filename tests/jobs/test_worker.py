@@ -205,6 +205,7 @@ def test_kill_9_at_random_points_loses_and_double_counts_nothing(
     wait_processed(broker, group, spec, sent.per_partition, timeout=180)
     assert worker.stop() == 0
     assert progress[-1] < sum(sent.per_partition), f"every kill must interrupt the run: {progress}"
+    print(f"events stored when each kill landed: {progress} of {sum(sent.per_partition):,}")
 
     out = replay_dir(winnow, spec_path, log, tmp_path / "replay")
     results = read_topic_sync(broker, f"{spec.name}.results", spec.source.partitions)
