@@ -151,6 +151,11 @@ def main() -> int:
                 time.sleep(0.5)
             topics = OutputTopics.for_job(spec.name)
             last = asyncio.run(last_output_time(bootstrap, [topics.results, topics.decisions], parts))
+            if not last:
+                raise SystemExit(
+                    f"the worker wrote no results or decisions: {published.events:,} events closed no window "
+                    "(try --events 10000 or more)."
+                )
             cpu_at_end = cpu_seconds(worker.pid)
             if spy is not None:
                 py_spy.stop(spy)
