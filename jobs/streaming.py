@@ -471,10 +471,11 @@ class StreamingJob:
         try:
             await self.outputs.write(self.writer)
             mark = await self.writer.mark()  # these outputs are acknowledged before the offsets that produced them
+            # the engines hand their changes to the batches: unless these are written, no later commit may be
+            prepared = self.runner.prepare_commit(sorted(self._dirty))
         except BaseException as error:
             self.failed = error
             raise
-        prepared = self.runner.prepare_commit(sorted(self._dirty))
         self._dirty.clear()
         positions = {p: self.runner.positions[p] for p in sorted(self.owned) if p in self.runner.positions}
         self._unwritten = _Unwritten(mark, prepared, positions, relieve)
@@ -494,11 +495,11 @@ class StreamingJob:
             return
         try:
             await self.writer.acknowledge(unwritten.mark)
+            self._unwritten = None
+            self.runner.write_commit(unwritten.prepared)  # failed: the changes it held are in no store
         except BaseException as error:
             self.failed = error
             raise
-        self._unwritten = None
-        self.runner.write_commit(unwritten.prepared)
         budget = 0 if self.memory_pressure or unwritten.relieve else self.options.resident_panes
         self.runner.shrink(budget, flush=unwritten.relieve)  # evicted panes are in the store as in memory
         self.committed.update(unwritten.positions)

@@ -18,6 +18,8 @@ from connectors.kafka_topics import ensure_topics
 from connectors.local_broker import LocalBroker
 from jobs.spec import parse_job_spec
 from jobs.streaming import OutputTopics, StreamingJob, StreamingOptions
+from state.errors import StateError
+from state.window_store import WindowStore
 
 JOB = """
 name: lost
@@ -76,6 +78,44 @@ def test_after_output_the_broker_lost_nothing_more_is_committed(tmp_path: Path) 
     assert committed == {0: 5}
     assert lost.startswith("the broker did not acknowledge output records")
     assert refused.startswith("not committing: a batch failed part-way")
+
+
+def test_after_rocksdb_failed_to_write_a_commit_no_later_commit_is_made(tmp_path: Path) -> None:
+    spec = parse_job_spec(JOB)
+
+    async def scenario(broker: LocalBroker) -> tuple[dict[int, int], str, str]:
+        settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+        outputs = OutputTopics.for_job(spec.name).all()
+        await ensure_topics(settings, {spec.source.topic: 1, **dict.fromkeys(outputs, 1)})
+        writer = TopicWriter(settings)
+        await writer.start(outputs)
+        job = StreamingJob(spec, writer, StreamingOptions(state_dir=tmp_path / "state", commit_interval=3600))
+        try:
+            await job.assign([0])
+            await job.process({0: _records(0, 5)})
+            committed = await job.commit()
+            await job.process({0: _records(5, 5)})
+            job.store.partition(0).close()  # the database goes away under the job: its next write fails
+            with pytest.raises(StateError) as failed:
+                await job.commit()
+            # the failed batch held the changes of offsets 5-9: a later commit would store position 10 without them
+            with pytest.raises(RuntimeError) as refused:
+                await job.commit()
+            return committed, str(failed.value), str(refused.value)
+        finally:
+            await job.close()
+            await writer.stop()
+
+    with LocalBroker() as broker:
+        committed, failed, refused = asyncio.run(scenario(broker))
+    assert committed == {0: 5}
+    assert failed.startswith("cannot write window state")
+    assert refused.startswith("not committing: a batch failed part-way")
+    store = WindowStore(tmp_path / "state", spec.state_fingerprint)
+    try:
+        assert store.partition(0).meta("position") == b"5"
+    finally:
+        store.close()
 
 
 def test_records_already_applied_are_skipped_whether_objects_or_columns(tmp_path: Path) -> None:
