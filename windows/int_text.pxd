@@ -10,7 +10,7 @@ cdef extern from *:
 
 cdef extern from *:
     """
-    /* 10**1 .. 10**19, and the two-digit strings 00 .. 99 */
+    /* 10**0 .. 10**19, and the two-digit strings 00 .. 99 */
     static const unsigned long long winnow_pow10[20] = {
         1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL, 100000000ULL,
         1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL, 10000000000000ULL,
