@@ -45,17 +45,26 @@ def _records(first: int, count: int) -> list[_Record]:
     ]
 
 
-def test_after_output_the_broker_lost_nothing_more_is_committed(tmp_path: Path) -> None:
-    spec = parse_job_spec(JOB)
+SPEC = parse_job_spec(JOB)
+OUTPUTS = OutputTopics.for_job(SPEC.name).all()
+TOPICS = {SPEC.source.topic: 1, **dict.fromkeys(OUTPUTS, 1)}
 
+
+async def _started(
+    broker: LocalBroker, options: StreamingOptions, *, request_timeout_ms: int = 40_000
+) -> tuple[TopicWriter, StreamingJob]:
+    """The job's topics created on ``broker``, its output writer started, and the job (no partitions yet)."""
+    settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+    await ensure_topics(settings, TOPICS)
+    writer = TopicWriter(settings, request_timeout_ms=request_timeout_ms)
+    await writer.start(OUTPUTS)
+    return writer, StreamingJob(SPEC, writer, options)
+
+
+def test_after_output_the_broker_lost_nothing_more_is_committed(tmp_path: Path) -> None:
     async def scenario(broker: LocalBroker) -> tuple[dict[int, int], str, str]:
-        settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
-        outputs = OutputTopics.for_job(spec.name).all()
-        topics = {spec.source.topic: 1, **dict.fromkeys(outputs, 1)}
-        await ensure_topics(settings, topics)
-        writer = TopicWriter(settings, request_timeout_ms=1500)
-        await writer.start(outputs)
-        job = StreamingJob(spec, writer, StreamingOptions(state_dir=tmp_path / "state", commit_interval=3600))
+        options = StreamingOptions(state_dir=tmp_path / "state", commit_interval=3600)
+        writer, job = await _started(broker, options, request_timeout_ms=1500)
         try:
             await job.assign([0])
             await job.process({0: _records(0, 5)})
@@ -65,7 +74,7 @@ def test_after_output_the_broker_lost_nothing_more_is_committed(tmp_path: Path) 
             with pytest.raises(ConnectorError) as lost:
                 await asyncio.wait_for(job.commit(), 60)
             broker.start()  # back, and empty: the results since the last commit are gone
-            await ensure_topics(settings, topics)
+            await ensure_topics(KafkaSettings(bootstrap_servers=broker.bootstrap_servers), TOPICS)
             with pytest.raises(RuntimeError) as refused:
                 await job.commit()
             return committed, str(lost.value), str(refused.value)
@@ -81,15 +90,8 @@ def test_after_output_the_broker_lost_nothing_more_is_committed(tmp_path: Path) 
 
 
 def test_after_rocksdb_failed_to_write_a_commit_no_later_commit_is_made(tmp_path: Path) -> None:
-    spec = parse_job_spec(JOB)
-
     async def scenario(broker: LocalBroker) -> tuple[dict[int, int], str, str]:
-        settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
-        outputs = OutputTopics.for_job(spec.name).all()
-        await ensure_topics(settings, {spec.source.topic: 1, **dict.fromkeys(outputs, 1)})
-        writer = TopicWriter(settings)
-        await writer.start(outputs)
-        job = StreamingJob(spec, writer, StreamingOptions(state_dir=tmp_path / "state", commit_interval=3600))
+        writer, job = await _started(broker, StreamingOptions(state_dir=tmp_path / "state", commit_interval=3600))
         try:
             await job.assign([0])
             await job.process({0: _records(0, 5)})
@@ -111,7 +113,7 @@ def test_after_rocksdb_failed_to_write_a_commit_no_later_commit_is_made(tmp_path
     assert committed == {0: 5}
     assert failed.startswith("cannot write window state")
     assert refused.startswith("not committing: a batch failed part-way")
-    store = WindowStore(tmp_path / "state", spec.state_fingerprint)
+    store = WindowStore(tmp_path / "state", SPEC.state_fingerprint)
     try:
         assert store.partition(0).meta("position") == b"5"
     finally:
@@ -119,15 +121,8 @@ def test_after_rocksdb_failed_to_write_a_commit_no_later_commit_is_made(tmp_path
 
 
 def test_records_already_applied_are_skipped_whether_objects_or_columns(tmp_path: Path) -> None:
-    spec = parse_job_spec(JOB)
-
     async def scenario(broker: LocalBroker) -> tuple[int, dict[int, int], int]:
-        settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
-        outputs = OutputTopics.for_job(spec.name).all()
-        await ensure_topics(settings, {spec.source.topic: 1, **dict.fromkeys(outputs, 1)})
-        writer = TopicWriter(settings)
-        await writer.start(outputs)
-        job = StreamingJob(spec, writer, StreamingOptions(state_dir=tmp_path / "state"))
+        writer, job = await _started(broker, StreamingOptions(state_dir=tmp_path / "state"))
         try:
             await job.assign([0])
             await job.process({0: _records(0, 6)})
@@ -147,15 +142,9 @@ def test_records_already_applied_are_skipped_whether_objects_or_columns(tmp_path
 
 
 def test_a_commit_between_batches_waits_for_its_outputs_and_never_gets_ahead_of_them(tmp_path: Path) -> None:
-    spec = parse_job_spec(JOB)
-
     async def scenario(broker: LocalBroker) -> tuple[tuple[int, bytes | None], bytes | None]:
-        settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
-        outputs = OutputTopics.for_job(spec.name).all()
-        await ensure_topics(settings, {spec.source.topic: 1, **dict.fromkeys(outputs, 1)})
-        writer = TopicWriter(settings, request_timeout_ms=1500)
-        await writer.start(outputs)
-        job = StreamingJob(spec, writer, StreamingOptions(state_dir=tmp_path / "state", commit_interval=0))
+        options = StreamingOptions(state_dir=tmp_path / "state", commit_interval=0)
+        writer, job = await _started(broker, options, request_timeout_ms=1500)
         try:
             await job.assign([0])
             await job.process({0: _records(0, 5)})  # commits after the batch without waiting for the broker
