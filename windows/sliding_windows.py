@@ -407,6 +407,13 @@ class SlidingWindowOperator(WindowOperator):
         self.late_events = late[:3]
         if self.table.spilled is not None:
             self._load_for_close(int(uptos.max()), keys)
+            # and the windows anchored at the late points themselves (each one's left and right window), which
+            # hold points of its key within a window size of it: a right window may hold evicted points only
+            times = late[1]
+            if times.shape[0]:
+                low, high = int(times.min()) - self.size - 1, int(times.max()) + self.size + 2
+                if self.table.load_range(low, high, keys).shape[0]:
+                    self.point_index.clear()
         points = self._points()
         w_keys, starts, ends, lo, hi, groups, slots, pane_ends = sliding_points.closing_late(
             points.keys,
