@@ -406,14 +406,7 @@ class SlidingWindowOperator(WindowOperator):
         the other windows and leaves these out (``late_events``)."""
         self.late_events = late[:3]
         if self.table.spilled is not None:
-            self._load_for_close(int(uptos.max()), keys)
-            # and the windows anchored at the late points themselves (each one's left and right window), which
-            # hold points of its key within a window size of it: a right window may hold evicted points only
-            times = late[1]
-            if times.shape[0]:
-                low, high = int(times.min()) - self.size - 1, int(times.max()) + self.size + 2
-                if self.table.load_range(low, high, keys).shape[0]:
-                    self.point_index.clear()
+            self._load_for_close(int(uptos.max()), keys, late[1])
         points = self._points()
         w_keys, starts, ends, lo, hi, groups, slots, pane_ends = sliding_points.closing_late(
             points.keys,
@@ -515,14 +508,17 @@ class SlidingWindowOperator(WindowOperator):
         )
         return self._emit_windows(points, _Windows(*windows))
 
-    def _load_for_close(self, upto: int, keys: Int64Array | None = None) -> None:
+    def _load_for_close(self, upto: int, keys: Int64Array | None = None, late_times: Int64Array | None = None) -> None:
         """Read back the evicted points the windows closing in ``(closed_upto, upto]`` need (of ``keys``
         only, when given).
 
         Those windows are anchored at points in two narrow ranges (left windows
         closing now, right windows closing now); they hold points of the
         anchors' keys within a window size of the anchors, all before
-        ``upto - grace``. Points of other keys stay in RocksDB.
+        ``upto - grace``. Late points (``late_times``: the times of those held
+        apart, whose panes are not their times) anchor windows too: their own left
+        and right windows, which hold points of their keys within a window size of
+        them, and may hold evicted points only. Points of other keys stay in RocksDB.
         """
         table, size, grace = self.table, self.size, self.grace
         low = self.closed_upto if self.closed_upto != NO_TIME else NO_TIME // 2
@@ -534,6 +530,9 @@ class SlidingWindowOperator(WindowOperator):
         anchors = ((t >= left[0]) & (t < left[1])) | ((t >= right[0]) & (t < right[1]))
         if keys is not None:
             anchors &= np.isin(table.key_ids[live], keys)
+        if late_times is not None and late_times.shape[0]:
+            low, high = int(late_times.min()) - size - 1, int(late_times.max()) + size + 2
+            loaded += table.load_range(low, high, keys).shape[0]
         if anchors.any():
             keys = np.unique(table.key_ids[live[anchors]])
             loaded += table.load_range(right[0] - size, upto - grace, keys).shape[0]
