@@ -56,11 +56,6 @@ def _request_parts(request: Any, out: list[Any]) -> list[Any]:
     return out
 
 
-def encode_in_one_join(request: Any) -> bytes:
-    """A request struct's bytes, as its own ``encode`` gives them, from its parts joined once."""
-    return b"".join(_request_parts(request, []))
-
-
 class RequestFrame:
     """A request's encoded parts, to go on the wire as ``size + (header + frame)`` (what aiokafka's
     ``AIOKafkaConnection.send`` writes): the header and the size are put in front without a copy, and the
