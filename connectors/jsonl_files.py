@@ -259,18 +259,21 @@ class ReplayFiles:
         except OSError as error:
             raise ConnectorError(f"cannot write replay output to {out_dir}: {error.strerror or error}.") from None
         self._held: dict[str, dict[int, _HeldLines]] = {kind: {} for kind in self.MERGED}
+        self._held_bytes = 0  # the sum of every ``_HeldLines.held_bytes``, kept as they change
 
     @property
     def held_bytes(self) -> int:
         """About how much memory the lines held for merging take."""
-        return sum(held.held_bytes for by_partition in self._held.values() for held in by_partition.values())
+        return self._held_bytes
 
     def _hold(self, kind: str, partition: int, emitted_at: Int64Array, lines: LineBlock) -> None:
         held = self._held[kind].get(partition)
         if held is None:
             held = self._held[kind][partition] = _HeldLines(self.parts_dir / f"{kind}-{partition}.part")
+        before = held.held_bytes
         held.add(emitted_at, lines)
-        if self.held_bytes > self.hold_bytes:
+        self._held_bytes += held.held_bytes - before
+        if self._held_bytes > self.hold_bytes:
             self.spill()
 
     def results(
@@ -296,7 +299,10 @@ class ReplayFiles:
                 times: list[Int64Array] = []
                 partitions = 0
                 for partition in sorted(by_partition):
-                    ready, blocks = by_partition[partition].pop_ready(before)
+                    held = by_partition[partition]
+                    was = held.held_bytes
+                    ready, blocks = held.pop_ready(before)
+                    self._held_bytes += held.held_bytes - was
                     if blocks:
                         partitions += 1
                         times.extend(ready)
@@ -329,7 +335,9 @@ class ReplayFiles:
             self.parts_dir.mkdir(exist_ok=True)
             for by_partition in self._held.values():
                 for held in by_partition.values():
+                    was = held.held_bytes
                     held.spill()
+                    self._held_bytes += held.held_bytes - was
         except OSError as error:
             raise ConnectorError(f"cannot write part files in {self.parts_dir}: {reason(error)}.") from None
 

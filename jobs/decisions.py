@@ -13,7 +13,7 @@ from jobs import line_encoding
 from jobs.fired_marks import FiredMarks
 from jobs.records import value_columns
 from jobs.spec import RuleSpec
-from windows.aggregation import LINKS
+from windows.aggregation import Values
 from windows.events import Int64Array
 from windows.results import WindowResults
 from windows.sort_order import lex_order
@@ -66,6 +66,17 @@ class RuleSet:
         if marks is None:
             marks = self._fired[(partition, rule)] = FiredMarks()
         return marks
+
+    def may_fire(self, window: str, values: Values, n: int) -> np.ndarray | None:
+        """Which of ``n`` results of ``window`` (their ``values``) meet a rule's condition, so that a decision
+        may fire on them; None when no rule reads the window."""
+        rules = self.by_window.get(window)
+        if not rules:
+            return None
+        met = rules[0].condition.evaluate(values, n)
+        for rule in rules[1:]:
+            met = met | rule.condition.evaluate(values, n)
+        return met
 
     def decide(
         self, chunk: WindowResults, partition: int, key_text: list[bytes], key_json: list[bytes]
@@ -134,7 +145,8 @@ class RuleSet:
                 hits.emitted_at,
                 names,
                 columns,
-                hits.values.get(LINKS),
+                hits.trace_rows,
+                hits.traces,
             )
             made.append((fired, DecisionBlock(LineBlock(data, line_starts), hits.emitted_at, hits.key_ids, origins)))
         if not made:

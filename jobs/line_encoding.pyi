@@ -24,5 +24,6 @@ def decision_lines(
     emitted_at: npt.NDArray[np.int64],
     names: list[bytes],
     columns: list[np.ndarray],
-    links: np.ndarray | None,
+    trace_rows: npt.NDArray[np.int64] | None,
+    traces: npt.NDArray[np.int64] | None,
 ) -> tuple[bytes, npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...

@@ -319,17 +319,20 @@ def decision_lines(
     const int64_t[:] emitted_at,
     list names,
     list columns,
-    links,
+    trace_rows,
+    traces,
 ):
     """One decision line per row, in one buffer with the ``n + 1`` offsets where the lines start (as
     ``result_lines``), and each row's trace origin time (epoch ms, 0: unknown).
 
     ``head`` holds the fields every row shares; the id is BLAKE2b of ``id_prefix`` (job, rule and
-    window, each followed by 0x1f), the key's UTF-8 text from ``key_text``, and the bounds. ``links``
-    (rows x links x (ts, seq, origin, trace high, trace low), or None) gives the trace of the event that
-    made the window fire (the first link) and the other distinct traces it keeps."""
+    window, each followed by 0x1f), the key's UTF-8 text from ``key_text``, and the bounds. Row ``i``'s
+    trace entries are ``traces[trace_rows[i]]`` (traced x links x (ts, seq, origin, trace high, trace
+    low); none when ``trace_rows[i]`` is -1 or both are None): the trace of the event that made the
+    window fire (the first entry) and the other distinct traces it keeps."""
     cdef Py_ssize_t n = key_ids.shape[0]
-    cdef Py_ssize_t i, j, width = 0
+    cdef Py_ssize_t i, j, width = 0, traced = 0
+    cdef int64_t at
     cdef Buffer text
     cdef Values values = Values(names, columns)
     line_starts_array = np.zeros(n + 1, dtype=np.int64)
@@ -338,14 +341,21 @@ def decision_lines(
     cdef int64_t[::1] origins = origins_array
     cdef char ident[32]
     cdef const int64_t[:, :, ::1] trace
+    cdef const int64_t[:] rows_traced
     cdef const int64_t* row
     cdef bint any_link
     cdef int64_t origin
-    if links is not None:
-        trace = np.ascontiguousarray(links, dtype=np.int64)
+    if (trace_rows is None) != (traces is None):
+        raise ValueError("decision trace entries need both their rows and the entries")
+    if traces is not None:
+        trace = np.ascontiguousarray(traces, dtype=np.int64)
+        rows_traced = trace_rows
         width = trace.shape[1]
-        if trace.shape[0] != n or trace.shape[2] != LINK_FIELDS:
-            raise ValueError(f"trace links of shape {np.shape(links)} do not match {n} decisions")
+        traced = trace.shape[0]
+        if rows_traced.shape[0] != n or trace.shape[2] != LINK_FIELDS:
+            raise ValueError(
+                f"trace entries of shape {np.shape(traces)} for {rows_traced.shape[0]} rows do not match {n} decisions"
+            )
     cdef Buffer lines
     cdef Buffer* b = &lines
     lines.owner = NULL
@@ -370,10 +380,13 @@ def decision_lines(
             put(b, '",', 2)
             put_placement(b, key_item(key_json, key_ids[i]), starts[i], ends[i], emitted_at[i])
             put(b, ",", 1)
-            if width == 0 or trace[i, 0, LINK_SEQ] == NO_SEQ:
+            at = rows_traced[i] if width else -1
+            if at >= traced:
+                raise IndexError(f"decision {i} points at trace entry {at}, past the {traced} given")
+            if at < 0 or trace[at, 0, LINK_SEQ] == NO_SEQ:
                 put(b, '"trace_id":null,"traceparent":null,"trace_links":[],"origin_at":null,', 69)
             else:
-                row = &trace[i, 0, 0]
+                row = &trace[at, 0, 0]
                 put(b, '"trace_id":"', 12)
                 put_trace(b, row)
                 put(b, '","traceparent":"00-', 20)

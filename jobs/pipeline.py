@@ -19,6 +19,7 @@ from jobs.spec import JobSpec
 from state.engine_state import prepare, restore
 from state.partition_store import BLOCK_CACHE_BYTES, PreparedCommit, set_block_cache
 from state.window_store import WindowStore
+from windows.aggregation import Values
 from windows.engine import PartitionEngine
 from windows.events import EventBatch, Int64Array
 from windows.pane_state import TRACE_HI, TRACE_LO, TRACE_ORIGIN
@@ -104,7 +105,7 @@ class JobRunner:
         """The engine of ``partition``, restored from the store on first use."""
         engine = self.engines.get(partition)
         if engine is None:
-            engine = PartitionEngine(self.spec.windows, partition, key_order=self.registry.ranks)
+            engine = PartitionEngine(self.spec.windows, partition, key_order=self.registry.ranks, traced=self._fired_on)
             if self.store is not None:
                 store = self.store.partition(partition)
                 restore(store, engine, self.registry.ids_of, self.registry.key_bytes)
@@ -113,6 +114,11 @@ class JobRunner:
                     self.positions[partition] = int(position)
             self.engines[partition] = engine
         return engine
+
+    def _fired_on(self, window: str, values: Values, n: int) -> np.ndarray | None:
+        """The results of ``window`` a rule may fire on, the only ones whose trace links are read: asked of
+        the rules in force when the results are made, which are those that decide on them (``_emit``)."""
+        return self.rules.may_fire(window, values, n)
 
     def process(
         self,

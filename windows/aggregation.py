@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,12 +25,27 @@ from windows.pane_state import (
     TraceColumn,
 )
 
-#: The output (in ``WindowResults.values``) holding each result's newest traces, shape (n, links, 4).
-LINKS = "__links"
 _TRACE_KEY: StateKey = ("__trace", None, None)
 
 StateKey = tuple[str, "str | None", "int | None"]
 Values = dict[str, "Int64Array | Float64Array"]
+
+#: Which windows keep their trace links, given the windows' values and their number: a boolean mask over them, or
+#: None for none.
+#: A job asks for the windows its rules may fire on, the only ones whose links anybody reads (a decision
+#: carries them); merging every window's links would cost more than all its other values together.
+TracedRows = Callable[[Values, int], "np.ndarray | None"]
+
+
+@dataclass(frozen=True)
+class Merged:
+    """Windows' values, and the trace links of those asked for: ``traces`` holds their newest entries,
+    shape (traced, links, 5), and ``trace_rows`` each window's index into it (-1: not traced). Both are
+    None without trace links (see ``WindowResults``)."""
+
+    values: Values
+    trace_rows: Int64Array | None = None
+    traces: Int64Array | None = None
 
 
 def _column_for(spec: AggregateSpec) -> StateColumn:
@@ -85,15 +101,26 @@ class Aggregation:
         self._readers: list[tuple[str, StateKey, Callable[[Any], Any]]] = [
             (spec.name, spec.state_key, _reader_for(spec)) for spec in self.specs
         ]
-        if trace_links > 0:
-            self.columns[_TRACE_KEY] = TraceColumn(trace_links)
-            self._readers.append((LINKS, _TRACE_KEY, lambda merged: merged))
+        self.trace_column = TraceColumn(trace_links) if trace_links > 0 else None
+        if self.trace_column is not None:
+            self.columns[_TRACE_KEY] = self.trace_column
 
     def fresh(self) -> Aggregation:
         """Empty columns for the same aggregates."""
         return Aggregation(self.specs, self.trace_links)
 
-    def values(self, plan: MergePlan) -> Values:
-        """Merge panes into windows as ``plan`` says and read every output."""
-        merged = {key: column.merge(plan) for key, column in self.columns.items()}
-        return {name: reader(merged[key]) for name, key, reader in self._readers}
+    def values(self, plan: MergePlan, traced: TracedRows | None = None) -> Merged:
+        """Merge panes into windows as ``plan`` says and read every output; merge the trace links of the
+        windows ``traced`` picks from their values (without it, of every window)."""
+        merged = {key: column.merge(plan) for key, column in self.columns.items() if key != _TRACE_KEY}
+        values = {name: reader(merged[key]) for name, key, reader in self._readers}
+        if self.trace_column is None:
+            return Merged(values)
+        n = plan.n_groups
+        if traced is None:
+            return Merged(values, np.arange(n, dtype=np.int64), self.trace_column.merge(plan))
+        mask = traced(values, n)
+        rows = np.zeros(0, dtype=np.int64) if mask is None else np.flatnonzero(mask)
+        trace_rows = np.full(n, -1, dtype=np.int64)
+        trace_rows[rows] = np.arange(rows.shape[0], dtype=np.int64)
+        return Merged(values, trace_rows, self.trace_column.merge(plan, None if rows.shape[0] == n else rows))

@@ -12,9 +12,11 @@ point is a function of the events alone.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 
+from windows.aggregation import Values
 from windows.definitions import SlidingWindows, WindowSpec
 from windows.events import EventBatch, Int64Array
 from windows.operator import WindowOperator
@@ -26,6 +28,9 @@ from windows.sort_order import lex_order, stable_order
 from windows.stream_time import NO_TIME, stream_times
 
 KeyOrder = Callable[[Int64Array], Int64Array]
+#: Which windows of a window definition (by name) keep their trace links, given their values and their number: a
+#: boolean mask, or None for none (``aggregation.TracedRows``).
+TracedWindows = Callable[[str, Values, int], "np.ndarray | None"]
 
 
 def by_id(key_ids: Int64Array) -> Int64Array:
@@ -102,11 +107,20 @@ def _by_window_and_kind(chunks: list[WindowResults]) -> list[WindowResults]:
 class PartitionEngine:
     """Window state and stream time of one source partition."""
 
-    def __init__(self, specs: Sequence[WindowSpec], partition: int = 0, key_order: KeyOrder = by_id) -> None:
+    def __init__(
+        self,
+        specs: Sequence[WindowSpec],
+        partition: int = 0,
+        key_order: KeyOrder = by_id,
+        traced: TracedWindows | None = None,
+    ) -> None:
         self.specs = tuple(specs)
         self.partition = partition
         self.key_order = key_order  # sort rank of each key id (ties in time, window and bounds go by it)
         self.operators = [build_operator(spec, i) for i, spec in enumerate(self.specs)]
+        if traced is not None:  # else every window keeps its trace links
+            for operator in self.operators:
+                operator.traced_rows = partial(traced, operator.spec.name)
         self.stream_time = NO_TIME
 
     def process(self, batch: EventBatch) -> BatchOutcome:

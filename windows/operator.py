@@ -38,9 +38,10 @@ from itertools import chain
 
 import numpy as np
 
-from windows.aggregation import Aggregation
+from windows.aggregation import Aggregation, Merged, TracedRows
 from windows.definitions import EmitMode, WindowSpec
 from windows.events import EventBatch, Int64Array
+from windows.pane_state import MergePlan
 from windows.pane_store import PaneStore
 from windows.pane_table import PaneTable
 from windows.results import WindowResults
@@ -63,6 +64,7 @@ class WindowOperator(ABC):
         self.table = PaneTable(Aggregation(spec.aggregates, spec.trace_links), pane_size)
         self.closed_upto = NO_TIME  # windows closing at or before this were emitted
         self.pending: set[int] = set()  # slots changed since the last update emission
+        self.traced_rows: TracedRows | None = None  # the windows that keep their trace links (None: every one)
 
     # ---- geometry supplied by subclasses ---------------------------------------------
     @abstractmethod
@@ -321,6 +323,10 @@ class WindowOperator(ABC):
         if results is not None and len(results):
             emitted.append(results)
 
+    def _merge(self, plan: MergePlan) -> Merged:
+        """The values of the windows ``plan`` makes, with the trace links of those ``traced_rows`` picks."""
+        return self.table.aggregation.values(plan, self.traced_rows)
+
     def _results(
         self,
         *,
@@ -329,10 +335,21 @@ class WindowOperator(ABC):
         starts: Int64Array,
         ends: Int64Array,
         emitted_at: Int64Array,
-        values: dict[str, np.ndarray],
+        merged: Merged,
     ) -> WindowResults:
         # in no particular order: the engine sorts every batch's results once (``emission_plan``)
-        return WindowResults(self.spec.name, self.index, final, key_ids, starts, ends, emitted_at, values)
+        return WindowResults(
+            self.spec.name,
+            self.index,
+            final,
+            key_ids,
+            starts,
+            ends,
+            emitted_at,
+            merged.values,
+            trace_rows=merged.trace_rows,
+            traces=merged.traces,
+        )
 
     # ---- memory: evicting panes to the store and reading them back -------------------
     def attach(self, store: PaneStore) -> None:

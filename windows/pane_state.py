@@ -50,7 +50,8 @@ class MergePlan:
     pairs are derived from them only for state that needs them.
 
     Ranges may come with *extra* ``(group, slot, pane end)`` pairs, in group
-    order: panes a group holds beyond its range (a sliding window's late points).
+    order, each group's in time order: panes a group holds beyond its range (a
+    sliding window's late points).
     """
 
     def __init__(
@@ -497,6 +498,23 @@ class DecayColumn:
 #: halves, and its origin time (epoch ms; 0 when unknown).
 TRACE_HI = "__trace_hi"
 TRACE_LO = "__trace_lo"
+
+
+class _Picked:
+    """Some groups of a merge plan (ascending positions), numbered anew from 0 in their order."""
+
+    def __init__(self, groups: Int64Array, n_groups: int) -> None:
+        self.count = int(groups.shape[0])
+        self.number = np.full(n_groups, -1, dtype=np.int64)
+        self.number[groups] = np.arange(self.count, dtype=np.int64)
+
+    def pairs(self, groups: Int64Array, slots: Int64Array) -> tuple[Int64Array, Int64Array]:
+        """The (group, slot) pairs of the picked groups, in their order, with the groups' new numbers."""
+        renumbered = self.number[groups]
+        kept = renumbered >= 0
+        return renumbered[kept], slots[kept]
+
+
 TRACE_ORIGIN = "__trace_origin"
 NO_SEQ = _INT64_MIN  # an empty trace entry
 
@@ -543,16 +561,24 @@ class TraceColumn:
             np.asarray(hashes[TRACE_LO], dtype=np.int64),
         )
 
-    def merge(self, plan: MergePlan) -> Int64Array:
+    def merge(self, plan: MergePlan, groups: Int64Array | None = None) -> Int64Array:
+        """The newest entries of each group of ``plan``, or of the ``groups`` given (ascending), in their order."""
+        picked = None if groups is None else _Picked(groups, plan.n_groups)
         if plan.ranges is not None:  # panes in time order: the newest entries are in the newest panes
             sorted_slots, _, lo, hi = plan.ranges
+            if picked is not None:
+                lo, hi = lo[groups], hi[groups]
             merged = trace_links.merge_ranges(self.rows, sorted_slots, lo, hi)
             if plan.extra is None:
                 return merged
-            extra_groups, extra_slots, _ = plan.extra  # then each group's extra panes
-            trace_links.merge_into(merged, self.rows, extra_groups, extra_slots)
+            extra_groups, extra_slots, extra_ends = plan.extra  # then each group's extra panes, newest first
+            number = None if picked is None else picked.number
+            trace_links.merge_late_into(merged, self.rows, extra_groups, extra_slots, extra_ends, number)
             return merged
-        return trace_links.merge_pairs(self.rows, plan.groups, plan.slots, plan.n_groups)
+        if picked is None:
+            return trace_links.merge_pairs(self.rows, plan.groups, plan.slots, plan.n_groups)
+        pair_groups, pair_slots = picked.pairs(plan.groups, plan.slots)
+        return trace_links.merge_pairs(self.rows, pair_groups, pair_slots, picked.count)
 
     def snapshot(self, slots: Int64Array) -> list[Any]:
         rows = self.rows[slots]

@@ -80,7 +80,7 @@ class PaneWindowOperator(WindowOperator):
             slots=pair_slots,
             pane_ends=panes + self.table.pane_size,
         )
-        values = self.table.aggregation.values(plan)
+        merged = self._merge(plan)
         ends = window_starts + self.size
         if when is None:
             emitted_at = ends + self.grace
@@ -93,7 +93,7 @@ class PaneWindowOperator(WindowOperator):
             starts=window_starts,
             ends=ends,
             emitted_at=emitted_at,
-            values=values,
+            merged=merged,
         )
 
     def close(self, upto: int) -> WindowResults | None:

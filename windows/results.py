@@ -24,6 +24,14 @@ class WindowResults:
     ``ticks`` orders updates that share an ``emitted_at`` but not a tick (with
     ``update_interval: 0`` every event has its own): each update's tick in
     processing order within the batch (None: all the same tick).
+
+    A window with trace links (``WindowSpec.trace_links``) keeps them only for
+    the rows its operator was asked to trace (``TracedRows``): ``traces`` holds
+    those rows' newest trace entries, shape (kept, links, 5) (the layout of
+    ``pane_state.TraceColumn``), and ``trace_rows`` each row's index into
+    ``traces``, -1 for a row that kept none. Taking rows takes ``trace_rows``
+    and leaves ``traces`` as it is, so reordering results never copies their
+    trace entries. Both are None for a window without trace links.
     """
 
     window: str
@@ -35,6 +43,8 @@ class WindowResults:
     emitted_at: Int64Array
     values: Values
     ticks: Int64Array | None = None
+    trace_rows: Int64Array | None = None
+    traces: Int64Array | None = None
 
     def __len__(self) -> int:
         return int(self.key_ids.shape[0])
@@ -51,6 +61,8 @@ class WindowResults:
             emitted_at=self.emitted_at[index],
             values={name: column[index] for name, column in self.values.items()},
             ticks=self.ticks[index] if self.ticks is not None else None,
+            trace_rows=self.trace_rows[index] if self.trace_rows is not None else None,
+            traces=self.traces,
         )
 
     def rows(self, start: int, stop: int) -> WindowResults:
@@ -65,6 +77,8 @@ class WindowResults:
             emitted_at=self.emitted_at[start:stop],
             values={name: column[start:stop] for name, column in self.values.items()},
             ticks=self.ticks[start:stop] if self.ticks is not None else None,
+            trace_rows=self.trace_rows[start:stop] if self.trace_rows is not None else None,
+            traces=self.traces,
         )
 
     @staticmethod
@@ -85,7 +99,35 @@ class WindowResults:
             emitted_at=np.concatenate([c.emitted_at for c in chunks]),
             values={name: np.concatenate([c.values[name] for c in chunks]) for name in first.values},
             ticks=ticks,
+            **_joined_traces(chunks),
         )
+
+    def trace_entries(self) -> Int64Array | None:
+        """Each row's trace entries, shape (rows, links, 5), a row that kept none all empty entries (seq
+        ``NO_SEQ``); None without trace links."""
+        if self.trace_rows is None or self.traces is None:
+            return None
+        entries = np.full((len(self), *self.traces.shape[1:]), np.iinfo(np.int64).min, dtype=np.int64)
+        kept = self.trace_rows >= 0
+        entries[kept] = self.traces[self.trace_rows[kept]]
+        return entries
+
+
+def _joined_traces(chunks: list[WindowResults]) -> dict[str, Int64Array | None]:
+    """The ``trace_rows`` and ``traces`` of several chunks joined: each chunk's entries after the previous
+    ones', its row indexes moved along with them."""
+    if any(c.trace_rows is None or c.traces is None for c in chunks):
+        return {"trace_rows": None, "traces": None}
+    rows: list[Int64Array] = []
+    at = 0
+    for chunk in chunks:
+        assert chunk.trace_rows is not None and chunk.traces is not None
+        rows.append(np.where(chunk.trace_rows >= 0, chunk.trace_rows + at, -1))
+        at += int(chunk.traces.shape[0])
+    return {
+        "trace_rows": np.concatenate(rows),
+        "traces": np.concatenate([c.traces for c in chunks if c.traces is not None]),
+    }
 
 
 @dataclass(frozen=True)

@@ -340,7 +340,7 @@ class SlidingWindowOperator(WindowOperator):
             starts=starts,
             ends=ends,
             emitted_at=tick_times[ticks],
-            values=self.table.aggregation.values(plan),
+            merged=self._merge(plan),
         )
         return replace(results, ticks=2 * bounds + (1 if self.spec.update_interval else 0))
 
@@ -431,7 +431,7 @@ class SlidingWindowOperator(WindowOperator):
             starts=starts,
             ends=ends,
             emitted_at=self._close_of_end(ends),
-            values=self.table.aggregation.values(plan),
+            merged=self._merge(plan),
         )
 
     def _expired_columns(self) -> tuple[Int64Array, Int64Array]:
@@ -450,7 +450,7 @@ class SlidingWindowOperator(WindowOperator):
         if n == 0:
             return None
         plan = MergePlan(n, windows.ends + 1, ranges=(points.slots, points.times, windows.lo, windows.hi))
-        values = self.table.aggregation.values(plan)
+        merged = self._merge(plan)
         emitted_at = self._close_of_end(windows.ends) if when is None else when
         return self._results(
             final=when is None,
@@ -458,7 +458,7 @@ class SlidingWindowOperator(WindowOperator):
             starts=windows.starts,
             ends=windows.ends,
             emitted_at=emitted_at,
-            values=values,
+            merged=merged,
         )
 
     def close(self, upto: int) -> WindowResults | None:

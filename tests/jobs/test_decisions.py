@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from hashlib import blake2b
 
 import numpy as np
 import orjson
+import pytest
 
 from jobs.decisions import RuleSet
 from jobs.pipeline import JobRunner
 from jobs.spec import parse_job_spec
-from windows.aggregation import LINKS
 from windows.pane_state import NO_SEQ
 from windows.results import WindowResults
 
@@ -30,11 +31,10 @@ KEY_JSON = [orjson.dumps(key) for key in KEYS]
 def _chunk(key_ids: list[int], *, final: bool, end: int = 10, links: np.ndarray | None = None) -> WindowResults:
     n = len(key_ids)
     values: dict[str, np.ndarray] = {"n": np.ones(n)}
-    if links is not None:
-        values[LINKS] = links
     at = np.full(n, end, dtype=np.int64)
     ids = np.asarray(key_ids, dtype=np.int64)
-    return WindowResults("w", 0, final, ids, np.zeros(n, dtype=np.int64), at, at, values)
+    rows = None if links is None else np.arange(n, dtype=np.int64)
+    return WindowResults("w", 0, final, ids, np.zeros(n, dtype=np.int64), at, at, values, trace_rows=rows, traces=links)
 
 
 def _decide(rules: RuleSet, chunk: WindowResults) -> list[dict[str, object]]:
@@ -87,6 +87,33 @@ def test_a_decision_carries_its_newest_trace_and_the_other_distinct_ones_it_link
         (None, [], None),
     ]
     assert decided[0]["traceparent"] == f"00-{_hex(1)}-{decided[0]['id'][:16]}-01"
+
+
+def test_a_decision_on_a_result_whose_traces_were_not_kept_carries_none_and_the_others_theirs() -> None:
+    # the engine keeps trace entries only for the results a rule may fire on: rows point into them or hold -1
+    traces = np.asarray([[_entry(3, 9)], [_entry(4, 8)]], dtype=np.int64)
+    chunk = replace(_chunk([0, 1, 2], final=False), trace_rows=np.asarray([1, -1, 0]), traces=traces)
+    decided = _decide(RuleSet(SPEC.name, SPEC.rules), chunk)
+    assert [(d["key"], d["trace_id"], d["origin_at"]) for d in decided] == [
+        ("a", _hex(4), 1004),
+        ("b", None, None),
+        ("c", _hex(3), 1003),
+    ]
+    past = replace(_chunk([0], final=False), trace_rows=np.asarray([2]), traces=traces)
+    with pytest.raises(IndexError, match="decision 0 points at trace entry 2, past the 2 given"):
+        RuleSet(SPEC.name, SPEC.rules).decide(past, 0, KEY_TEXT, KEY_JSON)
+
+
+def test_the_results_a_rule_may_fire_on_are_those_meeting_any_of_its_windows_conditions() -> None:
+    both = parse_job_spec(
+        JOB + '  - {name: big, window: w, when: "n >= 3", action: alert}\n'
+        '  - {name: small, window: w, when: "n < 2", action: log}\n'
+    ).rules
+    rules = RuleSet(SPEC.name, both)
+    values = {"n": np.asarray([1.0, 2.0, 3.0, 4.0])}
+    may = rules.may_fire("w", values, 4)
+    assert may is not None and may.tolist() == [True, False, True, True]
+    assert rules.may_fire("other", values, 4) is None  # no rule reads it: no trace is kept
 
 
 def test_a_decision_id_is_blake2b_of_job_rule_window_key_and_bounds() -> None:

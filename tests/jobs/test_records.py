@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jobs.records import result_lines
-from windows.aggregation import LINKS
 from windows.results import WindowResults
 
 
@@ -87,7 +86,18 @@ def test_a_result_line_carries_its_job_window_key_bounds_and_no_internal_values(
     ids = np.array([1, 0], dtype=np.int64)
     starts, ends, at = np.array([0, 10]), np.array([10, 20]), np.array([15, 25])
     links = np.zeros((2, 1, 5), dtype=np.int64)
-    chunk = WindowResults('per "minute"', 2, False, ids, starts, ends, at, {"n": np.array([3.0, 4.0]), LINKS: links})
+    chunk = WindowResults(
+        'per "minute"',
+        2,
+        False,
+        ids,
+        starts,
+        ends,
+        at,
+        {"n": np.array([3.0, 4.0])},
+        trace_rows=np.arange(2),
+        traces=links,
+    )
     block = result_lines(chunk, "jöb", 3, [b'"a"', orjson.dumps("b\n")])
     assert block.data.count(b"\n") == len(block) == 2  # each line ends in the only break it holds
     lines = block.records()

@@ -123,17 +123,21 @@ def test_a_restored_sliding_window_remembers_windows_closed_before_their_point_c
 @given(specs=window_specs(), events=event_logs(), cuts=st.lists(st.integers(0, 60), max_size=3))
 def test_trace_links_survive_a_restore(specs, events, cuts) -> None:  # type: ignore[no-untyped-def]
     from tests.windows.engine_runner import run_traced, traced
-    from windows.aggregation import LINKS
 
     specs = [replace(spec, trace_links=3) for spec in specs]
     whole = run_traced(specs, events, [10**9])
     with tempfile.TemporaryDirectory() as root:
         restored = run_with_restarts(specs, events, cuts, Path(root) / "p", make_batch=traced)
     assert flatten(restored, final=None) == flatten(whole, final=None)
-    assert [row for c in restored for row in c.values[LINKS].tolist()] == [
-        row for c in whole for row in c.values[LINKS].tolist()
-    ]
-    assert all(isinstance(c.values[LINKS], np.ndarray) for c in whole)
+    assert [row for c in restored for row in _entries(c)] == [row for c in whole for row in _entries(c)]
+    assert all(isinstance(c.traces, np.ndarray) for c in whole)
+
+
+def _entries(chunk: WindowResults) -> list[list[list[int]]]:
+    entries = chunk.trace_entries()
+    assert entries is not None
+    rows: list[list[list[int]]] = entries.tolist()
+    return rows
 
 
 # Found by hypothesis in CI: key 1's point at 1_000_000 is evicted; 999_999 comes late for the windows that

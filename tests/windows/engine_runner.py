@@ -9,7 +9,7 @@ import numpy as np
 
 from tests.windows.reference_model import Event
 from windows.definitions import WindowSpec
-from windows.engine import PartitionEngine
+from windows.engine import PartitionEngine, TracedWindows
 from windows.events import EventBatch
 from windows.pane_state import TRACE_HI, TRACE_LO, TRACE_ORIGIN
 from windows.results import WindowResults
@@ -95,8 +95,12 @@ def traced(events: list[Event]) -> EventBatch:
     return EventBatch(batch.ts, batch.key_ids, batch.seq, batch.numbers, hashes)
 
 
-def run_traced(specs: list[WindowSpec], events: list[Event], sizes: list[int]) -> list[WindowResults]:
-    engine = PartitionEngine(specs)
+def run_traced(
+    specs: list[WindowSpec], events: list[Event], sizes: list[int], picked: TracedWindows | None = None
+) -> list[WindowResults]:
+    """Feed ``events`` with traces (``traced``) in batches cycling through ``sizes``; with ``picked``, only the
+    windows it picks keep their trace links."""
+    engine = PartitionEngine(specs, traced=picked)
     chunks: list[WindowResults] = []
     position, turn = 0, 0
     while position < len(events):

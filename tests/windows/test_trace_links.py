@@ -14,7 +14,6 @@ from tests.windows.engine_runner import run_traced as run
 from tests.windows.reference_model import Event, _windows_pane, _windows_sliding, stream_time_before
 from tests.windows.test_engine_vs_reference import event_logs, window_specs
 from windows import trace_links
-from windows.aggregation import LINKS
 from windows.definitions import SlidingWindows, WindowSpec
 from windows.pane_state import NO_SEQ
 
@@ -44,7 +43,8 @@ def test_final_results_carry_the_traces_of_their_newest_events(specs, events, li
     for chunk in run(specs, events, sizes):
         if not chunk.final:
             continue
-        entries = chunk.values[LINKS]
+        entries = chunk.trace_entries()
+        assert entries is not None
         for i in range(len(chunk)):
             ident = (chunk.window, int(chunk.key_ids[i]), int(chunk.starts[i]), int(chunk.ends[i]))
             row = [entry for entry in entries[i].tolist() if entry[1] != np.iinfo(np.int64).min]
@@ -54,13 +54,40 @@ def test_final_results_carry_the_traces_of_their_newest_events(specs, events, li
     assert seen == len(expected)
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(specs=window_specs(), events=event_logs(), sizes=st.lists(st.integers(1, 25), min_size=1, max_size=3))
+def test_windows_picked_for_their_traces_carry_the_same_entries_and_the_others_none(specs, events, sizes) -> None:  # type: ignore[no-untyped-def]
+    specs = [replace(spec, trace_links=3) for spec in specs]
+    untraced = specs[0].name  # no window of it is picked: as a window no rule reads
+
+    def picked(window: str, values: dict[str, np.ndarray], n: int) -> np.ndarray | None:
+        # every other window of a chunk, whatever the chunk: picking may take any subset
+        return None if window == untraced else np.arange(n) % 2 == (n % 2)
+
+    every = run(specs, events, sizes)
+    some = run(specs, events, sizes, picked)
+    assert len(some) == len(every)
+    traced = 0
+    for full, part in zip(every, some):
+        assert (part.window, part.final, part.key_ids.tolist()) == (full.window, full.final, full.key_ids.tolist())
+        assert part.trace_rows is not None and part.traces is not None
+        entries, expected = part.trace_entries(), full.trace_entries()
+        assert entries is not None and expected is not None
+        kept = part.trace_rows >= 0
+        assert entries[kept].tolist() == expected[kept].tolist()  # a picked window: the entries of every window
+        assert len(set(part.trace_rows[kept].tolist())) == int(kept.sum())  # each its own entries
+        assert not (part.window == untraced and kept.any())
+        traced += int(kept.sum())
+    assert traced or not any(len(c) > 1 for c in every if c.window != untraced)
+
+
 def test_windows_without_trace_links_carry_none() -> None:
     from windows.aggregates import parse_aggregate
     from windows.definitions import TumblingWindows
 
     spec = WindowSpec("w", TumblingWindows(10, 0), (parse_aggregate("n", "count"),))
     chunks = run([spec], [Event(ts=5, key=1, values={}, seq=1)], [10])
-    assert chunks and all(LINKS not in chunk.values for chunk in chunks)
+    assert chunks and all(chunk.trace_rows is None and chunk.traces is None for chunk in chunks)
 
 
 # ---- the C loops ------------------------------------------------------------------------
@@ -168,6 +195,52 @@ def test_merging_ranges_of_time_ordered_panes_keeps_each_windows_newest_entries(
     merged = trace_links.merge_ranges(slotted, order, lo, hi)
     for g in range(len(bounds)):
         assert merged[g].tolist() == newest_entries([e for p in range(lo[g], hi[g]) for e in present(rows[p])], links)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 4), st.lists(st.integers(0, 4), min_size=1, max_size=8), st.data())
+def test_merging_late_panes_newest_first_keeps_each_picked_groups_newest_entries(
+    links: int, counts: list[int], data: st.DataObject
+) -> None:
+    # pane p holds entries of time p (its end is p + 1); each group already holds some panes' entries, then
+    # takes others as late panes, in time order; only the picked groups are merged, numbered anew
+    seq = iter(range(1, 1000))
+    rows = [newest_entries([entry(p, next(seq)) for _ in range(min(c, links))], links) for p, c in enumerate(counts)]
+    array = np.asarray(rows, dtype=np.int64).reshape(len(rows), links, FIELDS)
+    n_groups = data.draw(st.integers(1, 4))
+    pairs = sorted(data.draw(st.sets(st.tuples(st.integers(0, n_groups - 1), st.integers(0, len(rows) - 1)))))
+    late = [pair for pair in pairs if data.draw(st.booleans())]
+    held = [pair for pair in pairs if pair not in late]
+    renumbered = data.draw(st.booleans())
+    picked = sorted(data.draw(st.sets(st.integers(0, n_groups - 1)))) if renumbered else list(range(n_groups))
+    number = np.full(n_groups, -1, dtype=np.int64)
+    number[picked] = np.arange(len(picked))
+    merged = trace_links.merge_pairs(
+        array,
+        np.asarray([number[g] for g, s in held if number[g] >= 0], dtype=np.int64),
+        np.asarray([s for g, s in held if number[g] >= 0], dtype=np.int64),
+        len(picked),
+    )
+    late_slots = np.asarray([s for _, s in late], dtype=np.int64)
+    trace_links.merge_late_into(
+        merged,
+        array,
+        np.asarray([g for g, _ in late], dtype=np.int64),
+        late_slots,
+        late_slots + 1,
+        number if renumbered else None,
+    )
+    for g in picked:
+        entries = [e for gg, s in held + late if gg == g for e in present(rows[s])]
+        assert merged[number[g]].tolist() == newest_entries(entries, links)
+
+
+def test_late_panes_out_of_time_order_are_an_error() -> None:
+    rows = np.full((2, 1, FIELDS), NO_SEQ, dtype=np.int64)
+    out = np.full((1, 1, FIELDS), NO_SEQ, dtype=np.int64)
+    pairs = np.asarray([0, 0], dtype=np.int64)
+    with pytest.raises(ValueError, match="the panes of group 0 are not in time order"):
+        trace_links.merge_late_into(out, rows, pairs, np.asarray([0, 1]), np.asarray([5, 4]))
 
 
 def test_a_slot_outside_the_rows_is_an_error_not_a_crash() -> None:
