@@ -393,7 +393,7 @@ class WindowOperator(ABC):
         """Key ids of the panes in memory."""
         return self.table.key_ids[self.table.live_slots()]
 
-    def forget_pending(self, slots: list[int]) -> None:
+    def forget_pending(self, slots: Int64Array) -> None:
         """Drop released slots from the update set."""
         if self.pending:
-            self.pending.difference_update(slots)
+            self.pending.difference_update(slots.tolist())

@@ -544,7 +544,7 @@ class TraceColumn:
             self.rows = grown
 
     def reset(self, slots: Int64Array) -> None:
-        self.rows[slots] = NO_SEQ
+        trace_links.clear(self.rows, slots)
 
     def add(self, ctx: AddContext) -> None:
         hashes = ctx.batch.hashes

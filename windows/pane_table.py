@@ -51,6 +51,32 @@ def unique_pairs(a: Int64Array, b: Int64Array) -> tuple[Int64Array, Int64Array, 
     return sa[starts], sb[starts], inverse
 
 
+class _FreeSlots:
+    """Slots given up, to be used again: a stack, the last given up first (in the order given)."""
+
+    def __init__(self) -> None:
+        self._slots = np.zeros(0, dtype=np.int64)
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def push(self, slots: Int64Array) -> None:
+        need = self._count + int(slots.shape[0])
+        if need > self._slots.shape[0]:
+            grown = np.zeros(max(need, 2 * self._slots.shape[0]), dtype=np.int64)
+            grown[: self._count] = self._slots[: self._count]
+            self._slots = grown
+        self._slots[self._count : need] = slots
+        self._count = need
+
+    def pop(self, most: int) -> Int64Array:
+        """Up to ``most`` slots: the last ``most`` given up, in the order they were given up."""
+        take = min(most, self._count)
+        self._count -= take
+        return self._slots[self._count : self._count + take].copy()
+
+
 class PaneTable:
     """Aggregation state of one window over all keys of one partition."""
 
@@ -63,7 +89,7 @@ class PaneTable:
         self.alive = np.zeros(0, dtype=bool)
         self.stored = np.zeros(0, dtype=bool)  # per slot: the store holds this pane (in some version)
         self.index = PaneIndex()
-        self._free: list[int] = []
+        self._free = _FreeSlots()
         self._high_water = 0
         self.changed = np.zeros(0, dtype=bool)  # per slot: changed since the store last took it
         # (key ids, pane starts) of the panes released since the store last took them
@@ -125,15 +151,14 @@ class PaneTable:
 
     def _create(self, key_ids: Int64Array, panes: Int64Array) -> Int64Array:
         """New empty slots for panes not in the table."""
-        take_free = min(panes.shape[0], len(self._free))
-        fresh = self._free[len(self._free) - take_free :]
-        del self._free[len(self._free) - take_free :]
-        extra = panes.shape[0] - take_free
+        fresh = self._free.pop(panes.shape[0])
+        extra = panes.shape[0] - fresh.shape[0]
         if extra:
             self._grow(self._high_water + extra)
-            fresh.extend(range(self._high_water, self._high_water + extra))
+            new = np.concatenate([fresh, np.arange(self._high_water, self._high_water + extra, dtype=np.int64)])
             self._high_water += extra
-        new = np.asarray(fresh, dtype=np.int64)
+        else:
+            new = fresh
         self.index.insert(key_ids, panes, new)
         self.last_created = new
         self.key_ids[new] = key_ids
@@ -213,18 +238,17 @@ class PaneTable:
         """Drop panes from memory that the store holds as they are (no change since it last took them)."""
         if slots.shape[0] == 0:
             return
-        slot_list = slots.tolist()
         if self.changed[slots].any():
             raise ValueError("cannot evict panes with changes the state store has not taken")
         panes = self.panes[slots]
         self.index.remove(self.key_ids[slots], panes)
         self.alive[slots] = False
-        self._free.extend(slot_list)
+        self._free.push(slots)
         low, high = int(panes.min()), int(panes.max())
         if self.spilled is not None:
             low, high = min(low, self.spilled[0]), max(high, self.spilled[1])
         self.spilled = (low, high)
-        self.evicted_total += len(slot_list)
+        self.evicted_total += int(slots.shape[0])
 
     def repack(self) -> Int64Array:
         """Move live slots to the front of fresh, right-sized arrays; return old slot -> new slot (-1: gone)."""
@@ -243,7 +267,7 @@ class PaneTable:
             column.grow(capacity)
         self.capacity = capacity
         self._high_water = int(live.shape[0])
-        self._free = []
+        self._free = _FreeSlots()
         if states:
             self._set_states(np.arange(live.shape[0], dtype=np.int64), states)
         self.reindex()
@@ -281,12 +305,11 @@ class PaneTable:
         """Every slot in use."""
         return np.flatnonzero(self.alive[: self._high_water]).astype(np.int64)
 
-    def release(self, slots: Iterable[int]) -> None:
+    def release(self, slots: Iterable[int] | Int64Array) -> None:
         """Drop panes whose last window has closed."""
-        slot_list = list(slots)
-        if not slot_list:
+        at = slots if isinstance(slots, np.ndarray) else np.fromiter(slots, dtype=np.int64)
+        if at.shape[0] == 0:
             return
-        at = np.asarray(slot_list, dtype=np.int64)
         keys, starts = self.key_ids[at], self.panes[at]
         self.index.remove(keys, starts)
         self.alive[at] = False
@@ -294,7 +317,7 @@ class PaneTable:
         held = self.stored[at]  # a pane the store never held needs no deletion
         if held.any():
             self.released.append((keys[held], starts[held]))
-        self._free.extend(slot_list)
+        self._free.push(at)
 
     def changes_pending(self) -> tuple[int, int]:
         """How many panes the store would write, and how many it would delete, if it took the changes now."""

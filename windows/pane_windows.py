@@ -110,7 +110,7 @@ class PaneWindowOperator(WindowOperator):
         # no key has emitted less than ``closed_upto``: only panes with a window closing since are visited
         near = live[(self.first_close(panes) <= upto) & (last > self.closed_upto)]
         results = self._emit_closing(near, np.full(near.shape[0], upto, dtype=np.int64))
-        dead = live[last <= upto].tolist()
+        dead = live[last <= upto]
         self.forget_pending(dead)
         self.table.release(dead)
         self.closed_upto = upto
@@ -222,7 +222,7 @@ class PaneWindowOperator(WindowOperator):
         self.table.load_range(NO_TIME, END_OF_TIME)
         live = self.table.live_slots()
         results = self._emit_closing(live, np.full(live.shape[0], END_OF_TIME, dtype=np.int64))
-        self.table.release(live.tolist())
+        self.table.release(live)
         self.pending = set()
         return results
 

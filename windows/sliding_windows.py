@@ -273,7 +273,7 @@ class SlidingWindowOperator(WindowOperator):
         if not moving.any():
             return
         rows = np.flatnonzero(apart)[moving]
-        self.table.release(slots[rows].tolist())
+        self.table.release(slots[rows])
         self.late_points -= int(rows.shape[0])
         moved, inverse = self._add(batch.take(applied[rows]))
         slots[rows] = moved[inverse]
@@ -474,7 +474,7 @@ class SlidingWindowOperator(WindowOperator):
             self.expired_left = {(k, t) for k, t in self.expired_left if t + 1 + self.grace > upto}
         dead = right_close <= upto
         if dead.any():
-            released = points.slots[dead].tolist()
+            released = points.slots[dead]
             self.forget_pending(released)
             self.table.release(released)
             points.keep(~dead)
@@ -571,7 +571,7 @@ class SlidingWindowOperator(WindowOperator):
             self.point_index.clear()
         results = self._emit_closing(None, np.asarray([END_OF_TIME], dtype=np.int64))
         points = self._points()
-        self.table.release(points.slots.tolist())
+        self.table.release(points.slots)
         points.keep(np.zeros(len(points), dtype=bool))
         self.pending = set()
         return results

@@ -37,16 +37,11 @@ def lex_order(columns: Sequence[np.ndarray]) -> Int64Array:
     parts: list[tuple[np.ndarray, int, int]] = []  # column, its minimum, its bits; most significant first
     for column in reversed(columns):
         low, high = int(column.min()), int(column.max())
-        bits = (high - low).bit_length()
-        used += bits
-        if used > 63:
-            return np.lexsort(columns).astype(np.int64, copy=False)
-        parts.append((column, low, bits))
-    packed = np.zeros(n, dtype=np.int64)
-    for column, low, bits in parts:
-        if bits:
-            packed <<= bits
-            packed |= column.astype(np.int64, copy=False) - low
+        parts.append((column, low, (high - low).bit_length()))
+    used += sum(bits for _, _, bits in parts)
+    if used > 63:  # fewer numbers than columns to sort by, when their ranges pack into fewer words
+        return _lexsort_words(parts, len(columns))
+    packed = _packed(parts, n)
     if used - position_bits <= 16:  # the columns alone fit in 16 bits: numpy sorts those by radix, stably
         narrow = np.uint8 if used - position_bits <= 8 else np.uint16
         return np.argsort(packed.astype(narrow), kind="stable").astype(np.int64, copy=False)
@@ -55,6 +50,36 @@ def lex_order(columns: Sequence[np.ndarray]) -> Int64Array:
     packed.sort()
     packed &= (1 << position_bits) - 1
     return packed
+
+
+def _packed(parts: Sequence[tuple[np.ndarray, int, int]], n: int) -> Int64Array:
+    """Columns (each with its minimum and bits, most significant first) side by side in one number per row."""
+    packed = np.zeros(n, dtype=np.int64)
+    for column, low, bits in parts:
+        if bits:
+            packed <<= bits
+            packed |= column.astype(np.int64, copy=False) - low
+    return packed
+
+
+def _lexsort_words(parts: list[tuple[np.ndarray, int, int]], columns: int) -> Int64Array:
+    """``np.lexsort`` of the columns packed greedily, most significant first, into as few 63-bit words as they
+    fit (one merge pass per word instead of one per column)."""
+    words: list[list[tuple[np.ndarray, int, int]]] = [[]]
+    bits_in_word = 0
+    for part in parts:
+        if part[2] > 63:  # a range wider than a word: the columns as they are
+            return np.lexsort([column for column, _, _ in reversed(parts)]).astype(np.int64, copy=False)
+        if bits_in_word + part[2] > 63:
+            words.append([])
+            bits_in_word = 0
+        words[-1].append(part)
+        bits_in_word += part[2]
+    n = int(parts[0][0].shape[0])
+    keys = [_packed(word, n) for word in reversed(words)] if len(words) < columns else None
+    if keys is None:
+        keys = [column for column, _, _ in reversed(parts)]
+    return np.lexsort(keys).astype(np.int64, copy=False)
 
 
 def stable_order(column: np.ndarray) -> Int64Array:

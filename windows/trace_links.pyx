@@ -169,3 +169,15 @@ def merge_late_into(int64_t[:, :, ::1] out, const int64_t[:, :, ::1] rows, const
             if row[LINK_FIELDS * e + LINK_SEQ] != NO_SEQ:
                 insert(kept, links, row + LINK_FIELDS * e)
         i -= 1
+
+
+def clear(int64_t[:, :, ::1] rows, const int64_t[:] slots) -> None:
+    """Empty the rows of ``slots`` (every field of every entry NO_SEQ, as a new row is)."""
+    cdef Py_ssize_t n = slots.shape[0], width = rows.shape[1] * rows.shape[2], i, f
+    cdef int64_t* row
+    for i in range(n):
+        if slots[i] < 0 or slots[i] >= rows.shape[0]:
+            raise IndexError(f"slot {slots[i]} is outside the {rows.shape[0]} trace rows")
+        row = &rows[slots[i], 0, 0]
+        for f in range(width):
+            row[f] = NO_SEQ

@@ -41,6 +41,18 @@ def test_packed_path_is_taken_and_stable_on_ties() -> None:
     np.testing.assert_array_equal(stable_order(keys), np.argsort(keys, kind="stable"))
 
 
+def test_columns_too_wide_for_one_number_sort_as_fewer_packed_words_or_as_they_are() -> None:
+    rows = 2 * PACKED_FROM_ROWS
+    rng = np.random.default_rng(11)
+    # three 30-bit columns and a flag pack into two words; a column spanning all of int64 packs into none
+    wide = [rng.integers(0, 1 << 30, rows) for _ in range(3)] + [rng.integers(0, 2, rows).astype(bool)]
+    np.testing.assert_array_equal(lex_order(wide), np.lexsort(wide))
+    extremes = rng.choice(np.asarray([np.iinfo(np.int64).min, -1, 0, np.iinfo(np.int64).max]), rows)
+    few = rng.integers(0, 3, rows)
+    np.testing.assert_array_equal(lex_order((few, extremes)), np.lexsort((few, extremes)))
+    np.testing.assert_array_equal(lex_order((extremes, few, few)), np.lexsort((extremes, few, few)))
+
+
 @pytest.mark.parametrize("rows", [0, 1, 5, PACKED_FROM_ROWS])
 def test_short_and_float_columns(rows) -> None:
     rng = np.random.default_rng(rows)
