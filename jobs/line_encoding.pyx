@@ -41,11 +41,55 @@ cdef extern from "Python.h":
 
 # ---- a growable byte buffer ------------------------------------------------------------
 
-cdef struct Buffer:
-    char* data
-    Py_ssize_t size
-    Py_ssize_t capacity
-    PyObject* owner  # the bytes object ``data`` lives in (output lines), or NULL (``data`` is PyMem memory)
+cdef extern from *:
+    """
+    /* The buffer the lines are written into. Appending is forced inline so that every fixed piece of text
+       (its length a constant) is copied with a few moves instead of a call to memcpy; growing is not. */
+    typedef struct {
+        char* data;
+        Py_ssize_t size;
+        Py_ssize_t capacity;
+        PyObject* owner;  /* the bytes object data lives in (output lines), or NULL (data is PyMem memory) */
+    } WinnowBuffer;
+
+    static int winnow_grow(WinnowBuffer* b, Py_ssize_t need) {
+        Py_ssize_t capacity = b->capacity * 2;
+        char* grown;
+        while (capacity < need) capacity *= 2;
+        if (b->owner != NULL) {  /* its bytes object grows (a large one by mremap: no copy, no second peak) */
+            if (_PyBytes_Resize(&b->owner, capacity) < 0) return -1;
+            b->data = PyBytes_AS_STRING(b->owner);
+            b->capacity = capacity;
+            return 0;
+        }
+        grown = (char*)PyMem_Realloc(b->data, capacity);
+        if (grown == NULL) {
+            PyErr_SetString(PyExc_MemoryError, "no memory for an output line buffer");
+            return -1;
+        }
+        b->data = grown;
+        b->capacity = capacity;
+        return 0;
+    }
+
+    static inline __attribute__((always_inline)) int winnow_reserve(WinnowBuffer* b, Py_ssize_t extra) {
+        return b->size + extra <= b->capacity ? 0 : winnow_grow(b, b->size + extra);
+    }
+
+    static inline __attribute__((always_inline)) int winnow_put(WinnowBuffer* b, const char* text, Py_ssize_t n) {
+        if (winnow_reserve(b, n) < 0) return -1;
+        memcpy(b->data + b->size, text, n);
+        b->size += n;
+        return 0;
+    }
+    """
+    ctypedef struct Buffer "WinnowBuffer":
+        char* data
+        Py_ssize_t size
+        Py_ssize_t capacity
+        PyObject* owner
+    int reserve "winnow_reserve"(Buffer* b, Py_ssize_t extra) except -1
+    int put "winnow_put"(Buffer* b, const char* text, Py_ssize_t n) except -1
 
 
 cdef int buffer_init(Buffer* b, Py_ssize_t capacity) except -1:
@@ -83,35 +127,6 @@ cdef bytes lines_taken(Buffer* b):
 cdef void lines_free(Buffer* b) noexcept:
     Py_XDECREF(b.owner)
     b.owner = NULL
-
-
-cdef inline int reserve(Buffer* b, Py_ssize_t extra) except -1:
-    cdef Py_ssize_t need = b.size + extra
-    cdef Py_ssize_t capacity
-    cdef char* grown
-    if need <= b.capacity:
-        return 0
-    capacity = b.capacity * 2
-    while capacity < need:
-        capacity *= 2
-    if b.owner != NULL:  # its bytes object grows (a large one by mremap: no copy, no second peak)
-        _PyBytes_Resize(&b.owner, capacity)
-        b.data = PyBytes_AS_STRING(<object>b.owner)
-        b.capacity = capacity
-        return 0
-    grown = <char*>PyMem_Realloc(b.data, capacity)
-    if grown == NULL:
-        raise MemoryError("no memory for an output line buffer")
-    b.data = grown
-    b.capacity = capacity
-    return 0
-
-
-cdef inline int put(Buffer* b, const char* text, Py_ssize_t n) except -1:
-    reserve(b, n)
-    memcpy(b.data + b.size, text, n)
-    b.size += n
-    return 0
 
 
 cdef inline int put_c(Buffer* b, const char* text) except -1:

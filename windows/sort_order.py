@@ -39,8 +39,8 @@ def lex_order(columns: Sequence[np.ndarray]) -> Int64Array:
         low, high = int(column.min()), int(column.max())
         parts.append((column, low, (high - low).bit_length()))
     used += sum(bits for _, _, bits in parts)
-    if used > 63:  # fewer numbers than columns to sort by, when their ranges pack into fewer words
-        return _lexsort_words(parts, len(columns))
+    if used > 63:  # several words, each sorted as packed numbers when it fits beside the positions
+        return _sort_by_words(parts, len(columns), position_bits)
     packed = _packed(parts, n)
     if used - position_bits <= 16:  # the columns alone fit in 16 bits: numpy sorts those by radix, stably
         narrow = np.uint8 if used - position_bits <= 8 else np.uint16
@@ -62,24 +62,50 @@ def _packed(parts: Sequence[tuple[np.ndarray, int, int]], n: int) -> Int64Array:
     return packed
 
 
-def _lexsort_words(parts: list[tuple[np.ndarray, int, int]], columns: int) -> Int64Array:
-    """``np.lexsort`` of the columns packed greedily, most significant first, into as few 63-bit words as they
-    fit (one merge pass per word instead of one per column)."""
-    words: list[list[tuple[np.ndarray, int, int]]] = [[]]
-    bits_in_word = 0
-    for part in parts:
-        if part[2] > 63:  # a range wider than a word: the columns as they are
-            return np.lexsort([column for column, _, _ in reversed(parts)]).astype(np.int64, copy=False)
-        if bits_in_word + part[2] > 63:
-            words.append([])
-            bits_in_word = 0
-        words[-1].append(part)
-        bits_in_word += part[2]
+def _sort_by_words(parts: list[tuple[np.ndarray, int, int]], columns: int, position_bits: int) -> Int64Array:
+    """The stable order of rows by columns (each with its minimum and bits, most significant first) whose
+    ranges do not fit in one number with the row positions.
+
+    The columns are packed greedily, most significant first, into words. When every word fits beside the
+    positions, the rows are sorted word by word, least significant first, each a plain sort of the word (in
+    the order so far) with the positions in the low bits: sorting by a word keeps the order so far among its
+    ties, as a stable sort would, so the last sort gives ``lexsort``'s order. Otherwise ``np.lexsort`` sorts
+    the words (fewer merge passes than columns) or, for a column wider than a word, the columns."""
     n = int(parts[0][0].shape[0])
-    keys = [_packed(word, n) for word in reversed(words)] if len(words) < columns else None
-    if keys is None:
-        keys = [column for column, _, _ in reversed(parts)]
-    return np.lexsort(keys).astype(np.int64, copy=False)
+    words = _words(parts, 63 - position_bits)
+    if words is not None:
+        mask = (1 << position_bits) - 1
+        positions = np.arange(n, dtype=np.int64)
+        order: Int64Array | None = None
+        for word in reversed(words):
+            packed = _packed(word, n) if order is None else _packed(word, n)[order]
+            packed <<= position_bits
+            packed |= positions
+            packed.sort()
+            packed &= mask
+            order = packed if order is None else order[packed]
+        assert order is not None
+        return order
+    words = _words(parts, 63)
+    if words is None or len(words) == columns:
+        return np.lexsort([column for column, _, _ in reversed(parts)]).astype(np.int64, copy=False)
+    return np.lexsort([_packed(word, n) for word in reversed(words)]).astype(np.int64, copy=False)
+
+
+def _words(parts: list[tuple[np.ndarray, int, int]], bits: int) -> list[list[tuple[np.ndarray, int, int]]] | None:
+    """The columns packed greedily, most significant first, into words of ``bits`` bits (None: a column is
+    wider than a word)."""
+    words: list[list[tuple[np.ndarray, int, int]]] = [[]]
+    used = 0
+    for part in parts:
+        if part[2] > bits:
+            return None
+        if used + part[2] > bits:
+            words.append([])
+            used = 0
+        words[-1].append(part)
+        used += part[2]
+    return words
 
 
 def stable_order(column: np.ndarray) -> Int64Array:
