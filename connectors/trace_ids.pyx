@@ -16,7 +16,9 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 
-from connectors.blake2b cimport blake2b_128
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+
+from connectors.blake2b cimport blake2b_128_many
 
 cdef enum:
     _LENGTH = 55
@@ -80,11 +82,14 @@ def trace_ids(traceparents, list raws not None, int64_t[::1] high, int64_t[::1] 
     and ``decided[i]`` to 1 where this loop can tell it: the id of a plain, valid ``traceparent``, or,
     when the event has none (``traceparents`` is None, or its item is None), BLAKE2b-128 of ``raws[i]``
     (``bytes``). Leave the other rows as they are."""
-    cdef Py_ssize_t n = PyList_GET_SIZE(raws), i
+    cdef Py_ssize_t n = PyList_GET_SIZE(raws), i, hashed = 0
     cdef list values
     cdef object value, raw
     cdef uint64_t hi, lo
-    cdef uint8_t digest[16]
+    cdef const uint8_t** data = NULL
+    cdef Py_ssize_t* sizes = NULL
+    cdef Py_ssize_t* rows = NULL
+    cdef uint8_t* digests = NULL
     if traceparents is not None:
         if type(traceparents) is not list:
             raise TypeError(f"trace_ids takes the traceparents as a list or None, not {type(traceparents).__name__}.")
@@ -94,16 +99,36 @@ def trace_ids(traceparents, list raws not None, int64_t[::1] high, int64_t[::1] 
     if high.shape[0] != n or low.shape[0] != n or decided.shape[0] != n:
         raise ValueError(f"trace_ids takes one output row per event ({n}), got "
                          f"{high.shape[0]}, {low.shape[0]} and {decided.shape[0]}.")
-    for i in range(n):
-        value = None if traceparents is None else <object>PyList_GET_ITEM(values, i)
-        if value is None:
-            raw = <object>PyList_GET_ITEM(raws, i)
-            if type(raw) is not bytes:
+    data = <const uint8_t**>PyMem_Malloc(max(n, 1) * sizeof(uint8_t*))
+    sizes = <Py_ssize_t*>PyMem_Malloc(max(n, 1) * sizeof(Py_ssize_t))
+    rows = <Py_ssize_t*>PyMem_Malloc(max(n, 1) * sizeof(Py_ssize_t))
+    digests = <uint8_t*>PyMem_Malloc(max(n, 1) * 16)
+    try:
+        if data == NULL or sizes == NULL or rows == NULL or digests == NULL:
+            raise MemoryError("no memory to hash events for their trace ids")
+        for i in range(n):
+            value = None if traceparents is None else <object>PyList_GET_ITEM(values, i)
+            if value is None:  # hashed below, all together (the list holds the bytes alive meanwhile)
+                raw = <object>PyList_GET_ITEM(raws, i)
+                if type(raw) is not bytes:
+                    continue
+                data[hashed] = <const uint8_t*>PyBytes_AS_STRING(raw)
+                sizes[hashed] = PyBytes_GET_SIZE(raw)
+                rows[hashed] = i
+                hashed += 1
                 continue
-            blake2b_128(<const uint8_t*>PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), digest)
-            hi, lo = _big_endian(digest), _big_endian(digest + 8)
-        elif not _parse(value, &hi, &lo):
-            continue
-        high[i] = <int64_t>hi
-        low[i] = <int64_t>lo
-        decided[i] = 1
+            if not _parse(value, &hi, &lo):
+                continue
+            high[i] = <int64_t>hi
+            low[i] = <int64_t>lo
+            decided[i] = 1
+        blake2b_128_many(data, sizes, hashed, digests)
+        for i in range(hashed):
+            high[rows[i]] = <int64_t>_big_endian(digests + 16 * i)
+            low[rows[i]] = <int64_t>_big_endian(digests + 16 * i + 8)
+            decided[rows[i]] = 1
+    finally:
+        PyMem_Free(data)
+        PyMem_Free(sizes)
+        PyMem_Free(rows)
+        PyMem_Free(digests)
