@@ -27,6 +27,10 @@ _INT64_MAX = np.iinfo(np.int64).max
 _INT64_MIN = np.iinfo(np.int64).min
 
 
+#: A sliding window's late points, as ranges: ``(lo, hi, bounds, times, arrivals, slots)`` (see ``MergePlan``).
+LateRanges = tuple[Int64Array, Int64Array, Int64Array, Int64Array, Int64Array, Int64Array]
+
+
 @dataclass(frozen=True)
 class AddContext:
     """A batch of events to fold in, with the slot and pane end of each event."""
@@ -51,7 +55,11 @@ class MergePlan:
 
     Ranges may come with *extra* ``(group, slot, pane end)`` pairs, in group
     order, each group's in time order: panes a group holds beyond its range (a
-    sliding window's late points).
+    sliding window's late points). Late points may also come as *late* ranges
+    ``(lo, hi, bounds, times, arrivals, slots)``: group ``i`` holds the late
+    points ``j`` in ``[lo[i], hi[i])`` (in time order) that arrived before
+    ``bounds[i]``. Additive state and traces merge them from the ranges in C;
+    the pairs are listed (``extra``) only for state that needs them.
     """
 
     def __init__(
@@ -64,14 +72,26 @@ class MergePlan:
         pane_ends: Int64Array | None = None,
         ranges: tuple[Int64Array, Int64Array, Int64Array, Int64Array] | None = None,
         extra: tuple[Int64Array, Int64Array, Int64Array] | None = None,
+        late: LateRanges | None = None,
     ) -> None:
         self.n_groups = n_groups
         self.window_ends = window_ends  # exclusive end of each group's window
         self.ranges = ranges  # (sorted slots, their times, lo, hi)
-        self.extra = extra if extra is not None and extra[0].shape[0] else None  # (groups, slots, pane ends)
+        assert extra is None or late is None
+        self.late = late
+        if late is None:  # else listed from the late ranges when first asked for
+            self.extra = extra if extra is not None and extra[0].shape[0] else None  # (groups, slots, pane ends)
         if ranges is None:
             assert groups is not None and slots is not None and pane_ends is not None
             self.__dict__.update(groups=groups, slots=slots, pane_ends=pane_ends)
+
+    @cached_property
+    def extra(self) -> tuple[Int64Array, Int64Array, Int64Array] | None:
+        """The late ranges' late points as ``(group, slot, pane end)`` pairs (None: none)."""
+        assert self.late is not None
+        lo, hi, bounds, times, arrivals, slots = self.late
+        pairs = sliding_points.late_pairs(lo, hi, bounds, times, arrivals, slots)
+        return pairs if pairs[0].shape[0] else None
 
     @cached_property
     def _expanded(self) -> tuple[Int64Array, Int64Array, Int64Array]:
@@ -122,7 +142,10 @@ class MergePlan:
             return self.reduce(np.add, per_slot[self.slots], 0)
         sorted_slots, _, lo, hi = self.ranges
         sums = sliding_points.range_sums(per_slot, sorted_slots, lo, hi)  # in C: prefix sums or direct
-        if self.extra is not None:
+        if self.late is not None:
+            late_lo, late_hi, bounds, _, arrivals, late_slots = self.late
+            sliding_points.add_late_sums(sums, per_slot, late_lo, late_hi, bounds, arrivals, late_slots)
+        elif self.extra is not None:
             extra_groups, extra_slots, _ = self.extra
             np.add.at(sums, extra_groups, per_slot[extra_slots])
         return sums
@@ -569,6 +592,13 @@ class TraceColumn:
             if picked is not None:
                 lo, hi = lo[groups], hi[groups]
             merged = trace_links.merge_ranges(self.rows, sorted_slots, lo, hi)
+            if plan.late is not None:  # then each group's late points, newest first
+                late_lo, late_hi, bounds, times, arrivals, late_slots = plan.late
+                number = None if picked is None else picked.number
+                trace_links.merge_held_late(
+                    merged, self.rows, late_lo, late_hi, bounds, times, arrivals, late_slots, number
+                )
+                return merged
             if plan.extra is None:
                 return merged
             extra_groups, extra_slots, extra_ends = plan.extra  # then each group's extra panes, newest first

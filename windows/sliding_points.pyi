@@ -51,4 +51,10 @@ def late_held(
     starts: _Int64,
     ends: _Int64,
     bounds: _Int64,
+) -> tuple[_Int64, _Int64]: ...
+def late_pairs(
+    lo: _Int64, hi: _Int64, bounds: _Int64, late_times: _Int64, late_arrivals: _Int64, late_slots: _Int64
 ) -> tuple[_Int64, _Int64, _Int64]: ...
+def add_late_sums(
+    sums: _Int64, per_slot: _Int64, lo: _Int64, hi: _Int64, bounds: _Int64, late_arrivals: _Int64, late_slots: _Int64
+) -> None: ...

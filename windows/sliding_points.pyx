@@ -348,10 +348,10 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times, const int64_
     holds it nor exists because of it otherwise (so a late point makes its own left window only when it
     came before that window closed). ``closed_upto`` and expired points are as in ``closing``.
 
-    Returns ``(keys, starts, ends, lo, hi, groups, late_slots, pane_ends)``: the windows, per key in key
+    Returns ``(keys, starts, ends, lo, hi, late_lo, late_hi, closes)``: the windows, per key in key
     order, then by the time that makes them, each with the range ``[lo, hi)`` of points it holds (as
-    ``closing`` gives them), and the late points each one holds as ``(group, slot, pane end)`` pairs in
-    window order, then time order."""
+    ``closing`` gives them), the range ``[late_lo, late_hi)`` of late points within its bounds, and its
+    close: it holds those of them that came before it (``late_pairs`` lists them)."""
     _check_points(keys, times)
     _check_points(keys, slots)
     _check_points(late_keys, late_times)
@@ -361,7 +361,7 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times, const int64_
     cdef Py_ssize_t count = select_keys.shape[0], n = keys.shape[0], m = late_keys.shape[0]
     if uptos.shape[0] != count:
         raise ValueError(f"closing {count} keys takes a stream time per key, not {uptos.shape[0]}.")
-    cdef Py_ssize_t i, j, p, q, a, b, la, lb, bound = 0, made = 0, pairs = 0, at, beyond
+    cdef Py_ssize_t i, p, q, a, b, la, lb, bound = 0, made = 0, at, beyond
     cdef int64_t key, low, upto, t, c, start, end
     cdef bint check_expired = exp_keys.shape[0] > 0, made_here
     ranges = np.zeros((count, 4), dtype=np.int64)
@@ -431,34 +431,20 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times, const int64_
                 w[q, 5] = _search(times, w[q, 4], b, end, True)
                 w[q, 6] = _search(late_times, la, lb, start, False)
                 w[q, 7] = _search(late_times, w[q, 6], lb, end, True)
-                for j in range(w[q, 6], w[q, 7]):
-                    if late_arrivals[j] < c:
-                        pairs += 1
                 p += 1
                 q += 1
             made = q
     if made > bound:
         raise RuntimeError(f"{made} windows close, more than the {bound} their points were counted to allow.")
-    groups = np.empty(pairs, dtype=np.int64)
-    pair_slots = np.empty(pairs, dtype=np.int64)
-    pane_ends = np.empty(pairs, dtype=np.int64)
-    cdef int64_t[::1] g = groups, s = pair_slots, e = pane_ends
-    at = 0
-    with nogil:
-        for i in range(made):
-            for q in range(w[i, 6], w[i, 7]):
-                if late_arrivals[q] < w[i, 3]:  # it came before this window closed
-                    g[at], s[at], e[at] = i, late_slots[q], late_times[q] + 1
-                    at += 1
     return (
         np.ascontiguousarray(rows[:made, 0]),
         np.ascontiguousarray(rows[:made, 1]),
         np.ascontiguousarray(rows[:made, 2]),
         np.ascontiguousarray(rows[:made, 4]),
         np.ascontiguousarray(rows[:made, 5]),
-        groups,
-        pair_slots,
-        pane_ends,
+        np.ascontiguousarray(rows[:made, 6]),
+        np.ascontiguousarray(rows[:made, 7]),
+        np.ascontiguousarray(rows[:made, 3]),
     )
 
 
@@ -485,24 +471,48 @@ def running_max(const int64_t[::1] keys, const int64_t[::1] values, const int64_
 def late_held(const int64_t[::1] late_keys, const int64_t[::1] late_times, const int64_t[::1] late_arrivals,
               const int64_t[::1] late_slots, const int64_t[::1] keys, const int64_t[::1] starts,
               const int64_t[::1] ends, const int64_t[::1] bounds):
-    """The late points (sorted by key and time) each window ``i`` holds: those of its key within
-    ``[starts[i], ends[i]]`` that arrived before ``bounds[i]``, as ``(group, slot, pane end)`` pairs in
-    window order, then time order."""
+    """The late points (sorted by key and time) of each window ``i``'s key within ``[starts[i], ends[i]]``,
+    as the range ``[lo, hi)`` of them: the window holds those that arrived before ``bounds[i]``
+    (``late_pairs`` lists them)."""
     _check_points(late_keys, late_times)
     _check_points(late_keys, late_arrivals)
     _check_points(late_keys, late_slots)
     _check_points(keys, starts)
     _check_points(keys, ends)
     _check_points(keys, bounds)
-    cdef Py_ssize_t n = keys.shape[0], i, j, lo, hi, total = 0, at = 0
-    spans = np.empty((n, 2), dtype=np.int64)
-    cdef int64_t[:, ::1] span = spans
+    cdef Py_ssize_t n = keys.shape[0], i
+    lo_array = np.empty(n, dtype=np.int64)
+    hi_array = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] lo = lo_array, hi = hi_array
     with nogil:
         for i in range(n):
-            lo = _search_pair(late_keys, late_times, keys[i], starts[i], False)
-            hi = _search_pair(late_keys, late_times, keys[i], ends[i], True)
-            span[i, 0], span[i, 1] = lo, hi
-            for j in range(lo, hi):
+            lo[i] = _search_pair(late_keys, late_times, keys[i], starts[i], False)
+            hi[i] = _search_pair(late_keys, late_times, keys[i], ends[i], True)
+    return lo_array, hi_array
+
+
+cdef int _check_late_ranges(const int64_t[::1] lo, const int64_t[::1] hi, const int64_t[::1] bounds,
+                            Py_ssize_t late) except -1:
+    cdef Py_ssize_t n = lo.shape[0], i
+    if hi.shape[0] != n or bounds.shape[0] != n:
+        raise ValueError(f"each window needs a range of late points and a bound: {n}, {hi.shape[0]}, {bounds.shape[0]}.")
+    for i in range(n):
+        if lo[i] < 0 or lo[i] > hi[i] or hi[i] > late:
+            raise IndexError(f"window {i} holds late points [{lo[i]}, {hi[i]}), outside the {late} given.")
+    return 0
+
+
+def late_pairs(const int64_t[::1] lo, const int64_t[::1] hi, const int64_t[::1] bounds,
+               const int64_t[::1] late_times, const int64_t[::1] late_arrivals, const int64_t[::1] late_slots):
+    """The late points each window ``i`` holds, those in ``[lo[i], hi[i])`` that arrived before
+    ``bounds[i]``, as ``(group, slot, pane end)`` pairs in window order, then time order."""
+    _check_points(late_times, late_arrivals)
+    _check_points(late_times, late_slots)
+    _check_late_ranges(lo, hi, bounds, late_times.shape[0])
+    cdef Py_ssize_t n = lo.shape[0], i, j, total = 0, at = 0
+    with nogil:
+        for i in range(n):
+            for j in range(lo[i], hi[i]):
                 if late_arrivals[j] < bounds[i]:
                     total += 1
     groups = np.empty(total, dtype=np.int64)
@@ -511,8 +521,30 @@ def late_held(const int64_t[::1] late_keys, const int64_t[::1] late_times, const
     cdef int64_t[::1] g = groups, s = slots, e = pane_ends
     with nogil:
         for i in range(n):
-            for j in range(span[i, 0], span[i, 1]):
+            for j in range(lo[i], hi[i]):
                 if late_arrivals[j] < bounds[i]:
                     g[at], s[at], e[at] = i, late_slots[j], late_times[j] + 1
                     at += 1
     return groups, slots, pane_ends
+
+
+def add_late_sums(int64_t[::1] sums, const int64_t[::1] per_slot, const int64_t[::1] lo, const int64_t[::1] hi,
+                  const int64_t[::1] bounds, const int64_t[::1] late_arrivals, const int64_t[::1] late_slots) -> None:
+    """Add to each window's entry of ``sums`` the ``per_slot`` values of the late points it holds (those of
+    ``late_pairs``; int64, wrapping as numpy's sums do)."""
+    _check_points(late_arrivals, late_slots)
+    _check_late_ranges(lo, hi, bounds, late_slots.shape[0])
+    cdef Py_ssize_t n = lo.shape[0], slots = per_slot.shape[0], i, j
+    cdef uint64_t s
+    if sums.shape[0] != n:
+        raise ValueError(f"{n} windows take {n} sums, not {sums.shape[0]}.")
+    for j in range(late_slots.shape[0]):
+        if late_slots[j] < 0 or late_slots[j] >= slots:
+            raise IndexError(f"late point {j} names slot {late_slots[j]}, outside the {slots} slots.")
+    with nogil:
+        for i in range(n):
+            s = <uint64_t>sums[i]
+            for j in range(lo[i], hi[i]):
+                if late_arrivals[j] < bounds[i]:
+                    s += <uint64_t>per_slot[late_slots[j]]
+            sums[i] = <int64_t>s

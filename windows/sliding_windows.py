@@ -332,8 +332,9 @@ class SlidingWindowOperator(WindowOperator):
         points = self._points()
         lo, hi = points.locate(keys, starts, "left"), points.locate(keys, ends, "right")
         bounds = boundaries[ticks]
-        extra = sliding_points.late_held(*late[:3], late[3], keys, starts, ends, bounds)
-        plan = MergePlan(n, ends + 1, ranges=(points.slots, points.times, lo, hi), extra=extra)
+        late_lo, late_hi = sliding_points.late_held(*late[:3], late[3], keys, starts, ends, bounds)
+        held = (late_lo, late_hi, bounds, late[1], late[2], late[3])
+        plan = MergePlan(n, ends + 1, ranges=(points.slots, points.times, lo, hi), late=held)
         results = self._results(
             final=False,
             key_ids=keys,
@@ -408,7 +409,7 @@ class SlidingWindowOperator(WindowOperator):
         if self.table.spilled is not None:
             self._load_for_close(int(uptos.max()), keys, late[1])
         points = self._points()
-        w_keys, starts, ends, lo, hi, groups, slots, pane_ends = sliding_points.closing_late(
+        w_keys, starts, ends, lo, hi, late_lo, late_hi, closes = sliding_points.closing_late(
             points.keys,
             points.times,
             points.slots,
@@ -424,7 +425,8 @@ class SlidingWindowOperator(WindowOperator):
         n = int(w_keys.shape[0])
         if n == 0:
             return None
-        plan = MergePlan(n, ends + 1, ranges=(points.slots, points.times, lo, hi), extra=(groups, slots, pane_ends))
+        held = (late_lo, late_hi, closes, late[1], late[2], late[3])  # each holds those that came before it closed
+        plan = MergePlan(n, ends + 1, ranges=(points.slots, points.times, lo, hi), late=held)
         return self._results(
             final=True,
             key_ids=w_keys,

@@ -33,3 +33,14 @@ def merge_late_into(
     number: npt.NDArray[np.int64] | None = None,
 ) -> None: ...
 def clear(rows: npt.NDArray[np.int64], slots: npt.NDArray[np.int64]) -> None: ...
+def merge_held_late(
+    out: npt.NDArray[np.int64],
+    rows: npt.NDArray[np.int64],
+    lo: npt.NDArray[np.int64],
+    hi: npt.NDArray[np.int64],
+    bounds: npt.NDArray[np.int64],
+    late_times: npt.NDArray[np.int64],
+    late_arrivals: npt.NDArray[np.int64],
+    late_slots: npt.NDArray[np.int64],
+    number: npt.NDArray[np.int64] | None = None,
+) -> None: ...

@@ -181,3 +181,48 @@ def clear(int64_t[:, :, ::1] rows, const int64_t[:] slots) -> None:
         row = &rows[slots[i], 0, 0]
         for f in range(width):
             row[f] = NO_SEQ
+
+
+def merge_held_late(int64_t[:, :, ::1] out, const int64_t[:, :, ::1] rows, const int64_t[:] lo, const int64_t[:] hi,
+                    const int64_t[:] bounds, const int64_t[:] late_times, const int64_t[:] late_arrivals,
+                    const int64_t[:] late_slots, number=None) -> None:
+    """``merge_late_into`` of the late points each window holds, given as ranges (``sliding_points.late_pairs``
+    lists them): window ``i`` holds the late points ``j`` in ``[lo[i], hi[i])`` (in time order) that arrived
+    before ``bounds[i]``, each a pane of the one time ``late_times[j]``, into row ``number[i]`` of ``out``
+    (-1: skipped; without ``number``, row ``i``). Read newest first, stopping once the row is full and a
+    point's time is older than every entry kept."""
+    cdef Py_ssize_t n = lo.shape[0], links = rows.shape[1], late = late_slots.shape[0], i, j, e
+    cdef int64_t target
+    cdef const int64_t[:] numbers
+    cdef bint renumbered = number is not None
+    cdef int64_t* kept
+    cdef const int64_t* row
+    if out.shape[1] != links or out.shape[2] != rows.shape[2]:
+        raise ValueError(f"merged rows of shape {tuple(out.shape)[1:]} cannot take entries of {tuple(rows.shape)[1:]}")
+    if hi.shape[0] != n or bounds.shape[0] != n or late_times.shape[0] != late or late_arrivals.shape[0] != late:
+        raise ValueError("each window needs a range and a bound, and each late point a time, an arrival and a slot")
+    if renumbered:
+        numbers = number
+        if numbers.shape[0] != n:
+            raise ValueError(f"{n} windows take {n} row numbers, not {numbers.shape[0]}")
+    for i in range(n):
+        target = numbers[i] if renumbered else i
+        if target < 0:
+            continue
+        if target >= out.shape[0] or lo[i] < 0 or lo[i] > hi[i] or hi[i] > late:
+            raise IndexError(f"window {i} (row {target}, late points [{lo[i]}, {hi[i]})) is outside the rows or points")
+        kept = &out[target, 0, 0]
+        j = hi[i] - 1
+        while j >= lo[i]:
+            if j + 1 < hi[i] and late_times[j] > late_times[j + 1]:
+                raise ValueError(f"the late points of window {i} are not in time order (point {j}).")
+            if late_arrivals[j] < bounds[i]:
+                if kept[LINK_FIELDS * (links - 1) + LINK_SEQ] != NO_SEQ and late_times[j] < kept[LINK_FIELDS * (links - 1) + LINK_TS]:
+                    break  # full, and this point (with every earlier one) is older than its oldest entry
+                if late_slots[j] < 0 or late_slots[j] >= rows.shape[0]:
+                    raise IndexError(f"slot {late_slots[j]} is outside the {rows.shape[0]} trace rows")
+                row = &rows[late_slots[j], 0, 0]
+                for e in range(links):
+                    if row[LINK_FIELDS * e + LINK_SEQ] != NO_SEQ:
+                        insert(kept, links, row + LINK_FIELDS * e)
+            j -= 1

@@ -112,14 +112,16 @@ def _late_columns(late: list[tuple[int, int, int]]) -> tuple[list[int], list[np.
 
 
 def _closing_late(ordered, late, keys, uptos, closed_upto, size, grace, hiding_only=False):  # type: ignore[no-untyped-def]
-    """``closing_late`` of the sorted ``(key, time)`` points (slot: position) and late points (slot: index)."""
+    """``closing_late`` of the sorted ``(key, time)`` points (slot: position) and late points (slot: index),
+    with the late points each window holds listed as ``(group, slot, pane end)`` pairs (``late_pairs``)."""
     order, late_columns = _late_columns(late)
+    late_slots = np.asarray(order, dtype=np.int64)
     no = np.zeros(0, dtype=np.int64)
-    return sliding_points.closing_late(
+    w_keys, starts, ends, lo, hi, late_lo, late_hi, closes = sliding_points.closing_late(
         *_columns(ordered),
         np.arange(len(ordered), dtype=np.int64),
         *late_columns,
-        np.asarray(order, dtype=np.int64),
+        late_slots,
         np.asarray(keys, dtype=np.int64),
         np.asarray(uptos, dtype=np.int64),
         closed_upto,
@@ -129,6 +131,9 @@ def _closing_late(ordered, late, keys, uptos, closed_upto, size, grace, hiding_o
         grace,
         hiding_only,
     )
+    assert closes.tolist() == (ends + 1 + grace).tolist()  # a window's close bounds the late points it holds
+    pairs = sliding_points.late_pairs(late_lo, late_hi, closes, late_columns[1], late_columns[2], late_slots)
+    return (w_keys, starts, ends, lo, hi, *pairs)
 
 
 def _expected_late_windows(points, late, keys, uptos, closed_upto, size, grace):
@@ -276,17 +281,12 @@ def test_late_held_are_the_late_points_of_each_window_that_came_before_its_bound
         return np.asarray([row[field] for row in rows], dtype=np.int64)
 
     by_time = [late[i] for i in order]
-    starts = column(windows, 1)
-    groups, slots, pane_ends = sliding_points.late_held(
-        column(by_time, 0),
-        column(by_time, 1),
-        column(by_time, 2),
-        np.asarray(order, dtype=np.int64),
-        column(windows, 0),
-        starts,
-        starts + column(windows, 2),
-        column(windows, 3),
+    starts, bounds = column(windows, 1), column(windows, 3)
+    times, arrivals, slots = column(by_time, 1), column(by_time, 2), np.asarray(order, dtype=np.int64)
+    lo, hi = sliding_points.late_held(
+        column(by_time, 0), times, arrivals, slots, column(windows, 0), starts, starts + column(windows, 2), bounds
     )
+    groups, slots, pane_ends = sliding_points.late_pairs(lo, hi, bounds, times, arrivals, slots)
     expected = [
         (g, i, late[i][1] + 1)
         for g, (key, start, length, bound) in enumerate(windows)
@@ -344,3 +344,30 @@ def test_range_sums_refuse_ranges_and_slots_outside_what_was_given() -> None:
         sliding_points.range_sums(per_slot, slots, two, one)
     with pytest.raises(ValueError, match="1 starts, 2 ends"):
         sliding_points.range_sums(per_slot, slots, one, np.asarray([1, 2], dtype=np.int64))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    late=st.lists(st.tuples(st.integers(0, 30), st.integers(0, 20), st.integers(0, 5)), max_size=20),
+    windows=st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20), st.integers(0, 25)), max_size=8),
+    seed=st.integers(0, 2**32),
+)
+def test_late_sums_add_what_each_window_holds_as_its_pairs_say(late, windows, seed) -> None:  # type: ignore[no-untyped-def]
+    late = sorted(late)  # (time, arrival, slot): one key's late points in time order
+    times, arrivals, slots = (np.asarray([p[f] for p in late], dtype=np.int64) for f in range(3))
+    lo = np.asarray([min(a, b, len(late)) for a, b, _ in windows], dtype=np.int64)
+    hi = np.asarray([min(max(a, b), len(late)) for a, b, _ in windows], dtype=np.int64)
+    bounds = np.asarray([w[2] for w in windows], dtype=np.int64)
+    per_slot = np.random.default_rng(seed).integers(-(2**62), 2**62, 6)  # large: sums wrap as numpy's do
+    start = np.random.default_rng(seed + 1).integers(-(2**62), 2**62, len(windows))
+    groups, pair_slots, _ = sliding_points.late_pairs(lo, hi, bounds, times, arrivals, slots)
+    expected = start.copy()
+    np.add.at(expected, groups, per_slot[pair_slots])
+    sums = start.copy()
+    sliding_points.add_late_sums(sums, per_slot, lo, hi, bounds, arrivals, slots)
+    assert sums.tolist() == expected.tolist()
+    if windows:
+        with pytest.raises(IndexError, match="window 0 holds late points"):
+            sliding_points.add_late_sums(
+                sums, per_slot, lo + len(late) + 1, hi + len(late) + 1, bounds, arrivals, slots
+            )

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from tests.windows.engine_runner import run_traced as run
 from tests.windows.reference_model import Event, _windows_pane, _windows_sliding, stream_time_before
 from tests.windows.test_engine_vs_reference import event_logs, window_specs
-from windows import trace_links
+from windows import sliding_points, trace_links
 from windows.definitions import SlidingWindows, WindowSpec
 from windows.pane_state import NO_SEQ
 
@@ -202,10 +202,13 @@ def test_merging_ranges_of_time_ordered_panes_keeps_each_windows_newest_entries(
 def test_merging_late_panes_newest_first_keeps_each_picked_groups_newest_entries(
     links: int, counts: list[int], data: st.DataObject
 ) -> None:
-    # pane p holds entries of time p (its end is p + 1); each group already holds some panes' entries, then
-    # takes others as late panes, in time order; only the picked groups are merged, numbered anew
+    # pane p holds entries of time p // 2 (its end is p // 2 + 1: two panes share each time, the later one's
+    # entries newer); each group already holds some panes' entries, then takes others as late panes, in time
+    # order; only the picked groups are merged, numbered anew
     seq = iter(range(1, 1000))
-    rows = [newest_entries([entry(p, next(seq)) for _ in range(min(c, links))], links) for p, c in enumerate(counts)]
+    rows = [
+        newest_entries([entry(p // 2, next(seq)) for _ in range(min(c, links))], links) for p, c in enumerate(counts)
+    ]
     array = np.asarray(rows, dtype=np.int64).reshape(len(rows), links, FIELDS)
     n_groups = data.draw(st.integers(1, 4))
     pairs = sorted(data.draw(st.sets(st.tuples(st.integers(0, n_groups - 1), st.integers(0, len(rows) - 1)))))
@@ -227,12 +230,48 @@ def test_merging_late_panes_newest_first_keeps_each_picked_groups_newest_entries
         array,
         np.asarray([g for g, _ in late], dtype=np.int64),
         late_slots,
-        late_slots + 1,
+        late_slots // 2 + 1,
         number if renumbered else None,
     )
     for g in picked:
         entries = [e for gg, s in held + late if gg == g for e in present(rows[s])]
         assert merged[number[g]].tolist() == newest_entries(entries, links)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 4), st.lists(st.integers(0, 3), min_size=1, max_size=8), st.data())
+def test_merging_held_late_points_from_their_ranges_keeps_what_merging_their_pairs_keeps(
+    links: int, times: list[int], data: st.DataObject
+) -> None:
+    # late point j: one event at time times[j] (sorted), in slot j, arrived at some stream time; each window
+    # holds the late points of a range that arrived before its bound, on top of entries it already has
+    times = sorted(times)
+    seq = iter(range(1, 1000))
+    n = data.draw(st.integers(1, 4))
+    # what the windows hold already, made first: a late point of equal time is newer (a higher seq)
+    before = [newest_entries([entry(data.draw(st.integers(0, 3)), next(seq))], links) for _ in range(n)]
+    rows = [newest_entries([entry(t, next(seq))], links) for t in times]
+    array = np.asarray(rows, dtype=np.int64).reshape(len(rows), links, FIELDS)
+    arrivals = np.asarray(data.draw(st.lists(st.integers(0, 5), min_size=len(times), max_size=len(times))))
+    bounds_ = [data.draw(st.tuples(st.integers(0, len(times)), st.integers(0, len(times)))) for _ in range(n)]
+    lo = np.asarray([min(a, b) for a, b in bounds_], dtype=np.int64)
+    hi = np.asarray([max(a, b) for a, b in bounds_], dtype=np.int64)
+    bounds = np.asarray(data.draw(st.lists(st.integers(0, 6), min_size=n, max_size=n)), dtype=np.int64)
+    number = np.full(n, -1, dtype=np.int64)
+    picked = sorted(data.draw(st.sets(st.integers(0, n - 1))))
+    number[picked] = np.arange(len(picked))
+    slots, times_ = np.arange(len(times), dtype=np.int64), np.asarray(times, dtype=np.int64)
+    held = np.asarray([before[g] for g in picked], dtype=np.int64).reshape(len(picked), links, FIELDS)
+    trace_links.merge_held_late(held, array, lo, hi, bounds, times_, arrivals, slots, number)
+    by_pairs = np.asarray([before[g] for g in picked], dtype=np.int64).reshape(len(picked), links, FIELDS)
+    groups, pair_slots, pane_ends = sliding_points.late_pairs(lo, hi, bounds, times_, arrivals, slots)
+    trace_links.merge_late_into(by_pairs, array, groups, pair_slots, pane_ends, number)
+    assert held.tolist() == by_pairs.tolist()
+    for row, g in enumerate(picked):  # and both are the newest of what the window holds
+        entries = present(before[g]) + [
+            e for j in range(lo[g], hi[g]) if arrivals[j] < bounds[g] for e in present(rows[j])
+        ]
+        assert held[row].tolist() == newest_entries(entries, links)
 
 
 def test_late_panes_out_of_time_order_are_an_error() -> None:
