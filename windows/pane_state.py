@@ -53,13 +53,13 @@ class MergePlan:
     points the windows cover, or each window's own points when they are few);
     pairs are derived from them only for state that needs them.
 
-    Ranges may come with *extra* ``(group, slot, pane end)`` pairs, in group
-    order, each group's in time order: panes a group holds beyond its range (a
-    sliding window's late points). Late points may also come as *late* ranges
-    ``(lo, hi, bounds, times, arrivals, slots)``: group ``i`` holds the late
+    Ranges may come with *late* ranges ``(lo, hi, bounds, times, arrivals,
+    slots)``: panes a group holds beyond its range, a sliding window's late
+    points (each a pane of one event at its time). Group ``i`` holds the late
     points ``j`` in ``[lo[i], hi[i])`` (in time order) that arrived before
     ``bounds[i]``. Additive state and traces merge them from the ranges in C;
-    the pairs are listed (``extra``) only for state that needs them.
+    they are listed as ``(group, slot, pane end)`` pairs (``extra``) only for
+    state that needs pairs.
     """
 
     def __init__(
@@ -71,24 +71,22 @@ class MergePlan:
         slots: Int64Array | None = None,
         pane_ends: Int64Array | None = None,
         ranges: tuple[Int64Array, Int64Array, Int64Array, Int64Array] | None = None,
-        extra: tuple[Int64Array, Int64Array, Int64Array] | None = None,
         late: LateRanges | None = None,
     ) -> None:
         self.n_groups = n_groups
         self.window_ends = window_ends  # exclusive end of each group's window
         self.ranges = ranges  # (sorted slots, their times, lo, hi)
-        assert extra is None or late is None
         self.late = late
-        if late is None:  # else listed from the late ranges when first asked for
-            self.extra = extra if extra is not None and extra[0].shape[0] else None  # (groups, slots, pane ends)
         if ranges is None:
             assert groups is not None and slots is not None and pane_ends is not None
             self.__dict__.update(groups=groups, slots=slots, pane_ends=pane_ends)
 
     @cached_property
     def extra(self) -> tuple[Int64Array, Int64Array, Int64Array] | None:
-        """The late ranges' late points as ``(group, slot, pane end)`` pairs (None: none)."""
-        assert self.late is not None
+        """The late ranges' late points as ``(group, slot, pane end)`` pairs, in group order, each group's in
+        time order (None: none)."""
+        if self.late is None:
+            return None
         lo, hi, bounds, times, arrivals, slots = self.late
         pairs = sliding_points.late_pairs(lo, hi, bounds, times, arrivals, slots)
         return pairs if pairs[0].shape[0] else None
@@ -145,9 +143,6 @@ class MergePlan:
         if self.late is not None:
             late_lo, late_hi, bounds, _, arrivals, late_slots = self.late
             sliding_points.add_late_sums(sums, per_slot, late_lo, late_hi, bounds, arrivals, late_slots)
-        elif self.extra is not None:
-            extra_groups, extra_slots, _ = self.extra
-            np.add.at(sums, extra_groups, per_slot[extra_slots])
         return sums
 
 
@@ -598,12 +593,6 @@ class TraceColumn:
                 trace_links.merge_held_late(
                     merged, self.rows, late_lo, late_hi, bounds, times, arrivals, late_slots, number
                 )
-                return merged
-            if plan.extra is None:
-                return merged
-            extra_groups, extra_slots, extra_ends = plan.extra  # then each group's extra panes, newest first
-            number = None if picked is None else picked.number
-            trace_links.merge_late_into(merged, self.rows, extra_groups, extra_slots, extra_ends, number)
             return merged
         if picked is None:
             return trace_links.merge_pairs(self.rows, plan.groups, plan.slots, plan.n_groups)

@@ -24,14 +24,6 @@ def merge_ranges(
 def merge_into(
     out: npt.NDArray[np.int64], rows: npt.NDArray[np.int64], groups: npt.NDArray[np.int64], slots: npt.NDArray[np.int64]
 ) -> None: ...
-def merge_late_into(
-    out: npt.NDArray[np.int64],
-    rows: npt.NDArray[np.int64],
-    groups: npt.NDArray[np.int64],
-    slots: npt.NDArray[np.int64],
-    pane_ends: npt.NDArray[np.int64],
-    number: npt.NDArray[np.int64] | None = None,
-) -> None: ...
 def clear(rows: npt.NDArray[np.int64], slots: npt.NDArray[np.int64]) -> None: ...
 def merge_held_late(
     out: npt.NDArray[np.int64],

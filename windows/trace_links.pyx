@@ -117,60 +117,6 @@ def merge_into(int64_t[:, :, ::1] out, const int64_t[:, :, ::1] rows, const int6
                 insert(&out[groups[i], 0, 0], links, row + LINK_FIELDS * e)
 
 
-def merge_late_into(int64_t[:, :, ::1] out, const int64_t[:, :, ::1] rows, const int64_t[:] groups,
-                    const int64_t[:] slots, const int64_t[:] pane_ends, number=None) -> None:
-    """``merge_into`` for pairs whose panes come in time order within each group (``pane_ends`` ascending,
-    as a sliding window's late points do), into row ``number[group]`` of ``out`` (a group numbered -1 is
-    skipped; without ``number``, row ``group``).
-
-    Each group's panes are read newest first, and once its row is full, the first pane that ends at or
-    before the oldest entry kept ends the group: that pane and every earlier one hold only older entries.
-    A busy key's late windows each hold dozens of late points, of which a few are among the newest."""
-    cdef Py_ssize_t n = slots.shape[0], links = rows.shape[1], i, e, group_count = out.shape[0]
-    cdef int64_t group, target, done = -1, later_end = 0
-    cdef const int64_t[:] numbers
-    cdef bint renumbered = number is not None
-    cdef int64_t* kept
-    cdef const int64_t* row
-    if out.shape[1] != links or out.shape[2] != rows.shape[2]:
-        raise ValueError(f"merged rows of shape {tuple(out.shape)[1:]} cannot take entries of {tuple(rows.shape)[1:]}")
-    if groups.shape[0] != n or pane_ends.shape[0] != n:
-        raise ValueError(f"each pair needs a group, a slot and a pane end: {groups.shape[0]}, {n}, {pane_ends.shape[0]}")
-    if renumbered:
-        numbers = number
-    i = n - 1
-    while i >= 0:
-        group = groups[i]
-        if i + 1 < n and group == groups[i + 1] and pane_ends[i] > later_end:
-            raise ValueError(f"the panes of group {group} are not in time order (pair {i} ends after pair {i + 1}).")
-        later_end = pane_ends[i]
-        if group == done:
-            i -= 1
-            continue
-        if renumbered:
-            if group < 0 or group >= numbers.shape[0]:
-                raise IndexError(f"group {group} is outside the {numbers.shape[0]} numbered groups")
-            target = numbers[group]
-        else:
-            target = group
-        if target < 0:
-            done = group
-            i -= 1
-            continue
-        if target >= group_count or slots[i] < 0 or slots[i] >= rows.shape[0]:
-            raise IndexError(f"pair ({group}, {slots[i]}) is outside {group_count} groups or the trace rows")
-        kept = &out[target, 0, 0]
-        if kept[LINK_FIELDS * (links - 1) + LINK_SEQ] != NO_SEQ and pane_ends[i] <= kept[LINK_FIELDS * (links - 1) + LINK_TS]:
-            done = group  # full, and this pane (with every earlier one) ends at or before its oldest entry
-            i -= 1
-            continue
-        row = &rows[slots[i], 0, 0]
-        for e in range(links):
-            if row[LINK_FIELDS * e + LINK_SEQ] != NO_SEQ:
-                insert(kept, links, row + LINK_FIELDS * e)
-        i -= 1
-
-
 def clear(int64_t[:, :, ::1] rows, const int64_t[:] slots) -> None:
     """Empty the rows of ``slots`` (every field of every entry NO_SEQ, as a new row is)."""
     cdef Py_ssize_t n = slots.shape[0], width = rows.shape[1] * rows.shape[2], i, f
@@ -186,11 +132,14 @@ def clear(int64_t[:, :, ::1] rows, const int64_t[:] slots) -> None:
 def merge_held_late(int64_t[:, :, ::1] out, const int64_t[:, :, ::1] rows, const int64_t[:] lo, const int64_t[:] hi,
                     const int64_t[:] bounds, const int64_t[:] late_times, const int64_t[:] late_arrivals,
                     const int64_t[:] late_slots, number=None) -> None:
-    """``merge_late_into`` of the late points each window holds, given as ranges (``sliding_points.late_pairs``
-    lists them): window ``i`` holds the late points ``j`` in ``[lo[i], hi[i])`` (in time order) that arrived
-    before ``bounds[i]``, each a pane of the one time ``late_times[j]``, into row ``number[i]`` of ``out``
-    (-1: skipped; without ``number``, row ``i``). Read newest first, stopping once the row is full and a
-    point's time is older than every entry kept."""
+    """Fold into each window's row of newest entries (``merge_ranges`` made them) the late points it holds,
+    given as ranges (``sliding_points.late_pairs`` lists them): window ``i`` holds the late points ``j`` in
+    ``[lo[i], hi[i])`` (in time order) that arrived before ``bounds[i]``, each a pane of one event at
+    ``late_times[j]``; its row is ``number[i]`` of ``out`` (-1: skipped; without ``number``, row ``i``).
+
+    The late points are read newest first, and once the row is full, the first one older than every entry
+    kept ends the window: it and every earlier one hold only older entries. A busy key's late windows each
+    hold dozens of late points, of which a few are among the newest."""
     cdef Py_ssize_t n = lo.shape[0], links = rows.shape[1], late = late_slots.shape[0], i, j, e
     cdef int64_t target
     cdef const int64_t[:] numbers

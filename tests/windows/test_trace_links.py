@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from tests.windows.engine_runner import run_traced as run
 from tests.windows.reference_model import Event, _windows_pane, _windows_sliding, stream_time_before
 from tests.windows.test_engine_vs_reference import event_logs, window_specs
-from windows import sliding_points, trace_links
+from windows import trace_links
 from windows.definitions import SlidingWindows, WindowSpec
 from windows.pane_state import NO_SEQ
 
@@ -198,47 +198,6 @@ def test_merging_ranges_of_time_ordered_panes_keeps_each_windows_newest_entries(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(1, 4), st.lists(st.integers(0, 4), min_size=1, max_size=8), st.data())
-def test_merging_late_panes_newest_first_keeps_each_picked_groups_newest_entries(
-    links: int, counts: list[int], data: st.DataObject
-) -> None:
-    # pane p holds entries of time p // 2 (its end is p // 2 + 1: two panes share each time, the later one's
-    # entries newer); each group already holds some panes' entries, then takes others as late panes, in time
-    # order; only the picked groups are merged, numbered anew
-    seq = iter(range(1, 1000))
-    rows = [
-        newest_entries([entry(p // 2, next(seq)) for _ in range(min(c, links))], links) for p, c in enumerate(counts)
-    ]
-    array = np.asarray(rows, dtype=np.int64).reshape(len(rows), links, FIELDS)
-    n_groups = data.draw(st.integers(1, 4))
-    pairs = sorted(data.draw(st.sets(st.tuples(st.integers(0, n_groups - 1), st.integers(0, len(rows) - 1)))))
-    late = [pair for pair in pairs if data.draw(st.booleans())]
-    held = [pair for pair in pairs if pair not in late]
-    renumbered = data.draw(st.booleans())
-    picked = sorted(data.draw(st.sets(st.integers(0, n_groups - 1)))) if renumbered else list(range(n_groups))
-    number = np.full(n_groups, -1, dtype=np.int64)
-    number[picked] = np.arange(len(picked))
-    merged = trace_links.merge_pairs(
-        array,
-        np.asarray([number[g] for g, s in held if number[g] >= 0], dtype=np.int64),
-        np.asarray([s for g, s in held if number[g] >= 0], dtype=np.int64),
-        len(picked),
-    )
-    late_slots = np.asarray([s for _, s in late], dtype=np.int64)
-    trace_links.merge_late_into(
-        merged,
-        array,
-        np.asarray([g for g, _ in late], dtype=np.int64),
-        late_slots,
-        late_slots // 2 + 1,
-        number if renumbered else None,
-    )
-    for g in picked:
-        entries = [e for gg, s in held + late if gg == g for e in present(rows[s])]
-        assert merged[number[g]].tolist() == newest_entries(entries, links)
-
-
-@settings(max_examples=300, deadline=None)
 @given(st.integers(1, 4), st.lists(st.integers(0, 3), min_size=1, max_size=8), st.data())
 def test_merging_held_late_points_from_their_ranges_keeps_what_merging_their_pairs_keeps(
     links: int, times: list[int], data: st.DataObject
@@ -263,23 +222,21 @@ def test_merging_held_late_points_from_their_ranges_keeps_what_merging_their_pai
     slots, times_ = np.arange(len(times), dtype=np.int64), np.asarray(times, dtype=np.int64)
     held = np.asarray([before[g] for g in picked], dtype=np.int64).reshape(len(picked), links, FIELDS)
     trace_links.merge_held_late(held, array, lo, hi, bounds, times_, arrivals, slots, number)
-    by_pairs = np.asarray([before[g] for g in picked], dtype=np.int64).reshape(len(picked), links, FIELDS)
-    groups, pair_slots, pane_ends = sliding_points.late_pairs(lo, hi, bounds, times_, arrivals, slots)
-    trace_links.merge_late_into(by_pairs, array, groups, pair_slots, pane_ends, number)
-    assert held.tolist() == by_pairs.tolist()
-    for row, g in enumerate(picked):  # and both are the newest of what the window holds
+    for row, g in enumerate(picked):  # each picked window: the newest of what it holds
         entries = present(before[g]) + [
             e for j in range(lo[g], hi[g]) if arrivals[j] < bounds[g] for e in present(rows[j])
         ]
         assert held[row].tolist() == newest_entries(entries, links)
 
 
-def test_late_panes_out_of_time_order_are_an_error() -> None:
+def test_late_points_out_of_time_order_are_an_error() -> None:
     rows = np.full((2, 1, FIELDS), NO_SEQ, dtype=np.int64)
     out = np.full((1, 1, FIELDS), NO_SEQ, dtype=np.int64)
-    pairs = np.asarray([0, 0], dtype=np.int64)
-    with pytest.raises(ValueError, match="the panes of group 0 are not in time order"):
-        trace_links.merge_late_into(out, rows, pairs, np.asarray([0, 1]), np.asarray([5, 4]))
+    one, two = np.asarray([0]), np.asarray([2])
+    with pytest.raises(ValueError, match="the late points of window 0 are not in time order"):
+        trace_links.merge_held_late(
+            out, rows, one, two, two * 9, np.asarray([5, 4]), np.zeros(2, np.int64), np.asarray([0, 1])
+        )
 
 
 def test_a_slot_outside_the_rows_is_an_error_not_a_crash() -> None:
