@@ -9,9 +9,11 @@ carry no ``traceparent`` (``connectors/trace_ids.pyx``). Those extensions
 
 Those messages are short: most fit in one 128-byte block, one compression.
 ``blake2b_128_many`` hashes them eight at a time, each message in a lane of
-vectors of eight 64-bit words (the same rounds, on eight states at once), built
-for AVX-512, AVX2 and plain x86-64 and picked for the CPU when the module
-loads (GCC's ``target_clones``). Longer messages are hashed one by one.
+vectors of eight 64-bit words (the same rounds, on eight states at once). GCC
+on x86-64 Linux with glibc builds it for AVX-512, AVX2 and plain x86-64 and
+picks one for the CPU when the module loads (``target_clones``); other
+compilers and platforms build one generic version. Longer messages are hashed
+one by one.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -98,7 +100,8 @@ cdef extern from *:
        one message per lane (words of vector type are lowered to whatever the target has). */
     #define WINNOW_B2B_LANES 8
     typedef uint64_t winnow_b2b_lanes __attribute__((vector_size(8 * WINNOW_B2B_LANES)));
-    #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+    /* target_clones needs GCC and the ifunc of glibc on Linux; elsewhere one generic build */
+    #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && defined(__GLIBC__)
     __attribute__((target_clones("avx512f", "avx2", "default")))
     #endif
     static void winnow_b2b_compress_lanes(uint64_t* digests, const uint8_t* blocks, const uint64_t* counters) {

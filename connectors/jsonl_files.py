@@ -301,8 +301,10 @@ class ReplayFiles:
                 for partition in sorted(by_partition):
                     held = by_partition[partition]
                     was = held.held_bytes
-                    ready, blocks = held.pop_ready(before)
-                    self._held_bytes += held.held_bytes - was
+                    try:
+                        ready, blocks = held.pop_ready(before)
+                    finally:  # what it took stays taken even when reading back a part file failed
+                        self._held_bytes += held.held_bytes - was
                     if blocks:
                         partitions += 1
                         times.extend(ready)
@@ -336,8 +338,10 @@ class ReplayFiles:
             for by_partition in self._held.values():
                 for held in by_partition.values():
                     was = held.held_bytes
-                    held.spill()
-                    self._held_bytes += held.held_bytes - was
+                    try:
+                        held.spill()
+                    finally:
+                        self._held_bytes += held.held_bytes - was
         except OSError as error:
             raise ConnectorError(f"cannot write part files in {self.parts_dir}: {reason(error)}.") from None
 

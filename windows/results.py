@@ -114,20 +114,23 @@ class WindowResults:
 
 
 def _joined_traces(chunks: list[WindowResults]) -> dict[str, Int64Array | None]:
-    """The ``trace_rows`` and ``traces`` of several chunks joined: each chunk's entries after the previous
-    ones', its row indexes moved along with them."""
+    """The ``trace_rows`` and ``traces`` of several chunks joined: each distinct ``traces`` array once (chunks
+    cut from one chunk share it), after the previous ones, each chunk's row indexes moved along with it."""
     if any(c.trace_rows is None or c.traces is None for c in chunks):
         return {"trace_rows": None, "traces": None}
     rows: list[Int64Array] = []
+    arrays: list[Int64Array] = []
+    offsets: dict[int, int] = {}  # id of each distinct traces array -> where its entries start
     at = 0
     for chunk in chunks:
         assert chunk.trace_rows is not None and chunk.traces is not None
-        rows.append(np.where(chunk.trace_rows >= 0, chunk.trace_rows + at, -1))
-        at += int(chunk.traces.shape[0])
-    return {
-        "trace_rows": np.concatenate(rows),
-        "traces": np.concatenate([c.traces for c in chunks if c.traces is not None]),
-    }
+        offset = offsets.get(id(chunk.traces))
+        if offset is None:
+            offset = offsets[id(chunk.traces)] = at
+            arrays.append(chunk.traces)
+            at += int(chunk.traces.shape[0])
+        rows.append(np.where(chunk.trace_rows >= 0, chunk.trace_rows + offset, -1))
+    return {"trace_rows": np.concatenate(rows), "traces": np.concatenate(arrays)}
 
 
 @dataclass(frozen=True)

@@ -43,14 +43,7 @@ def closing_late(
 ) -> tuple[_Int64, _Int64, _Int64, _Int64, _Int64, _Int64, _Int64, _Int64]: ...
 def running_max(keys: _Int64, values: _Int64, initial: _Int64) -> _Int64: ...
 def late_held(
-    late_keys: _Int64,
-    late_times: _Int64,
-    late_arrivals: _Int64,
-    late_slots: _Int64,
-    keys: _Int64,
-    starts: _Int64,
-    ends: _Int64,
-    bounds: _Int64,
+    late_keys: _Int64, late_times: _Int64, keys: _Int64, starts: _Int64, ends: _Int64
 ) -> tuple[_Int64, _Int64]: ...
 def late_pairs(
     lo: _Int64, hi: _Int64, bounds: _Int64, late_times: _Int64, late_arrivals: _Int64, late_slots: _Int64

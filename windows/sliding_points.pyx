@@ -468,18 +468,14 @@ def running_max(const int64_t[::1] keys, const int64_t[::1] values, const int64_
     return out
 
 
-def late_held(const int64_t[::1] late_keys, const int64_t[::1] late_times, const int64_t[::1] late_arrivals,
-              const int64_t[::1] late_slots, const int64_t[::1] keys, const int64_t[::1] starts,
-              const int64_t[::1] ends, const int64_t[::1] bounds):
+def late_held(const int64_t[::1] late_keys, const int64_t[::1] late_times, const int64_t[::1] keys,
+              const int64_t[::1] starts, const int64_t[::1] ends):
     """The late points (sorted by key and time) of each window ``i``'s key within ``[starts[i], ends[i]]``,
-    as the range ``[lo, hi)`` of them: the window holds those that arrived before ``bounds[i]``
+    as the range ``[lo, hi)`` of them; a window holds those of them that arrived before its bound
     (``late_pairs`` lists them)."""
     _check_points(late_keys, late_times)
-    _check_points(late_keys, late_arrivals)
-    _check_points(late_keys, late_slots)
     _check_points(keys, starts)
     _check_points(keys, ends)
-    _check_points(keys, bounds)
     cdef Py_ssize_t n = keys.shape[0], i
     lo_array = np.empty(n, dtype=np.int64)
     hi_array = np.empty(n, dtype=np.int64)

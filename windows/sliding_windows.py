@@ -332,7 +332,7 @@ class SlidingWindowOperator(WindowOperator):
         points = self._points()
         lo, hi = points.locate(keys, starts, "left"), points.locate(keys, ends, "right")
         bounds = boundaries[ticks]
-        late_lo, late_hi = sliding_points.late_held(*late[:3], late[3], keys, starts, ends, bounds)
+        late_lo, late_hi = sliding_points.late_held(late[0], late[1], keys, starts, ends)
         held = (late_lo, late_hi, bounds, late[1], late[2], late[3])
         plan = MergePlan(n, ends + 1, ranges=(points.slots, points.times, lo, hi), late=held)
         results = self._results(

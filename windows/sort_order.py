@@ -10,8 +10,11 @@ in the same order ``lexsort`` would, ties in their original order, about 2.5x
 faster from a few thousand rows on; the positions are the low bits. Columns
 whose values fit in 16 bits together (chunk numbers, key ids of a job with
 fewer than 65,536 keys) are packed without the positions into 8 or 16 bits,
-which numpy sorts stably by radix, 4x faster again. Short columns, and columns
-whose ranges do not fit, take ``np.lexsort``.
+which numpy sorts stably by radix, 4x faster again. Columns whose ranges do not
+fit in one number are packed into several words, sorted word by word (least
+significant first, each word with the positions) when each word fits beside the
+positions, else by ``np.lexsort`` of the words. Short columns, and a column
+wider than a word, take ``np.lexsort``.
 """
 
 from __future__ import annotations

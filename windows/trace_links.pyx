@@ -139,14 +139,16 @@ def merge_held_late(int64_t[:, :, ::1] out, const int64_t[:, :, ::1] rows, const
 
     The late points are read newest first, and once the row is full, the first one older than every entry
     kept ends the window: it and every earlier one hold only older entries. A busy key's late windows each
-    hold dozens of late points, of which a few are among the newest."""
+    hold dozens of late points, of which a few are among the newest. (Reading them newest first keeps the
+    same entries as reading them in time order because no two events share a ``(ts, seq)``: ``seq`` is a
+    line number or a Kafka offset, unique within a partition.)"""
     cdef Py_ssize_t n = lo.shape[0], links = rows.shape[1], late = late_slots.shape[0], i, j, e
     cdef int64_t target
     cdef const int64_t[:] numbers
     cdef bint renumbered = number is not None
     cdef int64_t* kept
     cdef const int64_t* row
-    if out.shape[1] != links or out.shape[2] != rows.shape[2]:
+    if out.shape[1] != links or out.shape[2] != rows.shape[2] or rows.shape[2] != LINK_FIELDS:
         raise ValueError(f"merged rows of shape {tuple(out.shape)[1:]} cannot take entries of {tuple(rows.shape)[1:]}")
     if hi.shape[0] != n or bounds.shape[0] != n or late_times.shape[0] != late or late_arrivals.shape[0] != late:
         raise ValueError("each window needs a range and a bound, and each late point a time, an arrival and a slot")

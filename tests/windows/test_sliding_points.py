@@ -284,7 +284,7 @@ def test_late_held_are_the_late_points_of_each_window_that_came_before_its_bound
     starts, bounds = column(windows, 1), column(windows, 3)
     times, arrivals, slots = column(by_time, 1), column(by_time, 2), np.asarray(order, dtype=np.int64)
     lo, hi = sliding_points.late_held(
-        column(by_time, 0), times, arrivals, slots, column(windows, 0), starts, starts + column(windows, 2), bounds
+        column(by_time, 0), times, column(windows, 0), starts, starts + column(windows, 2)
     )
     groups, slots, pane_ends = sliding_points.late_pairs(lo, hi, bounds, times, arrivals, slots)
     expected = [
