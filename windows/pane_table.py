@@ -58,9 +58,6 @@ class _FreeSlots:
         self._slots = np.zeros(0, dtype=np.int64)
         self._count = 0
 
-    def __len__(self) -> int:
-        return self._count
-
     def push(self, slots: Int64Array) -> None:
         need = self._count + int(slots.shape[0])
         if need > self._slots.shape[0]:

@@ -27,11 +27,9 @@ def range_sums(per_slot: _Int64, sorted_slots: _Int64, lo: _Int64, hi: _Int64) -
 def closing_late(
     keys: _Int64,
     times: _Int64,
-    slots: _Int64,
     late_keys: _Int64,
     late_times: _Int64,
     late_arrivals: _Int64,
-    late_slots: _Int64,
     select_keys: _Int64,
     uptos: _Int64,
     closed_upto: int,

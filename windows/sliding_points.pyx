@@ -331,9 +331,9 @@ cdef inline bint _late_within(const int64_t[::1] late_times, const int64_t[::1] 
     return False
 
 
-def closing_late(const int64_t[::1] keys, const int64_t[::1] times, const int64_t[::1] slots,
+def closing_late(const int64_t[::1] keys, const int64_t[::1] times,
                  const int64_t[::1] late_keys, const int64_t[::1] late_times, const int64_t[::1] late_arrivals,
-                 const int64_t[::1] late_slots, const int64_t[::1] select_keys, const int64_t[::1] uptos,
+                 const int64_t[::1] select_keys, const int64_t[::1] uptos,
                  int64_t closed_upto, const int64_t[::1] exp_keys, const int64_t[::1] exp_times, int64_t size,
                  int64_t grace, bint hiding_only=False):
     """The windows of ``select_keys`` (sorted, distinct) that close by each one's ``uptos`` entry, as if each
@@ -341,8 +341,8 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times, const int64_
     one of the late points they contain came (the others are as ``closing`` gives them once the late points
     are points).
 
-    The points ``(keys, times, slots)`` hold what every window still open holds. The late points
-    ``(late_keys, late_times, late_arrivals, late_slots)``, sorted by key and time, hold events that may
+    The points ``(keys, times)`` hold what every window still open holds. The late points
+    ``(late_keys, late_times, late_arrivals)``, sorted by key and time, hold events that may
     have come after some window containing them had closed, each in a pane of its own, with the stream time it
     arrived at. A window closing at ``c`` sees a late point only when it arrived before ``c``: it neither
     holds it nor exists because of it otherwise (so a late point makes its own left window only when it
@@ -353,10 +353,8 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times, const int64_
     ``closing`` gives them), the range ``[late_lo, late_hi)`` of late points within its bounds, and its
     close: it holds those of them that came before it (``late_pairs`` lists them)."""
     _check_points(keys, times)
-    _check_points(keys, slots)
     _check_points(late_keys, late_times)
     _check_points(late_keys, late_arrivals)
-    _check_points(late_keys, late_slots)
     _check_points(exp_keys, exp_times)
     cdef Py_ssize_t count = select_keys.shape[0], n = keys.shape[0], m = late_keys.shape[0]
     if uptos.shape[0] != count:

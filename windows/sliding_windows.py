@@ -412,8 +412,7 @@ class SlidingWindowOperator(WindowOperator):
         w_keys, starts, ends, lo, hi, late_lo, late_hi, closes = sliding_points.closing_late(
             points.keys,
             points.times,
-            points.slots,
-            *late,
+            *late[:3],
             keys,
             uptos,
             self.closed_upto,

@@ -112,16 +112,14 @@ def _late_columns(late: list[tuple[int, int, int]]) -> tuple[list[int], list[np.
 
 
 def _closing_late(ordered, late, keys, uptos, closed_upto, size, grace, hiding_only=False):  # type: ignore[no-untyped-def]
-    """``closing_late`` of the sorted ``(key, time)`` points (slot: position) and late points (slot: index),
-    with the late points each window holds listed as ``(group, slot, pane end)`` pairs (``late_pairs``)."""
+    """``closing_late`` of the sorted ``(key, time)`` points (slot: position) and late points, with the late
+    points each window holds listed as ``(group, slot, pane end)`` pairs (``late_pairs``; slot: index)."""
     order, late_columns = _late_columns(late)
     late_slots = np.asarray(order, dtype=np.int64)
     no = np.zeros(0, dtype=np.int64)
     w_keys, starts, ends, lo, hi, late_lo, late_hi, closes = sliding_points.closing_late(
         *_columns(ordered),
-        np.arange(len(ordered), dtype=np.int64),
         *late_columns,
-        late_slots,
         np.asarray(keys, dtype=np.int64),
         np.asarray(uptos, dtype=np.int64),
         closed_upto,

@@ -199,7 +199,7 @@ def test_merging_ranges_of_time_ordered_panes_keeps_each_windows_newest_entries(
 
 @settings(max_examples=300, deadline=None)
 @given(st.integers(1, 4), st.lists(st.integers(0, 3), min_size=1, max_size=8), st.data())
-def test_merging_held_late_points_from_their_ranges_keeps_what_merging_their_pairs_keeps(
+def test_merging_held_late_points_from_their_ranges_keeps_each_picked_windows_newest_entries(
     links: int, times: list[int], data: st.DataObject
 ) -> None:
     # late point j: one event at time times[j] (sorted), in slot j, arrived at some stream time; each window
