@@ -516,6 +516,8 @@ class DecayColumn:
 #: halves, and its origin time (epoch ms; 0 when unknown).
 TRACE_HI = "__trace_hi"
 TRACE_LO = "__trace_lo"
+TRACE_ORIGIN = "__trace_origin"
+NO_SEQ = _INT64_MIN  # an empty trace entry
 
 
 class _Picked:
@@ -531,10 +533,6 @@ class _Picked:
         renumbered = self.number[groups]
         kept = renumbered >= 0
         return renumbered[kept], slots[kept]
-
-
-TRACE_ORIGIN = "__trace_origin"
-NO_SEQ = _INT64_MIN  # an empty trace entry
 
 
 class TraceColumn:
@@ -581,6 +579,8 @@ class TraceColumn:
 
     def merge(self, plan: MergePlan, groups: Int64Array | None = None) -> Int64Array:
         """The newest entries of each group of ``plan``, or of the ``groups`` given (ascending), in their order."""
+        if groups is not None and groups.shape[0] == 0:  # none picked (a window no rule reads): nothing to merge
+            return np.full((0, self.links, self.FIELDS), NO_SEQ, dtype=np.int64)
         picked = None if groups is None else _Picked(groups, plan.n_groups)
         if plan.ranges is not None:  # panes in time order: the newest entries are in the newest panes
             sorted_slots, _, lo, hi = plan.ranges
