@@ -20,7 +20,6 @@ from state.errors import StateError
 from state.key_encoding import VALUE_VERSION, decode_values, pane_key, pane_keys, parse_pane_key, window_prefix
 from state.pane_encoding import delete_panes, put_panes
 from state.partition_store import CommitStats, PartitionStore, PreparedCommit
-from windows import sketch_counts
 from windows.engine import PartitionEngine
 from windows.events import Int64Array
 from windows.pane_state import CountColumn, SketchColumn, StateColumn, TraceColumn
@@ -38,7 +37,7 @@ def _column_states(column: StateColumn, slots: Int64Array) -> Int64Array | list[
     if type(column) is TraceColumn:
         return column.rows[slots]
     if type(column) is SketchColumn:
-        return sketch_counts.encoded_states(column.buckets, slots)
+        return column.table.encoded(slots)
     # orjson's bytes keep a 4 KiB buffer each (a chunk of them took 30 MiB): a copy through str holds only the text
     return [orjson.dumps(state).decode().encode() for state in column.snapshot(slots)]
 

@@ -81,8 +81,8 @@ def _reader_for(spec: AggregateSpec) -> Callable[[Any], Int64Array | Float64Arra
     if kind is AggregateKind.PERCENTILE:
         q = float(spec.quantile or 0.0)
 
-        def percentile(merged: list[dict[int, int]]) -> Float64Array:
-            return sketch_counts.quantiles(merged, q)
+        def percentile(merged: sketch_counts.MergedSketches) -> Float64Array:
+            return merged.quantiles(q)
 
         return percentile
     return lambda merged: merged

@@ -423,36 +423,37 @@ class DistinctColumn:
 
 
 class SketchColumn:
-    """Quantile sketch bucket counts of a numeric field per pane (see ``windows.sketch``)."""
+    """Quantile sketch bucket counts of a numeric field per pane (see ``windows.sketch``), kept in C."""
 
     def __init__(self, field: str) -> None:
         self.field = field
-        self.buckets: list[dict[int, int] | None] = []
+        self.table = sketch_counts.SketchTable()
 
     def grow(self, capacity: int) -> None:
-        self.buckets.extend([None] * (capacity - len(self.buckets)))
+        self.table.grow(capacity)
 
     def reset(self, slots: Int64Array) -> None:
-        for slot in slots.tolist():
-            self.buckets[slot] = {}
+        self.table.reset(slots)
 
     def add(self, ctx: AddContext) -> None:
         values = ctx.batch.numbers[self.field]
         ok = ~np.isnan(values)
         if not ok.any():
             return
-        sketch_counts.add_codes(self.buckets, ctx.slots[ok], sketch.bucket_codes(values[ok]))
+        if ok.all():
+            self.table.add(ctx.slots, sketch.bucket_codes(values))
+        else:
+            self.table.add(ctx.slots[ok], sketch.bucket_codes(values[ok]))
 
-    def merge(self, plan: MergePlan) -> list[dict[int, int]]:
-        """Each window's bucket counts (a window of one pane shares that pane's dict: read it, do not change it)."""
-        return sketch_counts.merge_counts(self.buckets, plan.groups, plan.slots, plan.n_groups)
+    def merge(self, plan: MergePlan) -> sketch_counts.MergedSketches:
+        """Each window's bucket counts."""
+        return self.table.merge(plan.groups, plan.slots, plan.n_groups)
 
     def snapshot(self, slots: Int64Array) -> list[Any]:
-        return [sorted((self.buckets[s] or {}).items()) for s in slots.tolist()]
+        return self.table.snapshot(slots)
 
     def restore(self, slots: Int64Array, states: list[Any]) -> None:
-        for slot, state in zip(slots.tolist(), states):
-            self.buckets[slot] = {int(code): int(count) for code, count in state}
+        self.table.restore(slots, states)
 
 
 class DecayColumn:

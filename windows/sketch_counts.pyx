@@ -1,22 +1,21 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
-"""Quantile sketch bucket counts per pane, added, merged and read in C (see ``windows.sketch``).
+"""Quantile sketch bucket counts per pane, kept, added, merged and read in C (see ``windows.sketch``).
 
-Each pane's sketch is a dict from bucket code to count. Folding a batch in,
-merging panes into windows and reading a quantile were Python loops over
-every (pane, code) pair; here they are C loops over the same dicts, with the
-same results: counts are exact integers, and a quantile's representative
-value is computed with the same floating-point operations as
-``sketch.bucket_value``.
+A ``SketchTable`` holds one sketch per slot of a pane table: its buckets as
+``(code, count)`` pairs in an array of its own, sorted by code, so adding an
+event is a binary search and a count, with no Python object per pane or per
+count. Merging panes into windows gives ``MergedSketches``, one sorted bucket
+array per window, from which quantiles are read. Counts are exact integers,
+and a quantile's representative value is computed with the same
+floating-point operations as ``sketch.bucket_value``, so results are those of
+the Python sketch to the bit.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from cpython.dict cimport PyDict_GetItem, PyDict_Next, PyDict_SetItem, PyDict_Size
-from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
-from cpython.long cimport PyLong_AsLongLong
-from cpython.object cimport PyObject
 from libc.math cimport ceil, pow
-from libc.stdint cimport int64_t, uint64_t
-from libc.stdlib cimport free, malloc, qsort
+from libc.stdint cimport int64_t
+from libc.stdlib cimport calloc, free, malloc, qsort, realloc
+from libc.string cimport memmove
 
 from windows.int_text cimport int_list_length, write_int_list
 
@@ -28,89 +27,50 @@ cdef double _GAMMA = GAMMA
 cdef int64_t _OFFSET = OFFSET
 
 
-def add_codes(list buckets not None, const int64_t[::1] slots, const int64_t[::1] codes):
-    """Count each event's bucket code into its slot's dict (``buckets[slot]``)."""
-    cdef Py_ssize_t n = slots.shape[0], i
-    cdef PyObject* found
-    cdef object pane, code
-    if codes.shape[0] != n:
-        raise ValueError(f"sketch counts take one code per slot: {n} slots, {codes.shape[0]} codes.")
-    _check_slots(slots, PyList_GET_SIZE(buckets))
-    for i in range(n):
-        pane = <object>PyList_GET_ITEM(buckets, slots[i])
-        if type(pane) is not dict:
-            raise TypeError(f"slot {slots[i]} holds no sketch counts.")
-        code = codes[i]
-        found = PyDict_GetItem(pane, code)
-        if found is NULL:
-            PyDict_SetItem(pane, code, 1)
-        else:
-            PyDict_SetItem(pane, code, <object>found + 1)
-
-
-def merge_counts(list buckets not None, const int64_t[::1] groups, const int64_t[::1] slots, Py_ssize_t n_groups):
-    """Each group's bucket counts summed over its slots' dicts, as a list of dicts (a group of one slot gets
-    that slot's dict itself, to be read, not changed)."""
-    cdef Py_ssize_t n = groups.shape[0], i, g, position
-    cdef PyObject* code
-    cdef PyObject* count
-    cdef PyObject* found
-    cdef object target, pane
-    merged = [None] * n_groups
-    owned = np.zeros(n_groups, dtype=np.uint8)
-    cdef unsigned char[::1] own = owned
-    if slots.shape[0] != n:
-        raise ValueError(f"a merge takes one slot per group entry: {n} groups, {slots.shape[0]} slots.")
-    _check_slots(slots, PyList_GET_SIZE(buckets))
-    _check_slots(groups, n_groups)
-    for i in range(n):
-        g = groups[i]
-        pane = <object>PyList_GET_ITEM(buckets, slots[i])
-        if type(pane) is not dict:
-            raise TypeError(f"slot {slots[i]} holds no sketch counts.")
-        target = <object>PyList_GET_ITEM(merged, g)
-        if target is None:
-            merged[g] = pane
-            continue
-        if not own[g]:
-            target = dict(target)
-            merged[g] = target
-            own[g] = 1
-        position = 0
-        while PyDict_Next(pane, &position, &code, &count):
-            found = PyDict_GetItem(target, <object>code)
-            if found is NULL:
-                PyDict_SetItem(target, <object>code, <object>count)
-            else:
-                PyDict_SetItem(target, <object>code, <object>found + <object>count)
-    for g in range(n_groups):
-        if <object>PyList_GET_ITEM(merged, g) is None:
-            merged[g] = {}
-    return merged
-
-
 cdef struct Bucket:
     int64_t code
     int64_t count
 
 
-cdef Py_ssize_t _collect(dict pane, Bucket** items, Py_ssize_t* capacity) except -1:
-    """Copy ``pane``'s (code, count) pairs into ``*items``, grown to hold them; return how many."""
-    cdef Py_ssize_t size = PyDict_Size(pane), position = 0, at = 0
-    cdef PyObject* code
-    cdef PyObject* count
+cdef struct Sketch:
+    Bucket* items  # sorted by code, codes distinct
+    Py_ssize_t size
+    Py_ssize_t capacity
+
+
+cdef inline Py_ssize_t _find(const Sketch* sketch, int64_t code) noexcept nogil:
+    """The position of ``code`` in ``sketch``, or where it would go."""
+    cdef Py_ssize_t low = 0, high = sketch.size, middle
+    while low < high:
+        middle = (low + high) >> 1
+        if sketch.items[middle].code < code:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+cdef int _count(Sketch* sketch, int64_t code, int64_t count, bint replace) except -1:
+    """Add ``count`` to ``code``'s bucket (with ``replace``: set it to ``count``), making the bucket if new."""
+    cdef Py_ssize_t at = _find(sketch, code), capacity
     cdef Bucket* grown
-    if size > capacity[0]:
-        grown = <Bucket*>malloc(size * sizeof(Bucket))
+    if at < sketch.size and sketch.items[at].code == code:
+        if replace:
+            sketch.items[at].count = count
+        else:
+            sketch.items[at].count += count
+        return 0
+    if sketch.size == sketch.capacity:
+        capacity = 8 if sketch.capacity == 0 else 2 * sketch.capacity
+        grown = <Bucket*>realloc(sketch.items, capacity * sizeof(Bucket))
         if grown is NULL:
-            raise MemoryError()
-        free(items[0])
-        items[0], capacity[0] = grown, size
-    while at < size and PyDict_Next(pane, &position, &code, &count):
-        items[0][at].code = PyLong_AsLongLong(<object>code)
-        items[0][at].count = PyLong_AsLongLong(<object>count)
-        at += 1
-    return at
+            raise MemoryError("no memory for a sketch's buckets")
+        sketch.items, sketch.capacity = grown, capacity
+    memmove(&sketch.items[at + 1], &sketch.items[at], (sketch.size - at) * sizeof(Bucket))
+    sketch.items[at].code = code
+    sketch.items[at].count = count
+    sketch.size += 1
+    return 0
 
 
 cdef int _by_code(const void* a, const void* b) noexcept nogil:
@@ -128,84 +88,235 @@ cdef inline double bucket_value(int64_t code) noexcept nogil:
     return value if code > 0 else -value
 
 
-def quantiles(list merged not None, double q):
-    """The ``q``-quantile (nearest rank) of each dict of bucket counts, NaN for an empty one."""
-    cdef Py_ssize_t n = PyList_GET_SIZE(merged), i, at, position, capacity = 64
-    cdef object pane
-    cdef int64_t total, rank, seen
-    cdef double nan = float("nan")
-    cdef Bucket* items = <Bucket*>malloc(capacity * sizeof(Bucket))
-    out = np.empty(n, dtype=np.float64)
-    cdef double[::1] values = out
-    if items is NULL:
-        raise MemoryError()
-    try:
+cdef class SketchTable:
+    """One sketch per slot, each empty until counted into; ``grow`` makes room for more slots."""
+
+    cdef Sketch* sketches
+    cdef Py_ssize_t capacity
+
+    def __cinit__(self) -> None:
+        self.sketches = NULL
+        self.capacity = 0
+
+    def __dealloc__(self) -> None:
+        cdef Py_ssize_t i
+        if self.sketches is not NULL:
+            for i in range(self.capacity):
+                free(self.sketches[i].items)
+            free(self.sketches)
+
+    def __len__(self) -> int:
+        return self.capacity
+
+    def grow(self, Py_ssize_t capacity) -> None:
+        """Make room for ``capacity`` slots (new ones empty), keeping existing sketches."""
+        cdef Sketch* grown
+        if capacity <= self.capacity:
+            return
+        grown = <Sketch*>realloc(self.sketches, capacity * sizeof(Sketch))
+        if grown is NULL:
+            raise MemoryError("no memory for sketch slots")
+        for i in range(self.capacity, capacity):
+            grown[i].items = NULL
+            grown[i].size = grown[i].capacity = 0
+        self.sketches, self.capacity = grown, capacity
+
+    def reset(self, const int64_t[::1] slots) -> None:
+        """Empty the sketches of ``slots``; a large one gives its memory back."""
+        cdef Py_ssize_t i
+        cdef Sketch* sketch
+        _check_slots(slots, self.capacity)
+        for i in range(slots.shape[0]):
+            sketch = &self.sketches[slots[i]]
+            sketch.size = 0
+            if sketch.capacity > 64:
+                free(sketch.items)
+                sketch.items, sketch.capacity = NULL, 0
+
+    def add(self, const int64_t[::1] slots, const int64_t[::1] codes) -> None:
+        """Count each event's bucket code into its slot's sketch."""
+        cdef Py_ssize_t n = slots.shape[0], i
+        if codes.shape[0] != n:
+            raise ValueError(f"sketch counts take one code per slot: {n} slots, {codes.shape[0]} codes.")
+        _check_slots(slots, self.capacity)
         for i in range(n):
-            pane = <object>PyList_GET_ITEM(merged, i)
-            if type(pane) is not dict:
-                raise TypeError(f"window {i} has no sketch counts.")
-            at = _collect(pane, &items, &capacity)
+            _count(&self.sketches[slots[i]], codes[i], 1, False)
+
+    def merge(self, const int64_t[::1] groups, const int64_t[::1] slots, Py_ssize_t n_groups) -> MergedSketches:
+        """Each group's sketch: the bucket counts of its slots' sketches summed (the slots are unchanged)."""
+        cdef Py_ssize_t n = groups.shape[0], i, g, at, k, total
+        cdef const Sketch* sketch
+        cdef MergedSketches merged = MergedSketches.__new__(MergedSketches)
+        if slots.shape[0] != n:
+            raise ValueError(f"a merge takes one slot per group entry: {n} groups, {slots.shape[0]} slots.")
+        _check_slots(slots, self.capacity)
+        _check_slots(groups, n_groups)
+        merged._allocate(n_groups)
+        parts = np.zeros(n_groups, dtype=np.int64)
+        cdef int64_t[::1] part_count = parts
+        cdef int64_t* offsets = merged.offsets
+        for i in range(n):  # room for every bucket of every slot of a group, then the buckets
+            offsets[groups[i] + 1] += self.sketches[slots[i]].size
+            part_count[groups[i]] += 1
+        for g in range(n_groups):
+            offsets[g + 1] += offsets[g]
+        merged._reserve(offsets[n_groups])
+        fill = np.zeros(n_groups, dtype=np.int64)
+        cdef int64_t[::1] filled = fill
+        for i in range(n):
+            g = groups[i]
+            sketch = &self.sketches[slots[i]]
+            at = offsets[g] + filled[g]
+            for k in range(sketch.size):
+                merged.items[at + k] = sketch.items[k]
+            filled[g] += sketch.size
+        for g in range(n_groups):  # a group of several slots: sort, then add up equal codes
+            total = filled[g]
+            if part_count[g] > 1 and total > 1:
+                merged.sizes[g] = _combine(&merged.items[offsets[g]], total)
+            else:
+                merged.sizes[g] = total
+        return merged
+
+    def encoded(self, const int64_t[::1] slots) -> list:
+        """Each slot's bucket counts as the JSON text of its ``[code, count]`` pairs in code order: the bytes
+        ``orjson.dumps(snapshot)`` gives for the slot."""
+        cdef Py_ssize_t n = slots.shape[0], i, k, length
+        cdef const Sketch* sketch
+        cdef char* out
+        cdef list encoded = [None] * n
+        _check_slots(slots, self.capacity)
+        for i in range(n):
+            sketch = &self.sketches[slots[i]]
+            length = 2 + (sketch.size - 1 if sketch.size else 0)  # brackets and commas
+            for k in range(sketch.size):  # a bucket is two int64 in a row: [code,count]
+                length += int_list_length(<const int64_t*>&sketch.items[k], 2)
+            text = PyBytes_FromStringAndSize(NULL, length)
+            out = PyBytes_AS_STRING(text)
+            out[0] = c'['
+            out += 1
+            for k in range(sketch.size):
+                if k:
+                    out[0] = c','
+                    out += 1
+                out = write_int_list(out, <const int64_t*>&sketch.items[k], 2)
+            out[0] = c']'
+            encoded[i] = text
+        return encoded
+
+    def snapshot(self, const int64_t[::1] slots) -> list:
+        """Each slot's ``(code, count)`` pairs in code order."""
+        cdef Py_ssize_t i, k
+        cdef const Sketch* sketch
+        _check_slots(slots, self.capacity)
+        states = []
+        for i in range(slots.shape[0]):
+            sketch = &self.sketches[slots[i]]
+            states.append([(sketch.items[k].code, sketch.items[k].count) for k in range(sketch.size)])
+        return states
+
+    def restore(self, const int64_t[::1] slots, list states not None) -> None:
+        """Set each slot's sketch to the ``(code, count)`` pairs of its state (a code given twice keeps its
+        last count)."""
+        cdef Py_ssize_t i
+        cdef Sketch* sketch
+        if len(states) != slots.shape[0]:
+            raise ValueError(f"a restore takes one state per slot: {slots.shape[0]} slots, {len(states)} states.")
+        _check_slots(slots, self.capacity)
+        for i in range(slots.shape[0]):
+            sketch = &self.sketches[slots[i]]
+            sketch.size = 0
+            for code, count in states[i]:
+                _count(sketch, code, count, True)
+
+
+cdef Py_ssize_t _combine(Bucket* items, Py_ssize_t n) noexcept nogil:
+    """Sort ``n`` buckets by code and add up those of equal codes in place; return how many are left."""
+    cdef Py_ssize_t i, kept = 0
+    qsort(items, n, sizeof(Bucket), _by_code)
+    for i in range(1, n):
+        if items[i].code == items[kept].code:
+            items[kept].count += items[i].count
+        else:
+            kept += 1
+            items[kept] = items[i]
+    return kept + 1
+
+
+cdef class MergedSketches:
+    """The sketches of merged windows, one sorted bucket array each (``SketchTable.merge``)."""
+
+    cdef Bucket* items
+    cdef int64_t* offsets  # window g's buckets start at offsets[g]
+    cdef int64_t* sizes
+    cdef Py_ssize_t n
+
+    def __cinit__(self) -> None:
+        self.items = NULL
+        self.offsets = NULL
+        self.sizes = NULL
+        self.n = 0
+
+    def __dealloc__(self) -> None:
+        free(self.items)
+        free(self.offsets)
+        free(self.sizes)
+
+    cdef int _allocate(self, Py_ssize_t n) except -1:
+        self.offsets = <int64_t*>calloc(n + 1, sizeof(int64_t))
+        self.sizes = <int64_t*>calloc(n + 1, sizeof(int64_t))
+        if self.offsets is NULL or self.sizes is NULL:
+            raise MemoryError("no memory to merge sketches")
+        self.n = n
+        return 0
+
+    cdef int _reserve(self, Py_ssize_t buckets) except -1:
+        self.items = <Bucket*>malloc(max(buckets, 1) * sizeof(Bucket))
+        if self.items is NULL:
+            raise MemoryError("no memory to merge sketches")
+        return 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def buckets(self, Py_ssize_t window) -> dict:
+        """Window ``window``'s bucket counts, code -> count."""
+        cdef Py_ssize_t k
+        if window < 0 or window >= self.n:
+            raise IndexError(f"window {window} is not among the {self.n} merged.")
+        return {self.items[k].code: self.items[k].count
+                for k in range(self.offsets[window], self.offsets[window] + self.sizes[window])}
+
+    def quantiles(self, double q):
+        """The ``q``-quantile (nearest rank) of each window's values, NaN for an empty window."""
+        cdef Py_ssize_t i, k, first, size
+        cdef int64_t total, rank, seen
+        cdef double nan = float("nan")
+        out = np.empty(self.n, dtype=np.float64)
+        cdef double[::1] values = out
+        for i in range(self.n):
+            first, size = self.offsets[i], self.sizes[i]
             total = 0
-            for position in range(at):
-                total += items[position].count
+            for k in range(first, first + size):
+                total += self.items[k].count
             if total == 0:
                 values[i] = nan
                 continue
             rank = <int64_t>ceil(q * <double>total) - 1
             if rank < 0:
                 rank = 0
-            qsort(items, at, sizeof(Bucket), _by_code)
             seen = 0
-            values[i] = bucket_value(items[at - 1].code)
-            for position in range(at):
-                seen += items[position].count
+            values[i] = bucket_value(self.items[first + size - 1].code)
+            for k in range(first, first + size):
+                seen += self.items[k].count
                 if seen > rank:
-                    values[i] = bucket_value(items[position].code)
+                    values[i] = bucket_value(self.items[k].code)
                     break
-    finally:
-        free(items)
-    return out
-
-
-def encoded_states(list buckets not None, const int64_t[::1] slots):
-    """Each slot's bucket counts as the JSON text of their ``[code, count]`` pairs in code order: the bytes
-    ``orjson.dumps(sorted(buckets[slot].items()))`` gives (``[]`` for a slot with no dict)."""
-    cdef Py_ssize_t n = slots.shape[0], i, at, k, length, capacity = 64
-    cdef object pane
-    cdef char* out
-    cdef Bucket* items = <Bucket*>malloc(capacity * sizeof(Bucket))
-    cdef list encoded = [None] * n
-    if items is NULL:
-        raise MemoryError()
-    try:
-        _check_slots(slots, PyList_GET_SIZE(buckets))
-        for i in range(n):
-            pane = <object>PyList_GET_ITEM(buckets, slots[i])
-            if pane is not None and type(pane) is not dict:
-                raise TypeError(f"slot {slots[i]} holds no sketch counts.")
-            at = 0 if pane is None else _collect(pane, &items, &capacity)
-            length = 2 + (at - 1 if at else 0)  # brackets and commas
-            for k in range(at):  # a bucket is two int64 in a row: [code,count]
-                length += int_list_length(<const int64_t*>&items[k], 2)
-            qsort(items, at, sizeof(Bucket), _by_code)
-            text = PyBytes_FromStringAndSize(NULL, length)
-            out = PyBytes_AS_STRING(text)
-            out[0] = c'['
-            out += 1
-            for k in range(at):
-                if k:
-                    out[0] = c','
-                    out += 1
-                out = write_int_list(out, <const int64_t*>&items[k], 2)
-            out[0] = c']'
-            encoded[i] = text
-    finally:
-        free(items)
-    return encoded
+        return out
 
 
 cdef int _check_slots(const int64_t[::1] indices, Py_ssize_t size) except -1:
-    """Refuse an index outside ``[0, size)`` (the loops read lists without bounds checks)."""
+    """Refuse an index outside ``[0, size)`` (the loops read arrays without bounds checks)."""
     cdef Py_ssize_t i
     for i in range(indices.shape[0]):
         if indices[i] < 0 or indices[i] >= size:
