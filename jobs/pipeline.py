@@ -24,6 +24,7 @@ from windows.engine import PartitionEngine
 from windows.events import EventBatch, Int64Array
 from windows.pane_state import TRACE_HI, TRACE_LO, TRACE_ORIGIN
 from windows.results import Emission
+from windows.sort_order import stable_order
 from windows.stream_time import NO_TIME, too_far_ahead
 
 
@@ -142,14 +143,11 @@ class JobRunner:
             self._add_traces(decoded, seqs, traceparents, origins)
         key_ids = self.registry.ids(decoded.keys)
         if partition is None:
-            parts = self.registry.partitions_of(key_ids)
-            partitions = np.unique(parts).tolist()
+            by_partition = self._by_partition(self.registry.partitions_of(key_ids))
         else:
-            parts = np.full(key_ids.shape[0], partition, dtype=np.int64)
-            partitions = [partition]
+            by_partition = [(partition, np.arange(key_ids.shape[0]))]
         late: list[LateRecord] = []
-        for p in partitions:
-            index = np.flatnonzero(parts == p) if len(partitions) > 1 else np.arange(key_ids.shape[0])
+        for p, index in by_partition:
             engine = self.engine(p)
             ts = decoded.ts[index]
             ahead = too_far_ahead(ts, engine.stream_time, self.spec.source.max_ahead)
@@ -199,6 +197,16 @@ class JobRunner:
             late.sort(key=lambda record: record.seq)
             self.stats.late += len(late)
             self.sink.late(late)
+
+    def _by_partition(self, parts: Int64Array) -> list[tuple[int, Int64Array]]:
+        """Each partition among ``parts`` with the positions of its events, in order (one stable sort)."""
+        counts = np.bincount(parts, minlength=self.spec.source.partitions)
+        present = np.flatnonzero(counts).tolist()
+        if len(present) == 1:
+            return [(present[0], np.arange(parts.shape[0]))]
+        order = stable_order(parts)
+        bounds = np.cumsum(counts).tolist()
+        return [(p, order[bounds[p] - int(counts[p]) : bounds[p]]) for p in present]
 
     @staticmethod
     def _add_traces(

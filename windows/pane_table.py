@@ -292,6 +292,12 @@ class PaneTable:
         self.changed[unique_slots] = True
         return unique_slots, inverse
 
+    def distinct(self, slots: Int64Array) -> tuple[Int64Array, Int64Array]:
+        """The distinct ``slots`` (of panes just added to) in the order they first occur, and each one's
+        index among them; they count as touched by the latest add."""
+        self._adds += 1
+        return first_seen(np.ascontiguousarray(slots, dtype=np.int64), self.touched, self._position, self._adds)
+
     def reindex(self) -> None:
         """Rebuild the pane index from the live slots (after their key ids or positions changed)."""
         live = self.live_slots()

@@ -152,8 +152,7 @@ class PaneWindowOperator(WindowOperator):
             touched, inverse = self._add(batch.take(late[now]))
             late_slots[now] = touched[inverse]
         slots[needs_close] = late_slots
-        touched, inverse = np.unique(slots, return_inverse=True)
-        return touched, inverse.astype(np.int64)
+        return self.table.distinct(slots)
 
     def _segment_closed(self) -> None:
         self.closed_keys = {}

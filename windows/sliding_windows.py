@@ -379,8 +379,7 @@ class SlidingWindowOperator(WindowOperator):
         uptos = np.maximum.reduceat(arrived, first)
         self._emit(emitted, self._close_late(keys[first], uptos, (keys, times, arrived, late_slots[order])))
         self._move_late(batch, segment, slots, needs_close, np.ones(late.shape[0], dtype=bool))
-        touched, inverse = np.unique(slots, return_inverse=True)
-        return touched, inverse.astype(np.int64)
+        return self.table.distinct(slots)
 
     def _add_apart(self, batch: EventBatch, positions: Int64Array, apart: np.ndarray) -> Int64Array:
         """Fold the events at batch ``positions`` into their points, or, where ``apart``, each into a late
