@@ -34,6 +34,32 @@ def _malloc_trim() -> Callable[[], object]:
     return lambda: trim(0)
 
 
+#: glibc ``mallopt`` parameters.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def keep_freed_heap(limit: int) -> None:
+    """Let glibc keep freed memory for reuse instead of handing it back to the system at once.
+
+    A batch allocates and frees arrays and output buffers of up to several
+    MiB. By default glibc maps the largest of those afresh (and unmaps them when
+    freed) and trims the top of the heap often, so each batch pays page faults
+    and zeroed pages again for the same sizes: about 118,000 faults in a
+    1M-event replay. Here allocations below a 1/32 share of the memory limit
+    (at most 64 MiB) come from the heap, and up to a 1/16 share (at most
+    128 MiB) of free heap top is kept. What that keeps counts as used memory, so
+    the governor sees it, and ``relieve`` (at pressure) hands every free page
+    back with ``malloc_trim``. A no-op without glibc.
+    """
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, min(64 << 20, limit // 32))
+    mallopt(_M_TRIM_THRESHOLD, min(128 << 20, limit // 16))
+
+
 class MemoryWatch:
     """One job's memory governor, its log lines and its metrics."""
 
@@ -52,6 +78,7 @@ class MemoryWatch:
         self.levels_seen: set[Level] = {Level.NORMAL}
         self.returns_to_normal = 0  # times usage fell back to normal after a higher level
         self._trim = _malloc_trim()
+        keep_freed_heap(limit)
         self._totals = metrics.CounterTotals()
         metrics.MEMORY_LIMIT.labels(job).set(limit)
         metrics.MEMORY_LEVEL.labels(job).set(0)
