@@ -11,6 +11,9 @@ from connectors.partitioner import partition_for
 from jobs.key_lookup import known_ids
 from windows.events import Int64Array
 
+#: Up to this many keys, ``KeyRegistry.ranks`` gives dense ranks instead of hashes.
+DENSE_RANK_KEYS = 1 << 16
+
 
 class KeyRegistry:
     """Maps event keys to integer ids and back, with each key's partition and JSON form."""
@@ -22,8 +25,9 @@ class KeyRegistry:
         self.json: list[bytes] = []  # each key as JSON text
         self._partition = np.zeros(1024, dtype=np.int64)
         self._partitioned = 0  # keys below this id have their partition computed
-        self._rank = np.zeros(1024, dtype=np.int64)
-        self._ranked = 0  # keys below this id have their rank computed
+        self._rank = np.zeros(1024, dtype=np.int64)  # each key's hash
+        self._ranked = 0  # keys below this id have their hash computed
+        self._dense = np.zeros(0, dtype=np.int64)  # each of the first ``_ranked`` keys' dense rank
 
     def __len__(self) -> int:
         return len(self.utf8)
@@ -77,8 +81,12 @@ class KeyRegistry:
         return self._partition[ids]
 
     def ranks(self, ids: Int64Array) -> Int64Array:
-        """Each key's place in the output order: a 64-bit hash of its text, the same in every run and
-        process however ids were handed out (computed once per key, when first asked)."""
+        """Each key's place in the output order: the order of a 64-bit hash of its text, the same in every
+        run and process however ids were handed out (computed once per key, when first asked).
+
+        Up to ``DENSE_RANK_KEYS`` keys, a key's rank is the number of distinct hashes below its own, so
+        ranks take few bits and the emission sort packs them with the other columns (``lex_order``);
+        beyond, the hash itself. Either orders keys the same way."""
         if self._ranked < len(self):
             self._rank = self._extended(self._rank, self._ranked)
             self._rank[self._ranked : len(self)] = [
@@ -86,7 +94,12 @@ class KeyRegistry:
                 for key in self.utf8[self._ranked :]
             ]
             self._ranked = len(self)
-        return self._rank[ids]
+        if self._ranked > DENSE_RANK_KEYS:
+            return self._rank[ids]
+        if self._dense.shape[0] != self._ranked:  # new keys: rank every key again (a few ms at most)
+            hashes = self._rank[: self._ranked]
+            self._dense = np.searchsorted(np.unique(hashes), hashes)
+        return self._dense[ids]
 
     def _extended(self, array: Int64Array, filled: int) -> Int64Array:
         if len(self) <= array.shape[0]:
@@ -112,4 +125,5 @@ class KeyRegistry:
         ranked = int(np.searchsorted(keep, self._ranked))
         self._rank = self._rank[keep[:ranked]]
         self._ranked = ranked
+        self._dense = np.zeros(0, dtype=np.int64)
         return mapping

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import tracemalloc
+from hashlib import blake2b
 
 import numpy as np
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from jobs import keys as keys_module
 from jobs.keys import KeyRegistry
 
 
@@ -48,3 +51,32 @@ def test_ids_number_keys_in_order_of_first_sight_across_batches(batches: list[li
         assert ids.dtype == np.int64
         assert ids.tolist() == [expected.setdefault(key, len(expected)) for key in batch]
     assert registry.utf8 == [key.encode() for key in expected]
+
+
+def _hash_order(keys: list[str]) -> list[str]:
+    """Keys in the order of the 64-bit hash ``ranks`` promises (BLAKE2b-64 of the text, big-endian, signed)."""
+    return sorted(keys, key=lambda k: int.from_bytes(blake2b(k.encode(), digest_size=8).digest(), "big", signed=True))
+
+
+@given(batches=st.lists(st.lists(st.text(max_size=6), max_size=12), min_size=1, max_size=5), dense=st.booleans())
+def test_ranks_order_keys_by_their_hash_whether_dense_or_not(batches: list[list[str]], dense: bool) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keys_module, "DENSE_RANK_KEYS", 1 << 16 if dense else 3)
+        _check_ranks(batches, dense)
+
+
+def _check_ranks(batches: list[list[str]], dense: bool) -> None:
+    registry = KeyRegistry(partitions=4)
+    for batch in batches:  # keys arrive over several batches: ranks are computed again as they come
+        ids = registry.ids(batch)
+        ranks = registry.ranks(ids).tolist()
+        seen = sorted(set(batch))
+        assert sorted(seen, key=lambda k: ranks[batch.index(k)]) == _hash_order(seen)
+        if dense and len(registry) <= 1 << 16:
+            assert max(ranks, default=-1) < len(registry)  # few bits: packs beside the other sort columns
+    everything = registry.ids([key for batch in batches for key in batch])
+    mapping = registry.compact(everything[::2])
+    kept = [key.decode() for key in registry.utf8]
+    ranks = registry.ranks(np.arange(len(kept), dtype=np.int64)).tolist()
+    assert [key for _, key in sorted(zip(ranks, kept))] == _hash_order(kept)
+    assert (mapping >= -1).all()
