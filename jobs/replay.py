@@ -110,10 +110,16 @@ def run_replay(spec: JobSpec, options: ReplayOptions) -> tuple[RunStats, float, 
     # RocksDB holds a commit twice over for a moment (its write batch, then the memtable) and the write-ahead
     # log adds as much in page cache: commits stay a small share of the memory limit, however many keys
     commit_budget = int(watch.governor.limit * COMMIT_SHARE)
+    # A commit due by event count waits for the next batch: after the log's last batch, the final commit
+    # (after closing every window) takes its place, and the panes those windows release need no writing.
+    deferred = False
     try:
         for events, lines in read_event_chunks(options.input, options.batch_size):
             at = 0
             while at < len(events):
+                if deferred:
+                    last_relief = _commit(runner, files, watch, options, False, last_relief)
+                    deferred = False
                 step = batches.next_size()
                 runner.process(events[at : at + step], lines[at : at + step])
                 files.settle(runner.emitting_from())
@@ -123,19 +129,12 @@ def run_replay(spec: JobSpec, options: ReplayOptions) -> tuple[RunStats, float, 
                 watch.poll()
                 batches.observed(done)
                 pressed = watch.level >= Level.PRESSURE
-                due = since_commit >= options.commit_every or runner.commit_size() >= commit_budget
-                if pressed or due:
-                    runner.commit()
-                    now = time.monotonic()
-                    relieve = pressed and now - last_relief >= 1.0
-                    runner.shrink(0 if pressed else options.resident_panes, flush=relieve)
+                if pressed or runner.commit_size() >= commit_budget:
+                    last_relief = _commit(runner, files, watch, options, pressed, last_relief)
                     since_commit = 0
-                    if pressed:
-                        files.spill()
-                    if relieve:
-                        files.write_back()
-                        watch.relieve()
-                        last_relief = now
+                elif since_commit >= options.commit_every:
+                    deferred = True
+                    since_commit = 0
                 if watch.level < Level.THROTTLE:
                     waited = False
                 elif not waited:  # once per time at throttle: nothing but replay's own shrinking frees memory
@@ -167,6 +166,24 @@ def run_replay(spec: JobSpec, options: ReplayOptions) -> tuple[RunStats, float, 
         watch.returns_to_normal,
     )
     return runner.stats, time.perf_counter() - started, report
+
+
+def _commit(
+    runner: JobRunner, files: ReplayFiles, watch: MemoryWatch, options: ReplayOptions, pressed: bool, last_relief: float
+) -> float:
+    """Commit, then keep only the resident panes in memory (none at pressure, where output lines are spilled
+    too, and at most once a second memory is handed back); return when memory was last handed back."""
+    runner.commit()
+    now = time.monotonic()
+    relieve = pressed and now - last_relief >= 1.0
+    runner.shrink(0 if pressed else options.resident_panes, flush=relieve)
+    if pressed:
+        files.spill()
+    if relieve:
+        files.write_back()
+        watch.relieve()
+        return now
+    return last_relief
 
 
 class _BatchSizer:

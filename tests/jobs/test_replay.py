@@ -259,3 +259,40 @@ def test_replay_commits_before_a_commit_outgrows_its_share_of_the_memory_limit(
     # puts (about 90 bytes here) and deletions (the final commit's, a key each) are learned apart
     assert learned[-1][0] != 128.0 and learned[-1][1] != 32.0, learned  # both measured, neither the default
     assert 40 < learned[-1][0] < 120 and 8 < learned[-1][1] < 32, learned
+
+
+def test_a_commit_due_by_count_after_the_last_batch_gives_way_to_the_final_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the final commit follows the last batch at once: a commit due then would only write panes that
+    # closing every window deletes again
+    from jobs import replay
+    from jobs.pipeline import JobRunner
+    from jobs.spec import load_job_spec
+
+    spec = load_job_spec(EXAMPLE_SPEC)
+    log = tmp_path / "events.jsonl"
+    events = [{"client_id": f"c{i % 50}", "ts": 1_700_000_000_000 + 7 * i, "latency_ms": i % 300} for i in range(4_000)]
+    log.write_bytes(b"".join(orjson.dumps(event) + b"\n" for event in events))
+    commits: list[int] = []  # events read when each commit was made
+    commit = JobRunner.commit
+
+    def counted(self: JobRunner, partitions: list[int] | None = None) -> None:
+        commits.append(self.stats.events)
+        commit(self, partitions)
+
+    monkeypatch.setattr(JobRunner, "commit", counted)
+
+    def run(out: str, every: int) -> dict[str, bytes]:
+        options = replay.ReplayOptions(
+            log, tmp_path / out, tmp_path / f"{out}-state", batch_size=1_000, commit_every=every
+        )
+        replay.run_replay(spec, options)
+        return {kind: (tmp_path / out / f"{kind}.jsonl").read_bytes() for kind in OUTPUTS}
+
+    once = run("once", 1_000_000)
+    assert commits == [4_000]
+    commits.clear()
+    assert run("twice", 2_000) == once
+    # due after the 2nd batch: made before the 3rd; due after the 4th and last: the final commit instead
+    assert commits == [2_000, 4_000]
