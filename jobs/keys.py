@@ -27,7 +27,8 @@ class KeyRegistry:
         self._partitioned = 0  # keys below this id have their partition computed
         self._rank = np.zeros(1024, dtype=np.int64)  # each key's hash
         self._ranked = 0  # keys below this id have their hash computed
-        self._dense = np.zeros(0, dtype=np.int64)  # each of the first ``_ranked`` keys' dense rank
+        self._dense = np.zeros(0, dtype=np.int64)  # the dense rank of each key ranked so far
+        self._distinct = np.zeros(0, dtype=np.int64)  # their distinct hashes, ascending
 
     def __len__(self) -> int:
         return len(self.utf8)
@@ -96,10 +97,25 @@ class KeyRegistry:
             self._ranked = len(self)
         if self._ranked > DENSE_RANK_KEYS:
             return self._rank[ids]
-        if self._dense.shape[0] != self._ranked:  # new keys: rank every key again (a few ms at most)
-            hashes = self._rank[: self._ranked]
-            self._dense = np.searchsorted(np.unique(hashes), hashes)
+        if self._dense.shape[0] != self._ranked:
+            self._rank_new_keys()
         return self._dense[ids]
+
+    def _rank_new_keys(self) -> None:
+        """Dense ranks for the keys hashed since the last ranking; the ranks of earlier keys move up by the
+        number of new distinct hashes below theirs (a pass over the keys, no sort of them all)."""
+        hashes = self._rank[: self._ranked]
+        ranked = self._dense.shape[0]
+        distinct = self._distinct
+        new = np.unique(hashes[ranked:])
+        at = np.searchsorted(distinct, new)
+        known = np.zeros(new.shape[0], dtype=bool)
+        inside = at < distinct.shape[0]
+        known[inside] = distinct[at[inside]] == new[inside]
+        fresh = new[~known]
+        old = self._dense + np.searchsorted(fresh, hashes[:ranked])
+        self._distinct = np.insert(distinct, at[~known], fresh)
+        self._dense = np.concatenate([old, np.searchsorted(self._distinct, hashes[ranked:])])
 
     def _extended(self, array: Int64Array, filled: int) -> Int64Array:
         if len(self) <= array.shape[0]:
@@ -126,4 +142,5 @@ class KeyRegistry:
         self._rank = self._rank[keep[:ranked]]
         self._ranked = ranked
         self._dense = np.zeros(0, dtype=np.int64)
+        self._distinct = np.zeros(0, dtype=np.int64)
         return mapping
