@@ -112,9 +112,11 @@ class KeyRegistry:
         known = np.zeros(new.shape[0], dtype=bool)
         inside = at < distinct.shape[0]
         known[inside] = distinct[at[inside]] == new[inside]
-        fresh = new[~known]
-        old = self._dense + np.searchsorted(fresh, hashes[:ranked])
-        self._distinct = np.insert(distinct, at[~known], fresh)
+        fresh, places = new[~known], at[~known]  # new distinct hashes, and how many known ones are below each
+        # a key of rank r has the new hashes placed at r or below it beneath its own
+        below = np.cumsum(np.bincount(places, minlength=distinct.shape[0] + 1))
+        old = self._dense + below[self._dense]
+        self._distinct = np.insert(distinct, places, fresh)
         self._dense = np.concatenate([old, np.searchsorted(self._distinct, hashes[ranked:])])
 
     def _extended(self, array: Int64Array, filled: int) -> Int64Array:
