@@ -22,6 +22,7 @@ import numpy as np
 import orjson
 
 from connectors.event_fields import event_fields
+from connectors.event_lines import EventLines
 from connectors.event_scan import scan_fields
 from windows.events import Float64Array, Int64Array
 
@@ -78,7 +79,7 @@ class DecodedBatch:
     keys: list[str]
     ts: Int64Array
     seq: Int64Array
-    raws: list[bytes]
+    raws: list[bytes] | EventLines
     numbers: dict[str, Float64Array] = field(default_factory=dict)
     hashes: dict[str, Int64Array] = field(default_factory=dict)
 
@@ -115,17 +116,20 @@ class EventDecoder:
     def __init__(self, options: DecodeOptions) -> None:
         self.options = options
 
-    def decode(self, raws: Sequence[bytes], seqs: Sequence[int] | Int64Array) -> tuple[DecodedBatch, list[Rejected]]:
-        """Decode events ``raws`` found at source positions ``seqs``."""
+    def decode(
+        self, raws: Sequence[bytes] | EventLines, seqs: Sequence[int] | Int64Array
+    ) -> tuple[DecodedBatch, list[Rejected]]:
+        """Decode events ``raws`` (a sequence of bytes, or spans of one buffer) found at source positions
+        ``seqs``."""
         fast = self._fast(raws, seqs)
         if fast is not None:
             return fast, []
         return self._slow(raws, seqs)
 
     # ---- fast path: the whole batch at once ----------------------------------------------
-    def _fast(self, raws: Sequence[bytes], seqs: Sequence[int] | Int64Array) -> DecodedBatch | None:
+    def _fast(self, raws: Sequence[bytes] | EventLines, seqs: Sequence[int] | Int64Array) -> DecodedBatch | None:
         o = self.options
-        raws = raws if type(raws) is list else list(raws)
+        raws = raws if type(raws) is list or type(raws) is EventLines else list(raws)
         docs: list[Any] = []
         fields: tuple[list[str], Int64Array | list[Any], dict[str, Float64Array]] | None = None
         if o.timestamp_format is TimeFormat.EPOCH_MS and not o.distinct_fields:  # no objects needed
@@ -193,7 +197,9 @@ class EventDecoder:
         return np.array([0 if v is None else stable_hash(v) for v in values], dtype=np.int64)
 
     # ---- slow path: event by event, to find and explain the bad ones -----------------------
-    def _slow(self, raws: Sequence[bytes], seqs: Sequence[int] | Int64Array) -> tuple[DecodedBatch, list[Rejected]]:
+    def _slow(
+        self, raws: Sequence[bytes] | EventLines, seqs: Sequence[int] | Int64Array
+    ) -> tuple[DecodedBatch, list[Rejected]]:
         good_raws: list[bytes] = []
         good_seqs: list[int] = []
         rejected: list[Rejected] = []

@@ -3,6 +3,15 @@
 import numpy as np
 import numpy.typing as npt
 
+from connectors.event_lines import EventLines
+
 def scan_fields(
-    raws: list[bytes], key_field: str, timestamp_field: str, numeric_fields: tuple[str, ...], max_bytes: int
+    raws: list[bytes] | EventLines,
+    key_field: str,
+    timestamp_field: str,
+    numeric_fields: tuple[str, ...],
+    max_bytes: int,
 ) -> tuple[list[str], npt.NDArray[np.int64], dict[str, npt.NDArray[np.float64]]] | None: ...
+def line_spans(
+    data: bytes, limit: int = -1
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_]]: ...

@@ -39,6 +39,8 @@ from libc.string cimport memcmp
 
 import numpy as np
 
+from connectors.event_lines import EventLines
+
 
 cdef extern from "Python.h":
     double PyOS_string_to_double(const char* s, char** endptr, PyObject* overflow_exception) except? -1.0
@@ -315,16 +317,26 @@ cdef inline bint number_of(Value* value, double* out) noexcept:
 
 
 def scan_fields(
-    list raws not None,
+    raws not None,
     str key_field not None,
     str timestamp_field not None,
     tuple numeric_fields not None,
     Py_ssize_t max_bytes,
 ):
-    """``(keys, timestamps, numbers)`` of ``raws`` (JSON objects as bytes) as ``event_fields`` gives them
-    for epoch milliseconds, or None when one event is not plainly of that shape or is over ``max_bytes``
-    (see the module)."""
-    cdef Py_ssize_t n = PyList_GET_SIZE(raws), n_fields = len(numeric_fields), i, f
+    """``(keys, timestamps, numbers)`` of ``raws`` (JSON objects: a list of bytes, or ``EventLines`` spans of
+    one buffer) as ``event_fields`` gives them for epoch milliseconds, or None when one event is not plainly
+    of that shape or is over ``max_bytes`` (see the module)."""
+    cdef bint listed = type(raws) is list
+    cdef const uint8_t* base = NULL
+    cdef const int64_t[::1] starts
+    cdef const int64_t[::1] ends
+    cdef Py_ssize_t n, n_fields = len(numeric_fields), i, f
+    if listed:
+        n = PyList_GET_SIZE(raws)
+    else:
+        data, starts, ends = _spans(raws)
+        base = <const uint8_t*>PyBytes_AS_STRING(data)
+        n = starts.shape[0]
     cdef bytes key_name = key_field.encode("utf-8"), time_name = timestamp_field.encode("utf-8")
     cdef list field_names = [name.encode("utf-8") for name in numeric_fields]
     cdef list keys = [None] * n
@@ -344,11 +356,17 @@ def scan_fields(
     cdef int64_t[::1] stamps = stamped
     cdef double[:, ::1] values = numbers
     for i in range(n):
-        raw = <object>PyList_GET_ITEM(raws, i)
-        if type(raw) is not bytes or PyBytes_GET_SIZE(raw) > max_bytes:
-            return None
-        p = <const uint8_t*>PyBytes_AS_STRING(raw)
-        end = p + PyBytes_GET_SIZE(raw)
+        if listed:
+            raw = <object>PyList_GET_ITEM(raws, i)
+            if type(raw) is not bytes or PyBytes_GET_SIZE(raw) > max_bytes:
+                return None
+            p = <const uint8_t*>PyBytes_AS_STRING(raw)
+            end = p + PyBytes_GET_SIZE(raw)
+        else:
+            if ends[i] - starts[i] > max_bytes:
+                return None
+            p = base + starts[i]
+            end = base + ends[i]
         have_key = have_time = False
         seen = 0
         p = skip_space(p, end)
@@ -408,3 +426,66 @@ def scan_fields(
         if skip_space(p + 1, end) != end or not have_key or not have_time:
             return None
     return keys, stamped, {name: numbers[f] for f, name in enumerate(numeric_fields)}
+
+
+def _spans(lines):
+    """The buffer and event spans of ``EventLines`` (which checked them)."""
+    if not isinstance(lines, EventLines):
+        raise TypeError(f"events come as a list of bytes or as EventLines, not as {type(lines).__name__}.")
+    return lines.data, lines.starts, lines.ends
+
+
+cdef extern from "string.h" nogil:
+    const void* memchr(const void* s, int c, size_t n)
+
+
+def line_spans(bytes data not None, Py_ssize_t limit=-1):
+    """Where each line of ``data[:limit]`` (all of it by default: lines joined by line breaks, none after
+    the last) starts and ends, the carriage returns before its break left out, and whether it is blank
+    (empty or all white space, as ``bytes.strip`` sees it): ``(starts, ends, blank)``. Breaks are found
+    with ``memchr``, a pass to count them and one to place them."""
+    cdef const char* text = PyBytes_AS_STRING(data)
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(data) if limit < 0 else limit, lines = 1, i, start = 0, end, k, j
+    cdef const char* at
+    cdef const char* found
+    cdef bint empty
+    if size > PyBytes_GET_SIZE(data):
+        raise ValueError(f"lines up to byte {size} of a {PyBytes_GET_SIZE(data)}-byte buffer.")
+    with nogil:
+        at = text
+        while True:
+            found = <const char*>memchr(at, 10, text + size - at) if at < text + size else NULL
+            if found == NULL:
+                break
+            lines += 1
+            at = found + 1
+    starts_array = np.empty(lines, dtype=np.int64)
+    ends_array = np.empty(lines, dtype=np.int64)
+    blank_array = np.empty(lines, dtype=np.bool_)
+    cdef int64_t[::1] starts = starts_array
+    cdef int64_t[::1] ends = ends_array
+    cdef uint8_t[::1] blank = blank_array.view(np.uint8)
+    with nogil:
+        for i in range(lines):
+            if i == lines - 1:
+                end = size
+            else:
+                end = <const char*>memchr(text + start, 10, size - start) - text
+            starts[i] = start
+            k = end
+            while k > start and text[k - 1] == 13:
+                k -= 1
+            ends[i] = k
+            empty = True
+            for j in range(start, k):
+                if not _is_space(<uint8_t>text[j]):
+                    empty = False
+                    break
+            blank[i] = empty
+            start = end + 1
+    return starts_array, ends_array, blank_array
+
+
+cdef inline bint _is_space(uint8_t c) noexcept nogil:
+    """What ``bytes.strip`` strips: space, tab, line feed, carriage return, vertical tab, form feed."""
+    return c == 32 or (9 <= c and c <= 13)

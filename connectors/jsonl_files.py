@@ -7,7 +7,6 @@ import gzip
 import io
 import os
 import shutil
-from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,8 @@ import numpy as np
 
 from connectors.errors import ConnectorError
 from connectors.event_decoding import LateRecord, Rejected
+from connectors.event_lines import EventLines
+from connectors.event_scan import line_spans
 from connectors.line_blocks import DecisionBlock, LineBlock
 from connectors.line_gather import write_merged
 from windows.errors import reason
@@ -37,94 +38,81 @@ def open_event_log(path: Path) -> io.BufferedReader:
 #: the read that meets the damage.
 READ_BLOCK_BYTES = 1 << 22
 GZIP_READ_BYTES = 1 << 16
-_WHITESPACE = np.zeros(256, dtype=bool)
-_WHITESPACE[list(b" \t\n\r\x0b\x0c")] = True  # what bytes.strip() strips
-
-
-def _log_lines(handle: io.BufferedReader, block_bytes: int) -> Iterator[tuple[list[bytes], list[int]]]:
-    """Yield the lines of a log, a block at a time, without their line breaks (nor the carriage returns
-    before them), each with the indices within the block of its blank (empty or whitespace) lines.
-
-    The lines come from ``bytes.split`` over whole blocks, and blank lines from one
-    vectorized look at the first byte of every line: no Python step per line.
-    """
-    tail: list[bytes] = []  # the start of a line whose break has not been read yet, in pieces
-    while True:
-        block = handle.read1(block_bytes)
-        if not block:
-            if tail:  # a last line with no line break
-                yield _split_block(b"".join(tail))
-            return
-        cut = block.rfind(b"\n")
-        if cut < 0:
-            tail.append(block)  # joined once its line ends: a long line costs no quadratic copying
-            continue
-        body = b"".join([*tail, block[:cut]]) if tail else block[:cut]
-        tail = [block[cut + 1 :]] if cut + 1 < len(block) else []
-        yield _split_block(body)
-
-
-def _split_block(body: bytes) -> tuple[list[bytes], list[int]]:
-    """The lines of ``body`` (line breaks between them, none at its end) and the indices of the blank ones."""
-    lines = body.split(b"\n")
-    if b"\r" in body:
-        lines = [line.rstrip(b"\r") for line in lines]
-    buffer = np.frombuffer(body, dtype=np.uint8)
-    starts = np.concatenate(([0], np.flatnonzero(buffer == 10) + 1))
-    # a blank line starts with white space or a line break, or is an empty last line
-    open_ended = starts >= buffer.shape[0]
-    maybe_blank = open_ended.copy()
-    maybe_blank[~open_ended] = _WHITESPACE[buffer[starts[~open_ended]]]
-    blank = [i for i in np.flatnonzero(maybe_blank).tolist() if not lines[i].strip()]
-    return lines, blank
 
 
 def read_event_chunks(
     path: Path, chunk_lines: int, skip_lines: int = 0, *, block_bytes: int = READ_BLOCK_BYTES
-) -> Iterator[tuple[list[bytes], list[int]]]:
+) -> Iterator[tuple[EventLines, Int64Array]]:
     """Yield ``(events, line numbers)`` for each ``chunk_lines`` lines; blank lines carry no event, and the
-    first ``skip_lines`` lines are passed over."""
+    first ``skip_lines`` lines are passed over.
+
+    A chunk's events are spans of one buffer (``EventLines``): each read is
+    joined to the text left from the one before (lines not handed out yet, and
+    the start of a line whose break is still to come) and its lines are found
+    in C (``event_scan.line_spans``); no ``bytes`` object is made per line. A
+    line longer than a read is joined once its break is read, so it costs no
+    quadratic copying.
+    """
     if chunk_lines < 1:
         raise ValueError(f"event log chunks hold at least one line, not {chunk_lines}.")
-    line_no = 0  # lines read so far
-    pending: list[bytes] = []  # lines read and not yet handed out; the first is line ``first``
-    blanks: list[int] = []  # line numbers of the blank lines among them
+    line_no = 0  # whole lines read so far
+    rest = b""  # text read and not handed out; it starts at line ``first``
+    unbroken: list[bytes] = []  # reads since then without a line break, joined once one comes
     first = 1
     if path.suffix == ".gz":
         block_bytes = min(block_bytes, GZIP_READ_BYTES)
     with open_event_log(path) as handle:
         try:
-            for lines, blank in _log_lines(handle, block_bytes):
-                blanks.extend(line_no + 1 + i for i in blank)
-                line_no += len(lines)
-                pending.extend(lines)
+            while True:
+                block = handle.read1(block_bytes)
+                if block and block.rfind(b"\n") < 0:
+                    unbroken.append(block)
+                    continue
+                if not block and not rest and not unbroken:
+                    return
+                data = b"".join([rest, *unbroken, block]) if rest or unbroken else block
+                unbroken = []
+                # the whole lines end at the last break; at the end of the log, so does a last line without one
+                whole = data.rfind(b"\n") if block or data.endswith(b"\n") else len(data)
+                starts, ends, blank = line_spans(data, whole)
+                lines = starts.shape[0]
+                line_no = first + lines - 1
                 taken = 0
-                while len(pending) - taken >= chunk_lines:
-                    chunk = _chunk(pending[taken : taken + chunk_lines], first, blanks, skip_lines)
-                    taken += chunk_lines
-                    first += chunk_lines
+                while lines - taken >= chunk_lines or (not block and taken < lines):
+                    high = min(taken + chunk_lines, lines)
+                    chunk = _chunk(data, starts, ends, blank, taken, high, first, skip_lines)
+                    first += high - taken
+                    taken = high
                     if chunk is not None:
                         yield chunk
-                del pending[:taken]
-            if pending and (chunk := _chunk(pending, first, blanks, skip_lines)) is not None:
-                yield chunk
+                if not block:
+                    return
+                rest = data[int(starts[taken]) :] if taken < lines else data[whole + 1 :]
         except (OSError, EOFError, gzip.BadGzipFile) as error:
             raise ConnectorError(f"event log {path} is damaged after line {line_no}: {reason(error)}.") from None
 
 
-def _chunk(lines: list[bytes], first: int, blanks: list[int], skip_lines: int) -> tuple[list[bytes], list[int]] | None:
-    """The events among ``lines`` (numbered from ``first``) and their line numbers, or None when none;
-    drops the blank line numbers it passes from the front of ``blanks``."""
-    end = first + len(lines)
-    cut = bisect_left(blanks, end)
-    passed = set(blanks[:cut])
-    del blanks[:cut]
-    if not passed and skip_lines < first:
-        return lines, list(range(first, end))
-    kept = [i for i in range(max(first, skip_lines + 1), end) if i not in passed]
-    if not kept:
+def _chunk(
+    data: bytes,
+    starts: Int64Array,
+    ends: Int64Array,
+    blank: np.ndarray,
+    low: int,
+    high: int,
+    first: int,
+    skip_lines: int,
+) -> tuple[EventLines, Int64Array] | None:
+    """The events among lines ``[low, high)`` of ``data`` (numbered from ``first``) and their line numbers,
+    or None when none."""
+    numbers = np.arange(first, first + high - low, dtype=np.int64)
+    kept = ~blank[low:high]
+    if skip_lines >= first:
+        kept &= numbers > skip_lines
+    if kept.all():
+        return EventLines(data, starts[low:high], ends[low:high]), numbers
+    if not kept.any():
         return None
-    return [lines[i - first] for i in kept], kept
+    return EventLines(data, starts[low:high][kept], ends[low:high][kept]), numbers[kept]
 
 
 class _Chunk:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from connectors.event_lines import EventLines
 from connectors.trace_ids import trace_ids
 from windows.events import Int64Array
 
@@ -29,10 +30,12 @@ def trace_id_bytes(traceparent: bytes | None, raw: bytes) -> bytes:
     return hashlib.blake2b(raw, digest_size=16).digest()
 
 
-def trace_halves(traceparents: Sequence[bytes | None] | None, raws: Sequence[bytes]) -> tuple[Int64Array, Int64Array]:
+def trace_halves(
+    traceparents: Sequence[bytes | None] | None, raws: Sequence[bytes] | EventLines
+) -> tuple[Int64Array, Int64Array]:
     """Trace ids of events as (high, low) signed 64-bit halves: ``trace_id_bytes`` of each event, computed
     in C (``trace_ids.pyx``) for plain 55-byte ``traceparent`` values and for events without one."""
-    raw_list = raws if type(raws) is list else list(raws)
+    raw_list = raws if type(raws) is list or type(raws) is EventLines else list(raws)
     high = np.zeros(len(raw_list), dtype=np.int64)
     low = np.zeros(len(raw_list), dtype=np.int64)
     decided = np.zeros(len(raw_list), dtype=np.uint8)

@@ -20,6 +20,8 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 
 from connectors.blake2b cimport blake2b_128_many
 
+from connectors.event_lines import EventLines
+
 cdef enum:
     _LENGTH = 55
 
@@ -77,12 +79,25 @@ cdef inline uint64_t _big_endian(const uint8_t* digest) noexcept nogil:
     return value
 
 
-def trace_ids(traceparents, list raws not None, int64_t[::1] high, int64_t[::1] low, uint8_t[::1] decided):
+def trace_ids(traceparents, raws not None, int64_t[::1] high, int64_t[::1] low, uint8_t[::1] decided):
     """Set ``high[i]`` and ``low[i]`` to the halves (signed 64-bit, big-endian) of event ``i``'s trace id
     and ``decided[i]`` to 1 where this loop can tell it: the id of a plain, valid ``traceparent``, or,
-    when the event has none (``traceparents`` is None, or its item is None), BLAKE2b-128 of ``raws[i]``
-    (``bytes``). Leave the other rows as they are."""
-    cdef Py_ssize_t n = PyList_GET_SIZE(raws), i, hashed = 0
+    when the event has none (``traceparents`` is None, or its item is None), BLAKE2b-128 of event ``i``'s
+    bytes (``raws``: a list of bytes, or ``EventLines`` spans of one buffer). Leave the other rows as they
+    are."""
+    cdef bint listed = type(raws) is list
+    cdef const char* base = NULL
+    cdef const int64_t[::1] starts
+    cdef const int64_t[::1] ends
+    cdef Py_ssize_t n, i, hashed = 0
+    if listed:
+        n = PyList_GET_SIZE(raws)
+    elif isinstance(raws, EventLines):  # spans it checked
+        buffer, starts, ends = raws.data, raws.starts, raws.ends
+        base = PyBytes_AS_STRING(buffer)
+        n = starts.shape[0]
+    else:
+        raise TypeError(f"events come as a list of bytes or as EventLines, not as {type(raws).__name__}.")
     cdef list values
     cdef object value, raw
     cdef uint64_t hi, lo
@@ -108,12 +123,16 @@ def trace_ids(traceparents, list raws not None, int64_t[::1] high, int64_t[::1] 
             raise MemoryError("no memory to hash events for their trace ids")
         for i in range(n):
             value = None if traceparents is None else <object>PyList_GET_ITEM(values, i)
-            if value is None:  # hashed below, all together (the list holds the bytes alive meanwhile)
-                raw = <object>PyList_GET_ITEM(raws, i)
-                if type(raw) is not bytes:
-                    continue
-                data[hashed] = <const uint8_t*>PyBytes_AS_STRING(raw)
-                sizes[hashed] = PyBytes_GET_SIZE(raw)
+            if value is None:  # hashed below, all together (the list or buffer holds the bytes alive meanwhile)
+                if listed:
+                    raw = <object>PyList_GET_ITEM(raws, i)
+                    if type(raw) is not bytes:
+                        continue
+                    data[hashed] = <const uint8_t*>PyBytes_AS_STRING(raw)
+                    sizes[hashed] = PyBytes_GET_SIZE(raw)
+                else:
+                    data[hashed] = <const uint8_t*>(base + starts[i])
+                    sizes[hashed] = ends[i] - starts[i]
                 rows[hashed] = i
                 hashed += 1
                 continue

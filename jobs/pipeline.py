@@ -10,6 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from connectors.event_decoding import DecodedBatch, DecodeOptions, EventDecoder, LateRecord, Rejected
+from connectors.event_lines import EventLines
 from connectors.line_blocks import DecisionBlock, LineBlock
 from connectors.trace_context import trace_halves
 from jobs.decisions import RuleSet
@@ -123,13 +124,13 @@ class JobRunner:
 
     def process(
         self,
-        raws: Sequence[bytes],
+        raws: Sequence[bytes] | EventLines,
         seqs: Sequence[int] | Int64Array,
         partition: int | None = None,
         traceparents: Sequence[bytes | None] | None = None,
         origins: Sequence[int] | Int64Array | None = None,
     ) -> None:
-        """Process raw events found at source positions ``seqs``.
+        """Process raw events (bytes each, or spans of one buffer) found at source positions ``seqs``.
 
         With ``partition`` None (replay), each event's partition is computed from
         its key with Kafka's default partitioner; otherwise all events belong to

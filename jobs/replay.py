@@ -142,7 +142,7 @@ def run_replay(spec: JobSpec, options: ReplayOptions) -> tuple[RunStats, float, 
                     waited = True
                 if exporter is not None:
                     exporter.export(runner)
-            progress.update(runner.stats.events, lines[-1])
+            progress.update(runner.stats.events, int(lines[-1]))
         if not options.keep_open:
             runner.close_all()
         runner.commit()

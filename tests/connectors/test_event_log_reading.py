@@ -14,6 +14,14 @@ from connectors.errors import ConnectorError
 from connectors.jsonl_files import GZIP_READ_BYTES, read_event_chunks
 
 
+def chunks(path: Path, chunk_lines: int, skip_lines: int = 0, **options: int) -> list[tuple[list[bytes], list[int]]]:
+    """The reader's chunks as plain lists: each chunk's events as bytes, and their line numbers."""
+    return [
+        (list(events), numbers.tolist())
+        for events, numbers in read_event_chunks(path, chunk_lines, skip_lines, **options)
+    ]
+
+
 def reference_chunks(path: Path, chunk_lines: int, skip_lines: int) -> list[tuple[list[bytes], list[int]]]:
     """What the reader must yield, one Python step per line: each ``chunk_lines`` lines, their non-blank
     lines past ``skip_lines`` without line breaks, with their line numbers."""
@@ -54,7 +62,7 @@ def test_chunks_match_a_line_by_line_reading(
 ) -> None:
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\n".join(lines) + (b"\n" if final_break and lines else b""))
-    got = list(read_event_chunks(path, chunk_lines, skip_lines, block_bytes=block_bytes))
+    got = chunks(path, chunk_lines, skip_lines, block_bytes=block_bytes)
     assert got == reference_chunks(path, chunk_lines, skip_lines)
 
 
@@ -63,8 +71,8 @@ def test_gzip_logs_read_the_same_as_plain_ones(tmp_path: Path) -> None:
     plain, packed = tmp_path / "events.jsonl", tmp_path / "events.jsonl.gz"
     plain.write_bytes(text)
     packed.write_bytes(gzip.compress(text))
-    got = list(read_event_chunks(packed, 999, 10, block_bytes=4096))
-    assert got == list(read_event_chunks(plain, 999, 10)) == reference_chunks(plain, 999, 10)
+    got = chunks(packed, 999, 10, block_bytes=4096)
+    assert got == chunks(plain, 999, 10) == reference_chunks(plain, 999, 10)
     assert sum(len(events) for events, _ in got) == 5_000 - 10 - 5_000 // 7 + 10 // 7
 
 
@@ -75,8 +83,8 @@ def test_a_damaged_gzip_log_yields_what_it_could_read_then_names_the_last_line(t
     got: list[bytes] = []
     with pytest.raises(ConnectorError, match=r"is damaged after line \d+"):
         for events, numbers in read_event_chunks(path, 1_000):
-            assert numbers == list(range(len(got) + 1, len(got) + len(events) + 1))
-            got += events
+            assert numbers.tolist() == list(range(len(got) + 1, len(got) + len(events) + 1))
+            got += list(events)
     # reading line by line gets further; the blocks lose at most the read that met the damage and the
     # lines read since the last whole chunk
     read_by_lines: list[bytes] = []
@@ -98,5 +106,4 @@ def test_a_long_line_read_in_many_blocks_is_one_event(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     long_line = b'{"pad":"' + b"x" * 300_000 + b'"}'
     path.write_bytes(b"{}\n" + long_line + b"\n{}")
-    got = list(read_event_chunks(path, 10, block_bytes=1_000))
-    assert got == [([b"{}", long_line, b"{}"], [1, 2, 3])]
+    assert chunks(path, 10, block_bytes=1_000) == [([b"{}", long_line, b"{}"], [1, 2, 3])]

@@ -13,7 +13,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from connectors.event_fields import event_fields
-from connectors.event_scan import scan_fields
+from connectors.event_lines import EventLines
+from connectors.event_scan import line_spans, scan_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = ["k", "ts", "a", "b", "x", "é", "a\u0000", "kk"]
@@ -59,8 +60,26 @@ def reference(raws: list[bytes], fields: tuple[str, ...], max_bytes: int = 1 << 
     return event_fields(docs, "k", "ts", fields, True)
 
 
+def spans_of(raws: list[bytes]) -> EventLines:
+    """``raws`` as spans of one buffer, with bytes between them that a scan reading past a span would trip on."""
+    data, starts, ends = b"", [], []
+    for raw in raws:
+        data += b'"}],x'
+        starts.append(len(data))
+        data += raw
+        ends.append(len(data))
+    data += b'"}],x'
+    return EventLines(data, np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64))
+
+
 def assert_same_or_declined(raws: list[bytes], fields: tuple[str, ...]) -> Any:
     got = scan_fields(raws, "k", "ts", fields, 1 << 20)
+    spanned = scan_fields(spans_of(raws), "k", "ts", fields, 1 << 20)
+    assert (got is None) == (spanned is None)
+    if got is not None and spanned is not None:  # the same events read in place
+        assert spanned[0] == got[0] and spanned[1].tolist() == got[1].tolist()
+        for name in fields:
+            np.testing.assert_array_equal(spanned[2][name], got[2][name])
     expected = reference(raws, fields)
     if expected is None:
         assert got is None, raws
@@ -190,3 +209,15 @@ def test_what_the_scan_leaves_to_orjson() -> None:
         assert reference([raw], ()) is not None and scanned(raw) is not None, raw
     keys, stamps, numbers = scanned(b'{"k":-0,"ts":-5,"a":null}')
     assert keys == ["0"] and stamps.tolist() == [-5] and np.isnan(numbers["a"][0])
+
+
+@given(
+    st.binary(max_size=80)
+    | st.lists(st.sampled_from([b"\n", b"\r", b" ", b"\t", b"\x0b", b"\x0c", b"x", b"{}"])).map(b"".join)
+)
+def test_line_spans_are_the_split_lines_without_carriage_returns(data: bytes) -> None:
+    starts, ends, blank = line_spans(data)
+    lines = data.split(b"\n")
+    assert [data[a:b] for a, b in zip(starts.tolist(), ends.tolist())] == [line.rstrip(b"\r") for line in lines]
+    assert blank.tolist() == [not line.strip() for line in lines]
+    assert starts.tolist()[1:] == [i + 1 for i, byte in enumerate(data) if byte == 10]

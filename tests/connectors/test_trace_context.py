@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connectors.event_lines import EventLines
 from connectors.trace_context import trace_halves, trace_id_bytes
 from connectors.trace_ids import trace_ids
 
@@ -50,6 +51,12 @@ def test_bulk_trace_ids_equal_the_one_at_a_time_definition(events: list[tuple[by
         for h, lo in zip(high.tolist(), low.tolist())
     ]
     assert got == expected
+    # the same events as spans of one buffer, with bytes between them that a hash past a span would take in
+    data = b"".join(b"\n--" + raw for raw in raws)
+    ends = np.cumsum([3 + len(raw) for raw in raws], dtype=np.int64)
+    starts = ends - np.asarray([len(raw) for raw in raws], dtype=np.int64)
+    in_place = trace_halves(tps, EventLines(data, starts, ends))
+    assert in_place[0].tolist() == high.tolist() and in_place[1].tolist() == low.tolist()
 
 
 def test_without_traceparents_every_id_is_derived_from_the_event_bytes() -> None:

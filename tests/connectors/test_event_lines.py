@@ -1,0 +1,43 @@
+"""Raw events as spans of one buffer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from connectors.event_lines import EventLines
+
+
+def spans(*pairs: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    return np.asarray([a for a, _ in pairs], dtype=np.int64), np.asarray([b for _, b in pairs], dtype=np.int64)
+
+
+def test_events_are_their_spans_and_slices_share_the_buffer() -> None:
+    lines = EventLines(b'{"a":1}\r\n\n{"b":2}', *spans((0, 7), (10, 17)))
+    assert len(lines) == 2 and lines[0] == b'{"a":1}' and lines[1] == b'{"b":2}' and lines[-1] == b'{"b":2}'
+    assert list(lines) == [b'{"a":1}', b'{"b":2}']
+    tail = lines[1:]
+    assert list(tail) == [b'{"b":2}'] and tail.data is lines.data
+    assert lines == EventLines.of([b'{"a":1}', b'{"b":2}']) != EventLines.of([b'{"a":1}'])
+
+
+def test_spans_outside_the_buffer_or_backwards_are_refused() -> None:
+    with pytest.raises(ValueError, match="outside their 4-byte buffer"):
+        EventLines(b"abcd", *spans((0, 5)))
+    with pytest.raises(ValueError, match="outside their 4-byte buffer or end before they start"):
+        EventLines(b"abcd", *spans((3, 2)))
+    with pytest.raises(ValueError, match="outside"):
+        EventLines(b"abcd", *spans((-1, 2)))
+    with pytest.raises(ValueError, match="one end per start"):
+        EventLines(b"abcd", np.zeros(2, dtype=np.int64), np.zeros(1, dtype=np.int64))
+
+
+def test_the_spans_cannot_change_once_checked() -> None:
+    starts, ends = spans((0, 2), (2, 4))
+    lines = EventLines(b"abcd", starts, ends)
+    ends[1] = 400  # the caller's array: the lines kept a copy
+    assert list(lines) == [b"ab", b"cd"]
+    with pytest.raises(ValueError, match="read-only"):
+        lines.ends[1] = 400
+    with pytest.raises(AttributeError):
+        lines.data = b"x"  # type: ignore[misc]
