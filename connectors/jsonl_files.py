@@ -46,34 +46,42 @@ def read_event_chunks(
     """Yield ``(events, line numbers)`` for each ``chunk_lines`` lines; blank lines carry no event, and the
     first ``skip_lines`` lines are passed over.
 
-    A chunk's events are spans of one buffer (``EventLines``): each read is
-    joined to the text left from the one before (lines not handed out yet, and
-    the start of a line whose break is still to come) and its lines are found
-    in C (``event_scan.line_spans``); no ``bytes`` object is made per line. A
-    line longer than a read is joined once its break is read, so it costs no
-    quadratic copying.
+    A chunk's events are spans of one buffer (``EventLines``): reads are joined
+    to the text left from before (lines not handed out yet, and the start of a
+    line whose break is still to come) once they hold about a chunk's worth,
+    and their lines are found in C (``event_scan.line_spans``); no ``bytes``
+    object is made per line. Each byte is copied and scanned about twice
+    however small the reads (a compressed log's) or long the lines: the text
+    joined each time is at least twice what was left over.
     """
     if chunk_lines < 1:
         raise ValueError(f"event log chunks hold at least one line, not {chunk_lines}.")
     line_no = 0  # whole lines read so far
     rest = b""  # text read and not handed out; it starts at line ``first``
-    unbroken: list[bytes] = []  # reads since then without a line break, joined once one comes
+    reads: list[bytes] = []  # reads not joined to it yet
+    waiting = 0  # their bytes
     first = 1
     if path.suffix == ".gz":
         block_bytes = min(block_bytes, GZIP_READ_BYTES)
+    wanted = block_bytes  # join once this many bytes wait
     with open_event_log(path) as handle:
         try:
             while True:
                 block = handle.read1(block_bytes)
-                if block and block.rfind(b"\n") < 0:
-                    unbroken.append(block)
-                    continue
-                if not block and not rest and not unbroken:
+                if block:
+                    reads.append(block)
+                    waiting += len(block)
+                    if waiting < wanted:
+                        continue
+                elif not rest and not reads:
                     return
-                data = b"".join([rest, *unbroken, block]) if rest or unbroken else block
-                unbroken = []
+                data = b"".join([rest, *reads]) if rest else b"".join(reads)
+                reads, waiting = [], 0
                 # the whole lines end at the last break; at the end of the log, so does a last line without one
                 whole = data.rfind(b"\n") if block or data.endswith(b"\n") else len(data)
+                if whole < 0:  # a line longer than what was read: read on, twice as much before the next join
+                    rest, wanted = data, 2 * len(data)
+                    continue
                 starts, ends, blank = line_spans(data, whole)
                 lines = starts.shape[0]
                 line_no = first + lines - 1
@@ -88,6 +96,8 @@ def read_event_chunks(
                 if not block:
                     return
                 rest = data[int(starts[taken]) :] if taken < lines else data[whole + 1 :]
+                # about what the rest of a chunk takes, and never less than the rest itself
+                wanted = max(block_bytes, 2 * len(rest), (chunk_lines - (lines - taken)) * (whole + 1) // lines)
         except (OSError, EOFError, gzip.BadGzipFile) as error:
             raise ConnectorError(f"event log {path} is damaged after line {line_no}: {reason(error)}.") from None
 

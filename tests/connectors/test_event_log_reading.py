@@ -6,6 +6,7 @@ import gzip
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -107,3 +108,26 @@ def test_a_long_line_read_in_many_blocks_is_one_event(tmp_path: Path) -> None:
     long_line = b'{"pad":"' + b"x" * 300_000 + b'"}'
     path.write_bytes(b"{}\n" + long_line + b"\n{}")
     assert chunks(path, 10, block_bytes=1_000) == [([b"{}", long_line, b"{}"], [1, 2, 3])]
+
+
+def test_small_reads_into_large_chunks_scan_each_byte_a_few_times_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a compressed log is read 64 KiB at a time; joining every read to all the text left over would scan
+    # a chunk's text once per read (quadratic): reads wait until they hold about what the chunk still needs
+    from connectors import jsonl_files
+
+    text = b"".join(b'{"n":%d}\n' % i for i in range(200_000))  # 2.4 MB
+    path = tmp_path / "events.jsonl.gz"
+    path.write_bytes(gzip.compress(text))
+    scanned: list[int] = []
+    spans = jsonl_files.line_spans
+
+    def counted(data: bytes, limit: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        scanned.append(len(data) if limit < 0 else limit)
+        return spans(data, limit)
+
+    monkeypatch.setattr(jsonl_files, "line_spans", counted)
+    got = chunks(path, 50_000)
+    assert [len(events) for events, _ in got] == [50_000] * 4
+    assert sum(scanned) <= 3 * len(text), (sum(scanned), len(scanned))
