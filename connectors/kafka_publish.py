@@ -69,7 +69,7 @@ async def publish_log(settings: KafkaSettings, options: PublishOptions) -> Publi
             key_of = dict(zip(decoded.seq.tolist(), decoded.keys))
             ts_of = dict(zip(decoded.seq.tolist(), decoded.ts.tolist()))
             by_partition: dict[int, tuple[list[bytes | None], list[bytes]]] = {}
-            for raw, line in zip(raws, lines):
+            for raw, line in zip(raws, lines.tolist()):
                 key = key_of.get(line)
                 if key is None:
                     partition = (line - 1) % options.partitions

@@ -7,7 +7,7 @@ from hashlib import blake2b
 import numpy as np
 import orjson
 
-from connectors.partitioner import partition_for
+from connectors.partitioner import partitions_for
 from jobs.key_lookup import known_ids
 from windows.events import Int64Array
 
@@ -75,9 +75,9 @@ class KeyRegistry:
         """Kafka default-partitioner partition of each key id (computed once per key, when first asked)."""
         if self._partitioned < len(self):
             self._partition = self._extended(self._partition, self._partitioned)
-            self._partition[self._partitioned : len(self)] = [
-                partition_for(key, self.partitions) for key in self.utf8[self._partitioned :]
-            ]
+            self._partition[self._partitioned : len(self)] = partitions_for(
+                self.utf8[self._partitioned :], self.partitions
+            )
             self._partitioned = len(self)
         return self._partition[ids]
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from connectors.partitioner import murmur2, partition_for
+from connectors.partitioner import murmur2, partition_for, partitions_for
 
 
 def _signed(value: int) -> int:
@@ -45,3 +47,17 @@ def test_librdkafka_vectors() -> None:
     assert murmur2(b"kafka") == 0xD067CF64
     assert murmur2(b"giberish123456789") == 0x8F552B0C
     assert murmur2(b"PreAmbleWillBeRemoved,ThePrePartThatIs") == 0x78424F1C
+
+
+@given(st.lists(st.binary(max_size=40), max_size=30), st.integers(1, 1000))
+def test_partitions_of_many_keys_are_each_keys_partition(keys: list[bytes], partitions: int) -> None:
+    assert partitions_for(keys, partitions).tolist() == [partition_for(key, partitions) for key in keys]
+
+
+def test_a_topic_without_partitions_or_a_key_that_is_not_bytes_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least one partition, not 0"):
+        partition_for(b"a", 0)
+    with pytest.raises(ValueError, match="at least one partition, not -2"):
+        partitions_for([b"a"], -2)
+    with pytest.raises(TypeError, match="key 1 is str, not bytes"):
+        partitions_for([b"a", "b"], 3)  # type: ignore[list-item]
