@@ -33,15 +33,9 @@ class EventLines:
             raise ValueError(f"event spans need one end per start, not {ends.shape} for {starts.shape}.")
         if starts.shape[0] and not ((starts >= 0) & (ends >= starts) & (ends <= len(data))).all():
             raise ValueError(f"event spans reach outside their {len(data)}-byte buffer or end before they start.")
-        if starts.flags.writeable:  # the caller may still write it: keep a copy of our own, read-only
-            starts = starts.copy()
-            starts.flags.writeable = False
-        if ends.flags.writeable:
-            ends = ends.copy()
-            ends.flags.writeable = False
         self._data = bytes(data)
-        self._starts = starts
-        self._ends = ends
+        self._starts = _frozen(starts)
+        self._ends = _frozen(ends)
 
     @property
     def data(self) -> bytes:
@@ -91,3 +85,16 @@ class EventLines:
 
     def __repr__(self) -> str:
         return f"EventLines({list(self)!r})"
+
+
+def _frozen(array: Int64Array) -> Int64Array:
+    """``array`` itself when nothing can write it (it and the array it views are read-only, as the slices
+    of another ``EventLines``' spans are), else a read-only copy: a read-only view of an array someone
+    else writes could still change under the C scans."""
+    owner = array
+    while isinstance(owner.base, np.ndarray):
+        owner = owner.base
+    if array.flags.writeable or owner.flags.writeable:
+        array = array.copy()
+        array.flags.writeable = False
+    return array

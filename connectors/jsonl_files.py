@@ -56,7 +56,6 @@ def read_event_chunks(
     """
     if chunk_lines < 1:
         raise ValueError(f"event log chunks hold at least one line, not {chunk_lines}.")
-    line_no = 0  # whole lines read so far
     rest = b""  # text read and not handed out; it starts at line ``first``
     reads: list[bytes] = []  # reads not joined to it yet
     waiting = 0  # their bytes
@@ -84,7 +83,6 @@ def read_event_chunks(
                     continue
                 starts, ends, blank = line_spans(data, whole)
                 lines = starts.shape[0]
-                line_no = first + lines - 1
                 taken = 0
                 while lines - taken >= chunk_lines or (not block and taken < lines):
                     high = min(taken + chunk_lines, lines)
@@ -99,7 +97,9 @@ def read_event_chunks(
                 # about what the rest of a chunk takes, and never less than the rest itself
                 wanted = max(block_bytes, 2 * len(rest), (chunk_lines - (lines - taken)) * (whole + 1) // lines)
         except (OSError, EOFError, gzip.BadGzipFile) as error:
-            raise ConnectorError(f"event log {path} is damaged after line {line_no}: {reason(error)}.") from None
+            # the last line whose break was read: those handed out, then those in the text read since
+            read = first - 1 + rest.count(b"\n") + sum(text.count(b"\n") for text in reads)
+            raise ConnectorError(f"event log {path} is damaged after line {read}: {reason(error)}.") from None
 
 
 def _chunk(

@@ -224,9 +224,11 @@ cdef class SketchTable:
             raise ValueError(f"a restore takes one state per slot: {slots.shape[0]} slots, {len(states)} states.")
         _check_slots(slots, self.capacity)
         for i in range(slots.shape[0]):
+            # the state read first: reading it runs Python code, which could grow the table and move it
+            pairs = [(<int64_t>code, <int64_t>count) for code, count in states[i]]
             sketch = &self.sketches[slots[i]]
             sketch.size = 0
-            for code, count in states[i]:
+            for code, count in pairs:
                 _count(sketch, code, count, True)
 
 

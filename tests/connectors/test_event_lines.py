@@ -41,3 +41,14 @@ def test_the_spans_cannot_change_once_checked() -> None:
         lines.ends[1] = 400
     with pytest.raises(AttributeError):
         lines.data = b"x"  # type: ignore[misc]
+
+
+def test_a_read_only_view_of_an_array_someone_writes_is_copied_too() -> None:
+    owner_starts, owner_ends = spans((0, 2))
+    starts, ends = owner_starts[:], owner_ends[:]
+    starts.flags.writeable = ends.flags.writeable = False  # read-only views; their owners are not
+    lines = EventLines(b"{}", starts, ends)
+    owner_ends[0] = 1 << 20  # would send the C scans a megabyte past a 2-byte buffer
+    assert list(lines) == [b"{}"] and lines.ends.tolist() == [2]
+    tail = lines[0:]  # a slice of the lines' own arrays: nothing can write those, so no copy
+    assert np.shares_memory(tail.ends, lines.ends)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import orjson
@@ -151,3 +152,18 @@ def test_restore_keeps_the_last_count_of_a_code_given_twice() -> None:
     table.grow(1)
     table.restore(np.zeros(1, dtype=np.int64), [[(5, 1), (2, 7), (5, 3)]])
     assert table.snapshot(np.zeros(1, dtype=np.int64)) == [[(2, 7), (5, 3)]]
+
+
+def test_a_state_that_grows_the_table_while_it_is_read_is_restored_whole() -> None:
+    # reading a state runs Python code; a table moved meanwhile must not be written where it was
+    table = SketchTable()
+    table.grow(1)
+
+    def state() -> Iterator[tuple[int, int]]:
+        yield (1, 1)
+        table.grow(1 << 16)
+        yield from ((code, 1) for code in range(2, 200))
+
+    table.restore(np.zeros(1, dtype=np.int64), [state()])
+    assert table.snapshot(np.zeros(1, dtype=np.int64)) == [[(code, 1) for code in range(1, 200)]]
+    assert len(table) == 1 << 16
