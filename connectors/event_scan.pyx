@@ -27,6 +27,10 @@ itself:
 Numbers read as orjson reads them: integers of up to 18 digits exactly (a
 numeric field's one then rounds to a double as ``float(int)`` does),
 everything else by CPython's correctly rounded ``PyOS_string_to_double``.
+
+Events come as a list of ``bytes`` (fetched records) or as ``EventLines``,
+spans of one buffer (an event log's chunk), read in place. ``line_spans``
+finds those spans: the lines of a log's text, with ``memchr``.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
