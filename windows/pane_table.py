@@ -278,8 +278,7 @@ class PaneTable:
         is named by something other than its start); return the distinct slots touched (in the order the
         events first touch them; callers take them in any order), and each event's position among them."""
         slots = self.slots_for(batch.key_ids, pane_starts)
-        self._adds += 1
-        unique_slots, inverse = first_seen(slots, self.touched, self._position, self._adds)
+        unique_slots, inverse = self.distinct(slots)
         ctx = AddContext(
             batch=batch,
             slots=slots,
@@ -294,7 +293,7 @@ class PaneTable:
 
     def distinct(self, slots: Int64Array) -> tuple[Int64Array, Int64Array]:
         """The distinct ``slots`` (of panes just added to) in the order they first occur, and each one's
-        index among them; they count as touched by the latest add."""
+        index among them; they count as touched by a new add (``touched``, which eviction goes by)."""
         self._adds += 1
         return first_seen(np.ascontiguousarray(slots, dtype=np.int64), self.touched, self._position, self._adds)
 
