@@ -24,14 +24,19 @@ from jobs.memory_governor import GovernorSettings, Level, MemoryGovernor, Transi
 log = logging.getLogger("winnow.memory")
 
 
+def _glibc(name: str) -> Callable[..., int] | None:
+    """The C library's function ``name``, or None where there is no such function (not glibc)."""
+    try:
+        function: Callable[..., int] = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None
+    return function
+
+
 def _malloc_trim() -> Callable[[], object]:
     """glibc's ``malloc_trim(0)``: hand freed heap pages back to the system (a no-op elsewhere)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
-        return lambda: None
-    return lambda: trim(0)
+    trim = _glibc("malloc_trim")
+    return (lambda: None) if trim is None else (lambda: trim(0))
 
 
 #: glibc ``mallopt`` parameters.
@@ -52,9 +57,8 @@ def keep_freed_heap(limit: int) -> None:
     the governor sees it, and ``relieve`` (at pressure) hands every free page
     back with ``malloc_trim``. A no-op without glibc.
     """
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):
+    mallopt = _glibc("mallopt")
+    if mallopt is None:
         return
     mallopt(_M_MMAP_THRESHOLD, min(64 << 20, limit // 32))
     mallopt(_M_TRIM_THRESHOLD, min(128 << 20, limit // 16))
