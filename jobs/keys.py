@@ -25,8 +25,8 @@ class KeyRegistry:
         self.json: list[bytes] = []  # each key as JSON text
         self._partition = np.zeros(1024, dtype=np.int64)
         self._partitioned = 0  # keys below this id have their partition computed
-        self._rank = np.zeros(1024, dtype=np.int64)  # each key's hash
-        self._ranked = 0  # keys below this id have their hash computed
+        self._hashes = np.zeros(1024, dtype=np.int64)  # each key's hash
+        self._hashed = 0  # keys below this id have their hash computed
         self._dense = np.zeros(0, dtype=np.int64)  # the dense rank of each key ranked so far
         self._distinct = np.zeros(0, dtype=np.int64)  # their distinct hashes, ascending
 
@@ -88,23 +88,23 @@ class KeyRegistry:
         Up to ``DENSE_RANK_KEYS`` keys, a key's rank is the number of distinct hashes below its own, so
         ranks take few bits and the emission sort packs them with the other columns (``lex_order``);
         beyond, the hash itself. Either orders keys the same way."""
-        if self._ranked < len(self):
-            self._rank = self._extended(self._rank, self._ranked)
-            self._rank[self._ranked : len(self)] = [
+        if self._hashed < len(self):
+            self._hashes = self._extended(self._hashes, self._hashed)
+            self._hashes[self._hashed : len(self)] = [
                 int.from_bytes(blake2b(key, digest_size=8).digest(), "big", signed=True)
-                for key in self.utf8[self._ranked :]
+                for key in self.utf8[self._hashed :]
             ]
-            self._ranked = len(self)
-        if self._ranked > DENSE_RANK_KEYS:
-            return self._rank[ids]
-        if self._dense.shape[0] != self._ranked:
+            self._hashed = len(self)
+        if self._hashed > DENSE_RANK_KEYS:
+            return self._hashes[ids]
+        if self._dense.shape[0] != self._hashed:
             self._rank_new_keys()
         return self._dense[ids]
 
     def _rank_new_keys(self) -> None:
         """Dense ranks for the keys hashed since the last ranking; the ranks of earlier keys move up by the
         number of new distinct hashes below theirs (a pass over the keys, no sort of them all)."""
-        hashes = self._rank[: self._ranked]
+        hashes = self._hashes[: self._hashed]
         ranked = self._dense.shape[0]
         distinct = self._distinct
         new = np.unique(hashes[ranked:])
@@ -136,13 +136,13 @@ class KeyRegistry:
         self.json = [self.json[i] for i in kept]
         new_ids = mapping.tolist()
         self._ids = {key: new_ids[i] for key, i in self._ids.items() if new_ids[i] >= 0}
-        # ids are renumbered in order, so the keys with a computed partition and rank stay a prefix
+        # ids are renumbered in order, so the keys with a computed partition and hash stay a prefix
         partitioned = int(np.searchsorted(keep, self._partitioned))
         self._partition = self._partition[keep[:partitioned]]
         self._partitioned = partitioned
-        ranked = int(np.searchsorted(keep, self._ranked))
-        self._rank = self._rank[keep[:ranked]]
-        self._ranked = ranked
+        hashed = int(np.searchsorted(keep, self._hashed))
+        self._hashes = self._hashes[keep[:hashed]]
+        self._hashed = hashed
         self._dense = np.zeros(0, dtype=np.int64)
         self._distinct = np.zeros(0, dtype=np.int64)
         return mapping
