@@ -36,6 +36,14 @@ cdef inline void insert(int64_t* row, Py_ssize_t links, const int64_t* entry) no
         row[LINK_FIELDS * at + f] = entry[f]
 
 
+cdef inline void fold(int64_t* kept, const int64_t* row, Py_ssize_t links) noexcept nogil:
+    """Put each present entry of ``row`` into ``kept`` (``insert``): ``kept`` keeps the newest of both."""
+    cdef Py_ssize_t e
+    for e in range(links):
+        if row[LINK_FIELDS * e + LINK_SEQ] != NO_SEQ:
+            insert(kept, links, row + LINK_FIELDS * e)
+
+
 def add_events(
     int64_t[:, :, ::1] rows,
     const int64_t[:] slots,
@@ -102,8 +110,7 @@ def merge_into(int64_t[:, :, ::1] out, const int64_t[:, :, ::1] rows, const int6
                const int64_t[:] slots) -> None:
     """Fold the entries of each pair's slot row into its group's row of ``out`` (rows of newest entries,
     one per group, as the merges return them), keeping each group's newest."""
-    cdef Py_ssize_t links = rows.shape[1], i, e
-    cdef const int64_t* row
+    cdef Py_ssize_t links = rows.shape[1], i
     if out.shape[1] != links or out.shape[2] != rows.shape[2]:
         raise ValueError(f"merged rows of shape {tuple(out.shape)[1:]} cannot take entries of {tuple(rows.shape)[1:]}")
     if groups.shape[0] != slots.shape[0]:
@@ -111,10 +118,7 @@ def merge_into(int64_t[:, :, ::1] out, const int64_t[:, :, ::1] rows, const int6
     for i in range(slots.shape[0]):
         if groups[i] < 0 or groups[i] >= out.shape[0] or slots[i] < 0 or slots[i] >= rows.shape[0]:
             raise IndexError(f"pair ({groups[i]}, {slots[i]}) is outside {out.shape[0]} groups or the trace rows")
-        row = &rows[slots[i], 0, 0]
-        for e in range(links):
-            if row[LINK_FIELDS * e + LINK_SEQ] != NO_SEQ:
-                insert(&out[groups[i], 0, 0], links, row + LINK_FIELDS * e)
+        fold(&out[groups[i], 0, 0], &rows[slots[i], 0, 0], links)
 
 
 def clear(int64_t[:, :, ::1] rows, const int64_t[:] slots) -> None:
@@ -142,12 +146,11 @@ def merge_held_late(int64_t[:, :, ::1] out, const int64_t[:, :, ::1] rows, const
     hold dozens of late points, of which a few are among the newest. (Reading them newest first keeps the
     same entries as reading them in time order because no two events share a ``(ts, seq)``: ``seq`` is a
     line number or a Kafka offset, unique within a partition.)"""
-    cdef Py_ssize_t n = lo.shape[0], links = rows.shape[1], late = late_slots.shape[0], i, j, e
+    cdef Py_ssize_t n = lo.shape[0], links = rows.shape[1], late = late_slots.shape[0], i, j
     cdef int64_t target
     cdef const int64_t[:] numbers
     cdef bint renumbered = number is not None
     cdef int64_t* kept
-    cdef const int64_t* row
     if out.shape[1] != links or out.shape[2] != rows.shape[2] or rows.shape[2] != LINK_FIELDS:
         raise ValueError(f"merged rows of shape {tuple(out.shape)[1:]} cannot take entries of {tuple(rows.shape)[1:]}")
     if hi.shape[0] != n or bounds.shape[0] != n or late_times.shape[0] != late or late_arrivals.shape[0] != late:
@@ -172,8 +175,5 @@ def merge_held_late(int64_t[:, :, ::1] out, const int64_t[:, :, ::1] rows, const
                     break  # full, and this point (with every earlier one) is older than its oldest entry
                 if late_slots[j] < 0 or late_slots[j] >= rows.shape[0]:
                     raise IndexError(f"slot {late_slots[j]} is outside the {rows.shape[0]} trace rows")
-                row = &rows[late_slots[j], 0, 0]
-                for e in range(links):
-                    if row[LINK_FIELDS * e + LINK_SEQ] != NO_SEQ:
-                        insert(kept, links, row + LINK_FIELDS * e)
+                fold(kept, &rows[late_slots[j], 0, 0], links)
             j -= 1
