@@ -5,6 +5,7 @@
 ``jobs/key_lookup.pyx`` finds the ids of a batch's keys,
 ``windows/trace_links.pyx`` keeps the newest trace entries of panes and
 windows, ``windows/pane_index.pyx`` finds the slot of a pane,
+``windows/radix_sort.pyx`` sorts the engine's packed sort keys,
 ``windows/sketch_counts.pyx`` adds, merges and reads quantile sketches' bucket counts,
 ``windows/sliding_points.pyx`` searches sliding windows' points and derives their windows,
 ``state/pane_encoding.pyx`` encodes the pane values a commit writes to RocksDB,
@@ -40,6 +41,7 @@ setup(
             "jobs.line_encoding",
             "state.pane_encoding",
             "windows.pane_index",
+            "windows.radix_sort",
             "windows.sketch_counts",
             "windows.sliding_points",
             "windows.trace_links",
