@@ -60,6 +60,74 @@ def emission_plan(chunks: list[WindowResults], key_order: KeyOrder = by_id) -> E
     sizes = [len(c) for c in chunks]
     chunk_id = np.repeat(np.arange(len(chunks)), sizes)
     position = np.concatenate([np.arange(n) for n in sizes])
+    order = _emission_order(chunks, sizes, key_order)
+    ordered_chunks, ordered_pos = chunk_id[order], position[order]
+    run_starts = np.flatnonzero(np.diff(ordered_chunks, prepend=-1))
+    run_ends = np.append(run_starts[1:], order.shape[0])
+    # each chunk's rows put in emission order once; its runs are then consecutive rows of it
+    by_chunk = stable_order(ordered_chunks)
+    bounds = np.cumsum([0, *sizes]).tolist()
+    ordered = [chunk.take(ordered_pos[by_chunk[bounds[i] : bounds[i + 1]]]) for i, chunk in enumerate(chunks)]
+    taken = [0] * len(chunks)
+    runs = []
+    for a, b, c in zip(run_starts.tolist(), run_ends.tolist(), ordered_chunks[run_starts].tolist()):
+        runs.append((c, taken[c], taken[c] + b - a))
+        taken[c] += b - a
+    return Emission(ordered, runs)
+
+
+def _emission_order(chunks: list[WindowResults], sizes: list[int], key_order: KeyOrder) -> Int64Array:
+    """The rows of ``chunks`` (numbered across them in their order; one chunk per window and kind) in
+    emission order: by ``(emitted_at, kind, tick, window, start, key)``, ties in row order.
+
+    Final results usually close a fixed time after their start (``emitted_at - start`` is the same for
+    every row of a final chunk, which has no ticks): then a final's start follows from its emission
+    time and window, and the finals sort by ``(emitted_at, window, key)`` alone, which packs into one
+    number where the full order takes two. The updates are sorted on their own, and the two merged by
+    emission time, finals first (their kind comes before any tick)."""
+    bounds = np.cumsum([0, *sizes])
+    finals = [i for i, chunk in enumerate(chunks) if chunk.final]
+    if not finals or not all(_fixed_delay(chunks[i]) for i in finals):
+        return _full_order(chunks, key_order)
+    final_chunks = [chunks[i] for i in finals]
+    final_rows = np.concatenate([np.arange(bounds[i], bounds[i + 1], dtype=np.int64) for i in finals])
+    final_times = np.concatenate([c.emitted_at for c in final_chunks])
+    window = np.repeat(
+        np.asarray([c.window_index for c in final_chunks], dtype=np.int64), [len(c) for c in final_chunks]
+    )
+    keys = key_order(np.concatenate([c.key_ids for c in final_chunks]))
+    final_order = lex_order((keys, window, final_times))
+    if len(finals) == len(chunks):
+        return final_rows[final_order]
+    updates = [i for i, chunk in enumerate(chunks) if not chunk.final]
+    update_chunks = [chunks[i] for i in updates]
+    update_rows = np.concatenate([np.arange(bounds[i], bounds[i + 1], dtype=np.int64) for i in updates])
+    update_order = _full_order(update_chunks, key_order)
+    final_times = final_times[final_order]
+    update_times = np.concatenate([c.emitted_at for c in update_chunks])[update_order]
+    # an update's place: its rank among the updates plus the finals emitted by its time; the finals fill
+    # the other places in their order
+    placed = np.arange(update_times.shape[0]) + np.searchsorted(final_times, update_times, "right")
+    order = np.empty(final_rows.shape[0] + update_rows.shape[0], dtype=np.int64)
+    order[placed] = update_rows[update_order]
+    free = np.ones(order.shape[0], dtype=bool)
+    free[placed] = False
+    order[free] = final_rows[final_order]
+    return order
+
+
+def _fixed_delay(chunk: WindowResults) -> bool:
+    """Whether every row of ``chunk`` has the same tick and is emitted the same time after its start."""
+    if chunk.ticks is not None:
+        return False
+    delay = chunk.emitted_at - chunk.starts
+    return bool(delay.min() == delay.max())
+
+
+def _full_order(chunks: list[WindowResults], key_order: KeyOrder) -> Int64Array:
+    """The rows of ``chunks`` (numbered across them in their order) sorted by
+    ``(emitted_at, kind, tick, window, start, key)``, ties in row order."""
+    sizes = [len(c) for c in chunks]
     emitted_at = np.concatenate([c.emitted_at for c in chunks])
     ticks = np.concatenate([c.ticks if c.ticks is not None else np.zeros(len(c), dtype=np.int64) for c in chunks])
     starts = np.concatenate([c.starts for c in chunks])
@@ -76,22 +144,8 @@ def emission_plan(chunks: list[WindowResults], key_order: KeyOrder = by_id) -> E
     minor_span = 2 * tick_span * window_span
     first = int(emitted_at.min())
     if (int(emitted_at.max()) - first + 1).bit_length() + minor_span.bit_length() <= 62:
-        order = lex_order((keys, starts, (emitted_at - first) * minor_span + minor))
-    else:
-        order = lex_order((keys, starts, minor, emitted_at))
-    ordered_chunks, ordered_pos = chunk_id[order], position[order]
-    run_starts = np.flatnonzero(np.diff(ordered_chunks, prepend=-1))
-    run_ends = np.append(run_starts[1:], order.shape[0])
-    # each chunk's rows put in emission order once; its runs are then consecutive rows of it
-    by_chunk = stable_order(ordered_chunks)
-    bounds = np.cumsum([0, *sizes]).tolist()
-    ordered = [chunk.take(ordered_pos[by_chunk[bounds[i] : bounds[i + 1]]]) for i, chunk in enumerate(chunks)]
-    taken = [0] * len(chunks)
-    runs = []
-    for a, b, c in zip(run_starts.tolist(), run_ends.tolist(), ordered_chunks[run_starts].tolist()):
-        runs.append((c, taken[c], taken[c] + b - a))
-        taken[c] += b - a
-    return Emission(ordered, runs)
+        return lex_order((keys, starts, (emitted_at - first) * minor_span + minor))
+    return lex_order((keys, starts, minor, emitted_at))
 
 
 def _by_window_and_kind(chunks: list[WindowResults]) -> list[WindowResults]:

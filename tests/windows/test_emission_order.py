@@ -14,9 +14,11 @@ _SIZES = (10, 60, 7)  # per window index: windows of one definition have one siz
 
 
 @st.composite
-def chunks(draw: st.DrawFn, far: bool) -> list[WindowResults]:
-    """Result chunks; with ``far``, emission times spread too far to share one number with the minor keys."""
+def chunks(draw: st.DrawFn, far: bool, fixed: bool = False) -> list[WindowResults]:
+    """Result chunks; with ``far``, emission times spread too far to share one number with the minor keys;
+    with ``fixed``, every final of a window emitted a fixed time after its start (as a close emits them)."""
     times = st.integers(0, 2**61) if far else st.integers(1_700_000_000_000, 1_700_000_000_050)
+    delays = [draw(times) for _ in _SIZES]  # per window, with ``fixed``: a final's emission time less its start
     made = []
     row_ids = iter(range(1_000))
     for _ in range(draw(st.integers(1, 5))):
@@ -24,6 +26,8 @@ def chunks(draw: st.DrawFn, far: bool) -> list[WindowResults]:
         rows = draw(st.lists(st.tuples(st.integers(0, 4), st.integers(-50, 50), times, st.integers(0, 9)), max_size=8))
         table = np.asarray(rows, dtype=np.int64).reshape(-1, 4)  # key, start, emitted_at, tick per row
         keys, starts, emitted_at, ticks = (np.ascontiguousarray(table[:, i]) for i in range(4))
+        if fixed and final:
+            emitted_at = starts + delays[window]
         made.append(
             WindowResults(
                 window=f"w{window}",
@@ -75,6 +79,44 @@ def test_results_come_out_sorted_by_the_documented_keys(made: list[WindowResults
 @given(chunks(far=True))
 def test_results_come_out_sorted_by_the_documented_keys_over_any_span_of_time(made: list[WindowResults]) -> None:
     _check(made)
+
+
+@settings(max_examples=300, deadline=None)
+@given(chunks(far=False, fixed=True))
+def test_finals_emitted_a_fixed_time_after_their_start_come_out_in_the_same_order(made: list[WindowResults]) -> None:
+    _check(made)
+
+
+@settings(max_examples=200, deadline=None)
+@given(chunks(far=True, fixed=True))
+def test_finals_emitted_a_fixed_time_after_their_start_over_any_span_of_time(made: list[WindowResults]) -> None:
+    _check(made)
+
+
+def test_thousands_of_finals_and_updates_come_out_in_the_same_order_as_the_rows_sorted() -> None:
+    """Chunks long enough for the packed sorts: finals closing a fixed time after their start, sorted on
+    their own, merged with updates that share many of their emission times."""
+    rng = np.random.default_rng(11)
+    made = []
+    row_ids = iter(range(100_000))
+    for window, final, n in ((0, True, 6_000), (1, True, 3_000), (2, False, 5_000), (0, False, 2_500)):
+        starts = rng.integers(1_700_000_000_000, 1_700_000_004_000, n)
+        emitted_at = starts + _SIZES[window] + 3 if final else rng.integers(1_700_000_000_000, 1_700_000_004_000, n)
+        made.append(
+            WindowResults(
+                window=f"w{window}",
+                window_index=window,
+                final=final,
+                key_ids=rng.integers(0, 300, n),
+                starts=starts,
+                ends=starts + _SIZES[window],
+                emitted_at=emitted_at,
+                values={"row": np.fromiter(row_ids, dtype=np.int64, count=n)},
+                ticks=None if final else rng.integers(0, 40, n),
+            )
+        )
+    _check(made)
+    _check([made[0], made[1]])  # finals only
 
 
 @settings(max_examples=200, deadline=None)
