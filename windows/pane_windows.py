@@ -70,15 +70,21 @@ class PaneWindowOperator(WindowOperator):
             return None
         keys = self.table.key_ids[pair_slots]
         panes = self.table.panes[pair_slots]
-        order = lex_order((panes, pair_starts, keys))  # by window (key, start), its panes in time order
+        # by window (key, start), its panes in time order; starts are whole steps and a pane's place in
+        # its window whole panes (windows are epoch-aligned), so the columns sort in fewer bits as counts
+        pane_size = self.table.pane_size
+        order = lex_order(((panes - pair_starts) // pane_size, pair_starts // self.step, keys))
         pair_slots, pair_starts, keys, panes = pair_slots[order], pair_starts[order], keys[order], panes[order]
-        window_keys, window_starts, groups = unique_pairs(keys, pair_starts)
+        first = np.ones(keys.shape[0], dtype=bool)  # the first pair of each window, in sorted order
+        first[1:] = (keys[1:] != keys[:-1]) | (pair_starts[1:] != pair_starts[:-1])
+        window_keys, window_starts = keys[first], pair_starts[first]
+        groups = np.cumsum(first) - 1
         plan = MergePlan(
             int(window_keys.shape[0]),
             window_starts + self.size,
             groups=groups,
             slots=pair_slots,
-            pane_ends=panes + self.table.pane_size,
+            pane_ends=panes + pane_size,
         )
         merged = self._merge(plan)
         ends = window_starts + self.size
