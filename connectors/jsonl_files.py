@@ -34,6 +34,9 @@ def open_event_log(path: Path) -> io.BufferedReader:
         raise ConnectorError(f"cannot open event log {path}: {error.strerror or error}.") from None
 
 
+#: The write buffer of the merged output files: smaller than the pieces written to them (see ``ReplayFiles``).
+MERGED_FILE_BUFFER = 1 << 16
+
 #: Bytes read from an event log at a time (at most); from a compressed log, less: a damaged one loses
 #: the read that meets the damage.
 READ_BLOCK_BYTES = 1 << 22
@@ -253,7 +256,11 @@ class ReplayFiles:
                 shutil.rmtree(self.parts_dir)
             self._late = open(out_dir / "late.jsonl", "wb")
             self._rejected = open(out_dir / "rejected.jsonl", "wb")
-            self._merged = {kind: open(out_dir / f"{kind}.jsonl", "wb", buffering=1 << 20) for kind in self.MERGED}
+            # lines reach these files in pieces of up to a megabyte (``write_merged``'s buffer, or a block's
+            # text); a file buffer smaller than those passes them straight to the file instead of copying them
+            self._merged = {
+                kind: open(out_dir / f"{kind}.jsonl", "wb", buffering=MERGED_FILE_BUFFER) for kind in self.MERGED
+            }
         except OSError as error:
             raise ConnectorError(f"cannot write replay output to {out_dir}: {error.strerror or error}.") from None
         self._held: dict[str, dict[int, _HeldLines]] = {kind: {} for kind in self.MERGED}
