@@ -395,5 +395,13 @@ class WindowOperator(ABC):
 
     def forget_pending(self, slots: Int64Array) -> None:
         """Drop released slots from the update set."""
-        if self.pending:
+        if not self.pending:
+            return
+        if 8 * len(self.pending) >= slots.shape[0]:
             self.pending.difference_update(slots.tolist())
+            return
+        # a few pending slots among many released (the usual close): look each pending one up instead
+        pending = np.fromiter(self.pending, dtype=np.int64, count=len(self.pending))
+        released = np.zeros(self.table.capacity, dtype=bool)
+        released[slots] = True
+        self.pending.difference_update(pending[released[pending]].tolist())
