@@ -30,6 +30,26 @@ def test_locate_is_a_search_over_the_sorted_pairs(points: set[tuple[int, int]], 
         assert found.tolist() == [search(ordered, probe) for probe in probes]
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    points=st.sets(st.tuples(st.integers(0, 5), st.integers(0, 400)), max_size=300),
+    probes=st.lists(st.tuples(st.integers(-1, 6), st.integers(-5, 405)), max_size=60),
+    descending=st.booleans(),
+)
+def test_locate_of_ascending_probes_gallops_to_the_same_places(
+    points: set[tuple[int, int]], probes: list[tuple[int, int]], descending: bool
+) -> None:
+    """Probes in ascending order (each search starts from the previous answer), with repeats, and runs of
+    them in descending order (each a search of all the points)."""
+    ordered = sorted(points)
+    keys, times = _columns(ordered)
+    probes = sorted(probes, reverse=descending)
+    probe_keys, probe_times = _columns(probes)
+    for right, search in ((False, bisect.bisect_left), (True, bisect.bisect_right)):
+        found = sliding_points.locate(keys, times, probe_keys, probe_times, right)
+        assert found.tolist() == [search(ordered, probe) for probe in probes]
+
+
 @settings(max_examples=200, deadline=None)
 @given(old=_POINTS, new=_POINTS)
 def test_merge_keeps_every_point_with_its_slot_in_order(old: set[tuple[int, int]], new: set[tuple[int, int]]) -> None:
