@@ -238,14 +238,16 @@ class JobRunner:
             return
         registry, stats = self.registry, self.stats
         lines = [result_lines(chunk, self.spec.name, partition, registry.json) for chunk in emission.chunks]
-        decided: dict[int, tuple[DecisionBlock, list[int]]] = {}
+        decided: dict[int, tuple[DecisionBlock, Int64Array]] = {}
         # a window's updates before its final result (``RuleSet.decide``); chunks of other windows do not meet
         for c in sorted(range(len(emission.chunks)), key=lambda c: emission.chunks[c].final):
             made = self.rules.decide(emission.chunks[c], partition, registry.utf8, registry.json)
             if made is not None:
                 decisions, positions = made
                 # per result position, the first of its decisions: run [a, b) has decisions [at[a], at[b])
-                decided[c] = (decisions, np.searchsorted(positions, np.arange(len(emission.chunks[c]) + 1)).tolist())
+                at = np.zeros(len(emission.chunks[c]) + 1, dtype=np.int64)
+                np.cumsum(np.bincount(positions, minlength=len(emission.chunks[c])), out=at[1:])
+                decided[c] = (decisions, at)
         for c, a, b in emission.runs:
             chunk = emission.chunks[c]
             self.sink.results(
@@ -254,8 +256,9 @@ class JobRunner:
             made_here = decided.get(c)
             if made_here is not None:
                 decisions, at = made_here
-                if at[b] > at[a]:
-                    self.sink.decisions(partition, decisions.rows(at[a], at[b]))
+                first, last = int(at[a]), int(at[b])
+                if last > first:
+                    self.sink.decisions(partition, decisions.rows(first, last))
         for chunk, block in zip(emission.chunks, lines):
             if chunk.final:
                 stats.results += len(block)
