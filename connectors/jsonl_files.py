@@ -323,9 +323,10 @@ class ReplayFiles:
                     continue
                 # a stable sort of partition-major lines by time keeps partition order among equal times
                 order = np.argsort(np.concatenate(times), kind="stable")
+                counts = [len(block) for block in taken]
                 sizes = np.zeros(len(taken) + 1, dtype=np.int64)
-                np.cumsum([len(block) for block in taken], out=sizes[1:])
-                block_of = np.searchsorted(sizes, order, "right") - 1
+                np.cumsum(counts, out=sizes[1:])
+                block_of = np.repeat(np.arange(len(taken), dtype=np.int64), counts)[order]
                 write_merged(
                     [block.data for block in taken],
                     [block.starts for block in taken],
