@@ -34,6 +34,14 @@ class EventBatch:
 
     def take(self, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_] | slice) -> EventBatch:
         """The sub-batch selected by ``index`` (positions, a mask or a slice)."""
+        if isinstance(index, np.ndarray) and index.dtype.kind in "iu":  # ``take`` gathers faster than indexing
+            return EventBatch(
+                ts=self.ts.take(index),
+                key_ids=self.key_ids.take(index),
+                seq=self.seq.take(index),
+                numbers={name: column.take(index) for name, column in self.numbers.items()},
+                hashes={name: column.take(index) for name, column in self.hashes.items()},
+            )
         return EventBatch(
             ts=self.ts[index],
             key_ids=self.key_ids[index],

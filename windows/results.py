@@ -50,18 +50,18 @@ class WindowResults:
         return int(self.key_ids.shape[0])
 
     def take(self, index: Int64Array) -> WindowResults:
-        """The results at positions ``index``."""
+        """The results at positions ``index`` (``take`` of each column: it gathers faster than indexing)."""
         return WindowResults(
             window=self.window,
             window_index=self.window_index,
             final=self.final,
-            key_ids=self.key_ids[index],
-            starts=self.starts[index],
-            ends=self.ends[index],
-            emitted_at=self.emitted_at[index],
-            values={name: column[index] for name, column in self.values.items()},
-            ticks=self.ticks[index] if self.ticks is not None else None,
-            trace_rows=self.trace_rows[index] if self.trace_rows is not None else None,
+            key_ids=self.key_ids.take(index),
+            starts=self.starts.take(index),
+            ends=self.ends.take(index),
+            emitted_at=self.emitted_at.take(index),
+            values={name: column.take(index) for name, column in self.values.items()},
+            ticks=self.ticks.take(index) if self.ticks is not None else None,
+            trace_rows=self.trace_rows.take(index) if self.trace_rows is not None else None,
             traces=self.traces,
         )
 
