@@ -150,7 +150,7 @@ class JobRunner:
         late: list[LateRecord] = []
         for p, index in by_partition:
             engine = self.engine(p)
-            ts = decoded.ts[index]
+            ts = decoded.ts.take(index)  # ``take`` gathers faster than indexing with the positions
             ahead = too_far_ahead(ts, engine.stream_time, self.spec.source.max_ahead)
             if ahead.any():
                 for i in index[ahead].tolist():
@@ -163,15 +163,15 @@ class JobRunner:
                             "future_timestamp",
                         )
                     )
-                index = index[~ahead]
+                index, ts = index[~ahead], ts[~ahead]
             if index.shape[0] == 0:
                 continue
             batch = EventBatch(
-                ts=decoded.ts[index],
-                key_ids=key_ids[index],
-                seq=decoded.seq[index],
-                numbers={name: column[index] for name, column in decoded.numbers.items()},
-                hashes={name: column[index] for name, column in decoded.hashes.items()},
+                ts=ts,
+                key_ids=key_ids.take(index),
+                seq=decoded.seq.take(index),
+                numbers={name: column.take(index) for name, column in decoded.numbers.items()},
+                hashes={name: column.take(index) for name, column in decoded.hashes.items()},
             )
             outcome = engine.process(batch)
             self.stats.applied += outcome.applied
@@ -182,7 +182,7 @@ class JobRunner:
                 line = late_line(self.spec.name, p, self.position_field, seq, reason, decoded.raws[event])
                 late.append(LateRecord(p, seq, int(key_ids[event]), line))
             self._emit(p, outcome.emission)
-            self.positions[p] = int(decoded.seq[index].max()) + 1
+            self.positions[p] = int(batch.seq.max()) + 1
         if partition is not None and len(seqs):
             self.positions[partition] = max(self.positions.get(partition, 0), int(seqs[-1]) + 1)
         if rejected:

@@ -312,7 +312,7 @@ class PaneTable:
         at = slots if isinstance(slots, np.ndarray) else np.fromiter(slots, dtype=np.int64)
         if at.shape[0] == 0:
             return
-        keys, starts = self.key_ids[at], self.panes[at]
+        keys, starts = self.key_ids.take(at), self.panes.take(at)
         self.index.remove(keys, starts)
         self.alive[at] = False
         self.changed[at] = False

@@ -54,7 +54,7 @@ class PaneWindowOperator(WindowOperator):
     def _windows_of(self, slots: Int64Array) -> tuple[Int64Array, Int64Array]:
         """Every (slot, window start) pair for the windows containing each slot's pane, as the position in
         ``slots`` of the pair's slot, and the window's start."""
-        panes = self.table.panes[slots]
+        panes = self.table.panes.take(slots)
         first = self._first_start(panes)
         count = (self._last_start(panes) - first) // self.step + 1
         owners = np.repeat(np.arange(slots.shape[0], dtype=np.int64), count)
@@ -68,13 +68,18 @@ class PaneWindowOperator(WindowOperator):
         of each pair."""
         if pair_slots.shape[0] == 0:
             return None
-        keys = self.table.key_ids[pair_slots]
-        panes = self.table.panes[pair_slots]
+        keys = self.table.key_ids.take(pair_slots)
+        panes = self.table.panes.take(pair_slots)
         # by window (key, start), its panes in time order; starts are whole steps and a pane's place in
         # its window whole panes (windows are epoch-aligned), so the columns sort in fewer bits as counts
         pane_size = self.table.pane_size
         order = lex_order(((panes - pair_starts) // pane_size, pair_starts // self.step, keys))
-        pair_slots, pair_starts, keys, panes = pair_slots[order], pair_starts[order], keys[order], panes[order]
+        pair_slots, pair_starts, keys, panes = (
+            pair_slots.take(order),
+            pair_starts.take(order),
+            keys.take(order),
+            panes.take(order),
+        )
         first = np.ones(keys.shape[0], dtype=bool)  # the first pair of each window, in sorted order
         first[1:] = (keys[1:] != keys[:-1]) | (pair_starts[1:] != pair_starts[:-1])
         window_keys, window_starts = keys[first], pair_starts[first]
