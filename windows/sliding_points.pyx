@@ -222,20 +222,29 @@ cdef void _key_windows(
     ``t`` in ``[left_from, left_to)`` unless expired, and the right window ``[t + 1, t + 1 + size]`` of each
     point in ``[right_from, right_to)`` when a later point lies in ``(t, t + size]`` and none at
     ``t + 1 + size``; none that would hold a late point among ``[la, lb)`` that came after it closed."""
-    cdef Py_ssize_t i, within, hi
+    cdef Py_ssize_t i, lo, within, hi
     cdef int64_t t
     cdef bint check_expired = exp_keys.shape[0] > 0, check_late = lb > la
+    # A window's first point (left windows) and the points past its end (right windows) only move on as t
+    # grows: found by one search for the first window, then by stepping on (the points' times are distinct).
+    if left_from < left_to:
+        lo = _search(times, a, left_from + 1, times[left_from] - size, False)
     for i in range(left_from, left_to):
         t = times[i]
+        while times[lo] < t - size:  # stops at i at the latest
+            lo += 1
         if check_expired and _expired(exp_keys, exp_times, key, t):
             continue
         if check_late and _hides_late(late_times, late_arrivals, la, lb, t - size, t, t + 1 + grace):
             continue
-        _add(rows, count, key, t - size, t, _search(times, a, i + 1, t - size, False), i + 1)
+        _add(rows, count, key, t - size, t, lo, i + 1)
+    if right_from < right_to:
+        within = _search(times, right_from + 1, b, times[right_from] + size, True)
     for i in range(right_from, right_to):
         t = times[i]
-        within = _search(times, i + 1, b, t + size, True)
-        hi = _search(times, within, b, t + 1 + size, True)
+        while within < b and times[within] <= t + size:  # past the points in (t, t + size]; at least i + 1
+            within += 1
+        hi = within + 1 if within < b and times[within] == t + 1 + size else within
         if within > i + 1 and hi == within:
             if check_late and _hides_late(late_times, late_arrivals, la, lb, t + 1, t + 1 + size, t + size + 2 + grace):
                 continue
@@ -418,7 +427,7 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times,
     cdef Py_ssize_t count = select_keys.shape[0], n = keys.shape[0], m = late_keys.shape[0]
     if uptos.shape[0] != count:
         raise ValueError(f"closing {count} keys takes a stream time per key, not {uptos.shape[0]}.")
-    cdef Py_ssize_t i, p, q, a, b, la, lb, bound = 0, made = 0, at, beyond
+    cdef Py_ssize_t i, p, q, a, b, la, lb, bound = 0, made = 0, at, beyond, lo, key_first
     cdef int64_t key, low, upto, t, c, start, end
     cdef bint check_expired = exp_keys.shape[0] > 0, made_here
     ranges = np.zeros((count, 4), dtype=np.int64)
@@ -445,6 +454,8 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times,
                 continue
             a, b, la, lb = span[i, 0], span[i, 1], span[i, 2], span[i, 3]
             p, q = a, la
+            lo = a  # the first point of the left window of the time at hand: it only moves on as the time grows
+            key_first = made
             while p < b or q < lb:  # every distinct time among points and late points, in order
                 if q == lb or (p < b and times[p] <= late_times[q]):
                     t = times[p]
@@ -460,12 +471,15 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times,
                         made_here = True
                     q += 1
                 if made_here and low < c <= upto:
-                    w[made, 0], w[made, 1], w[made, 2], w[made, 3] = key, t - size, t, c
+                    while times[lo] < t - size and lo < p:
+                        lo += 1
+                    # p is the first point after t: the window's points are [lo, p)
+                    w[made, 0], w[made, 1], w[made, 2], w[made, 3], w[made, 4], w[made, 5] = key, t - size, t, c, lo, p
                     made += 1
                 c = t + size + 2 + grace  # its right window [t + 1, t + 1 + size] closes here
                 if not (low < c <= upto):
                     continue
-                at = _search(times, a, b, t, True)
+                at = p  # the first point after t
                 beyond = _search(times, at, b, t + size, True)  # past the points in (t, t + size]
                 if beyond < b and times[beyond] == t + 1 + size:
                     continue  # the left window of the point at its end
@@ -473,19 +487,16 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times,
                     continue  # the left window of a late point at its end, which came before it closed
                 if beyond > at or _late_within(late_times, late_arrivals, la, lb, t, t + size, c):
                     w[made, 0], w[made, 1], w[made, 2], w[made, 3] = key, t + 1, t + 1 + size, c
+                    w[made, 4], w[made, 5] = at, beyond  # no point at t + 1 + size: [at, beyond) are its points
                     made += 1
-            q = made
-            while q > 0 and w[q - 1, 0] == key:  # the first of this key's windows
-                q -= 1
+            q = key_first
             p = q
-            while p < made:  # this key's windows: their ranges; with hiding_only, only those hiding one
+            while p < made:  # this key's windows: their late ranges; with hiding_only, only those hiding one
                 start, end, c = w[p, 1], w[p, 2], w[p, 3]
                 if hiding_only and not _hides_late(late_times, late_arrivals, la, lb, start, end, c):
                     p += 1
                     continue
-                w[q, 0], w[q, 1], w[q, 2], w[q, 3] = key, start, end, c
-                w[q, 4] = _search(times, a, b, start, False)
-                w[q, 5] = _search(times, w[q, 4], b, end, True)
+                w[q, 0], w[q, 1], w[q, 2], w[q, 3], w[q, 4], w[q, 5] = key, start, end, c, w[p, 4], w[p, 5]
                 w[q, 6] = _search(late_times, la, lb, start, False)
                 w[q, 7] = _search(late_times, w[q, 6], lb, end, True)
                 p += 1
