@@ -165,6 +165,24 @@ class PaneWindowOperator(WindowOperator):
         slots[needs_close] = late_slots
         return self.table.distinct(slots)
 
+    def _panes_of(self, keys: Int64Array, below: int) -> Int64Array:
+        """Slots of the panes in memory of ``keys`` (sorted, distinct), at least those starting before ``below``.
+
+        Panes below ``released_below`` are gone, so those of a few keys are found by looking up each pane
+        start in ``[released_below, below)`` (a few per key) instead of going through every pane in memory."""
+        table = self.table
+        low = self.released_below()
+        if low != NO_TIME:
+            pane_size = table.pane_size
+            low -= low % pane_size
+            count = max(0, -(-(below - low) // pane_size))
+            if count * keys.shape[0] < len(table):
+                starts = low + np.arange(count, dtype=np.int64) * pane_size
+                slots = table.find(np.repeat(keys, count), np.tile(starts, keys.shape[0]))
+                return slots[slots >= 0]
+        live = table.live_slots()
+        return live[np.isin(table.key_ids.take(live), keys)]
+
     def _segment_closed(self) -> None:
         self.closed_keys = {}
 
@@ -172,9 +190,9 @@ class PaneWindowOperator(WindowOperator):
         """Emit the windows of each of ``keys`` (sorted, distinct) that close by its ``uptos`` and were not
         emitted yet, and record that in ``closed_keys``; release nothing (``close`` does)."""
         table = self.table
-        table.load_range(NO_TIME, int(uptos.max()) - self.grace, keys)  # evicted panes of the windows closing now
-        live = table.live_slots()
-        slots = live[np.isin(table.key_ids[live], keys)]
+        below = int(uptos.max()) - self.grace  # every window closing by then ends by it: its panes start before
+        table.load_range(NO_TIME, below, keys)  # evicted panes of the windows closing now
+        slots = self._panes_of(keys, below)
         results = self._emit_closing(slots, uptos[np.searchsorted(keys, table.key_ids[slots])])
         self.closed_keys.update(zip(keys.tolist(), uptos.tolist()))
         return results

@@ -49,7 +49,7 @@ def window_specs(draw: st.DrawFn) -> list[WindowSpec]:
 
 
 @st.composite
-def event_logs(draw: st.DrawFn) -> list[Event]:
+def event_logs(draw: st.DrawFn, keys: int = 4) -> list[Event]:
     n = draw(st.integers(0, 60))
     events = []
     clock = BASE
@@ -58,7 +58,7 @@ def event_logs(draw: st.DrawFn) -> list[Event]:
         jitter = draw(st.integers(-40, 0)) if draw(st.booleans()) else 0
         value = draw(st.one_of(st.none(), st.integers(-5, 20).map(float), st.sampled_from([0.25, 2.5, 7.75])))
         values = {} if value is None else {"v": value}
-        events.append(Event(ts=clock + jitter, key=draw(st.integers(0, 3)), values=values, seq=seq))
+        events.append(Event(ts=clock + jitter, key=draw(st.integers(0, keys - 1)), values=values, seq=seq))
     return events
 
 
@@ -88,6 +88,16 @@ def assert_same(engine_rows: list[tuple[object, ...]], reference: list) -> None:
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(specs=window_specs(), events=event_logs(), batches=st.lists(st.integers(1, 25), min_size=1, max_size=4))
 def test_final_results_match_the_reference_model(specs, events, batches) -> None:  # type: ignore[no-untyped-def]
+    chunks, late = run_engine(specs, events, batches)
+    assert_same(flatten(chunks), reference_finals(specs, events))
+    assert late == reference_late(specs, events)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(specs=window_specs(), events=event_logs(keys=40), batches=st.lists(st.integers(1, 25), min_size=1, max_size=4))
+def test_final_results_match_the_reference_model_over_many_keys(specs, events, batches) -> None:  # type: ignore[no-untyped-def]
+    """Many keys with few events each: late events close their few keys' windows among many panes in memory
+    (found by looking up their panes, not by going through every pane)."""
     chunks, late = run_engine(specs, events, batches)
     assert_same(flatten(chunks), reference_finals(specs, events))
     assert late == reference_late(specs, events)
