@@ -55,6 +55,8 @@ class PaneWindowOperator(WindowOperator):
         """Every (slot, window start) pair for the windows containing each slot's pane, as the position in
         ``slots`` of the pair's slot, and the window's start."""
         panes = self.table.panes.take(slots)
+        if not self.shares_panes:  # tumbling: a pane is its one window
+            return np.arange(slots.shape[0], dtype=np.int64), panes
         first = self._first_start(panes)
         count = (self._last_start(panes) - first) // self.step + 1
         owners = np.repeat(np.arange(slots.shape[0], dtype=np.int64), count)
