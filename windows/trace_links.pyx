@@ -104,6 +104,12 @@ def merge_ranges(
     for g in range(n_groups):
         if lo[g] < 0 or hi[g] > sorted_slots.shape[0]:
             raise IndexError(f"pane range [{lo[g]}, {hi[g]}) is outside the {sorted_slots.shape[0]} panes")
+        if g + 4 < n_groups:  # the newest panes of the group 4 ahead (each pane mostly holds one event)
+            p = hi[g + 4] - 1
+            while p >= lo[g + 4] and p >= hi[g + 4] - links and 0 <= p < sorted_slots.shape[0]:
+                if 0 <= sorted_slots[p] < rows.shape[0]:
+                    __builtin_prefetch(&rows[sorted_slots[p], 0, 0])
+                p -= 1
         taken = 0
         p = hi[g] - 1
         while p >= lo[g] and taken < links:
