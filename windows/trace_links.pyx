@@ -149,6 +149,8 @@ def clear(int64_t[:, :, ::1] rows, const int64_t[:] slots) -> None:
     for i in range(n):
         if slots[i] < 0 or slots[i] >= rows.shape[0]:
             raise IndexError(f"slot {slots[i]} is outside the {rows.shape[0]} trace rows")
+        if i + 8 < n and 0 <= slots[i + 8] < rows.shape[0]:  # new slots are all over the table: load ahead
+            prefetch_row(&rows[slots[i + 8], 0, 0], rows.shape[1])
         row = &rows[slots[i], 0, 0]
         for f in range(width):
             row[f] = NO_SEQ
