@@ -246,6 +246,20 @@ cdef class Values:
         return put(b, "}", 1)
 
 
+cdef extern from *:
+    void __builtin_prefetch(const void* address) noexcept nogil
+
+
+cdef inline void prefetch_key(list items, const int64_t[:] key_ids, Py_ssize_t i) noexcept:
+    """Have the CPU start loading the text of row ``i``'s key, if there is such a row and key (rows come in
+    emission order, their keys' objects lie all over the heap)."""
+    cdef int64_t key
+    if i < key_ids.shape[0]:
+        key = key_ids[i]
+        if 0 <= key < PyList_GET_SIZE(items):
+            __builtin_prefetch(<const void*>PyList_GET_ITEM(items, key))
+
+
 cdef inline bytes key_item(list items, int64_t key):
     if key < 0 or key >= PyList_GET_SIZE(items):
         raise IndexError(f"key id {key} is not registered")
@@ -288,6 +302,7 @@ def result_lines(
     try:
         for i in range(n):
             put_bytes(b, head)
+            prefetch_key(key_json, key_ids, i + 8)
             put_placement(b, key_item(key_json, key_ids[i]), starts[i], ends[i], emitted_at[i])
             put(b, ',"values":', 10)
             values.write(b, i)
@@ -322,9 +337,6 @@ cdef inline bint repeats_a_trace(const int64_t* row, Py_ssize_t j) noexcept:
             return True
     return False
 
-
-cdef extern from *:
-    void __builtin_prefetch(const void* address) noexcept nogil
 
 #: How many decisions ahead ``decision_lines`` asks the CPU for a trace row: a chunk's rows come in result
 #: order, not in the order of its trace entries, which are often larger than the CPU's cache.
