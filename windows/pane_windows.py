@@ -180,7 +180,8 @@ class PaneWindowOperator(WindowOperator):
             count = max(0, -(-(below - low) // pane_size))
             if count * keys.shape[0] < len(table):
                 starts = low + np.arange(count, dtype=np.int64) * pane_size
-                slots = table.find(np.repeat(keys, count), np.tile(starts, keys.shape[0]))
+                # ``load_range`` read back what the store held of these keys' panes: the index has them all
+                slots = table.index.lookup(np.repeat(keys, count), np.tile(starts, keys.shape[0]))
                 return slots[slots >= 0]
         live = table.live_slots()
         return live[np.isin(table.key_ids.take(live), keys)]

@@ -471,7 +471,7 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times,
                         made_here = True
                     q += 1
                 if made_here and low < c <= upto:
-                    while times[lo] < t - size and lo < p:
+                    while lo < p and times[lo] < t - size:
                         lo += 1
                     # p is the first point after t: the window's points are [lo, p)
                     w[made, 0], w[made, 1], w[made, 2], w[made, 3], w[made, 4], w[made, 5] = key, t - size, t, c, lo, p

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import bisect
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -36,11 +39,11 @@ def test_locate_is_a_search_over_the_sorted_pairs(points: set[tuple[int, int]], 
     probes=st.lists(st.tuples(st.integers(-1, 6), st.integers(-5, 405)), max_size=60),
     descending=st.booleans(),
 )
-def test_locate_of_ascending_probes_gallops_to_the_same_places(
+def test_locate_of_many_ordered_probes_finds_the_places_bisect_finds(
     points: set[tuple[int, int]], probes: list[tuple[int, int]], descending: bool
 ) -> None:
-    """Probes in ascending order (each search starts from the previous answer), with repeats, and runs of
-    them in descending order (each a search of all the points)."""
+    """Up to 300 points and 60 probes (searched 16 at a time), in ascending or descending order, with
+    repeats and probes before and after every point."""
     ordered = sorted(points)
     keys, times = _columns(ordered)
     probes = sorted(probes, reverse=descending)
@@ -389,3 +392,39 @@ def test_late_sums_add_what_each_window_holds_as_its_pairs_say(late, windows, se
             sliding_points.add_late_sums(
                 sums, per_slot, lo + len(late) + 1, hi + len(late) + 1, bounds, arrivals, slots
             )
+
+
+_GUARDED_CLOSE = """
+import ctypes, mmap, sys
+import numpy as np
+from windows import sliding_points
+
+libc = ctypes.CDLL(None)
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+page = mmap.PAGESIZE
+memory = mmap.mmap(-1, 2 * page, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+start = ctypes.addressof(ctypes.c_char.from_buffer(memory))
+assert libc.mprotect(start + page, page, 0) == 0  # any read past the points faults
+n = int(sys.argv[1])
+times = np.frombuffer(memory, dtype=np.int64, count=n, offset=page - 8 * n)
+times[:] = np.arange(n)
+one = lambda v: np.asarray([v], dtype=np.int64)
+none = np.zeros(0, dtype=np.int64)
+columns = sliding_points.closing_late(
+    np.zeros(n, dtype=np.int64), times, one(0), one(100), one(50), one(0), one(1_000),
+    np.iinfo(np.int64).min, none, none, 10, 0, False,
+)
+print([column.tolist() for column in columns])
+"""
+
+
+@pytest.mark.parametrize("points", [0, 1, 3])
+def test_closing_late_reads_nothing_past_the_points(points: int) -> None:
+    """The last key's late point after all its points: the windows' first points are looked for up to the
+    end of the points and no further (the points end right before a page that faults on any read)."""
+    ran = subprocess.run(
+        [sys.executable, "-c", _GUARDED_CLOSE, str(points)], capture_output=True, text=True, timeout=60
+    )
+    assert ran.returncode == 0, ran.stderr
+    windows = list(zip(*ast.literal_eval(ran.stdout)))  # key, start, end, lo, hi, late lo, late hi, close
+    assert windows[-1] == (0, 90, 100, points, points, 0, 1, 101)  # the late point's own left window
