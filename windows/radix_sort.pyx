@@ -4,7 +4,7 @@
 ``sort_order.lex_order`` packs the columns it orders by into one number per
 row (with the row's position in the low bits) and sorts those numbers. On this
 engine's batches (thousands to tens of thousands of rows) ``np.sort`` took
-30-40 ns a row on the machines Winnow is measured on; the numbers' width is
+30-50 ns a row on the machines Winnow is measured on; the numbers' width is
 known (the bits the columns span), and a least-significant-digit radix sort
 over just those bits takes a few passes of a few nanoseconds each: one pass
 counts every digit of every number, then each digit of up to 12 bits moves
