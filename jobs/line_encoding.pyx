@@ -28,6 +28,7 @@ from libc.string cimport memcpy, strlen
 
 from connectors.blake2b cimport blake2b_128_many
 from windows.int_text cimport write_int
+from windows.prefetch cimport __builtin_prefetch, prefetch_span
 from windows.trace_links cimport LINK_FIELDS, LINK_HIGH, LINK_LOW, LINK_ORIGIN, LINK_SEQ, NO_SEQ
 
 import numpy as np
@@ -246,10 +247,6 @@ cdef class Values:
         return put(b, "}", 1)
 
 
-cdef extern from *:
-    void __builtin_prefetch(const void* address) noexcept nogil
-
-
 cdef inline void prefetch_key(list items, const int64_t[:] key_ids, Py_ssize_t i) noexcept:
     """Have the CPU start loading the text of row ``i``'s key, if there is such a row and key (rows come in
     emission order, their keys' objects lie all over the heap)."""
@@ -345,17 +342,8 @@ cdef Py_ssize_t PREFETCH_AHEAD = 6
 
 cdef inline void prefetch_row(const int64_t[:, :, ::1] trace, int64_t at, Py_ssize_t traced) noexcept:
     """Have the CPU start loading trace row ``at`` (every cache line of it), if there is one."""
-    cdef const char* start
-    cdef Py_ssize_t offset, size
-    if at < 0 or at >= traced:
-        return
-    start = <const char*>&trace[at, 0, 0]
-    size = trace.shape[1] * trace.shape[2] * sizeof(int64_t)
-    offset = 0
-    while offset < size:
-        __builtin_prefetch(start + offset)
-        offset += 64
-    __builtin_prefetch(start + size - 1)
+    if 0 <= at < traced:
+        prefetch_span(&trace[at, 0, 0], trace.shape[1] * trace.shape[2] * sizeof(int64_t))
 
 
 def decision_lines(

@@ -17,6 +17,8 @@ pane is missing) instead of a sort.
 
 from libc.stdint cimport int64_t, uint64_t
 
+from windows.prefetch cimport __builtin_prefetch
+
 import numpy as np
 
 cdef int64_t EMPTY = -1
@@ -29,9 +31,6 @@ cdef inline uint64_t mix(int64_t key, int64_t pane) noexcept nogil:
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
     return z ^ (z >> 31)
 
-
-cdef extern from *:
-    void __builtin_prefetch(const void* address) noexcept nogil
 
 #: Lookups ask the CPU for the table row of the pair this many ahead: a batch's pairs land on rows all over a
 #: table larger than the CPU's nearest caches, and each would otherwise wait for its row in turn.

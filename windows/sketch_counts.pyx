@@ -18,6 +18,7 @@ from libc.stdlib cimport calloc, free, malloc, qsort, realloc
 from libc.string cimport memmove
 
 from windows.int_text cimport int_list_length, write_int_list
+from windows.prefetch cimport __builtin_prefetch
 
 import numpy as np
 
@@ -25,10 +26,6 @@ from windows.sketch import GAMMA, OFFSET
 
 cdef double _GAMMA = GAMMA
 cdef int64_t _OFFSET = OFFSET
-
-
-cdef extern from *:
-    void __builtin_prefetch(const void* address) noexcept nogil
 
 
 cdef struct Bucket:

@@ -11,6 +11,8 @@ Entries equal in ``(ts, seq)`` keep the order they were met in.
 
 from libc.stdint cimport int64_t
 
+from windows.prefetch cimport __builtin_prefetch, prefetch_span
+
 import numpy as np
 
 
@@ -44,17 +46,9 @@ cdef inline void fold(int64_t* kept, const int64_t* row, Py_ssize_t links) noexc
             insert(kept, links, row + LINK_FIELDS * e)
 
 
-cdef extern from *:
-    void __builtin_prefetch(const void* address) noexcept nogil
-
-
 cdef inline void prefetch_row(const int64_t* row, Py_ssize_t links) noexcept nogil:
-    """Have the CPU start loading every cache line of a row of ``links`` entries."""
-    cdef Py_ssize_t offset = 0, size = links * LINK_FIELDS * sizeof(int64_t)
-    while offset < size:
-        __builtin_prefetch(<const char*>row + offset)
-        offset += 64
-    __builtin_prefetch(<const char*>row + size - 1)
+    """Have the CPU start loading a row of ``links`` entries."""
+    prefetch_span(row, links * LINK_FIELDS * sizeof(int64_t))
 
 
 def add_events(
