@@ -43,10 +43,14 @@ def murmur2(bytes data not None) -> int:
     return _murmur2(<const uint8_t*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
 
 
+cdef inline int64_t _partition(bytes key, int64_t partitions) noexcept:
+    return (_murmur2(<const uint8_t*>PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key)) & 0x7FFFFFFF) % partitions
+
+
 def partition_for(bytes key not None, int64_t partitions) -> int:
     """The partition Kafka's default partitioner picks for a non-null key."""
     _check(partitions)
-    return (_murmur2(<const uint8_t*>PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key)) & 0x7FFFFFFF) % partitions
+    return _partition(key, partitions)
 
 
 def partitions_for(list keys not None, int64_t partitions):
@@ -59,7 +63,7 @@ def partitions_for(list keys not None, int64_t partitions):
         key = <object>PyList_GET_ITEM(keys, i)
         if type(key) is not bytes:
             raise TypeError(f"key {i} is {type(key).__name__}, not bytes.")
-        chosen[i] = (_murmur2(<const uint8_t*>PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key)) & 0x7FFFFFFF) % partitions
+        chosen[i] = _partition(<bytes>key, partitions)
     return out
 
 
