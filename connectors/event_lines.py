@@ -87,6 +87,14 @@ class EventLines:
         return f"EventLines({list(self)!r})"
 
 
+def spans(events: object) -> tuple[bytes, Int64Array, Int64Array]:
+    """The buffer and spans of events the C scans read in place (``EventLines``, which checked them); any
+    other form than those or a list of ``bytes`` is refused."""
+    if not isinstance(events, EventLines):
+        raise TypeError(f"events come as a list of bytes or as EventLines, not as {type(events).__name__}.")
+    return events.data, events.starts, events.ends
+
+
 def _frozen(array: Int64Array) -> Int64Array:
     """``array`` itself when nothing can write it (it and the array it views are read-only, as the slices
     of another ``EventLines``' spans are), else a read-only copy: a read-only view of an array someone

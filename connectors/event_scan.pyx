@@ -43,7 +43,7 @@ from libc.string cimport memcmp
 
 import numpy as np
 
-from connectors.event_lines import EventLines
+from connectors.event_lines import spans
 
 
 cdef extern from "Python.h":
@@ -338,7 +338,7 @@ def scan_fields(
     if listed:
         n = PyList_GET_SIZE(raws)
     else:
-        data, starts, ends = _spans(raws)
+        data, starts, ends = spans(raws)
         base = <const uint8_t*>PyBytes_AS_STRING(data)
         n = starts.shape[0]
     cdef bytes key_name = key_field.encode("utf-8"), time_name = timestamp_field.encode("utf-8")
@@ -430,13 +430,6 @@ def scan_fields(
         if skip_space(p + 1, end) != end or not have_key or not have_time:
             return None
     return keys, stamped, {name: numbers[f] for f, name in enumerate(numeric_fields)}
-
-
-def _spans(lines):
-    """The buffer and event spans of ``EventLines`` (which checked them)."""
-    if not isinstance(lines, EventLines):
-        raise TypeError(f"events come as a list of bytes or as EventLines, not as {type(lines).__name__}.")
-    return lines.data, lines.starts, lines.ends
 
 
 cdef extern from "string.h" nogil:

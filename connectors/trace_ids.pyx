@@ -20,7 +20,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 
 from connectors.blake2b cimport blake2b_128_many
 
-from connectors.event_lines import EventLines
+from connectors.event_lines import spans
 
 cdef enum:
     _LENGTH = 55
@@ -92,12 +92,10 @@ def trace_ids(traceparents, raws not None, int64_t[::1] high, int64_t[::1] low, 
     cdef Py_ssize_t n, i, hashed = 0
     if listed:
         n = PyList_GET_SIZE(raws)
-    elif isinstance(raws, EventLines):  # spans it checked
-        buffer, starts, ends = raws.data, raws.starts, raws.ends
+    else:
+        buffer, starts, ends = spans(raws)
         base = PyBytes_AS_STRING(buffer)
         n = starts.shape[0]
-    else:
-        raise TypeError(f"events come as a list of bytes or as EventLines, not as {type(raws).__name__}.")
     cdef list values
     cdef object value, raw
     cdef uint64_t hi, lo

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from connectors.event_lines import EventLines
+from connectors.event_scan import scan_fields
+from connectors.trace_ids import trace_ids
 
 
 def spans(*pairs: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -52,3 +54,14 @@ def test_a_read_only_view_of_an_array_someone_writes_is_copied_too() -> None:
     assert list(lines) == [b"{}"] and lines.ends.tolist() == [2]
     tail = lines[0:]  # a slice of the lines' own arrays: nothing can write those, so no copy
     assert np.shares_memory(tail.ends, lines.ends)
+
+
+def test_the_c_scans_take_events_as_a_list_or_as_spans_and_refuse_any_other_form() -> None:
+    events = (b'{"k":"a","ts":1}',)  # a tuple: neither a list nor EventLines
+    with pytest.raises(TypeError, match="events come as a list of bytes or as EventLines, not as tuple"):
+        scan_fields(events, "k", "ts", (), 1_000)
+    zeros = np.zeros(1, dtype=np.int64)
+    with pytest.raises(TypeError, match="events come as a list of bytes or as EventLines, not as tuple"):
+        trace_ids(None, events, zeros, zeros.copy(), np.zeros(1, dtype=np.uint8))
+    lines = EventLines.of(list(events))
+    assert scan_fields(lines, "k", "ts", (), 1_000) == scan_fields(list(events), "k", "ts", (), 1_000)
