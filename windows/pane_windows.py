@@ -223,11 +223,32 @@ class PaneWindowOperator(WindowOperator):
     def _emit_closing(self, slots: Int64Array, upto: Int64Array) -> WindowResults | None:
         """The windows containing the panes of ``slots`` that close after what their key has emitted and by
         the slot's ``upto``."""
-        owners, pair_starts = self._windows_of(slots)
-        closes = pair_starts + self.size + self.grace
-        lower = self._lower_bounds(self.table.key_ids[slots])
-        closing = (closes <= upto[owners]) & (closes > lower[owners])
-        return self._emit_windows(slots[owners[closing]], pair_starts[closing])
+        owners, pair_starts = self._closing_windows_of(slots, upto)
+        return self._emit_windows(slots.take(owners), pair_starts)
+
+    def _closing_windows_of(self, slots: Int64Array, upto: Int64Array) -> tuple[Int64Array, Int64Array]:
+        """Like ``_windows_of``, only the pairs whose window closes after what the slot's key has emitted and
+        by the slot's ``upto``: a window starting at ``s`` closes at ``s + size + grace``, so each pane's
+        closing windows are one run of its window starts, found without listing the others (most of a
+        pane's windows are not closing at any one close)."""
+        panes = self.table.panes.take(slots)
+        reach = self.size + self.grace
+        step = self.step
+        # the first start closing after ``lower`` and the last closing by ``upto``, both clipped so that no
+        # step of the sums can wrap: a bound within a step and a window of the extremes holds no pane
+        lower = np.clip(self._lower_bounds(self.table.key_ids.take(slots)), NO_TIME + reach, END_OF_TIME - step)
+        upto = np.maximum(upto, NO_TIME + reach + step)
+        low = np.maximum(self._first_start(panes), ((lower - reach) // step + 1) * step)
+        high = np.minimum(self._last_start(panes), (upto - reach) // step * step)
+        count = np.where(high >= low, (high - low) // step + 1, 0)
+        if not self.shares_panes:  # tumbling: a pane is its one window, closing or not
+            owners = np.flatnonzero(count)
+            return owners, panes.take(owners)
+        some = np.flatnonzero(count)
+        count, low = count.take(some), low.take(some)
+        owners = np.repeat(some, count)
+        offsets = np.arange(owners.shape[0], dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+        return owners, np.repeat(low, count) + offsets * step
 
     def _updates(self, changed: Int64Array, when: Int64Array) -> WindowResults | None:
         owners, changed_starts = self._windows_of(changed)

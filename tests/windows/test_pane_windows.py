@@ -1,0 +1,59 @@
+"""The windows a tumbling or hopping close emits, against their definition: every window containing a
+slot's pane whose close point ``start + size + grace`` lies after what the slot's key has emitted and at
+or before the slot's ``upto``."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from windows.aggregates import parse_aggregate
+from windows.definitions import HoppingWindows, TumblingWindows, WindowSpec
+from windows.pane_windows import PaneWindowOperator
+from windows.stream_time import END_OF_TIME, NO_TIME
+
+_DEFINITIONS = st.one_of(
+    st.builds(TumblingWindows, st.integers(1, 50), st.integers(0, 20)),
+    st.integers(1, 12).flatmap(
+        lambda step: st.builds(HoppingWindows, st.integers(step, 60), st.just(step), st.integers(0, 20))
+    ),
+)
+_TIMES = st.one_of(st.integers(-300, 300), st.sampled_from([NO_TIME, END_OF_TIME]))
+
+
+def _expected(operator: PaneWindowOperator, slots: list[int], uptos: list[int]) -> list[tuple[int, int]]:
+    """(position in ``slots``, window start) pairs by the definition, window by window."""
+    size, step, reach = operator.size, operator.step, operator.size + operator.grace
+    pairs = []
+    for position, (slot, upto) in enumerate(zip(slots, uptos)):
+        pane, key = int(operator.table.panes[slot]), int(operator.table.key_ids[slot])
+        lower = max(operator.closed_upto, operator.closed_keys.get(key, NO_TIME))
+        start = pane - pane % step
+        while start + size > pane:  # every epoch-aligned window [start, start + size) holding the pane
+            if lower < start + reach <= upto:
+                pairs.append((position, start))
+            start -= step
+    return sorted(pairs)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    _DEFINITIONS,
+    st.lists(st.tuples(st.integers(0, 4), st.integers(-40, 40)), min_size=1, max_size=30),  # (key, pane number)
+    st.data(),
+)
+def test_closing_windows_are_those_closing_after_the_keys_last_close_and_by_upto(definition, panes, data) -> None:
+    operator = PaneWindowOperator(WindowSpec("w", definition, (parse_aggregate("n", "count"),)), 0)
+    table = operator.table
+    table._grow(len(panes))
+    table.key_ids[: len(panes)] = [key for key, _ in panes]
+    table.panes[: len(panes)] = [number * table.pane_size for _, number in panes]
+    operator.closed_upto = data.draw(_TIMES)
+    operator.closed_keys = data.draw(st.dictionaries(st.integers(0, 4), st.integers(-300, 300), max_size=3))
+    slots = data.draw(st.permutations(range(len(panes))))
+    uptos = data.draw(st.lists(_TIMES, min_size=len(slots), max_size=len(slots)))
+
+    owners, starts = operator._closing_windows_of(np.asarray(slots, dtype=np.int64), np.asarray(uptos, dtype=np.int64))
+
+    assert sorted(zip(owners.tolist(), starts.tolist())) == _expected(operator, slots, uptos)
