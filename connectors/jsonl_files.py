@@ -18,6 +18,7 @@ from connectors.errors import ConnectorError
 from connectors.event_decoding import LateRecord, Rejected
 from connectors.event_lines import EventLines
 from connectors.event_scan import line_spans
+from connectors.file_space import reserve
 from connectors.line_blocks import DecisionBlock, LineBlock
 from connectors.line_gather import write_merged
 from windows.errors import reason
@@ -36,6 +37,50 @@ def open_event_log(path: Path) -> io.BufferedReader:
 
 #: The write buffer of the merged output files: smaller than the pieces written to them (see ``ReplayFiles``).
 MERGED_FILE_BUFFER = 1 << 16
+#: How far ahead of its writes a merged output file has its disk blocks reserved (``ReservingWriter``).
+RESERVE_AHEAD_BYTES = 64 << 20
+
+
+class ReservingWriter:
+    """A file written from its start, whose disk blocks are reserved ``ahead`` bytes at a time before the
+    writes reach them (``connectors.file_space``: the kernel then fills blocks in instead of allocating
+    them page by page). The file's size is always what was written; ``close`` gives back the reserved
+    blocks left over. Where the file system cannot reserve (or has no room to), writes go on unreserved."""
+
+    def __init__(self, path: Path, buffering: int, ahead: int = RESERVE_AHEAD_BYTES) -> None:
+        self._file = open(path, "wb", buffering=buffering)
+        self.ahead = ahead
+        self.written = 0
+        self.reserved = 0  # bytes from the file's start whose blocks are reserved
+        self._reserving = True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        end = self.written + len(data)
+        if end > self.reserved and self._reserving:
+            length = max(self.ahead, end - self.reserved)
+            if reserve(self._file.fileno(), self.reserved, length) == 0:
+                self.reserved += length
+            else:
+                self._reserving = False
+        self.written = end
+        return self._file.write(data)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def close(self) -> None:
+        if self._file.closed:
+            return
+        try:
+            self._file.flush()
+            if self.reserved > self.written:  # blocks past the end stay reserved until the file is cut there
+                os.ftruncate(self._file.fileno(), self.written)
+        finally:
+            self._file.close()
+
 
 #: Bytes read from an event log at a time (at most); from a compressed log, less: a damaged one loses
 #: the read that meets the damage.
@@ -221,7 +266,7 @@ class _HeldLines:
         return [handle for handle in (self._writer, self._reader) if handle is not None]
 
 
-def write_back(handle: IO[bytes]) -> None:
+def write_back(handle: IO[bytes] | ReservingWriter) -> None:
     """Flush ``handle`` and ask the kernel to start writing its file out and to drop what is already on disk
     from the page cache (``POSIX_FADV_DONTNEED``: asynchronous, nothing waits for the disk)."""
     handle.flush()
@@ -259,7 +304,7 @@ class ReplayFiles:
             # lines reach these files in pieces of up to a megabyte (``write_merged``'s buffer, or a block's
             # text); a file buffer smaller than those passes them straight to the file instead of copying them
             self._merged = {
-                kind: open(out_dir / f"{kind}.jsonl", "wb", buffering=MERGED_FILE_BUFFER) for kind in self.MERGED
+                kind: ReservingWriter(out_dir / f"{kind}.jsonl", MERGED_FILE_BUFFER) for kind in self.MERGED
             }
         except OSError as error:
             raise ConnectorError(f"cannot write replay output to {out_dir}: {error.strerror or error}.") from None
@@ -355,7 +400,7 @@ class ReplayFiles:
         """Have the kernel write out what the output and part files hold so far and drop it from the page
         cache once written (memory is short: a memory cgroup counts the page cache of the files a job
         writes, and cannot drop the part not yet on disk)."""
-        handles: list[IO[bytes]] = [self._late, self._rejected, *self._merged.values()]
+        handles: list[IO[bytes] | ReservingWriter] = [self._late, self._rejected, *self._merged.values()]
         for by_partition in self._held.values():
             for held in by_partition.values():
                 handles += held.handles()

@@ -1,0 +1,3 @@
+"""Types of the compiled ``connectors.file_space`` (see file_space.pyx)."""
+
+def reserve(fd: int, offset: int, length: int) -> int: ...
