@@ -19,8 +19,9 @@ from connectors.event_decoding import LateRecord, Rejected
 from connectors.event_lines import EventLines
 from connectors.event_scan import line_spans
 from connectors.file_space import reserve
-from connectors.line_blocks import DecisionBlock, LineBlock
+from connectors.line_blocks import DecisionBlock, LineBlock, Lines, PendingLines
 from connectors.line_gather import write_merged
+from connectors.line_source import LineSource
 from windows.errors import reason
 from windows.events import Int64Array
 
@@ -174,15 +175,15 @@ def _chunk(
 
 
 class _Chunk:
-    """Lines one call handed over: their emission times and offsets, and their buffer while they are in
-    memory (None once spilled to the part file)."""
+    """Lines one call handed over: their emission times, and the lines while they are in memory (written or
+    still to be written), or once spilled to the part file, their offsets there."""
 
-    __slots__ = ("data", "starts", "times")
+    __slots__ = ("lines", "starts", "times")
 
-    def __init__(self, times: Int64Array, block: LineBlock) -> None:
+    def __init__(self, times: Int64Array, lines: Lines) -> None:
         self.times = times
-        self.starts = block.starts
-        self.data: bytes | None = block.data
+        self.lines: Lines | None = lines
+        self.starts: Int64Array | None = None  # once spilled
 
 
 class _HeldLines:
@@ -202,16 +203,16 @@ class _HeldLines:
         self._writer: IO[bytes] | None = None
         self._reader: IO[bytes] | None = None
 
-    def add(self, emitted_at: Int64Array, lines: LineBlock) -> None:
+    def add(self, emitted_at: Int64Array, lines: Lines) -> None:
         self.chunks.append(_Chunk(emitted_at, lines))
-        self.held_bytes += lines.nbytes + 16 * len(lines)  # text, and its offsets and times
+        self.held_bytes += lines.nbytes + 16 * len(lines)  # lines (or their rows), and their offsets and times
 
-    def pop_ready(self, before: int | None) -> tuple[list[Int64Array], list[LineBlock]]:
+    def pop_ready(self, before: int | None) -> tuple[list[Int64Array], list[Lines]]:
         """The held lines emitted before ``before`` (None: all), oldest first, as blocks with the emission
         times of each; they are no longer held. Only the ready chunks are touched, so a partition that holds lines for
         long costs nothing per call."""
         times: list[Int64Array] = []
-        blocks: list[LineBlock] = []
+        blocks: list[Lines] = []
         chunks = self.chunks
         while chunks:
             chunk = chunks[0]
@@ -225,11 +226,11 @@ class _HeldLines:
             chunks.popleft()
         return times, blocks
 
-    def _take(self, chunk: _Chunk, count: int) -> LineBlock:
+    def _take(self, chunk: _Chunk, count: int) -> Lines:
         """The first ``count`` lines of ``chunk`` (the oldest held), no longer held."""
-        starts = chunk.starts
-        if chunk.data is None:  # spilled: the next bytes of the part file
-            assert self._writer is not None
+        if chunk.lines is None:  # spilled: the next bytes of the part file
+            assert self._writer is not None and chunk.starts is not None
+            starts = chunk.starts
             self._writer.flush()
             if self._reader is None:
                 self._reader = open(self.path, "rb", buffering=0)
@@ -237,24 +238,31 @@ class _HeldLines:
             data = self._reader.read(size)
             if len(data) != size:
                 raise OSError(f"part file {self.path} ended {size - len(data)} bytes early")
-            taken = LineBlock(data, starts[: count + 1] - starts[0])
+            taken: Lines = LineBlock(data, starts[: count + 1] - starts[0])
+            chunk.starts = starts[count:]
         else:
-            taken = LineBlock(chunk.data, starts[: count + 1])
+            lines = chunk.lines
+            taken, chunk.lines = lines.rows(0, count), lines.rows(count, len(lines))
             self.held_bytes -= taken.nbytes + 16 * count
-        chunk.times, chunk.starts = chunk.times[count:], starts[count:]
+        chunk.times = chunk.times[count:]
         return taken
 
     def spill(self) -> None:
-        """Move the lines held in memory to the end of the file."""
-        in_memory = [chunk for chunk in self.chunks if chunk.data is not None]
+        """Move the lines held in memory to the end of the file (writing those not written yet)."""
+        in_memory = [chunk for chunk in self.chunks if chunk.lines is not None]
         if not in_memory:
             return
         if self._writer is None:
             self._writer = open(self.path, "wb", buffering=1 << 20)
         for chunk in in_memory:
-            assert chunk.data is not None
-            self._writer.write(LineBlock(chunk.data, chunk.starts).text())
-            chunk.data = None
+            assert chunk.lines is not None
+            lines = chunk.lines
+            # rows still to be written are written for the part file only, their source keeps no text
+            written = (
+                LineBlock(*lines.source.lines_of(lines.first, lines.stop)) if isinstance(lines, PendingLines) else lines
+            )
+            self._writer.write(written.text())
+            chunk.lines, chunk.starts = None, written.starts
         self.held_bytes = 0
 
     def close(self) -> None:
@@ -264,6 +272,13 @@ class _HeldLines:
 
     def handles(self) -> list[IO[bytes]]:
         return [handle for handle in (self._writer, self._reader) if handle is not None]
+
+
+def _merged_block(lines: Lines) -> tuple[bytes, Int64Array] | tuple[LineSource, int, int]:
+    """``lines`` as ``write_merged`` takes a block: written lines, or rows of their source."""
+    if isinstance(lines, PendingLines):
+        return lines.source, lines.first, len(lines)
+    return lines.data, lines.starts
 
 
 def write_back(handle: IO[bytes] | ReservingWriter) -> None:
@@ -284,9 +299,11 @@ class ReplayFiles:
     partition)``, so the files are identical whatever the batch size. Lines are
     held until every partition's stream time has passed their emission time
     (a partition never emits earlier than its stream time), then merged and
-    written; ``settle`` does that as the run goes. Held lines beyond
+    written; ``settle`` does that as the run goes. Lines still to be written
+    (``PendingLines``) are held as their rows' columns and written straight
+    into the merge (``line_gather.write_merged``). Held lines beyond
     ``hold_bytes`` (or all of them, on ``spill``) wait in part files instead
-    of memory.
+    of memory, written.
     """
 
     MERGED = ("results", "updates", "decisions")
@@ -316,7 +333,7 @@ class ReplayFiles:
         """About how much memory the lines held for merging take."""
         return self._held_bytes
 
-    def _hold(self, kind: str, partition: int, emitted_at: Int64Array, lines: LineBlock) -> None:
+    def _hold(self, kind: str, partition: int, emitted_at: Int64Array, lines: Lines) -> None:
         held = self._held[kind].get(partition)
         if held is None:
             held = self._held[kind][partition] = _HeldLines(self.parts_dir / f"{kind}-{partition}.part")
@@ -327,7 +344,7 @@ class ReplayFiles:
             self.spill()
 
     def results(
-        self, partition: int, emitted_at: Int64Array, key_ids: Int64Array, lines: LineBlock, *, final: bool
+        self, partition: int, emitted_at: Int64Array, key_ids: Int64Array, lines: Lines, *, final: bool
     ) -> None:
         self._hold("results" if final else "updates", partition, emitted_at, lines)
 
@@ -345,7 +362,7 @@ class ReplayFiles:
         more); None: every held line."""
         for kind, by_partition in self._held.items():
             try:
-                taken: list[LineBlock] = []
+                taken: list[Lines] = []
                 times: list[Int64Array] = []
                 partitions = 0
                 for partition in sorted(by_partition):
@@ -362,23 +379,19 @@ class ReplayFiles:
                 if not taken:
                     continue
                 out = self._merged[kind]
-                if partitions == 1:
+                if partitions == 1 and all(isinstance(block, LineBlock) for block in taken):
                     for block in taken:
                         out.write(block.text())
                     continue
-                # a stable sort of partition-major lines by time keeps partition order among equal times
-                order = np.argsort(np.concatenate(times), kind="stable")
                 counts = [len(block) for block in taken]
                 sizes = np.zeros(len(taken) + 1, dtype=np.int64)
                 np.cumsum(counts, out=sizes[1:])
+                if partitions == 1:
+                    order = np.arange(int(sizes[-1]), dtype=np.int64)
+                else:  # a stable sort of partition-major lines by time keeps partition order among equal times
+                    order = np.argsort(np.concatenate(times), kind="stable")
                 block_of = np.repeat(np.arange(len(taken), dtype=np.int64), counts)[order]
-                write_merged(
-                    [block.data for block in taken],
-                    [block.starts for block in taken],
-                    block_of,
-                    order - sizes[block_of],
-                    out.write,
-                )
+                write_merged([_merged_block(block) for block in taken], block_of, order - sizes[block_of], out.write)
             except OSError as error:  # writing the merged file, or reading back a part file
                 raise ConnectorError(f"cannot write {kind}.jsonl in {self.out_dir}: {reason(error)}.") from None
 

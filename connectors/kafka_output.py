@@ -54,7 +54,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 
 from connectors.errors import ConnectorError
 from connectors.kafka_settings import KafkaSettings
-from connectors.line_blocks import LineBlock
+from connectors.line_blocks import Lines
 from connectors.produce_requests import encode_produce_requests_in_one_join
 from connectors.record_batches import build_batch
 from windows.errors import reason
@@ -325,7 +325,7 @@ class TopicWriter:
         await self._backpressure()
 
     async def write_lines(
-        self, topic: str, partition: int, blocks: Sequence[LineBlock], keys: list[bytes], key_ids: Sequence[Int64Array]
+        self, topic: str, partition: int, blocks: Sequence[Lines], keys: list[bytes], key_ids: Sequence[Int64Array]
     ) -> None:
         """Append one record per line of ``blocks`` (in order, each line without its line break) to ``topic``'s
         ``partition``; line ``i`` of ``blocks[b]`` is keyed by ``keys[key_ids[b][i]]``."""

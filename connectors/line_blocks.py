@@ -9,6 +9,9 @@ Each line ends in its line break; ``of`` and ``records`` build a block from
 lines given without it and give them back so (for tools and tests: the Kafka
 sink builds its record batches from the buffer, ``connectors/record_batches.pyx``).
 A ``DecisionBlock`` adds what the sinks need of each decision besides its line.
+``PendingLines`` are lines not written yet: rows of a ``LineSource``
+(``connectors/line_source.pyx``) that write their lines where and when they
+are needed, and otherwise read as a block.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from itertools import pairwise
 import numpy as np
 
 from connectors.line_gather import gather
+from connectors.line_source import LineSource
 from windows.events import Int64Array
 
 
@@ -70,7 +74,7 @@ class LineBlock:
         return LineBlock(data, starts)
 
     @staticmethod
-    def concat(blocks: Sequence[LineBlock]) -> LineBlock:
+    def concat(blocks: Sequence[LineBlock | PendingLines]) -> LineBlock | PendingLines:
         """The lines of ``blocks``, one block after another, in one buffer."""
         if len(blocks) == 1:
             return blocks[0]
@@ -82,12 +86,64 @@ class LineBlock:
         return LineBlock(b"".join(block.text() for block in blocks), starts)
 
 
+class PendingLines:
+    """Lines not written yet: rows ``[first, stop)`` of a ``LineSource`` (``connectors/line_source.pyx``),
+    which writes them when they are needed: straight into a merged file (``line_gather.write_merged``), or
+    as a ``LineBlock`` on first use of ``data`` or ``starts`` (the source writes all its rows once and keeps
+    them). Everything else reads as a ``LineBlock`` does."""
+
+    __slots__ = ("first", "source", "stop")
+
+    def __init__(self, source: LineSource, first: int = 0, stop: int | None = None) -> None:
+        self.source = source
+        self.first = first
+        self.stop = len(source) if stop is None else stop
+
+    def __len__(self) -> int:
+        return self.stop - self.first
+
+    @property
+    def nbytes(self) -> int:
+        """About the memory the rows take until their lines are written (not the lines' length)."""
+        return len(self) * self.source.row_bytes
+
+    @property
+    def data(self) -> bytes:
+        return self.source.lines()[0]
+
+    @property
+    def starts(self) -> Int64Array:
+        offsets: Int64Array = self.source.lines()[1]
+        return offsets[self.first : self.stop + 1]
+
+    def written(self) -> LineBlock:
+        """The lines, written."""
+        return LineBlock(self.data, self.starts)
+
+    def text(self) -> memoryview:
+        return self.written().text()
+
+    def rows(self, start: int, stop: int) -> PendingLines:
+        """Rows ``[start, stop)`` of these, still not written."""
+        return PendingLines(self.source, self.first + start, self.first + stop)
+
+    def records(self) -> list[bytes]:
+        return self.written().records()
+
+    def take(self, index: Int64Array) -> LineBlock:
+        return self.written().take(index)
+
+
+#: Lines as sinks get them: written, or to be written when needed.
+Lines = LineBlock | PendingLines
+
+
 @dataclass(frozen=True)
 class DecisionBlock:
     """Decisions in emission order: their lines, emission times, key ids, and the origin time (epoch ms, 0:
     unknown) of the event that made each rule fire."""
 
-    lines: LineBlock
+    lines: Lines
     emitted_at: Int64Array
     key_ids: Int64Array
     origins: Int64Array

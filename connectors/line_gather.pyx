@@ -1,10 +1,20 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
-"""Copying lines out of a packed buffer in a new order, in C (see ``connectors.line_blocks``)."""
+"""Copying lines out of packed buffers in a new order, and writing merged lines, in C (see
+``connectors.line_blocks``)."""
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.object cimport PyObject
 from libc.stdint cimport int64_t
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memmove
+
+from connectors.line_buffer cimport Buffer, buffer_init, put
+from connectors.line_source cimport LineSource
+
+
+cdef extern from "Python.h":
+    object PyMemoryView_FromMemory(char* mem, Py_ssize_t size, int flags)
+    int PyBUF_READ
 
 import numpy as np
 
@@ -37,62 +47,164 @@ def gather(bytes data, const int64_t[::1] starts, const int64_t[::1] index):
     return out, new_starts_array
 
 
-def write_merged(list datas, list line_starts, const int64_t[::1] block_of, const int64_t[::1] line_of, write,
-                 Py_ssize_t buffer_size=1 << 20):
-    """Write lines of several packed buffers in a given order through ``write`` (a file's ``write``).
+#: ``write_merged`` has the rows of its sources written this many output lines at a time (see there): their
+#: lines, about a megabyte, stay in the CPU's caches until they are copied (1,024 to 4,096 measured best).
+STRETCH_LINES = 4096
 
-    Output line ``i`` is line ``line_of[i]`` of buffer ``block_of[i]``, whose line ``j`` is
-    ``datas[b][line_starts[b][j]:line_starts[b][j + 1]]``. Lines go through one reused buffer of
-    ``buffer_size`` bytes (a longer line is written on its own), so no merged copy is ever made."""
-    cdef Py_ssize_t n = block_of.shape[0], blocks = len(datas), i, b, at = 0
+
+def write_merged(list blocks, const int64_t[::1] block_of, const int64_t[::1] line_of, write,
+                 Py_ssize_t buffer_size=1 << 20, Py_ssize_t stretch_lines=STRETCH_LINES):
+    """Write lines of several blocks in a given order through ``write`` (a file's ``write``, which must not
+    keep the view it is handed).
+
+    Output line ``i`` is line ``line_of[i]`` of block ``block_of[i]``. A block is ``(text, offsets)``, lines
+    written already (line ``j`` is ``text[offsets[j]:offsets[j + 1]]``), or ``(source, first, count)``,
+    rows ``first .. first + count - 1`` of a ``LineSource``, whose lines are written here. Lines go out
+    through one reused buffer in pieces of at most ``buffer_size`` bytes (a longer line on its own), so no
+    merged copy is ever made.
+
+    A merge takes a few lines from one block, then a few from another: written line by line in that order,
+    sources would read their columns a few rows at a time from dozens of places. Instead, for each stretch
+    of ``stretch_lines`` output lines, each source writes the rows the stretch takes from it (one range, as
+    a block's lines keep their order in a merge) into a scratch buffer small enough to stay in the CPU's
+    caches, and the stretch's lines are copied from there."""
+    cdef Py_ssize_t n = block_of.shape[0], count = len(blocks), i, j, b, before, start, stop, used, made, row
     cdef int64_t block, line, first, length
-    if len(line_starts) != blocks or line_of.shape[0] != n:
-        raise ValueError("write_merged takes one offsets array per buffer and one line per output position.")
-    cdef list kept = []  # the offsets arrays the pointers below point into
-    cdef const char** sources = <const char**>PyMem_Malloc(max(blocks, 1) * sizeof(char*))
-    cdef const int64_t** offsets = <const int64_t**>PyMem_Malloc(max(blocks, 1) * sizeof(int64_t*))
-    cdef Py_ssize_t* counts = <Py_ssize_t*>PyMem_Malloc(max(blocks, 1) * sizeof(Py_ssize_t))
+    if line_of.shape[0] != n:
+        raise ValueError("write_merged takes one block and one line per output position.")
+    if stretch_lines < 1:
+        raise ValueError(f"write_merged writes stretches of at least one line, not {stretch_lines}.")
+    cdef list kept = []  # the objects the pointers below point into
+    cdef const char** sources = <const char**>PyMem_Malloc(max(count, 1) * sizeof(char*))
+    cdef const int64_t** offsets = <const int64_t**>PyMem_Malloc(max(count, 1) * sizeof(int64_t*))
+    cdef PyObject** rows = <PyObject**>PyMem_Malloc(max(count, 1) * sizeof(PyObject*))
+    cdef int64_t* firsts = <int64_t*>PyMem_Malloc(max(count, 1) * sizeof(int64_t))
+    cdef Py_ssize_t* counts = <Py_ssize_t*>PyMem_Malloc(max(count, 1) * sizeof(Py_ssize_t))
+    # per block, within a stretch: the lowest and highest line taken (-1: none yet), and where its written
+    # rows' offsets start in ``written``
+    cdef int64_t* low = <int64_t*>PyMem_Malloc(max(count, 1) * sizeof(int64_t))
+    cdef int64_t* high = <int64_t*>PyMem_Malloc(max(count, 1) * sizeof(int64_t))
+    cdef Py_ssize_t* base = <Py_ssize_t*>PyMem_Malloc(max(count, 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* touched = <Py_ssize_t*>PyMem_Malloc(max(count, 1) * sizeof(Py_ssize_t))
+    cdef int64_t* written = NULL  # offsets of the rows written in ``scratch`` for the stretch
+    cdef Py_ssize_t written_room = 0, touched_count
     cdef const int64_t[::1] starts
-    cdef bytearray out = bytearray(buffer_size)
-    cdef char* target = out
-    if sources == NULL or offsets == NULL or counts == NULL:
-        PyMem_Free(sources)
-        PyMem_Free(offsets)
-        PyMem_Free(counts)
-        raise MemoryError("no memory to merge output lines")
+    cdef Buffer out
+    cdef Buffer scratch
+    out.data = NULL
+    scratch.data = NULL
     try:
-        for b in range(blocks):
-            array = np.ascontiguousarray(line_starts[b], dtype=np.int64)
-            kept.append(array)
-            starts = array
-            _check_offsets(datas[b], starts)
-            sources[b] = PyBytes_AS_STRING(datas[b])
-            offsets[b] = &starts[0]
-            counts[b] = starts.shape[0] - 1
-        for i in range(n):
-            block = block_of[i]
-            line = line_of[i]
-            if block < 0 or block >= blocks:
-                raise IndexError(f"buffer {block} is not among the {blocks} buffers.")
-            if line < 0 or line >= counts[block]:
-                raise IndexError(f"line {line} is not among the {counts[block]} lines of buffer {block}.")
-            first = offsets[block][line]
-            length = offsets[block][line + 1] - first
-            if at + length > buffer_size:
-                if at:
-                    write(memoryview(out)[:at])
-                    at = 0
-                if length > buffer_size:
-                    write(memoryview(datas[block])[first : first + length])
+        if (
+            sources == NULL or offsets == NULL or rows == NULL or firsts == NULL or counts == NULL
+            or low == NULL or high == NULL or base == NULL or touched == NULL
+        ):
+            raise MemoryError("no memory to merge output lines")
+        for b in range(count):
+            entry = blocks[b]
+            low[b] = -1
+            if isinstance(entry[0], LineSource):
+                source, first, length = entry
+                if first < 0 or length < 0 or first + length > (<LineSource>source).count:
+                    raise ValueError(
+                        f"rows {first} to {first + length} are not among the {(<LineSource>source).count} of a source."
+                    )
+                kept.append(source)
+                rows[b] = <PyObject*>source
+                firsts[b] = first
+                counts[b] = length
+                sources[b] = NULL
+                offsets[b] = NULL
+            else:
+                data, line_starts = entry
+                array = np.ascontiguousarray(line_starts, dtype=np.int64)
+                kept.append(data)
+                kept.append(array)
+                starts = array
+                _check_offsets(data, starts)
+                sources[b] = PyBytes_AS_STRING(data)
+                offsets[b] = &starts[0]
+                counts[b] = starts.shape[0] - 1
+                rows[b] = NULL
+        buffer_init(&out, buffer_size + 4096)
+        buffer_init(&scratch, 1 << 16)
+        for start in range(0, n, stretch_lines):
+            stop = min(n, start + stretch_lines)
+            # the range of lines each source gives this stretch
+            touched_count = 0
+            for i in range(start, stop):
+                block = block_of[i]
+                line = line_of[i]
+                if block < 0 or block >= count:
+                    raise IndexError(f"block {block} is not among the {count} blocks.")
+                if line < 0 or line >= counts[block]:
+                    raise IndexError(f"line {line} is not among the {counts[block]} lines of block {block}.")
+                if rows[block] == NULL:
                     continue
-            memcpy(target + at, sources[block] + first, length)
-            at += length
-        if at:
-            write(memoryview(out)[:at])
+                if low[block] < 0:
+                    low[block] = high[block] = line
+                    touched[touched_count] = block
+                    touched_count += 1
+                elif line < low[block]:
+                    low[block] = line
+                elif line > high[block]:
+                    high[block] = line
+            # their rows, each source's written one after another
+            used = 0
+            for j in range(touched_count):
+                used += high[touched[j]] - low[touched[j]] + 2
+            if used > written_room:
+                PyMem_Free(written)
+                written_room = 2 * used
+                written = <int64_t*>PyMem_Malloc(written_room * sizeof(int64_t))
+                if written == NULL:
+                    written_room = 0
+                    raise MemoryError("no memory to merge output lines")
+            scratch.size = 0
+            made = 0
+            for j in range(touched_count):
+                b = touched[j]
+                base[b] = made
+                for row in range(low[b], high[b] + 1):
+                    written[made] = scratch.size
+                    made += 1
+                    (<LineSource>rows[b]).write_row(&scratch, firsts[b] + row)
+                written[made] = scratch.size
+                made += 1
+            # the stretch's lines, in order
+            for i in range(start, stop):
+                block = block_of[i]
+                line = line_of[i]
+                before = out.size
+                if rows[block] != NULL:
+                    j = base[block] + line - low[block]
+                    put(&out, scratch.data + written[j], written[j + 1] - written[j])
+                else:
+                    first = offsets[block][line]
+                    put(&out, sources[block] + first, offsets[block][line + 1] - first)
+                if out.size > buffer_size and before:  # the lines before this one first, then it begins the next
+                    write(PyMemoryView_FromMemory(out.data, before, PyBUF_READ))
+                    memmove(out.data, out.data + before, out.size - before)
+                    out.size -= before
+                if out.size >= buffer_size:
+                    write(PyMemoryView_FromMemory(out.data, out.size, PyBUF_READ))
+                    out.size = 0
+            for j in range(touched_count):
+                low[touched[j]] = -1
+        if out.size:
+            write(PyMemoryView_FromMemory(out.data, out.size, PyBUF_READ))
     finally:
+        PyMem_Free(out.data)
+        PyMem_Free(scratch.data)
+        PyMem_Free(written)
         PyMem_Free(sources)
         PyMem_Free(offsets)
+        PyMem_Free(rows)
+        PyMem_Free(firsts)
         PyMem_Free(counts)
+        PyMem_Free(low)
+        PyMem_Free(high)
+        PyMem_Free(base)
+        PyMem_Free(touched)
 
 
 cdef void _check_offsets(bytes data, const int64_t[::1] starts) except *:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import orjson
 
-from connectors.line_blocks import DecisionBlock, LineBlock
+from connectors.line_blocks import DecisionBlock, PendingLines
 from jobs import line_encoding
 from jobs.fired_marks import FiredMarks
 from jobs.records import value_columns
@@ -134,7 +134,7 @@ class RuleSet:
             )
             id_prefix = f"{self.job}\x1f{rule.name}\x1f{chunk.window}\x1f".encode()
             names, columns = value_columns(hits)
-            data, line_starts, origins = line_encoding.decision_lines(
+            rows = line_encoding.DecisionRows(
                 head,
                 id_prefix,
                 key_text,
@@ -148,7 +148,7 @@ class RuleSet:
                 hits.trace_rows,
                 hits.traces,
             )
-            made.append((fired, DecisionBlock(LineBlock(data, line_starts), hits.emitted_at, hits.key_ids, origins)))
+            made.append((fired, DecisionBlock(PendingLines(rows), hits.emitted_at, hits.key_ids, rows.origins)))
         if not made:
             return None
         if len(made) == 1:

@@ -11,7 +11,7 @@ import numpy as np
 
 from connectors.event_decoding import DecodedBatch, DecodeOptions, EventDecoder, LateRecord, Rejected
 from connectors.event_lines import EventLines
-from connectors.line_blocks import DecisionBlock, LineBlock
+from connectors.line_blocks import DecisionBlock, Lines
 from connectors.trace_context import trace_halves
 from jobs.decisions import RuleSet
 from jobs.keys import KeyRegistry
@@ -33,7 +33,7 @@ class OutputSink(Protocol):
     """Where a job's output goes (files in replay, topics in streaming)."""
 
     def results(
-        self, partition: int, emitted_at: Int64Array, key_ids: Int64Array, lines: LineBlock, *, final: bool
+        self, partition: int, emitted_at: Int64Array, key_ids: Int64Array, lines: Lines, *, final: bool
     ) -> None:
         """Window results of one partition, in emission order (one JSON line each)."""
 

@@ -16,7 +16,7 @@ import base64
 import numpy as np
 import orjson
 
-from connectors.line_blocks import LineBlock
+from connectors.line_blocks import PendingLines
 from jobs import line_encoding
 from windows.results import WindowResults
 
@@ -27,8 +27,8 @@ def value_columns(chunk: WindowResults) -> tuple[list[bytes], list[np.ndarray]]:
     return [orjson.dumps(name) for name in names], [chunk.values[name] for name in names]
 
 
-def result_lines(chunk: WindowResults, job: str, partition: int, key_json: list[bytes]) -> LineBlock:
-    """One JSON line per result; ``key_json[k]`` is the JSON text of key id k."""
+def result_lines(chunk: WindowResults, job: str, partition: int, key_json: list[bytes]) -> PendingLines:
+    """One JSON line per result, written when needed; ``key_json[k]`` is the JSON text of key id k."""
     head = b'{"job":%s,"window":%s,"partition":%d,"final":%s,' % (
         orjson.dumps(job),
         orjson.dumps(chunk.window),
@@ -36,8 +36,8 @@ def result_lines(chunk: WindowResults, job: str, partition: int, key_json: list[
         b"true" if chunk.final else b"false",
     )
     names, columns = value_columns(chunk)
-    return LineBlock(
-        *line_encoding.result_lines(
+    return PendingLines(
+        line_encoding.ResultRows(
             head, key_json, chunk.key_ids, chunk.starts, chunk.ends, chunk.emitted_at, names, columns
         )
     )

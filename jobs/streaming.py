@@ -41,7 +41,7 @@ from connectors import metrics
 from connectors.bare_records import RecordColumns, SourceRecord
 from connectors.event_decoding import LateRecord, Rejected
 from connectors.kafka_output import Headers, TopicWriter
-from connectors.line_blocks import DecisionBlock, LineBlock
+from connectors.line_blocks import DecisionBlock, Lines
 from connectors.metrics import DECISION_LATENCY, RULES_REVISION, RULES_STALE
 from jobs.decisions import RuleSet
 from jobs.keys import KeyRegistry
@@ -82,7 +82,7 @@ class _Pending:
     separate records (late and rejected ones); a topic gets only one of the two kinds."""
 
     key_ids: list[Int64Array] = field(default_factory=list)
-    lines: list[LineBlock] = field(default_factory=list)
+    lines: list[Lines] = field(default_factory=list)
     keys: list[bytes | None] = field(default_factory=list)
     values: list[bytes] = field(default_factory=list)
     headers: list[Headers] | None = None
@@ -115,7 +115,7 @@ class KafkaOutputs:
         return slot
 
     def results(
-        self, partition: int, emitted_at: Int64Array, key_ids: Int64Array, lines: LineBlock, *, final: bool
+        self, partition: int, emitted_at: Int64Array, key_ids: Int64Array, lines: Lines, *, final: bool
     ) -> None:
         slot = self._slot(self.topics.results, partition)
         slot.key_ids.append(key_ids)

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.jsonl_files import ReplayFiles
-from connectors.line_blocks import LineBlock
+from connectors.line_blocks import LineBlock, PendingLines
+from connectors.line_source import WrittenRows
 
 # Per partition, the emission times of its lines (each partition's times never go down).
 partition_times = st.lists(st.integers(0, 40), max_size=30).map(sorted)
@@ -32,24 +33,38 @@ def emission_runs(draw: st.DrawFn) -> tuple[dict[int, list[int]], list[tuple[int
     return times, slices
 
 
-def _results(files: ReplayFiles, partition: int, times: list[int], lines: list[bytes]) -> None:
-    """Hand ``files`` final results of ``partition`` emitted at ``times`` (lines given without breaks)."""
+def _results(files: ReplayFiles, partition: int, times: list[int], lines: list[bytes], pending: bool = False) -> None:
+    """Hand ``files`` final results of ``partition`` emitted at ``times`` (lines given without breaks), written
+    or (``pending``) to be written by their source."""
     at = np.asarray(times, dtype=np.int64)
-    files.results(partition, at, np.zeros_like(at), LineBlock.of(lines), final=True)
+    block = LineBlock.of(lines)
+    files.results(
+        partition,
+        at,
+        np.zeros_like(at),
+        PendingLines(WrittenRows(block.data, block.starts)) if pending else block,
+        final=True,
+    )
 
 
 def replay_output(
-    out: Path, times: dict[int, list[int]], slices: list[tuple[int, int, int]], hold: int, write_back: int = 0
+    out: Path,
+    times: dict[int, list[int]],
+    slices: list[tuple[int, int, int]],
+    hold: int,
+    write_back: int = 0,
+    pending: frozenset[int] = frozenset(),
 ) -> bytes:
     """Feed the slices to ``ReplayFiles``, settling after each one as far as every partition's progress allows
-    (and, with ``write_back`` N, having the files written back after every Nth slice)."""
+    (and, with ``write_back`` N, having the files written back after every Nth slice); the slices numbered in
+    ``pending`` come as lines still to be written."""
     files = ReplayFiles(out, hold_bytes=hold)
     sent = {p: 0 for p in times}
     for step, (p, first, end) in enumerate(slices, 1):
         if write_back and step % write_back == 0:
             files.write_back()
         lines = [b'{"p":%d,"i":%d,"t":%d}' % (p, i, times[p][i]) for i in range(first, end)]
-        _results(files, p, times[p][first:end], lines)
+        _results(files, p, times[p][first:end], lines, step in pending)
         sent[p] = end
         # a partition emits nothing earlier than its next line (or ever again, once done)
         next_times = [t[sent[q]] for q, t in times.items() if sent[q] < len(t)]
@@ -61,16 +76,22 @@ def replay_output(
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(run=emission_runs(), hold=st.sampled_from([0, 100, 1 << 20]), write_back=st.integers(0, 3))
+@given(
+    run=emission_runs(),
+    hold=st.sampled_from([0, 100, 1 << 20]),
+    write_back=st.integers(0, 3),
+    pending=st.frozensets(st.integers(1, 30)),
+)
 def test_lines_come_out_by_time_then_partition_however_they_arrive(
     tmp_path_factory: pytest.TempPathFactory,
     run: tuple[dict[int, list[int]], list[tuple[int, int, int]]],
     hold: int,
     write_back: int,
+    pending: frozenset[int],
 ) -> None:
     times, slices = run
     out = tmp_path_factory.mktemp("out")
-    written = replay_output(out, times, slices, hold, write_back)
+    written = replay_output(out, times, slices, hold, write_back, pending)
     expected = sorted((t, p, i) for p, ts in times.items() for i, t in enumerate(ts))
     assert written == "".join(f'{{"p":{p},"i":{i},"t":{t}}}\n' for t, p, i in expected).encode()
 

@@ -10,6 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connectors.line_blocks import LineBlock
+from connectors.line_gather import write_merged
+from jobs.line_encoding import DecisionRows, ResultRows
 from jobs.records import result_lines
 from windows.results import WindowResults
 
@@ -132,3 +135,42 @@ def test_unsigned_values_are_written_as_integers_and_too_large_ones_refused() ->
     huge = WindowResults("w", 0, True, ids, ids, ids, ids, {"n": np.array([2**64 - 1], dtype=np.uint64)})
     with pytest.raises(ValueError, match=r'result column "n" holds 18446744073709551615, above the largest'):
         result_lines(huge, "j", 0, [b'"a"'])
+
+
+@given(
+    rows=st.integers(1, 40),
+    seed=st.integers(0, 2**32 - 1),
+    buffer_size=st.sampled_from([64, 1 << 20]),
+    stretch=st.sampled_from([1, 5, 4096]),
+)
+def test_result_and_decision_rows_written_into_a_merge_are_the_lines_they_write_at_once(
+    rows: int, seed: int, buffer_size: int, stretch: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    keys = rng.integers(0, 3, rows).astype(np.int64)
+    starts = np.sort(rng.integers(0, 10_000, rows)).astype(np.int64)
+    values = [rng.normal(size=rows), rng.integers(0, 99, rows).astype(np.int64)]
+    key_json, key_text = [b'"a"', b'"b"', orjson.dumps("c\n")], [b"a", b"b", b"c\n"]
+    traces = np.full((2, 3, 5), np.iinfo(np.int64).min, dtype=np.int64)
+    traces[0, :2] = [[5, 1, 7, 11, 12], [4, 0, 0, 13, 14]]  # (ts, seq, origin, trace high, trace low)
+    trace_rows = rng.integers(-1, 2, rows).astype(np.int64)
+    results = ResultRows(b'{"job":"j",', key_json, keys, starts, starts + 10, starts + 12, [b'"x"', b'"n"'], values)
+    decisions = DecisionRows(
+        b'{"rule":"r",', b"j\x1fr\x1fw\x1f", key_text, key_json, keys, starts, starts + 10, starts + 12,
+        [b'"x"', b'"n"'], values, trace_rows, traces,
+    )  # fmt: skip
+    eager = [LineBlock(*source.lines()).records() for source in (results, decisions)]
+    # every row of both, interleaved at random, the first and last rows of each left out
+    picks = [(s, r) for s in (0, 1) for r in range(1, rows - 1)]
+    order = rng.permutation(len(picks))
+    written: list[bytes] = []
+    write_merged(
+        [(results, 1, max(rows - 2, 0)), (decisions, 1, max(rows - 2, 0))],
+        np.asarray([picks[i][0] for i in order], dtype=np.int64),
+        np.asarray([picks[i][1] - 1 for i in order], dtype=np.int64),
+        lambda view: written.append(bytes(view)),
+        buffer_size,
+        stretch,
+    )
+    assert b"".join(written) == b"".join(eager[picks[i][0]][picks[i][1]] + b"\n" for i in order)
+    assert decisions.origins.tolist() == [7 if at == 0 else 0 for at in trace_rows.tolist()]
