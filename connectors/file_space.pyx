@@ -16,17 +16,17 @@ cdef extern from *:
     #if defined(__linux__)
     #include <fcntl.h>
     #include <linux/falloc.h>
-    static int winnow_reserve(int fd, long long offset, long long length) {
+    static int winnow_fallocate_ahead(int fd, long long offset, long long length) {
         return fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length) == 0 ? 0 : errno;
     }
     #else
-    static int winnow_reserve(int fd, long long offset, long long length) {
+    static int winnow_fallocate_ahead(int fd, long long offset, long long length) {
         (void)fd; (void)offset; (void)length;
         return EOPNOTSUPP;
     }
     #endif
     """
-    int winnow_reserve(int fd, long long offset, long long length) nogil
+    int winnow_fallocate_ahead(int fd, long long offset, long long length) nogil
 
 
 def reserve(int fd, long long offset, long long length) -> int:
@@ -36,5 +36,5 @@ def reserve(int fd, long long offset, long long length) -> int:
         raise ValueError(f"cannot reserve {length} bytes at offset {offset} of a file.")
     cdef int error
     with nogil:
-        error = winnow_reserve(fd, offset, length)
+        error = winnow_fallocate_ahead(fd, offset, length)
     return error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import io
 import os
@@ -54,17 +55,21 @@ class ReservingWriter:
         self.written = 0
         self.reserved = 0  # bytes from the file's start whose blocks are reserved
         self._reserving = True
+        self._partly = False  # a reservation that failed may have reserved some blocks
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         end = self.written + len(data)
         if end > self.reserved and self._reserving:
             length = max(self.ahead, end - self.reserved)
-            if reserve(self._file.fileno(), self.reserved, length) == 0:
+            error = reserve(self._file.fileno(), self.reserved, length)
+            if error == 0:
                 self.reserved += length
             else:
                 self._reserving = False
+                self._partly |= error == errno.ENOSPC  # a full disk may have taken part of it
+        count = self._file.write(data)
         self.written = end
-        return self._file.write(data)
+        return count
 
     def flush(self) -> None:
         self._file.flush()
@@ -77,10 +82,12 @@ class ReservingWriter:
             return
         try:
             self._file.flush()
-            if self.reserved > self.written:  # blocks past the end stay reserved until the file is cut there
-                os.ftruncate(self._file.fileno(), self.written)
         finally:
-            self._file.close()
+            try:  # blocks reserved past the end stay reserved until the file is cut there
+                if self.reserved or self._partly:
+                    os.ftruncate(self._file.fileno(), self.written)
+            finally:
+                self._file.close()
 
 
 #: Bytes read from an event log at a time (at most); from a compressed log, less: a damaged one loses

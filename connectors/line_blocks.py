@@ -88,7 +88,7 @@ class LineBlock:
 
 class PendingLines:
     """Lines not written yet: rows ``[first, stop)`` of a ``LineSource`` (``connectors/line_source.pyx``),
-    which writes them when they are needed: straight into a merged file (``line_gather.write_merged``), or
+    which writes them when they are needed: by the merge into a file (``line_gather.write_merged``), or
     as a ``LineBlock`` on first use of ``data`` or ``starts`` (the source writes all its rows once and keeps
     them). Everything else reads as a ``LineBlock`` does."""
 

@@ -1,6 +1,6 @@
 # A growable byte buffer that JSON lines are written into, and the appends the line writers use: shared by
 # ``jobs/line_encoding.pyx`` (which writes result and decision lines) and ``connectors/line_gather.pyx``
-# (which has lines written straight into the buffer it writes merged output files from).
+# (which has lines written into a scratch buffer while it writes merged output files).
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF

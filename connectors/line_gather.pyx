@@ -61,19 +61,23 @@ def write_merged(list blocks, const int64_t[::1] block_of, const int64_t[::1] li
     written already (line ``j`` is ``text[offsets[j]:offsets[j + 1]]``), or ``(source, first, count)``,
     rows ``first .. first + count - 1`` of a ``LineSource``, whose lines are written here. Lines go out
     through one reused buffer in pieces of at most ``buffer_size`` bytes (a longer line on its own), so no
-    merged copy is ever made.
+    merged copy of the whole is ever made. ``write`` gets a view that is released when it returns.
 
     A merge takes a few lines from one block, then a few from another: written line by line in that order,
     sources would read their columns a few rows at a time from dozens of places. Instead, for each stretch
     of ``stretch_lines`` output lines, each source writes the rows the stretch takes from it (one range, as
     a block's lines keep their order in a merge) into a scratch buffer small enough to stay in the CPU's
-    caches, and the stretch's lines are copied from there."""
+    caches, and the stretch's lines are copied from there. Lines of a block taken out of order, or again,
+    come out right too, at the cost of writing every row between the lowest and highest the stretch takes."""
     cdef Py_ssize_t n = block_of.shape[0], count = len(blocks), i, j, b, before, start, stop, used, made, row
     cdef int64_t block, line, first, length
     if line_of.shape[0] != n:
         raise ValueError("write_merged takes one block and one line per output position.")
-    if stretch_lines < 1:
-        raise ValueError(f"write_merged writes stretches of at least one line, not {stretch_lines}.")
+    if stretch_lines < 1 or buffer_size < 1:
+        raise ValueError(
+            f"write_merged writes stretches of at least one line and pieces of at least one byte, not "
+            f"{stretch_lines} lines and {buffer_size} bytes."
+        )
     cdef list kept = []  # the objects the pointers below point into
     cdef const char** sources = <const char**>PyMem_Malloc(max(count, 1) * sizeof(char*))
     cdef const int64_t** offsets = <const int64_t**>PyMem_Malloc(max(count, 1) * sizeof(int64_t*))
@@ -87,6 +91,8 @@ def write_merged(list blocks, const int64_t[::1] block_of, const int64_t[::1] li
     cdef Py_ssize_t* base = <Py_ssize_t*>PyMem_Malloc(max(count, 1) * sizeof(Py_ssize_t))
     cdef Py_ssize_t* touched = <Py_ssize_t*>PyMem_Malloc(max(count, 1) * sizeof(Py_ssize_t))
     cdef int64_t* written = NULL  # offsets of the rows written in ``scratch`` for the stretch
+    # the stretch's (block, line) pairs as checked: ``write`` runs Python code, which could change the caller's
+    cdef int64_t* pairs = <int64_t*>PyMem_Malloc(2 * min(max(n, 1), stretch_lines) * sizeof(int64_t))
     cdef Py_ssize_t written_room = 0, touched_count
     cdef const int64_t[::1] starts
     cdef Buffer out
@@ -96,7 +102,7 @@ def write_merged(list blocks, const int64_t[::1] block_of, const int64_t[::1] li
     try:
         if (
             sources == NULL or offsets == NULL or rows == NULL or firsts == NULL or counts == NULL
-            or low == NULL or high == NULL or base == NULL or touched == NULL
+            or low == NULL or high == NULL or base == NULL or touched == NULL or pairs == NULL
         ):
             raise MemoryError("no memory to merge output lines")
         for b in range(count):
@@ -104,7 +110,7 @@ def write_merged(list blocks, const int64_t[::1] block_of, const int64_t[::1] li
             low[b] = -1
             if isinstance(entry[0], LineSource):
                 source, first, length = entry
-                if first < 0 or length < 0 or first + length > (<LineSource>source).count:
+                if first < 0 or length < 0 or first > (<LineSource>source).count - length:
                     raise ValueError(
                         f"rows {first} to {first + length} are not among the {(<LineSource>source).count} of a source."
                     )
@@ -138,6 +144,8 @@ def write_merged(list blocks, const int64_t[::1] block_of, const int64_t[::1] li
                     raise IndexError(f"block {block} is not among the {count} blocks.")
                 if line < 0 or line >= counts[block]:
                     raise IndexError(f"line {line} is not among the {counts[block]} lines of block {block}.")
+                pairs[2 * (i - start)] = block
+                pairs[2 * (i - start) + 1] = line
                 if rows[block] == NULL:
                     continue
                 if low[block] < 0:
@@ -172,8 +180,8 @@ def write_merged(list blocks, const int64_t[::1] block_of, const int64_t[::1] li
                 made += 1
             # the stretch's lines, in order
             for i in range(start, stop):
-                block = block_of[i]
-                line = line_of[i]
+                block = pairs[2 * (i - start)]
+                line = pairs[2 * (i - start) + 1]
                 before = out.size
                 if rows[block] != NULL:
                     j = base[block] + line - low[block]
@@ -182,16 +190,16 @@ def write_merged(list blocks, const int64_t[::1] block_of, const int64_t[::1] li
                     first = offsets[block][line]
                     put(&out, sources[block] + first, offsets[block][line + 1] - first)
                 if out.size > buffer_size and before:  # the lines before this one first, then it begins the next
-                    write(PyMemoryView_FromMemory(out.data, before, PyBUF_READ))
+                    _write(write, out.data, before)
                     memmove(out.data, out.data + before, out.size - before)
                     out.size -= before
                 if out.size >= buffer_size:
-                    write(PyMemoryView_FromMemory(out.data, out.size, PyBUF_READ))
+                    _write(write, out.data, out.size)
                     out.size = 0
             for j in range(touched_count):
                 low[touched[j]] = -1
         if out.size:
-            write(PyMemoryView_FromMemory(out.data, out.size, PyBUF_READ))
+            _write(write, out.data, out.size)
     finally:
         PyMem_Free(out.data)
         PyMem_Free(scratch.data)
@@ -205,6 +213,17 @@ def write_merged(list blocks, const int64_t[::1] block_of, const int64_t[::1] li
         PyMem_Free(high)
         PyMem_Free(base)
         PyMem_Free(touched)
+        PyMem_Free(pairs)
+
+
+cdef void _write(write, char* data, Py_ssize_t size) except *:
+    """Hand ``write`` a view of ``size`` bytes at ``data``, released when it returns (the memory is reused:
+    a view kept past the call cannot be read)."""
+    view = PyMemoryView_FromMemory(data, size, PyBUF_READ)
+    try:
+        write(view)
+    finally:
+        view.release()
 
 
 cdef void _check_offsets(bytes data, const int64_t[::1] starts) except *:

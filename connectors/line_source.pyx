@@ -5,10 +5,11 @@ A replay holds a batch's output until every partition has passed its emission
 times, then merges the partitions' lines by time into the files
 (``connectors.jsonl_files``). Written as soon as they are made, the lines of a
 batch (tens of megabytes) are out of the CPU's caches by the time the merge
-copies them into its write buffer. Held as columns instead, each line is
-written straight into that buffer, in merged order (``line_gather.write_merged``),
-and never copied. Sinks that want the text at once (Kafka) ask for it
-(``lines``), which writes every row once, as a block.
+copies them into its write buffer. Held as columns instead, they are written
+by the merge (``line_gather.write_merged``) a stretch at a time into a small
+buffer that stays in the caches, and copied from there. Sinks that want the
+text at once (Kafka) ask for it (``lines``), which writes every row once, as a
+block.
 
 ``jobs/line_encoding.pyx`` has the sources: result rows and decision rows.
 """

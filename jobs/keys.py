@@ -109,7 +109,8 @@ class KeyRegistry:
         distinct = self._distinct
         # the distinct new hashes, by a sort (``np.unique`` takes a hash path here whose first call costs 10 ms)
         new = np.sort(hashes[ranked:])
-        new = new[np.concatenate([[True], new[1:] != new[:-1]])]
+        if new.shape[0]:
+            new = new[np.concatenate([[True], new[1:] != new[:-1]])]
         at = np.searchsorted(distinct, new)
         known = np.zeros(new.shape[0], dtype=bool)
         inside = at < distinct.shape[0]

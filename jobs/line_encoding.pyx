@@ -8,8 +8,8 @@ line per row, each ending in a line break, when asked
 (``connectors/line_source.pyx``): all at once into one ``bytes`` buffer with
 the offset where each line starts (``lines``: the form of a
 ``connectors.line_blocks.LineBlock``, from which the Kafka sink builds record
-batches, ``connectors/record_batches.pyx``), or row by row straight into the
-buffer a replay's merged files are written from (``connectors/line_gather.pyx``).
+batches, ``connectors/record_batches.pyx``), or a range of rows at a time
+while a replay's merged files are written (``connectors/line_gather.pyx``).
 No Python object is made per line.
 
 Numbers are written in the format ``jobs/records.py`` documents: integral
@@ -325,7 +325,7 @@ cdef class DecisionRows(LineSource):
                 at = self.rows_traced[i]
                 if at >= self.traced:
                     raise IndexError(f"decision {i} points at trace entry {at}, past the {self.traced} given")
-                if at >= 0 and self.trace[at, 0, LINK_SEQ] != NO_SEQ:
+                if self.width and at >= 0 and self.trace[at, 0, LINK_SEQ] != NO_SEQ:
                     origins[i] = self.trace[at, 0, LINK_ORIGIN]
         self.origins = origins_array
         # every id's text, one after another, then their digests, many at a time (``blake2b_128_many``)
@@ -356,7 +356,9 @@ cdef class DecisionRows(LineSource):
             PyMem_Free(id_ends)
             PyMem_Free(id_texts)
         self.count = n
-        self.row_bytes = 8 * (5 + len(names)) + 16 + (self.width * LINK_FIELDS * 8 if self.traced else 0)
+        # the trace entries are the whole chunk's (its rows that met a rule's condition, often many more than
+        # fired): each row counts its share of them
+        self.row_bytes = 8 * (5 + len(names)) + 16 + (self.traced * self.width * LINK_FIELDS * 8) // max(n, 1)
         # a trace link takes about 35 bytes
         self.line_bytes = PyBytes_GET_SIZE(head) + 384 + 48 * self.width
 

@@ -120,3 +120,34 @@ def test_a_merged_write_names_a_line_or_block_it_lacks() -> None:
         write_merged([(WrittenRows(block.data, block.starts), 0, 1)], zero, one, print)
     with pytest.raises(ValueError, match="rows 1 to 3 are not among the 1 of a source"):
         write_merged([(WrittenRows(block.data, block.starts), 1, 2)], zero, zero, print)
+
+
+def test_a_merged_write_reads_its_order_once_and_hands_out_views_it_takes_back() -> None:
+    lines = [b"%d" % i for i in range(10)]
+    block = LineBlock.of(lines)
+    source = WrittenRows(block.data, block.starts)
+    block_of = np.zeros(10, dtype=np.int64)
+    line_of = np.arange(10, dtype=np.int64)[::-1].copy()
+    views: list[memoryview] = []
+    pieces: list[bytes] = []
+
+    def write(view: memoryview) -> None:
+        views.append(view)
+        pieces.append(bytes(view))
+        line_of[:5] = 10**12  # the stretch being written changes under the write: its lines come out as read
+
+    write_merged([(source, 0, 10)], block_of, line_of, write, buffer_size=4, stretch_lines=5)
+    assert b"".join(pieces) == b"".join(line + b"\n" for line in reversed(lines))
+    with pytest.raises(ValueError, match="released"):
+        bytes(views[0])  # its memory was reused: the view kept past the call reads nothing
+
+
+def test_a_merged_write_refuses_bad_sizes_and_source_ranges() -> None:
+    block = LineBlock.of([b"a"])
+    zero = np.zeros(1, dtype=np.int64)
+    with pytest.raises(ValueError, match="pieces of at least one byte, not 4096 lines and 0 bytes"):
+        write_merged([(block.data, block.starts)], zero, zero, print, buffer_size=0)
+    with pytest.raises(ValueError, match="stretches of at least one line"):
+        write_merged([(block.data, block.starts)], zero, zero, print, stretch_lines=0)
+    with pytest.raises(ValueError, match="are not among the 1 of a source"):
+        write_merged([(WrittenRows(block.data, block.starts), 2**62, 2**62)], zero, zero, print)

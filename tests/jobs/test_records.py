@@ -174,3 +174,15 @@ def test_result_and_decision_rows_written_into_a_merge_are_the_lines_they_write_
     )
     assert b"".join(written) == b"".join(eager[picks[i][0]][picks[i][1]] + b"\n" for i in order)
     assert decisions.origins.tolist() == [7 if at == 0 else 0 for at in trace_rows.tolist()]
+
+
+def test_decision_rows_without_trace_links_have_no_origins_and_count_the_trace_entries_they_hold() -> None:
+    ids = np.zeros(3, dtype=np.int64)
+    args = (b'{"rule":"r",', b"p", [b"a"], [b'"a"'], ids, ids, ids, ids, [b'"n"'], [np.ones(3)])
+    none_wide = DecisionRows(*args, np.zeros(3, dtype=np.int64), np.zeros((5, 0, 5), dtype=np.int64))
+    assert none_wide.origins.tolist() == [0, 0, 0]
+    assert all(b'"trace_id":null' in line for line in LineBlock(*none_wide.lines()).records())
+    few = DecisionRows(*args, np.zeros(3, dtype=np.int64), np.full((1, 4, 5), -1, dtype=np.int64))
+    many = DecisionRows(*args, np.zeros(3, dtype=np.int64), np.full((30_000, 4, 5), -1, dtype=np.int64))
+    # a held row counts its share of the chunk's trace entries, which it keeps alive until written
+    assert many.row_bytes - few.row_bytes == 30_000 * 4 * 5 * 8 // 3 - 1 * 4 * 5 * 8 // 3
