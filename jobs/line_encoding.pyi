@@ -5,32 +5,9 @@ import numpy.typing as npt
 
 from connectors.line_source import LineSource
 
-def result_lines(
-    head: bytes,
-    key_json: list[bytes],
-    key_ids: npt.NDArray[np.int64],
-    starts: npt.NDArray[np.int64],
-    ends: npt.NDArray[np.int64],
-    emitted_at: npt.NDArray[np.int64],
-    names: list[bytes],
-    columns: list[np.ndarray],
-) -> tuple[bytes, npt.NDArray[np.int64]]: ...
-def decision_lines(
-    head: bytes,
-    id_prefix: bytes,
-    key_text: list[bytes],
-    key_json: list[bytes],
-    key_ids: npt.NDArray[np.int64],
-    starts: npt.NDArray[np.int64],
-    ends: npt.NDArray[np.int64],
-    emitted_at: npt.NDArray[np.int64],
-    names: list[bytes],
-    columns: list[np.ndarray],
-    trace_rows: npt.NDArray[np.int64] | None,
-    traces: npt.NDArray[np.int64] | None,
-) -> tuple[bytes, npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+class PlacedRows(LineSource): ...
 
-class ResultRows(LineSource):
+class ResultRows(PlacedRows):
     def __init__(
         self,
         head: bytes,
@@ -43,7 +20,7 @@ class ResultRows(LineSource):
         columns: list[np.ndarray],
     ) -> None: ...
 
-class DecisionRows(LineSource):
+class DecisionRows(PlacedRows):
     origins: npt.NDArray[np.int64]
     def __init__(
         self,

@@ -161,10 +161,9 @@ cdef int put_placement(Buffer* b, bytes key_json, int64_t start, int64_t end, in
     return put_int(b, emitted_at)
 
 
-cdef class ResultRows(LineSource):
-    """Result lines of a chunk's columns, one per row: ``head`` (the fields every row shares, ending in a
-    comma), then the key (its JSON text from ``key_json``), the bounds, the emission time and the ``names``
-    values from ``columns``."""
+cdef class PlacedRows(LineSource):
+    """The columns every emitted row has: the fields its chunk shares (``head``, ending in a comma), its key
+    (its JSON text from ``key_json``), bounds and emission time, and its ``names`` values from ``columns``."""
 
     cdef bytes head
     cdef list key_json
@@ -173,6 +172,38 @@ cdef class ResultRows(LineSource):
     cdef const int64_t[:] ends
     cdef const int64_t[:] emitted_at
     cdef Values values
+
+    cdef int _hold(
+        self,
+        str rows,
+        bytes head,
+        list key_json,
+        const int64_t[:] key_ids,
+        const int64_t[:] starts,
+        const int64_t[:] ends,
+        const int64_t[:] emitted_at,
+        list names,
+        list columns,
+    ) except -1:
+        """Keep the columns of ``rows`` ("result" or "decision"), refusing ones of other lengths and key ids
+        without a key text now, not when the lines are written."""
+        cdef Py_ssize_t n = key_ids.shape[0]
+        if starts.shape[0] != n or ends.shape[0] != n or emitted_at.shape[0] != n:
+            raise ValueError(f"{rows} columns of {n} keys need as many starts, ends and emission times.")
+        self.head, self.key_json = head, key_json
+        self.key_ids, self.starts, self.ends, self.emitted_at = key_ids, starts, ends, emitted_at
+        self.values = Values(names, columns)
+        for column in self.values.arrays:
+            if column.shape[0] != n:
+                raise ValueError(f"a {rows} value column of {column.shape[0]} rows does not match {n} keys.")
+        _check_keys(key_json, key_ids)
+        self.count = n
+        return 0
+
+
+cdef class ResultRows(PlacedRows):
+    """Result lines of a chunk's columns, one per row: ``head``, then the key, the bounds, the emission time
+    and the values (``PlacedRows``)."""
 
     def __cinit__(
         self,
@@ -185,17 +216,7 @@ cdef class ResultRows(LineSource):
         list names not None,
         list columns not None,
     ):
-        cdef Py_ssize_t n = key_ids.shape[0]
-        if starts.shape[0] != n or ends.shape[0] != n or emitted_at.shape[0] != n:
-            raise ValueError(f"result columns of {n} keys need as many starts, ends and emission times.")
-        self.head, self.key_json = head, key_json
-        self.key_ids, self.starts, self.ends, self.emitted_at = key_ids, starts, ends, emitted_at
-        self.values = Values(names, columns)
-        for column in self.values.arrays:
-            if column.shape[0] != n:
-                raise ValueError(f"a result value column of {column.shape[0]} rows does not match {n} keys.")
-        _check_keys(key_json, key_ids)  # now, not when the lines are written
-        self.count = n
+        self._hold("result", head, key_json, key_ids, starts, ends, emitted_at, names, columns)
         self.row_bytes = 8 * (4 + len(names))
         self.line_bytes = PyBytes_GET_SIZE(head) + 160
 
@@ -208,21 +229,6 @@ cdef class ResultRows(LineSource):
         put(b, ',"values":', 10)
         self.values.write(b, i)
         return put(b, "}\n", 2)
-
-
-def result_lines(
-    bytes head,
-    list key_json,
-    const int64_t[:] key_ids,
-    const int64_t[:] starts,
-    const int64_t[:] ends,
-    const int64_t[:] emitted_at,
-    list names,
-    list columns,
-):
-    """The lines of ``ResultRows`` written at once: the lines (each with its line break) in one buffer, and
-    the ``n + 1`` offsets where they start."""
-    return ResultRows(head, key_json, key_ids, starts, ends, emitted_at, names, columns).lines()
 
 
 # ---- decisions -------------------------------------------------------------------------
@@ -255,7 +261,7 @@ cdef inline bint repeats_a_trace(const int64_t* row, Py_ssize_t j) noexcept:
 cdef Py_ssize_t PREFETCH_AHEAD = 6
 
 
-cdef class DecisionRows(LineSource):
+cdef class DecisionRows(PlacedRows):
     """Decision lines of a chunk's columns, one per row, and each row's trace origin time (epoch ms, 0:
     unknown) in ``origins``.
 
@@ -266,13 +272,6 @@ cdef class DecisionRows(LineSource):
     the trace of the event that made the window fire (the first entry) and the other distinct traces it
     keeps."""
 
-    cdef bytes head
-    cdef list key_json
-    cdef const int64_t[:] key_ids
-    cdef const int64_t[:] starts
-    cdef const int64_t[:] ends
-    cdef const int64_t[:] emitted_at
-    cdef Values values
     cdef const int64_t[:, :, ::1] trace
     cdef const int64_t[:] rows_traced
     cdef Py_ssize_t width
@@ -297,15 +296,7 @@ cdef class DecisionRows(LineSource):
     ):
         cdef Py_ssize_t n = key_ids.shape[0], i, id_start
         cdef int64_t at
-        if starts.shape[0] != n or ends.shape[0] != n or emitted_at.shape[0] != n:
-            raise ValueError(f"decision columns of {n} keys need as many starts, ends and emission times.")
-        _check_keys(key_json, key_ids)  # now, not when the lines are written
-        self.head, self.key_json = head, key_json
-        self.key_ids, self.starts, self.ends, self.emitted_at = key_ids, starts, ends, emitted_at
-        self.values = Values(names, columns)
-        for column in self.values.arrays:
-            if column.shape[0] != n:
-                raise ValueError(f"a decision value column of {column.shape[0]} rows does not match {n} keys.")
+        self._hold("decision", head, key_json, key_ids, starts, ends, emitted_at, names, columns)
         if (trace_rows is None) != (traces is None):
             raise ValueError("decision trace entries need both their rows and the entries")
         origins_array = np.zeros(n, dtype=np.int64)
@@ -355,7 +346,6 @@ cdef class DecisionRows(LineSource):
             PyMem_Free(text.data)
             PyMem_Free(id_ends)
             PyMem_Free(id_texts)
-        self.count = n
         # the trace entries are the whole chunk's (its rows that met a rule's condition, often many more than
         # fired): each row counts its share of them
         self.row_bytes = 8 * (5 + len(names)) + 16 + (self.traced * self.width * LINK_FIELDS * 8) // max(n, 1)
@@ -422,29 +412,6 @@ cdef inline void prefetch_row(const int64_t[:, :, ::1] trace, int64_t at, Py_ssi
     """Have the CPU start loading trace row ``at`` (every cache line of it), if there is one."""
     if 0 <= at < traced:
         prefetch_span(&trace[at, 0, 0], trace.shape[1] * trace.shape[2] * sizeof(int64_t))
-
-
-def decision_lines(
-    bytes head,
-    bytes id_prefix,
-    list key_text,
-    list key_json,
-    const int64_t[:] key_ids,
-    const int64_t[:] starts,
-    const int64_t[:] ends,
-    const int64_t[:] emitted_at,
-    list names,
-    list columns,
-    trace_rows,
-    traces,
-):
-    """The lines of ``DecisionRows`` written at once, in one buffer with the ``n + 1`` offsets where the lines
-    start (as ``result_lines``), and each row's trace origin time (epoch ms, 0: unknown)."""
-    rows = DecisionRows(
-        head, id_prefix, key_text, key_json, key_ids, starts, ends, emitted_at, names, columns, trace_rows, traces
-    )
-    data, line_starts = rows.lines()
-    return data, line_starts, rows.origins
 
 
 # ---- decision ids ------------------------------------------------------------------------
