@@ -134,6 +134,22 @@ cdef extern from *:
     }
     """
     int LANES "WINNOW_B2B_LANES"
+
+
+cdef extern from *:
+    """
+    /* The 16 digest bytes of a state's first two words: their bytes in little-endian order, which is how a
+       little-endian CPU holds them (one copy); byte by byte elsewhere. */
+    static inline void winnow_b2b_store_digest(uint8_t* out, const uint64_t* words) {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        memcpy(out, words, 16);
+    #else
+        int b;
+        for (b = 0; b < 16; b++) out[b] = (uint8_t)(words[b / 8] >> (8 * (b % 8)));
+    #endif
+    }
+    """
+    void winnow_b2b_store_digest(uint8_t* out, const uint64_t* words) noexcept nogil
     void winnow_b2b_compress_lanes(uint64_t* digests, const uint8_t* blocks, const uint64_t* counters) noexcept nogil
 
 
@@ -161,14 +177,13 @@ cdef inline void _flush_lanes(uint8_t* blocks, uint64_t* counters, const Py_ssiz
     """Hash the ``filled`` messages in ``blocks`` (the other lanes hash an empty message, unread) and write
     message ``lane``'s digest to ``digests + 16 * which[lane]``."""
     cdef uint64_t words[16]
-    cdef int lane, b
+    cdef int lane
     for lane in range(filled, LANES):
         memset(blocks + 128 * lane, 0, 128)
         counters[lane] = 0
     winnow_b2b_compress_lanes(words, blocks, counters)
     for lane in range(filled):
-        for b in range(16):
-            digests[16 * which[lane] + b] = <uint8_t>(words[2 * lane + b // 8] >> (8 * (b % 8)))
+        winnow_b2b_store_digest(digests + 16 * which[lane], words + 2 * lane)
 
 
 cdef void blake2b_128_many(const uint8_t** data, const Py_ssize_t* sizes, Py_ssize_t n, uint8_t* digests) noexcept nogil:
@@ -183,8 +198,8 @@ cdef void blake2b_128_many(const uint8_t** data, const Py_ssize_t* sizes, Py_ssi
         if sizes[i] > 128:
             blake2b_128(data[i], sizes[i], digests + 16 * i)
             continue
-        memset(blocks + 128 * filled, 0, 128)
         memcpy(blocks + 128 * filled, data[i], sizes[i])
+        memset(blocks + 128 * filled + sizes[i], 0, 128 - sizes[i])
         counters[filled] = <uint64_t>sizes[i]
         which[filled] = i
         filled += 1
