@@ -20,9 +20,8 @@ from connectors.event_decoding import LateRecord, Rejected
 from connectors.event_lines import EventLines
 from connectors.event_scan import line_spans
 from connectors.file_space import reserve
-from connectors.line_blocks import DecisionBlock, LineBlock, Lines, PendingLines
+from connectors.line_blocks import DecisionBlock, LineBlock, Lines
 from connectors.line_gather import write_merged
-from connectors.line_source import LineSource
 from windows.errors import reason
 from windows.events import Int64Array
 
@@ -263,11 +262,7 @@ class _HeldLines:
             self._writer = open(self.path, "wb", buffering=1 << 20)
         for chunk in in_memory:
             assert chunk.lines is not None
-            lines = chunk.lines
-            # rows still to be written are written for the part file only, their source keeps no text
-            written = (
-                LineBlock(*lines.source.lines_of(lines.first, lines.stop)) if isinstance(lines, PendingLines) else lines
-            )
+            written = chunk.lines.alone()
             self._writer.write(written.text())
             chunk.lines, chunk.starts = None, written.starts
         self.held_bytes = 0
@@ -279,13 +274,6 @@ class _HeldLines:
 
     def handles(self) -> list[IO[bytes]]:
         return [handle for handle in (self._writer, self._reader) if handle is not None]
-
-
-def _merged_block(lines: Lines) -> tuple[bytes, Int64Array] | tuple[LineSource, int, int]:
-    """``lines`` as ``write_merged`` takes a block: written lines, or rows of their source."""
-    if isinstance(lines, PendingLines):
-        return lines.source, lines.first, len(lines)
-    return lines.data, lines.starts
 
 
 def write_back(handle: IO[bytes] | ReservingWriter) -> None:
@@ -307,8 +295,8 @@ class ReplayFiles:
     held until every partition's stream time has passed their emission time
     (a partition never emits earlier than its stream time), then merged and
     written; ``settle`` does that as the run goes. Lines still to be written
-    (``PendingLines``) are held as their rows' columns and written straight
-    into the merge (``line_gather.write_merged``). Held lines beyond
+    (``PendingLines``) are held as their rows' columns and written by the
+    merge (``line_gather.write_merged``). Held lines beyond
     ``hold_bytes`` (or all of them, on ``spill``) wait in part files instead
     of memory, written.
     """
@@ -325,8 +313,8 @@ class ReplayFiles:
                 shutil.rmtree(self.parts_dir)
             self._late = open(out_dir / "late.jsonl", "wb")
             self._rejected = open(out_dir / "rejected.jsonl", "wb")
-            # lines reach these files in pieces of up to a megabyte (``write_merged``'s buffer, or a block's
-            # text); a file buffer smaller than those passes them straight to the file instead of copying them
+            # lines reach these files in pieces of up to a megabyte (``write_merged``'s buffer); a file buffer
+            # smaller than those passes them straight to the file instead of copying them
             self._merged = {
                 kind: ReservingWriter(out_dir / f"{kind}.jsonl", MERGED_FILE_BUFFER) for kind in self.MERGED
             }
@@ -371,7 +359,6 @@ class ReplayFiles:
             try:
                 taken: list[Lines] = []
                 times: list[Int64Array] = []
-                partitions = 0
                 for partition in sorted(by_partition):
                     held = by_partition[partition]
                     was = held.held_bytes
@@ -379,26 +366,20 @@ class ReplayFiles:
                         ready, blocks = held.pop_ready(before)
                     finally:  # what it took stays taken even when reading back a part file failed
                         self._held_bytes += held.held_bytes - was
-                    if blocks:
-                        partitions += 1
-                        times.extend(ready)
-                        taken.extend(blocks)
+                    times.extend(ready)
+                    taken.extend(blocks)
                 if not taken:
-                    continue
-                out = self._merged[kind]
-                if partitions == 1 and all(isinstance(block, LineBlock) for block in taken):
-                    for block in taken:
-                        out.write(block.text())
                     continue
                 counts = [len(block) for block in taken]
                 sizes = np.zeros(len(taken) + 1, dtype=np.int64)
                 np.cumsum(counts, out=sizes[1:])
-                if partitions == 1:
-                    order = np.arange(int(sizes[-1]), dtype=np.int64)
-                else:  # a stable sort of partition-major lines by time keeps partition order among equal times
-                    order = np.argsort(np.concatenate(times), kind="stable")
+                # a stable sort of partition-major lines by time keeps partition order among equal times (and
+                # a single partition's emission order)
+                order = np.argsort(np.concatenate(times), kind="stable")
                 block_of = np.repeat(np.arange(len(taken), dtype=np.int64), counts)[order]
-                write_merged([_merged_block(block) for block in taken], block_of, order - sizes[block_of], out.write)
+                write_merged(
+                    [block.merged() for block in taken], block_of, order - sizes[block_of], self._merged[kind].write
+                )
             except OSError as error:  # writing the merged file, or reading back a part file
                 raise ConnectorError(f"cannot write {kind}.jsonl in {self.out_dir}: {reason(error)}.") from None
 

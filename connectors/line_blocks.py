@@ -68,6 +68,14 @@ class LineBlock:
         data, starts = self.data, self.starts.tolist()
         return [data[a : b - 1] for a, b in pairwise(starts)]
 
+    def merged(self) -> tuple[bytes, Int64Array]:
+        """These lines as ``line_gather.write_merged`` takes a block."""
+        return self.data, self.starts
+
+    def alone(self) -> LineBlock:
+        """These lines, written (they are)."""
+        return self
+
     def take(self, index: Int64Array) -> LineBlock:
         """The lines at positions ``index``, in that order, in a new buffer."""
         data, starts = gather(self.data, np.ascontiguousarray(self.starts), np.ascontiguousarray(index, np.int64))
@@ -117,8 +125,17 @@ class PendingLines:
         return offsets[self.first : self.stop + 1]
 
     def written(self) -> LineBlock:
-        """The lines, written."""
+        """The lines, written (by the source, which writes all its rows once and keeps them)."""
         return LineBlock(self.data, self.starts)
+
+    def merged(self) -> tuple[LineSource, int, int]:
+        """These rows as ``line_gather.write_merged`` takes a block: it has the source write them."""
+        return self.source, self.first, len(self)
+
+    def alone(self) -> LineBlock:
+        """These rows' lines written into a buffer of their own (the source keeps nothing: a spill writes
+        the rows it moves to a part file, and no more)."""
+        return LineBlock(*self.source.lines_of(self.first, self.stop))
 
     def text(self) -> memoryview:
         return self.written().text()

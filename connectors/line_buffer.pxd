@@ -1,6 +1,7 @@
-# A growable byte buffer that JSON lines are written into, and the appends the line writers use: shared by
-# ``jobs/line_encoding.pyx`` (which writes result and decision lines) and ``connectors/line_gather.pyx``
-# (which has lines written into a scratch buffer while it writes merged output files).
+# A growable byte buffer that JSON lines are written into, the appends the line writers use, and the check of
+# written lines' offsets: shared by ``jobs/line_encoding.pyx`` (which writes result and decision lines),
+# ``connectors/line_source.pyx`` and ``connectors/line_gather.pyx`` (which has lines written into a scratch
+# buffer while it writes merged output files).
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
@@ -133,3 +134,14 @@ cdef inline int put_number(Buffer* b, double value) except -1:
     finally:
         PyMem_Free(text)
     return 0
+
+
+cdef inline void check_offsets(bytes data, const int64_t[::1] starts) except *:
+    """Refuse line offsets into ``data`` that run backwards or reach outside it (lines are copied from them
+    unchecked)."""
+    cdef Py_ssize_t j
+    if starts.shape[0] == 0 or starts[0] < 0 or starts[starts.shape[0] - 1] > len(data):
+        raise ValueError(f"line offsets reach outside a buffer of {len(data)} bytes.")
+    for j in range(starts.shape[0] - 1):
+        if starts[j + 1] < starts[j]:
+            raise ValueError(f"line {j} ends at {starts[j + 1]}, before its start {starts[j]}.")

@@ -8,7 +8,7 @@ from cpython.object cimport PyObject
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memmove
 
-from connectors.line_buffer cimport Buffer, buffer_init, put
+from connectors.line_buffer cimport Buffer, buffer_init, check_offsets, put
 from connectors.line_source cimport LineSource
 
 
@@ -24,7 +24,7 @@ def gather(bytes data, const int64_t[::1] starts, const int64_t[::1] index):
     order into a new buffer; returns it with the offsets where its lines start (its length last)."""
     cdef Py_ssize_t n = index.shape[0], lines = starts.shape[0] - 1, i, total = 0
     cdef int64_t line
-    _check_offsets(data, starts)
+    check_offsets(data, starts)
     for i in range(n):
         line = index[i]
         if line < 0 or line >= lines:
@@ -126,7 +126,7 @@ def write_merged(list blocks, const int64_t[::1] block_of, const int64_t[::1] li
                 kept.append(data)
                 kept.append(array)
                 starts = array
-                _check_offsets(data, starts)
+                check_offsets(data, starts)
                 sources[b] = PyBytes_AS_STRING(data)
                 offsets[b] = &starts[0]
                 counts[b] = starts.shape[0] - 1
@@ -224,13 +224,3 @@ cdef void _write(write, char* data, Py_ssize_t size) except *:
         write(view)
     finally:
         view.release()
-
-
-cdef void _check_offsets(bytes data, const int64_t[::1] starts) except *:
-    """Refuse offsets that run backwards or reach outside ``data`` (lines are copied from them unchecked)."""
-    cdef Py_ssize_t j
-    if starts.shape[0] == 0 or starts[0] < 0 or starts[starts.shape[0] - 1] > len(data):
-        raise ValueError(f"line offsets reach outside a buffer of {len(data)} bytes.")
-    for j in range(starts.shape[0] - 1):
-        if starts[j + 1] < starts[j]:
-            raise ValueError(f"line {j} ends at {starts[j + 1]}, before its start {starts[j]}.")

@@ -14,13 +14,12 @@ block.
 ``jobs/line_encoding.pyx`` has the sources: result rows and decision rows.
 """
 
+from cpython.bytes cimport PyBytes_AS_STRING
 from libc.stdint cimport int64_t
 
+from connectors.line_buffer cimport Buffer, check_offsets, lines_free, lines_init, lines_taken, put
+
 import numpy as np
-
-from cpython.bytes cimport PyBytes_AS_STRING
-
-from connectors.line_buffer cimport Buffer, lines_free, lines_init, lines_taken, put
 
 
 cdef class LineSource:
@@ -68,11 +67,7 @@ cdef class WrittenRows(LineSource):
     def __cinit__(self, bytes text not None, offsets):
         self.offsets_array = np.ascontiguousarray(offsets, dtype=np.int64)
         self.offsets = self.offsets_array
-        if self.offsets.shape[0] == 0 or self.offsets[0] < 0 or self.offsets[self.offsets.shape[0] - 1] > len(text):
-            raise ValueError(f"line offsets reach outside a text of {len(text)} bytes.")
-        for row in range(self.offsets.shape[0] - 1):
-            if self.offsets[row + 1] < self.offsets[row]:
-                raise ValueError(f"line {row} ends at {self.offsets[row + 1]}, before its start {self.offsets[row]}.")
+        check_offsets(text, self.offsets)
         self.text = text
         self.count = self.offsets.shape[0] - 1
         self.row_bytes = (self.offsets[self.count] - self.offsets[0]) // max(self.count, 1) + 8

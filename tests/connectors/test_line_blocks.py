@@ -46,6 +46,10 @@ def test_offsets_that_run_backwards_or_past_the_buffer_are_refused() -> None:
     beyond = LineBlock(b"ab\n", np.array([0, 3, 9], dtype=np.int64))
     with pytest.raises(ValueError, match="reach outside a buffer of 3 bytes"):
         beyond.take(np.array([0], dtype=np.int64))
+    with pytest.raises(ValueError, match="reach outside a buffer of 3 bytes"):
+        WrittenRows(beyond.data, beyond.starts)
+    with pytest.raises(ValueError, match="line 1 ends at 1, before its start 3"):
+        WrittenRows(backwards.data, backwards.starts)
 
 
 @given(
