@@ -14,6 +14,27 @@ class PaneIndex:
         self, keys: npt.NDArray[np.int64], panes: npt.NDArray[np.int64], slots: npt.NDArray[np.int64]
     ) -> None: ...
     def remove(self, keys: npt.NDArray[np.int64], panes: npt.NDArray[np.int64]) -> None: ...
+    def create(
+        self,
+        keys: npt.NDArray[np.int64],
+        panes: npt.NDArray[np.int64],
+        slots: npt.NDArray[np.int64],
+        key_ids: npt.NDArray[np.int64],
+        pane_of: npt.NDArray[np.int64],
+        alive: npt.NDArray[np.uint8],
+        stored: npt.NDArray[np.uint8],
+        touched: npt.NDArray[np.int64],
+        stamp: int,
+    ) -> None: ...
+    def release(
+        self,
+        slots: npt.NDArray[np.int64],
+        key_ids: npt.NDArray[np.int64],
+        pane_of: npt.NDArray[np.int64],
+        alive: npt.NDArray[np.uint8],
+        changed: npt.NDArray[np.uint8],
+        stored: npt.NDArray[np.uint8],
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
 
 def first_seen(
     slots: npt.NDArray[np.int64], mark: npt.NDArray[np.int64], position: npt.NDArray[np.int64], stamp: int

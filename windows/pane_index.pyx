@@ -15,7 +15,7 @@ touched, in three passes over the events (the second only over those whose
 pane is missing) instead of a sort.
 """
 
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 
 from windows.prefetch cimport __builtin_prefetch
 
@@ -87,6 +87,30 @@ cdef class PaneIndex:
         self.entries[at, 1] = pane
         self.entries[at, 2] = slot
         self.live += 1
+
+    cdef inline bint _insert_once(self, int64_t key, int64_t pane, int64_t slot) noexcept nogil:
+        """Store a pair with one walk of its probe, in its first free entry (as ``_put``); False, storing
+        nothing, when the pair is there already."""
+        cdef Py_ssize_t at = <Py_ssize_t>(mix(key, pane) & <uint64_t>self.mask), free = -1
+        cdef int64_t held
+        while True:
+            held = self.entries[at, 2]
+            if held == EMPTY:
+                break
+            if held == REMOVED:
+                if free < 0:
+                    free = at
+            elif self.entries[at, 0] == key and self.entries[at, 1] == pane:
+                return False
+            at = (at + 1) & self.mask
+        if free < 0:
+            free = at
+            self.used += 1
+        self.entries[free, 0] = key
+        self.entries[free, 1] = pane
+        self.entries[free, 2] = slot
+        self.live += 1
+        return True
 
     cdef void _reserve(self, Py_ssize_t extra):
         """Rebuild into a larger (or tombstone-free) table when ``extra`` more entries would fill half."""
@@ -171,9 +195,69 @@ cdef class PaneIndex:
                 self._prefetch(keys[i + AHEAD], panes[i + AHEAD])
             if slots[i] < 0:
                 raise ValueError(f"pane ({keys[i]}, {panes[i]}) cannot take slot {slots[i]}: slots are not negative.")
-            if self._find(keys[i], panes[i]) >= 0:
+            if not self._insert_once(keys[i], panes[i], slots[i]):
                 raise ValueError(f"pane ({keys[i]}, {panes[i]}) is in the index already.")
-            self._put(keys[i], panes[i], slots[i])
+
+    def create(self, const int64_t[::1] keys, const int64_t[::1] panes, const int64_t[::1] slots,
+               int64_t[::1] key_ids, int64_t[::1] pane_of, uint8_t[::1] alive, uint8_t[::1] stored,
+               int64_t[::1] touched, int64_t stamp):
+        """Add panes that are not in the index with their new slots, as ``insert``, and fill in the pane
+        table's columns of those slots (per-slot arrays): each one's key id and pane start, alive, not
+        stored, and touched by add number ``stamp``."""
+        cdef Py_ssize_t n = keys.shape[0], capacity = key_ids.shape[0], i
+        cdef int64_t slot
+        _same_length(n, panes.shape[0])
+        _same_length(n, slots.shape[0])
+        _same_slots(capacity, pane_of.shape[0], alive.shape[0], stored.shape[0], touched.shape[0])
+        self._reserve(n)
+        for i in range(n):
+            if i + AHEAD < n:
+                self._prefetch(keys[i + AHEAD], panes[i + AHEAD])
+            slot = slots[i]
+            if slot < 0 or slot >= capacity:
+                raise IndexError(f"pane ({keys[i]}, {panes[i]}) cannot take slot {slot}: the table has {capacity}.")
+            if not self._insert_once(keys[i], panes[i], slot):
+                raise ValueError(f"pane ({keys[i]}, {panes[i]}) is in the index already.")
+            key_ids[slot] = keys[i]
+            pane_of[slot] = panes[i]
+            alive[slot] = 1
+            stored[slot] = 0
+            touched[slot] = stamp
+
+    def release(self, const int64_t[::1] slots, const int64_t[::1] key_ids, const int64_t[::1] pane_of,
+                uint8_t[::1] alive, uint8_t[::1] changed, const uint8_t[::1] stored):
+        """Take the panes of ``slots`` out of the index (each must be in it) and mark the slots dead and
+        unchanged in the pane table's per-slot arrays; return the key ids and pane starts of those the
+        store holds (``stored``), in their order."""
+        cdef Py_ssize_t n = slots.shape[0], capacity = key_ids.shape[0], i, at, held = 0
+        cdef int64_t slot
+        _same_slots(capacity, pane_of.shape[0], alive.shape[0], changed.shape[0], stored.shape[0])
+        for i in range(n):
+            if slots[i] < 0 or slots[i] >= capacity:
+                raise IndexError(f"slot {slots[i]} is not among the {capacity} slots.")
+        for i in range(n):
+            if i + AHEAD < n:
+                self._prefetch(key_ids[slots[i + AHEAD]], pane_of[slots[i + AHEAD]])
+            slot = slots[i]
+            at = self._find(key_ids[slot], pane_of[slot])
+            if at < 0:
+                raise KeyError(f"pane ({key_ids[slot]}, {pane_of[slot]}) is not in the index.")
+            self.entries[at, 2] = REMOVED
+            self.live -= 1
+            alive[slot] = 0
+            changed[slot] = 0
+            held += stored[slot]
+        held_keys = np.empty(held, dtype=np.int64)
+        held_panes = np.empty(held, dtype=np.int64)
+        cdef int64_t[::1] out_keys = held_keys, out_panes = held_panes
+        if held:
+            at = 0
+            for i in range(n):
+                if stored[slots[i]]:
+                    out_keys[at] = key_ids[slots[i]]
+                    out_panes[at] = pane_of[slots[i]]
+                    at += 1
+        return held_keys, held_panes
 
     def remove(self, const int64_t[::1] keys, const int64_t[::1] panes):
         """Take pairs out of the index; every one must be in it."""
@@ -221,3 +305,8 @@ def first_seen(const int64_t[::1] slots, int64_t[::1] mark, int64_t[::1] positio
 cdef inline void _same_length(Py_ssize_t expected, Py_ssize_t got) except *:
     if got != expected:
         raise ValueError(f"the pane index takes columns of equal length, got {expected} and {got}.")
+
+
+cdef inline void _same_slots(Py_ssize_t expected, Py_ssize_t a, Py_ssize_t b, Py_ssize_t c, Py_ssize_t d) except *:
+    if a != expected or b != expected or c != expected or d != expected:
+        raise ValueError(f"the pane table's per-slot arrays differ in length: {expected}, {a}, {b}, {c}, {d}.")

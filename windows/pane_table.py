@@ -146,6 +146,11 @@ class PaneTable:
             slots[at] = new[missing_of[at]]
         return slots
 
+    @staticmethod
+    def _bytes(flags: np.ndarray) -> np.ndarray:
+        """A per-slot flag column as the bytes the compiled index writes."""
+        return flags.view(np.uint8)
+
     def _create(self, key_ids: Int64Array, panes: Int64Array) -> Int64Array:
         """New empty slots for panes not in the table."""
         fresh = self._free.pop(panes.shape[0])
@@ -156,13 +161,20 @@ class PaneTable:
             self._high_water += extra
         else:
             new = fresh
-        self.index.insert(key_ids, panes, new)
+        # index them and set their key ids, starts, alive, not stored (a pane created empty is not in the
+        # store: ``_fetch`` looked) and touched by this add
+        self.index.create(
+            key_ids,
+            panes,
+            new,
+            self.key_ids,
+            self.panes,
+            self._bytes(self.alive),
+            self._bytes(self.stored),
+            self.touched,
+            self._adds,
+        )
         self.last_created = new
-        self.key_ids[new] = key_ids
-        self.panes[new] = panes
-        self.alive[new] = True
-        self.stored[new] = False  # a pane created empty is not in the store (``_fetch`` looked)
-        self.touched[new] = self._adds
         for column in self.aggregation.columns.values():
             column.reset(new)
         return new
@@ -312,13 +324,13 @@ class PaneTable:
         at = slots if isinstance(slots, np.ndarray) else np.fromiter(slots, dtype=np.int64)
         if at.shape[0] == 0:
             return
-        keys, starts = self.key_ids.take(at), self.panes.take(at)
-        self.index.remove(keys, starts)
-        self.alive[at] = False
-        self.changed[at] = False
-        held = self.stored[at]  # a pane the store never held needs no deletion
-        if held.any():
-            self.released.append((keys[held], starts[held]))
+        at = np.ascontiguousarray(at, dtype=np.int64)
+        # out of the index, dead and unchanged; a pane the store never held needs no deletion
+        keys, starts = self.index.release(
+            at, self.key_ids, self.panes, self._bytes(self.alive), self._bytes(self.changed), self._bytes(self.stored)
+        )
+        if keys.shape[0]:
+            self.released.append((keys, starts))
         self._free.push(at)
 
     def changes_pending(self) -> tuple[int, int]:

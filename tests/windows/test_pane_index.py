@@ -86,6 +86,90 @@ def test_negative_slots_and_ragged_columns_are_refused() -> None:
     assert len(index) == 0
 
 
+class _Columns:
+    """A pane table's per-slot arrays, as ``PaneTable`` hands them to ``create`` and ``release``."""
+
+    def __init__(self, capacity: int) -> None:
+        self.key_ids = np.full(capacity, -5, dtype=np.int64)
+        self.panes = np.full(capacity, -5, dtype=np.int64)
+        self.alive = np.zeros(capacity, dtype=np.uint8)
+        self.stored = np.ones(capacity, dtype=np.uint8)
+        self.changed = np.ones(capacity, dtype=np.uint8)
+        self.touched = np.zeros(capacity, dtype=np.int64)
+
+    def create(self, index: PaneIndex, pairs: list[tuple[int, int]], slots: list[int], stamp: int) -> None:
+        index.create(
+            *_columns(pairs),
+            np.asarray(slots, dtype=np.int64),
+            self.key_ids,
+            self.panes,
+            self.alive,
+            self.stored,
+            self.touched,
+            stamp,
+        )
+
+    def release(self, index: PaneIndex, slots: list[int]) -> tuple[list[int], list[int]]:
+        keys, panes = index.release(
+            np.asarray(slots, dtype=np.int64), self.key_ids, self.panes, self.alive, self.changed, self.stored
+        )
+        return keys.tolist(), panes.tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(rounds=st.lists(st.tuples(_PAIRS, st.sets(st.integers(0, 59)), st.sets(st.integers(0, 59))), max_size=12))
+def test_create_and_release_keep_the_index_and_the_per_slot_columns_in_step(rounds) -> None:
+    capacity = 60 * (len(rounds) + 1)
+    index, columns = PaneIndex(), _Columns(capacity)
+    live: dict[tuple[int, int], int] = {}
+    free = list(range(capacity))
+    for stamp, (pairs, stored, gone) in enumerate(rounds, start=1):
+        new = list(dict.fromkeys(pair for pair in pairs if pair not in live))
+        slots = [free.pop() for _ in new]
+        columns.stored[slots] = 1  # whatever the slot held before, a created pane is not stored
+        columns.create(index, new, slots, stamp)
+        live.update(zip(new, slots))
+        for pair, slot in zip(new, slots):
+            assert (columns.key_ids[slot], columns.panes[slot]) == pair
+            assert (columns.alive[slot], columns.stored[slot], columns.touched[slot]) == (1, 0, stamp)
+        # some live panes reach the store; then some are released: those the store holds come back, in order
+        ordered = list(live.items())
+        for at in stored:
+            if at < len(ordered):
+                columns.stored[ordered[at][1]] = 1
+        released = [ordered[at] for at in sorted(gone) if at < len(ordered)]
+        keys, panes = columns.release(index, [slot for _, slot in released])
+        held = [pair for pair, slot in released if columns.stored[slot]]
+        assert list(zip(keys, panes)) == held
+        for pair, slot in released:
+            assert (columns.alive[slot], columns.changed[slot]) == (0, 0)
+            del live[pair]
+            free.append(slot)
+        assert len(index) == len(live)
+        assert index.lookup(*_columns([*live, *(pair for pair, _ in released)])).tolist() == [
+            *live.values(),
+            *([-1] * len(released)),
+        ]
+
+
+def test_create_and_release_refuse_what_does_not_fit_the_table() -> None:
+    index, columns = PaneIndex(), _Columns(4)
+    with pytest.raises(IndexError, match=r"pane \(1, 2\) cannot take slot 4: the table has 4"):
+        columns.create(index, [(1, 2)], [4], 1)
+    columns.create(index, [(1, 2)], [0], 1)
+    with pytest.raises(ValueError, match=r"pane \(1, 2\) is in the index already"):
+        columns.create(index, [(1, 2)], [1], 1)
+    with pytest.raises(IndexError, match="slot -1 is not among the 4 slots"):
+        columns.release(index, [-1])
+    assert columns.release(index, [0]) == ([], [])
+    with pytest.raises(KeyError, match=r"pane \(1, 2\) is not in the index"):
+        columns.release(index, [0])
+    columns.touched = np.zeros(3, dtype=np.int64)
+    with pytest.raises(ValueError, match="per-slot arrays differ in length: 4, 4, 4, 4, 3"):
+        columns.create(index, [(5, 6)], [1], 2)
+    assert len(index) == 0
+
+
 @settings(max_examples=300, deadline=None)
 @given(present=_PAIRS, removed=st.sets(st.integers(0, 59)), asked=_PAIRS)
 def test_missing_panes_are_told_apart_once_each_in_order_of_first_occurrence(present, removed, asked) -> None:
