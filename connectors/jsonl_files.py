@@ -8,6 +8,7 @@ import gzip
 import io
 import os
 import shutil
+import stat
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,24 +102,34 @@ def read_event_chunks(
     """Yield ``(events, line numbers)`` for each ``chunk_lines`` lines; blank lines carry no event, and the
     first ``skip_lines`` lines are passed over.
 
-    A chunk's events are spans of one buffer (``EventLines``): reads are joined
-    to the text left from before (lines not handed out yet, and the start of a
-    line whose break is still to come) once they hold about a chunk's worth,
-    and their lines are found in C (``event_scan.line_spans``); no ``bytes``
-    object is made per line. Each byte is copied and scanned about twice
-    however small the reads (a compressed log's) or long the lines: the text
-    joined each time is at least twice what was left over.
+    A chunk's events are spans of one buffer (``EventLines``), whose lines are
+    found in C (``event_scan.line_spans``); no ``bytes`` object is made per
+    line. A regular file is read at offsets, about a chunk at a time, each read
+    starting at the first line not handed out yet (``_chunks_at_offsets``).
+    A compressed log or a pipe is read as a stream: reads are joined to the
+    text left from before (lines not handed out yet, and the start of a line
+    whose break is still to come) once they hold about a chunk's worth. Each
+    byte is copied and scanned about twice however small the reads (a
+    compressed log's) or long the lines: the text joined each time is at least
+    twice what was left over.
     """
     if chunk_lines < 1:
         raise ValueError(f"event log chunks hold at least one line, not {chunk_lines}.")
+    if path.suffix == ".gz":
+        block_bytes = min(block_bytes, GZIP_READ_BYTES)
+        handle = open_event_log(path)
+    else:
+        fd = _open_plain(path)
+        if _is_regular(fd):
+            yield from _chunks_at_offsets(path, fd, chunk_lines, skip_lines, block_bytes)
+            return
+        handle = io.BufferedReader(io.FileIO(fd, "rb"), buffer_size=1 << 20)  # a pipe: opened once only
     rest = b""  # text read and not handed out; it starts at line ``first``
     reads: list[bytes] = []  # reads not joined to it yet
     waiting = 0  # their bytes
     first = 1
-    if path.suffix == ".gz":
-        block_bytes = min(block_bytes, GZIP_READ_BYTES)
     wanted = block_bytes  # join once this many bytes wait
-    with open_event_log(path) as handle:
+    with handle:
         try:
             while True:
                 block = handle.read1(block_bytes)
@@ -155,6 +166,68 @@ def read_event_chunks(
             # the last line whose break was read: those handed out, then those in the text read since
             read = first - 1 + rest.count(b"\n") + sum(text.count(b"\n") for text in reads)
             raise ConnectorError(f"event log {path} is damaged after line {read}: {reason(error)}.") from None
+
+
+def _open_plain(path: Path) -> int:
+    """A descriptor of an uncompressed event log, open for reading."""
+    try:
+        return os.open(path, os.O_RDONLY)
+    except OSError as error:
+        raise ConnectorError(f"cannot open event log {path}: {error.strerror or error}.") from None
+
+
+def _is_regular(fd: int) -> bool:
+    """Whether ``fd`` is a regular file, which reads at any offset (not a pipe or a device: a stream)."""
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+def _chunks_at_offsets(
+    path: Path, fd: int, chunk_lines: int, skip_lines: int, block_bytes: int
+) -> Iterator[tuple[EventLines, Int64Array]]:
+    """``read_event_chunks`` of a regular file (open as ``fd``, which this closes): each read takes the text
+    from the first line not handed out yet, about a chunk's worth, at that line's offset in the file. The
+    lines it leaves over are read again with the next, instead of the next being joined to them: each
+    byte is copied once, and scanned once, plus the few lines past each chunk's end."""
+    offset = 0  # where the first line not handed out starts; it is line ``first``
+    first = 1
+    wanted = block_bytes
+    try:
+        while True:
+            data = os.pread(fd, wanted, offset)
+            end = len(data) < wanted  # a regular file reads short only at its end
+            if not data:
+                return
+            # the whole lines end at the last break; at the end of the log, so does a last line without one
+            whole = len(data) if end and not data.endswith(b"\n") else data.rfind(b"\n")
+            if whole < 0:  # a line longer than what was read: read twice as much
+                wanted *= 2
+                continue
+            starts, ends, blank = line_spans(data, whole)
+            lines = starts.shape[0]
+            taken = 0
+            while lines - taken >= chunk_lines or (end and taken < lines):
+                high = min(taken + chunk_lines, lines)
+                chunk = _chunk(data, starts, ends, blank, taken, high, first, skip_lines)
+                first += high - taken
+                taken = high
+                if chunk is not None:
+                    yield chunk
+            if end:
+                return
+            left = int(starts[taken]) if taken < lines else whole + 1  # the first byte not handed out
+            offset += left
+            rest = len(data) - left
+            # the rest again, and what the rest of a chunk takes beyond it at the lines' mean length, with an
+            # eighth more to spare (a read that falls short is read again, twice as long); at least twice the rest
+            needed = (chunk_lines - (lines - taken)) * (whole + 1) // max(lines, 1)
+            wanted = max(block_bytes, 2 * rest, rest + needed + needed // 8)
+    except OSError as error:
+        raise ConnectorError(f"event log {path} is damaged after line {first - 1}: {reason(error)}.") from None
+    finally:
+        os.close(fd)
 
 
 def _chunk(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import os
 import re
+import threading
 from itertools import islice
 from pathlib import Path
 
@@ -136,3 +138,19 @@ def test_small_reads_into_large_chunks_scan_each_byte_a_few_times_only(
     got = chunks(path, 50_000)
     assert [len(events) for events, _ in got] == [50_000] * 4
     assert sum(scanned) <= 3 * len(text), (sum(scanned), len(scanned))
+
+
+def test_a_log_from_a_pipe_reads_the_same_as_from_a_file(tmp_path: Path) -> None:
+    # a regular file is read at offsets (lines left over are read again); anything else as a stream
+    text = b"".join(b'{"n":%d}\n' % i if i % 5 else b"\n" for i in range(20_000)) + b'{"last":1}'
+    plain, fifo = tmp_path / "events.jsonl", tmp_path / "fifo.jsonl"
+    plain.write_bytes(text)
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_bytes, args=(text,))
+    writer.start()
+    try:
+        got = chunks(fifo, 3_000, 7, block_bytes=5_000)
+    finally:
+        writer.join()
+    assert got == chunks(plain, 3_000, 7, block_bytes=5_000) == reference_chunks(plain, 3_000, 7)
+    assert got[-1][0][-1] == b'{"last":1}'
