@@ -25,7 +25,10 @@ class PaneWindowOperator(WindowOperator):
         self.step = definition.step
         self.grace = definition.grace
         self.shares_panes = self.size != self.step
-        self.closed_keys: dict[int, int] = {}  # within a segment: key id -> its windows closing by this were emitted
+        # within a segment: per key id, the close point up to which its windows were emitted (NO_TIME: only
+        # up to ``closed_upto``), and the key ids given one
+        self._closed_of_key = np.full(0, NO_TIME, dtype=np.int64)
+        self._keys_closed: list[Int64Array] = []
 
     # ---- geometry --------------------------------------------------------------------
     def pane_starts(self, ts: Int64Array) -> Int64Array:
@@ -187,38 +190,40 @@ class PaneWindowOperator(WindowOperator):
         return live[np.isin(table.key_ids.take(live), keys)]
 
     def _segment_closed(self) -> None:
-        self.closed_keys = {}
+        for keys in self._keys_closed:
+            self._closed_of_key[keys] = NO_TIME
+        self._keys_closed = []
+
+    def record_closed(self, keys: Int64Array, uptos: Int64Array) -> None:
+        """Within the segment, the windows of ``keys`` (distinct) closing by their ``uptos`` have been emitted."""
+        if keys.shape[0] == 0:
+            return
+        needed = int(keys.max()) + 1
+        if needed > self._closed_of_key.shape[0]:
+            grown = np.full(max(needed, 2 * self._closed_of_key.shape[0], 1024), NO_TIME, dtype=np.int64)
+            grown[: self._closed_of_key.shape[0]] = self._closed_of_key
+            self._closed_of_key = grown
+        self._closed_of_key[keys] = uptos
+        self._keys_closed.append(keys)
 
     def close_keys(self, keys: Int64Array, uptos: Int64Array) -> WindowResults | None:
         """Emit the windows of each of ``keys`` (sorted, distinct) that close by its ``uptos`` and were not
-        emitted yet, and record that in ``closed_keys``; release nothing (``close`` does)."""
+        emitted yet, and record that (``record_closed``); release nothing (``close`` does)."""
         table = self.table
         below = int(uptos.max()) - self.grace  # every window closing by then ends by it: its panes start before
         table.load_range(NO_TIME, below, keys)  # evicted panes of the windows closing now
         slots = self._panes_of(keys, below)
         results = self._emit_closing(slots, uptos[np.searchsorted(keys, table.key_ids[slots])])
-        self.closed_keys.update(zip(keys.tolist(), uptos.tolist()))
+        self.record_closed(keys, uptos)
         return results
-
-    def _closed_key_bounds(self) -> tuple[Int64Array, Int64Array]:
-        """``closed_keys`` as columns sorted by key id: the keys, and the close point each one's windows
-        were emitted up to."""
-        if not self.closed_keys:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        known = np.fromiter(self.closed_keys, dtype=np.int64, count=len(self.closed_keys))
-        upto = np.fromiter(self.closed_keys.values(), dtype=np.int64, count=len(self.closed_keys))
-        order = np.argsort(known)
-        return known[order], upto[order]
 
     def _lower_bounds(self, keys: Int64Array) -> Int64Array:
         """Per key id, the close point up to which its windows were emitted."""
-        lower = np.full(keys.shape[0], self.closed_upto, dtype=np.int64)
-        if self.closed_keys:
-            known, upto = self._closed_key_bounds()
-            at = np.minimum(np.searchsorted(known, keys), known.shape[0] - 1)
-            hit = known[at] == keys
-            lower[hit] = np.maximum(lower[hit], upto[at[hit]])
-        return lower
+        if not self._keys_closed:
+            return np.full(keys.shape[0], self.closed_upto, dtype=np.int64)
+        by_key = self._closed_of_key
+        recorded = np.where(keys < by_key.shape[0], by_key.take(np.minimum(keys, by_key.shape[0] - 1)), NO_TIME)
+        return np.maximum(recorded, self.closed_upto)
 
     def _emit_closing(self, slots: Int64Array, upto: Int64Array) -> WindowResults | None:
         """The windows containing the panes of ``slots`` that close after what their key has emitted and by

@@ -22,13 +22,16 @@ _DEFINITIONS = st.one_of(
 _TIMES = st.one_of(st.integers(-300, 300), st.sampled_from([NO_TIME, END_OF_TIME]))
 
 
-def _expected(operator: PaneWindowOperator, slots: list[int], uptos: list[int]) -> list[tuple[int, int]]:
-    """(position in ``slots``, window start) pairs by the definition, window by window."""
+def _expected(
+    operator: PaneWindowOperator, closed_keys: dict[int, int], slots: list[int], uptos: list[int]
+) -> list[tuple[int, int]]:
+    """(position in ``slots``, window start) pairs by the definition, window by window (``closed_keys``: the
+    close point each key's windows were emitted up to within the segment)."""
     size, step, reach = operator.size, operator.step, operator.size + operator.grace
     pairs = []
     for position, (slot, upto) in enumerate(zip(slots, uptos)):
         pane, key = int(operator.table.panes[slot]), int(operator.table.key_ids[slot])
-        lower = max(operator.closed_upto, operator.closed_keys.get(key, NO_TIME))
+        lower = max(operator.closed_upto, closed_keys.get(key, NO_TIME))
         start = pane - pane % step
         while start + size > pane:  # every epoch-aligned window [start, start + size) holding the pane
             if lower < start + reach <= upto:
@@ -50,10 +53,16 @@ def test_closing_windows_are_those_closing_after_the_keys_last_close_and_by_upto
     table.key_ids[: len(panes)] = [key for key, _ in panes]
     table.panes[: len(panes)] = [number * table.pane_size for _, number in panes]
     operator.closed_upto = data.draw(_TIMES)
-    operator.closed_keys = data.draw(st.dictionaries(st.integers(0, 4), st.integers(-300, 300), max_size=3))
+    closed_keys = data.draw(st.dictionaries(st.integers(0, 4), st.integers(-300, 300), max_size=3))
+    for key, upto in closed_keys.items():  # one close of some keys after another, as a segment's rounds
+        operator.record_closed(np.asarray([key], dtype=np.int64), np.asarray([upto], dtype=np.int64))
     slots = data.draw(st.permutations(range(len(panes))))
     uptos = data.draw(st.lists(_TIMES, min_size=len(slots), max_size=len(slots)))
 
     owners, starts = operator._closing_windows_of(np.asarray(slots, dtype=np.int64), np.asarray(uptos, dtype=np.int64))
 
-    assert sorted(zip(owners.tolist(), starts.tolist())) == _expected(operator, slots, uptos)
+    assert sorted(zip(owners.tolist(), starts.tolist())) == _expected(operator, closed_keys, slots, uptos)
+    # the segment's end forgets what its rounds closed: only ``closed_upto`` bounds the next close
+    operator._segment_closed()
+    owners, starts = operator._closing_windows_of(np.asarray(slots, dtype=np.int64), np.asarray(uptos, dtype=np.int64))
+    assert sorted(zip(owners.tolist(), starts.tolist())) == _expected(operator, {}, slots, uptos)
