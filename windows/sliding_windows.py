@@ -281,8 +281,18 @@ class SlidingWindowOperator(WindowOperator):
     def _newest_times(self, keys: Int64Array) -> Int64Array:
         """Each key's newest point time (``NO_TIME`` for a key without points)."""
         points = self._points()
-        if len(points) == 0:
+        if len(points) == 0 or keys.shape[0] == 0:
             return np.full(keys.shape[0], NO_TIME, dtype=np.int64)
+        # the index is sorted by (key, time): a key's last point is its newest. Key ids are dense: the
+        # newest time of every key with points, by key id, then one gather (a search per key otherwise)
+        last = np.flatnonzero(points.keys[1:] != points.keys[:-1])
+        last = np.append(last, len(points) - 1)
+        point_keys = points.keys[last]
+        lowest, highest = min(int(point_keys[0]), int(keys.min())), max(int(point_keys[-1]), int(keys.max()))
+        if lowest >= 0 and highest < 4 * (len(points) + keys.shape[0]) + 1024:
+            by_key = np.full(highest + 1, NO_TIME, dtype=np.int64)
+            by_key[point_keys] = points.times[last]
+            return by_key.take(keys)
         at = points.locate(keys, np.full(keys.shape[0], END_OF_TIME, dtype=np.int64), "right") - 1
         found = at >= 0
         found[found] = points.keys[at[found]] == keys[found]
