@@ -6,6 +6,7 @@
 ``windows/trace_links.pyx`` keeps the newest trace entries of panes and
 windows, ``windows/pane_index.pyx`` finds the slot of a pane,
 ``windows/radix_sort.pyx`` sorts the engine's packed sort keys,
+``windows/emission_runs.pyx`` cuts an emission order into runs of one chunk,
 ``windows/sketch_counts.pyx`` adds, merges and reads quantile sketches' bucket counts,
 ``windows/sliding_points.pyx`` searches sliding windows' points and derives their windows,
 ``state/pane_encoding.pyx`` encodes the pane values a commit writes to RocksDB,
@@ -44,6 +45,7 @@ setup(
             "jobs.key_lookup",
             "jobs.line_encoding",
             "state.pane_encoding",
+            "windows.emission_runs",
             "windows.pane_index",
             "windows.radix_sort",
             "windows.sketch_counts",

@@ -18,13 +18,14 @@ import numpy as np
 
 from windows.aggregation import Values
 from windows.definitions import SlidingWindows, WindowSpec
+from windows.emission_runs import emission_runs
 from windows.events import EventBatch, Int64Array
 from windows.operator import WindowOperator
 from windows.pane_store import PaneStore
 from windows.pane_windows import PaneWindowOperator
 from windows.results import BatchOutcome, Emission, WindowResults
 from windows.sliding_windows import SlidingWindowOperator
-from windows.sort_order import lex_order, stable_order
+from windows.sort_order import lex_order
 from windows.stream_time import NO_TIME, stream_times
 
 KeyOrder = Callable[[Int64Array], Int64Array]
@@ -58,21 +59,13 @@ def emission_plan(chunks: list[WindowResults], key_order: KeyOrder = by_id) -> E
     if not chunks:
         return Emission()
     sizes = [len(c) for c in chunks]
-    chunk_id = np.repeat(np.arange(len(chunks)), sizes)
-    position = np.concatenate([np.arange(n) for n in sizes])
     order = _emission_order(chunks, sizes, key_order)
-    ordered_chunks, ordered_pos = chunk_id[order], position[order]
-    run_starts = np.flatnonzero(np.diff(ordered_chunks, prepend=-1))
-    run_ends = np.append(run_starts[1:], order.shape[0])
     # each chunk's rows put in emission order once; its runs are then consecutive rows of it
-    by_chunk = stable_order(ordered_chunks)
-    bounds = np.cumsum([0, *sizes]).tolist()
-    ordered = [chunk.take(ordered_pos[by_chunk[bounds[i] : bounds[i + 1]]]) for i, chunk in enumerate(chunks)]
-    taken = [0] * len(chunks)
-    runs = []
-    for a, b, c in zip(run_starts.tolist(), run_ends.tolist(), ordered_chunks[run_starts].tolist()):
-        runs.append((c, taken[c], taken[c] + b - a))
-        taken[c] += b - a
+    bounds = np.zeros(len(chunks) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=bounds[1:])
+    positions, runs = emission_runs(np.ascontiguousarray(order, dtype=np.int64), bounds)
+    ends = bounds.tolist()
+    ordered = [chunk.take(positions[ends[i] : ends[i + 1]]) for i, chunk in enumerate(chunks)]
     return Emission(ordered, runs)
 
 
