@@ -17,19 +17,13 @@ pane is missing) instead of a sort.
 
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 
+from windows.pair_hash cimport mix
 from windows.prefetch cimport __builtin_prefetch
 
 import numpy as np
 
 cdef int64_t EMPTY = -1
 cdef int64_t REMOVED = -2
-
-
-cdef inline uint64_t mix(int64_t key, int64_t pane) noexcept nogil:
-    cdef uint64_t z = <uint64_t>key * 0x9E3779B97F4A7C15ULL + <uint64_t>pane
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
-    return z ^ (z >> 31)
 
 
 #: Lookups ask the CPU for the table row of the pair this many ahead: a batch's pairs land on rows all over a

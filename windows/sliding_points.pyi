@@ -39,6 +39,9 @@ def closing_late(
     grace: int,
     hiding_only: bool = False,
 ) -> tuple[_Int64, _Int64, _Int64, _Int64, _Int64, _Int64, _Int64, _Int64]: ...
+def tick_groups(
+    ticks: _Int64, keys: _Int64, newest: _Int64, kept: npt.NDArray[np.uint8]
+) -> tuple[_Int64, _Int64, _Int64]: ...
 def running_max(keys: _Int64, values: _Int64, initial: _Int64) -> _Int64: ...
 def late_held(
     late_keys: _Int64, late_times: _Int64, keys: _Int64, starts: _Int64, ends: _Int64

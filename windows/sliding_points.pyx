@@ -15,7 +15,9 @@ when the late points were not all there yet.
 """
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+
+from windows.pair_hash cimport mix
 
 import numpy as np
 
@@ -534,6 +536,56 @@ def running_max(const int64_t[::1] keys, const int64_t[::1] values, const int64_
             if values[i] > high:
                 high = values[i]
     return out
+
+
+def tick_groups(const int64_t[::1] ticks, const int64_t[::1] keys, const int64_t[::1] newest, const uint8_t[::1] kept):
+    """The changes of a batch's update ticks grouped by ``(tick, key)``: ``ticks`` (not going down), ``keys``,
+    each change's key's ``newest`` time once it was made, and whether a close up to its tick keeps it
+    (``kept``). Returns the ticks, keys and newest times (that of the group's last change) of the groups
+    with a change kept, in the order their first changes come."""
+    cdef Py_ssize_t n = ticks.shape[0], i, at, groups = 0, size = 16, chosen = 0
+    cdef uint64_t mask
+    cdef int64_t g
+    if keys.shape[0] != n or newest.shape[0] != n or kept.shape[0] != n:
+        raise ValueError(
+            f"tick groups take one key, newest time and kept flag per change: {n} ticks, {keys.shape[0]} keys, "
+            f"{newest.shape[0]} times, {kept.shape[0]} flags."
+        )
+    for i in range(1, n):
+        if ticks[i] < ticks[i - 1]:
+            raise ValueError(f"the changes' ticks go down at change {i}: {ticks[i - 1]}, then {ticks[i]}.")
+    while size < 2 * n:
+        size *= 2
+    mask = <uint64_t>(size - 1)
+    table_array = np.full(size, -1, dtype=np.int64)  # the group of each entry, or -1
+    out_ticks = np.empty(n, dtype=np.int64)
+    out_keys = np.empty(n, dtype=np.int64)
+    out_newest = np.empty(n, dtype=np.int64)
+    any_kept = np.zeros(n, dtype=np.uint8)
+    cdef int64_t[::1] table = table_array
+    cdef int64_t[::1] t = out_ticks, k = out_keys, w = out_newest
+    cdef uint8_t[::1] any_ = any_kept
+    with nogil:
+        for i in range(n):
+            at = <Py_ssize_t>(mix(keys[i], ticks[i]) & mask)
+            while True:
+                g = table[at]
+                if g < 0:
+                    g = groups
+                    groups += 1
+                    table[at] = g
+                    t[g], k[g] = ticks[i], keys[i]
+                    break
+                if k[g] == keys[i] and t[g] == ticks[i]:
+                    break
+                at = (at + 1) & <Py_ssize_t>mask
+            w[g] = newest[i]
+            any_[g] |= kept[i]
+        for g in range(groups):  # keep the groups with a change kept, in their order
+            if any_[g]:
+                t[chosen], k[chosen], w[chosen] = t[g], k[g], w[g]
+                chosen += 1
+    return out_ticks[:chosen], out_keys[:chosen], out_newest[:chosen]
 
 
 def late_held(const int64_t[::1] late_keys, const int64_t[::1] late_times, const int64_t[::1] keys,

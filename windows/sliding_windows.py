@@ -326,15 +326,10 @@ class SlidingWindowOperator(WindowOperator):
         kept = self.release_point(times) > tick_times[ticks]
         if not kept.any():
             return None
-        # per (tick, key), in the order of its changes: was any kept, and the key's newest time after the last
-        order = lex_order((keys, ticks))
-        ticks, keys, newest, kept = ticks[order], keys[order], newest[order], kept[order]
-        first = np.flatnonzero((np.diff(ticks, prepend=-1) != 0) | (np.diff(keys, prepend=keys[0] - 1) != 0))
-        last = np.append(first[1:], ticks.shape[0]) - 1
-        chosen = np.logical_or.reduceat(kept, first)
-        chosen &= self._close_of_end(newest[last]) > tick_times[ticks[last]]  # the window is still open
-        last = last[chosen]
-        ticks, keys, ends = ticks[last], keys[last], newest[last]
+        # per (tick, key) with a change kept, the key's newest time after its last change (in C)
+        ticks, keys, ends = sliding_points.tick_groups(ticks, keys, newest, kept.view(np.uint8))
+        open_ = self._close_of_end(ends) > tick_times[ticks]  # the window is still open
+        ticks, keys, ends = ticks[open_], keys[open_], ends[open_]
         n = int(keys.shape[0])
         if n == 0:
             return None

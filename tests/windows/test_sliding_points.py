@@ -290,6 +290,30 @@ def test_running_max_is_each_keys_largest_so_far(events: list[tuple[int, int]], 
 
 @settings(max_examples=200, deadline=None)
 @given(
+    changes=st.lists(
+        st.tuples(
+            st.integers(0, 3), st.integers(0, 4) | st.integers(-(2**62), 2**62), st.integers(-50, 50), st.booleans()
+        ),
+        max_size=40,
+    )
+)
+def test_tick_groups_are_the_ticks_keys_with_a_change_kept_and_their_last_newest_time(changes) -> None:  # type: ignore[no-untyped-def]
+    changes = sorted(changes, key=lambda change: change[0])  # stable: ticks do not go down
+    ticks, keys, newest, kept = (np.asarray([c[f] for c in changes], dtype=np.int64) for f in range(4))
+    got = sliding_points.tick_groups(ticks, keys, newest, kept.astype(np.uint8))
+    groups: dict[tuple[int, int], tuple[int, bool]] = {}  # in order of first change: last newest, any kept
+    for tick, key, time, keep in changes:
+        before = groups.get((tick, key), (time, False))
+        groups[(tick, key)] = (time, before[1] or keep)
+    expected = [(tick, key, time) for (tick, key), (time, keep) in groups.items() if keep]
+    assert list(zip(*(column.tolist() for column in got))) == expected
+    if len(changes) > 1 and changes[0][0] < changes[-1][0]:
+        with pytest.raises(ValueError, match="the changes' ticks go down at change"):
+            sliding_points.tick_groups(ticks[::-1].copy(), keys, newest, kept.astype(np.uint8))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
     late=st.lists(st.tuples(st.integers(0, 4), st.integers(0, 30), st.integers(0, 20)), max_size=20),
     windows=st.lists(
         st.tuples(st.integers(0, 5), st.integers(-5, 30), st.integers(0, 12), st.integers(0, 25)), max_size=8
