@@ -50,6 +50,14 @@ class EventBatch:
             hashes={name: column[index] for name, column in self.hashes.items()},
         )
 
+    def rows(self, positions: Int64Array) -> EventBatch:
+        """The sub-batch at ``positions`` (ascending and distinct): this batch itself, not a copy, when they are
+        all of its positions."""
+        n = len(self)
+        if positions.shape[0] == n and (n == 0 or (positions[0] == 0 and positions[-1] == n - 1)):
+            return self
+        return self.take(positions)
+
     @staticmethod
     def empty() -> EventBatch:
         """A batch with no events."""

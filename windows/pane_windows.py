@@ -152,11 +152,11 @@ class PaneWindowOperator(WindowOperator):
         if segment.shape[0] == 0:
             return segment[:0], segment[:0]
         if not needs_close.any():
-            return self._add(batch.take(segment))
+            return self._add(batch.rows(segment))
         on_time, late = segment[~needs_close], segment[needs_close]
         slots = np.empty(segment.shape[0], dtype=np.int64)  # each event's slot
         if on_time.shape[0]:
-            touched, inverse = self._add(batch.take(on_time))
+            touched, inverse = self._add(batch.rows(on_time))
             slots[~needs_close] = touched[inverse]
         keys, arrived = batch.key_ids[late], st_before[late]
         rounds = _rounds(keys, arrived)

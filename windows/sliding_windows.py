@@ -373,7 +373,7 @@ class SlidingWindowOperator(WindowOperator):
         if segment.shape[0] == 0:
             return segment[:0], segment[:0]
         if not needs_close.any():
-            return self._add(batch.take(segment))
+            return self._add(batch.rows(segment))
         late = segment[needs_close]
         slots = self._add_apart(batch, segment, needs_close)
         late_slots = slots[needs_close]
@@ -394,7 +394,7 @@ class SlidingWindowOperator(WindowOperator):
         panes = times.copy()
         panes[apart] = _LATE_PANES + np.arange(count, dtype=np.int64)
         self.late_points += count
-        touched, inverse = self.table.add(batch.take(positions), panes, times + 1)
+        touched, inverse = self.table.add(batch.rows(positions), panes, times + 1)
         created = self.table.last_created
         created = created[self.table.panes[created] >= _LATE_LIMIT]
         if created.shape[0]:
