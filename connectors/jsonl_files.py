@@ -296,14 +296,25 @@ class _HeldLines:
         while chunks:
             chunk = chunks[0]
             n = chunk.times.shape[0]
-            count = n if before is None else int(np.searchsorted(chunk.times, before, "left"))
+            # the whole chunk (its times ascend), the usual case: no search, and its lines as they are
+            if n == 0 or before is None or chunk.times[n - 1] < before:
+                times.append(chunk.times)
+                blocks.append(self._take_all(chunk))
+                chunks.popleft()
+                continue
+            count = int(np.searchsorted(chunk.times, before, "left"))
             if count:
                 times.append(chunk.times[:count])
                 blocks.append(self._take(chunk, count))
-            if count < n:
-                break
-            chunks.popleft()
+            break
         return times, blocks
+
+    def _take_all(self, chunk: _Chunk) -> Lines:
+        """Every line of ``chunk`` (the oldest held, which is then dropped), no longer held."""
+        if chunk.lines is None:
+            return self._take(chunk, chunk.times.shape[0])
+        self.held_bytes -= chunk.lines.nbytes + 16 * len(chunk.lines)
+        return chunk.lines
 
     def _take(self, chunk: _Chunk, count: int) -> Lines:
         """The first ``count`` lines of ``chunk`` (the oldest held), no longer held."""

@@ -171,8 +171,9 @@ class StateColumn(Protocol):
 def _grown(array: np.ndarray, capacity: int, fill: Any) -> np.ndarray:
     if array.shape[0] >= capacity:
         return array
-    out = np.full(capacity, fill, dtype=array.dtype)
+    out = np.empty(capacity, dtype=array.dtype)  # each byte written once: the rows kept, then the new ones
     out[: array.shape[0]] = array
+    out[array.shape[0] :] = fill
     return out
 
 
@@ -556,8 +557,9 @@ class TraceColumn:
 
     def grow(self, capacity: int) -> None:
         if self.rows.shape[0] < capacity:
-            grown = np.full((capacity, self.links, self.FIELDS), NO_SEQ, dtype=np.int64)
+            grown = np.empty((capacity, self.links, self.FIELDS), dtype=np.int64)
             grown[: self.rows.shape[0]] = self.rows
+            grown[self.rows.shape[0] :] = NO_SEQ
             self.rows = grown
 
     def reset(self, slots: Int64Array) -> None:

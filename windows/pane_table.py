@@ -122,8 +122,9 @@ class PaneTable:
             ("_position", 0),
         ):
             old = getattr(self, name)
-            new = np.full(capacity, fill, dtype=old.dtype)
+            new = np.empty(capacity, dtype=old.dtype)  # each byte written once: the rows kept, then the new ones
             new[: old.shape[0]] = old
+            new[old.shape[0] :] = fill
             setattr(self, name, new)
         for column in self.aggregation.columns.values():
             column.grow(capacity)

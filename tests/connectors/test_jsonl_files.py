@@ -72,6 +72,7 @@ def replay_output(
             files.settle(min(next_times))
     files.finish()
     assert not (out / ".parts").exists()
+    assert files.held_bytes == 0  # every line handed back counted off, whole chunks or parts of them
     return (out / "results.jsonl").read_bytes()
 
 
