@@ -26,6 +26,23 @@ class PaneIndex:
         touched: npt.NDArray[np.int64],
         stamp: int,
     ) -> None: ...
+    def add_panes(
+        self,
+        keys: npt.NDArray[np.int64],
+        panes: npt.NDArray[np.int64],
+        start: int,
+        out: npt.NDArray[np.int64],
+        counts: npt.NDArray[np.int64],
+        free: npt.NDArray[np.int64],
+        key_ids: npt.NDArray[np.int64],
+        pane_of: npt.NDArray[np.int64],
+        alive: npt.NDArray[np.uint8],
+        stored: npt.NDArray[np.uint8],
+        changed: npt.NDArray[np.uint8],
+        touched: npt.NDArray[np.int64],
+        position: npt.NDArray[np.int64],
+        stamp: int,
+    ) -> int: ...
     def release(
         self,
         slots: npt.NDArray[np.int64],

@@ -218,6 +218,89 @@ cdef class PaneIndex:
             stored[slot] = 0
             touched[slot] = stamp
 
+    def add_panes(self, const int64_t[::1] keys, const int64_t[::1] panes, Py_ssize_t start, int64_t[:, ::1] out,
+                  int64_t[::1] counts, const int64_t[::1] free, int64_t[::1] key_ids, int64_t[::1] pane_of,
+                  uint8_t[::1] alive, uint8_t[::1] stored, uint8_t[::1] changed, int64_t[::1] touched,
+                  int64_t[::1] position, int64_t stamp):
+        """A pane table's add, in one pass over the pairs from ``start`` on: the slot of each pair's pane,
+        creating the missing ones as they come (with the slots on top of the ``free`` stack first, then new
+        ones from the high water mark; each created slot set as ``create`` sets it), and the distinct slots
+        in the order they first occur, each marked touched by add ``stamp`` and changed.
+
+        ``out`` has four rows of at least ``len(keys)`` entries: each pair's slot, each pair's index among the
+        distinct slots, the distinct slots, the slots created (in that order). ``counts`` holds, and is
+        left holding, how many slots were created and how many are distinct so far, how many entries of
+        ``free`` are free slots, and the high water mark. ``position`` is per-slot scratch. Returns where
+        it stopped: ``len(keys)``, or the first pair whose pane needs a slot when every slot is in use (the
+        table must grow; call again from there)."""
+        cdef Py_ssize_t n = keys.shape[0], capacity = key_ids.shape[0], i, at, hole
+        cdef int64_t slot, held
+        cdef int64_t made = counts[0], distinct = counts[1], free_count = counts[2], high_water = counts[3]
+        _same_length(n, panes.shape[0])
+        _same_slots(capacity, pane_of.shape[0], alive.shape[0], stored.shape[0], touched.shape[0])
+        _same_slots(capacity, changed.shape[0], position.shape[0], capacity, capacity)
+        if out.shape[0] != 4 or out.shape[1] < n or counts.shape[0] != 4:
+            raise ValueError(f"add_panes writes 4 rows of {n} and 4 counts, not {tuple(out.shape)[:2]} and {counts.shape[0]}.")
+        if not (0 <= free_count <= free.shape[0] and 0 <= high_water <= capacity and 0 <= start <= n):
+            raise ValueError(f"add_panes cannot start at {start} with {free_count} free slots and high water {high_water}.")
+        self._reserve(n - start)
+        for i in range(start, n):
+            if i + AHEAD < n:
+                self._prefetch(keys[i + AHEAD], panes[i + AHEAD])
+            at = <Py_ssize_t>(mix(keys[i], panes[i]) & <uint64_t>self.mask)
+            hole = -1
+            while True:
+                held = self.entries[at, 2]
+                if held == EMPTY:
+                    break
+                if held == REMOVED:
+                    if hole < 0:
+                        hole = at
+                elif self.entries[at, 0] == keys[i] and self.entries[at, 1] == panes[i]:
+                    break
+                at = (at + 1) & self.mask
+            if held >= 0:
+                slot = held
+                if slot >= capacity:
+                    raise IndexError(f"pane ({keys[i]}, {panes[i]}) has slot {slot}, past the table's {capacity}.")
+            else:  # missing: a slot for it, into the first free entry of its probe
+                if free_count > 0:
+                    slot = free[free_count - 1]
+                    if slot < 0 or slot >= capacity:
+                        raise IndexError(f"free slot {slot} is not among the {capacity} slots.")
+                    free_count -= 1
+                elif high_water < capacity:
+                    slot = high_water
+                    high_water += 1
+                else:
+                    break  # no slot left: the table grows, then goes on from this pair
+                if hole < 0:
+                    hole = at
+                    self.used += 1
+                self.entries[hole, 0] = keys[i]
+                self.entries[hole, 1] = panes[i]
+                self.entries[hole, 2] = slot
+                self.live += 1
+                key_ids[slot] = keys[i]
+                pane_of[slot] = panes[i]
+                alive[slot] = 1
+                stored[slot] = 0
+                touched[slot] = stamp - 1  # not yet touched by this add: marked just below
+                out[3, made] = slot
+                made += 1
+            if touched[slot] != stamp:
+                touched[slot] = stamp
+                changed[slot] = 1
+                position[slot] = distinct
+                out[2, distinct] = slot
+                distinct += 1
+            out[0, i] = slot
+            out[1, i] = position[slot]
+        else:
+            i = n
+        counts[0], counts[1], counts[2], counts[3] = made, distinct, free_count, high_water
+        return i
+
     def release(self, const int64_t[::1] slots, const int64_t[::1] key_ids, const int64_t[::1] pane_of,
                 uint8_t[::1] alive, uint8_t[::1] changed, const uint8_t[::1] stored):
         """Take the panes of ``slots`` out of the index (each must be in it) and mark the slots dead and

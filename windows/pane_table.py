@@ -67,6 +67,16 @@ class _FreeSlots:
         self._slots[self._count : need] = slots
         self._count = need
 
+    def stack(self) -> tuple[Int64Array, int]:
+        """The stack's storage and how many of its entries are free slots (the last given up last)."""
+        return self._slots, self._count
+
+    def taken_down_to(self, count: int) -> None:
+        """The slots above the ``count`` lowest were taken (from the top, by the compiled add)."""
+        if not 0 <= count <= self._count:
+            raise ValueError(f"{self._count} free slots cannot become {count} by taking some.")
+        self._count = count
+
     def pop(self, most: int) -> Int64Array:
         """Up to ``most`` slots: the last ``most`` given up, in the order they were given up."""
         take = min(most, self._count)
@@ -290,8 +300,12 @@ class PaneTable:
         """Fold ``batch`` into the panes starting at ``pane_starts`` (and ending at ``pane_ends``, when a pane
         is named by something other than its start); return the distinct slots touched (in the order the
         events first touch them; callers take them in any order), and each event's position among them."""
-        slots = self.slots_for(batch.key_ids, pane_starts)
-        unique_slots, inverse = self.distinct(slots)
+        if self.spilled is None:  # nothing evicted: no pane to read back, so all in one compiled pass
+            slots, unique_slots, inverse = self._add_in_memory(batch.key_ids, pane_starts)
+        else:
+            slots = self.slots_for(batch.key_ids, pane_starts)
+            unique_slots, inverse = self.distinct(slots)
+            self.changed[unique_slots] = True
         ctx = AddContext(
             batch=batch,
             slots=slots,
@@ -301,8 +315,47 @@ class PaneTable:
         )
         for column in self.aggregation.columns.values():
             column.add(ctx)
-        self.changed[unique_slots] = True
         return unique_slots, inverse
+
+    def _add_in_memory(self, key_ids: Int64Array, panes: Int64Array) -> tuple[Int64Array, Int64Array, Int64Array]:
+        """``slots_for`` and ``distinct`` of a table that evicted nothing, in one pass (``PaneIndex.add_panes``):
+        each pane's slot (created empty where missing, free slots last given up first), the distinct slots
+        (marked changed) and each pane's index among them."""
+        key_ids = np.ascontiguousarray(key_ids, dtype=np.int64)
+        panes = np.ascontiguousarray(panes, dtype=np.int64)
+        n = key_ids.shape[0]
+        self._adds += 1
+        out = np.empty((4, n), dtype=np.int64)  # slots, indexes among the distinct, distinct, created
+        free, free_count = self._free.stack()
+        counts = np.asarray([0, 0, free_count, self._high_water], dtype=np.int64)
+        at = 0
+        while True:
+            at = self.index.add_panes(
+                key_ids,
+                panes,
+                at,
+                out,
+                counts,
+                free,
+                self.key_ids,
+                self.panes,
+                self._bytes(self.alive),
+                self._bytes(self.stored),
+                self._bytes(self.changed),
+                self.touched,
+                self._position,
+                self._adds,
+            )
+            if at == n:
+                break
+            self._grow(self.capacity + 1)  # every slot in use: twice as many
+        created, distinct, free_count, self._high_water = counts.tolist()
+        self._free.taken_down_to(free_count)
+        new = out[3, :created]
+        self.last_created = new
+        for column in self.aggregation.columns.values():
+            column.reset(new)
+        return out[0], out[2, :distinct], out[1]
 
     def distinct(self, slots: Int64Array) -> tuple[Int64Array, Int64Array]:
         """The distinct ``slots`` (of panes just added to) in the order they first occur, and each one's

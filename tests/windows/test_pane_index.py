@@ -152,6 +152,79 @@ def test_create_and_release_keep_the_index_and_the_per_slot_columns_in_step(roun
         ]
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    present=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 5)), unique=True, max_size=8),
+    gone=st.sets(st.integers(0, 7)),
+    free=st.lists(st.integers(0, 9), unique=True, max_size=4),
+    asked=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 5)), max_size=25),
+    room=st.integers(0, 6),
+)
+def test_add_panes_finds_or_creates_each_pane_and_lists_the_distinct_slots(present, gone, free, asked, room) -> None:
+    # a table of ``capacity`` slots: the present panes in slots 10.., some released (tombstones), ``free`` on
+    # the free stack (slots 0-9, never in use), and room for ``room`` more above the high water mark
+    high_water = 10 + len(present)
+    capacity = high_water + room
+    index, columns = PaneIndex(), _Columns(capacity)
+    columns.position = np.zeros(capacity, dtype=np.int64)
+    columns.changed[:] = 0
+    slots = list(range(10, high_water))
+    columns.create(index, present, slots, 1)
+    released = [slots[at] for at in sorted(gone) if at < len(slots)]
+    columns.release(index, released)
+    live = {pair: slot for pair, slot in zip(present, slots) if slot not in released}
+    stack = np.asarray(free, dtype=np.int64)
+    out, counts = (
+        np.full((4, len(asked)), -9, dtype=np.int64),
+        np.asarray([0, 0, len(free), high_water], dtype=np.int64),
+    )
+    keys, panes = _columns(asked)
+    stop = index.add_panes(
+        keys,
+        panes,
+        0,
+        out,
+        counts,
+        stack,
+        columns.key_ids,
+        columns.panes,
+        columns.alive,
+        columns.stored,
+        columns.changed,
+        columns.touched,
+        columns.position,
+        7,
+    )
+    # by the definition: missing panes take the free slots from the top, then the high water mark, until
+    # none is left; the pass stops at the first pane that needs a slot then
+    expected_slots, created, distinct, spare, mark = [], [], [], list(free), high_water
+    for pair in asked:
+        if pair not in live:
+            if spare:
+                live[pair] = spare.pop()
+            elif mark < capacity:
+                live[pair] = mark
+                mark += 1
+            else:
+                break
+            created.append(live[pair])
+        expected_slots.append(live[pair])
+        if live[pair] not in distinct:
+            distinct.append(live[pair])
+    assert stop == len(expected_slots)
+    assert out[0, :stop].tolist() == expected_slots
+    assert out[1, :stop].tolist() == [distinct.index(slot) for slot in expected_slots]
+    assert out[2, : counts[1]].tolist() == distinct and out[3, : counts[0]].tolist() == created
+    assert counts[2:].tolist() == [len(spare), mark]
+    for slot in distinct:
+        assert (columns.touched[slot], columns.changed[slot]) == (7, 1)
+    for slot in created:
+        assert (columns.alive[slot], columns.stored[slot]) == (1, 0)
+        assert (int(columns.key_ids[slot]), int(columns.panes[slot])) in asked
+    assert len(index) == len(live)
+    assert index.lookup(*_columns(list(live))).tolist() == list(live.values())
+
+
 def test_create_and_release_refuse_what_does_not_fit_the_table() -> None:
     index, columns = PaneIndex(), _Columns(4)
     with pytest.raises(IndexError, match=r"pane \(1, 2\) cannot take slot 4: the table has 4"):
