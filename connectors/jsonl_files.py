@@ -123,7 +123,11 @@ def read_event_chunks(
         if _is_regular(fd):
             yield from _chunks_at_offsets(path, fd, chunk_lines, skip_lines, block_bytes)
             return
-        handle = io.BufferedReader(io.FileIO(fd, "rb"), buffer_size=1 << 20)  # a pipe: opened once only
+        try:
+            handle = io.BufferedReader(io.FileIO(fd, "rb"), buffer_size=1 << 20)  # a pipe: opened once only
+        except OSError as error:
+            os.close(fd)
+            raise ConnectorError(f"cannot open event log {path}: {error.strerror or error}.") from None
     rest = b""  # text read and not handed out; it starts at line ``first``
     reads: list[bytes] = []  # reads not joined to it yet
     waiting = 0  # their bytes
@@ -169,11 +173,36 @@ def read_event_chunks(
 
 
 def _open_plain(path: Path) -> int:
-    """A descriptor of an uncompressed event log, open for reading."""
+    """A descriptor of an uncompressed event log, open for reading (not a directory)."""
     try:
-        return os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError as error:
         raise ConnectorError(f"cannot open event log {path}: {error.strerror or error}.") from None
+    try:
+        directory = stat.S_ISDIR(os.fstat(fd).st_mode)
+    except OSError:
+        directory = False
+    if directory:
+        os.close(fd)
+        raise ConnectorError(f"cannot open event log {path}: Is a directory.")
+    return fd
+
+
+def _read_at(fd: int, wanted: int, offset: int) -> bytes:
+    """``wanted`` bytes of ``fd`` from ``offset``, fewer only at the file's end (one read may return less
+    anywhere: at most about 2 GiB on Linux, less on some file systems)."""
+    data = os.pread(fd, wanted, offset)
+    if 0 < len(data) < wanted:
+        parts = [data]
+        got = len(data)
+        while got < wanted:
+            more = os.pread(fd, wanted - got, offset + got)
+            if not more:
+                break
+            parts.append(more)
+            got += len(more)
+        data = b"".join(parts)
+    return data
 
 
 def _is_regular(fd: int) -> bool:
@@ -196,8 +225,8 @@ def _chunks_at_offsets(
     wanted = block_bytes
     try:
         while True:
-            data = os.pread(fd, wanted, offset)
-            end = len(data) < wanted  # a regular file reads short only at its end
+            data = _read_at(fd, wanted, offset)
+            end = len(data) < wanted  # only at the file's end
             if not data:
                 return
             # the whole lines end at the last break; at the end of the log, so does a last line without one

@@ -51,10 +51,10 @@ class EventBatch:
         )
 
     def rows(self, positions: Int64Array) -> EventBatch:
-        """The sub-batch at ``positions`` (ascending and distinct): this batch itself, not a copy, when they are
-        all of its positions."""
+        """The sub-batch at ``positions``: this batch itself, not a copy, when they are all of its positions in
+        order."""
         n = len(self)
-        if positions.shape[0] == n and (n == 0 or (positions[0] == 0 and positions[-1] == n - 1)):
+        if positions.shape[0] == n and (n == 0 or _all_in_order(positions)):
             return self
         return self.take(positions)
 
@@ -63,3 +63,10 @@ class EventBatch:
         """A batch with no events."""
         nothing = np.zeros(0, dtype=np.int64)
         return EventBatch(ts=nothing, key_ids=nothing, seq=nothing)
+
+
+def _all_in_order(positions: Int64Array) -> bool:
+    """Whether ``positions`` (not empty) are ``0, 1, ..., len - 1``: they run from 0 to len - 1, ascending."""
+    return bool(
+        positions[0] == 0 and positions[-1] == positions.shape[0] - 1 and (positions[1:] > positions[:-1]).all()
+    )

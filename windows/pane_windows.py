@@ -29,6 +29,7 @@ class PaneWindowOperator(WindowOperator):
         # up to ``closed_upto``), and the key ids given one
         self._closed_of_key = np.full(0, NO_TIME, dtype=np.int64)
         self._keys_closed: list[Int64Array] = []
+        self._closed_far: dict[int, int] = {}  # the same for key ids the array does not reach (see record_closed)
 
     # ---- geometry --------------------------------------------------------------------
     def pane_starts(self, ts: Int64Array) -> Int64Array:
@@ -193,12 +194,24 @@ class PaneWindowOperator(WindowOperator):
         for keys in self._keys_closed:
             self._closed_of_key[keys] = NO_TIME
         self._keys_closed = []
+        self._closed_far = {}
+        if self._closed_of_key.shape[0] > self._dense_reach():  # the table shrank: so does the array
+            self._closed_of_key = np.full(0, NO_TIME, dtype=np.int64)
+
+    def _dense_reach(self) -> int:
+        """How far the per-key array may reach: its memory stays a small share of the table's."""
+        return max(1 << 16, 4 * len(self.table))
 
     def record_closed(self, keys: Int64Array, uptos: Int64Array) -> None:
-        """Within the segment, the windows of ``keys`` (distinct) closing by their ``uptos`` have been emitted."""
+        """Within the segment, the windows of ``keys`` (distinct) closing by their ``uptos`` have been emitted.
+        Kept by key id in an array where the ids are dense enough (they are the ids of a job's keys), else
+        in a dict."""
         if keys.shape[0] == 0:
             return
         needed = int(keys.max()) + 1
+        if int(keys.min()) < 0 or needed > self._dense_reach():
+            self._closed_far.update(zip(keys.tolist(), uptos.tolist()))
+            return
         if needed > self._closed_of_key.shape[0]:
             grown = np.full(max(needed, 2 * self._closed_of_key.shape[0], 1024), NO_TIME, dtype=np.int64)
             grown[: self._closed_of_key.shape[0]] = self._closed_of_key
@@ -219,11 +232,15 @@ class PaneWindowOperator(WindowOperator):
 
     def _lower_bounds(self, keys: Int64Array) -> Int64Array:
         """Per key id, the close point up to which its windows were emitted."""
-        if not self._keys_closed:
-            return np.full(keys.shape[0], self.closed_upto, dtype=np.int64)
-        by_key = self._closed_of_key
-        recorded = np.where(keys < by_key.shape[0], by_key.take(np.minimum(keys, by_key.shape[0] - 1)), NO_TIME)
-        return np.maximum(recorded, self.closed_upto)
+        lower = np.full(keys.shape[0], self.closed_upto, dtype=np.int64)
+        if self._keys_closed:
+            by_key = self._closed_of_key
+            reached = (keys >= 0) & (keys < by_key.shape[0])
+            np.maximum(lower, np.where(reached, by_key.take(np.clip(keys, 0, by_key.shape[0] - 1)), NO_TIME), out=lower)
+        if self._closed_far:
+            far = np.fromiter((self._closed_far.get(key, NO_TIME) for key in keys.tolist()), np.int64, keys.shape[0])
+            np.maximum(lower, far, out=lower)
+        return lower
 
     def _emit_closing(self, slots: Int64Array, upto: Int64Array) -> WindowResults | None:
         """The windows containing the panes of ``slots`` that close after what their key has emitted and by

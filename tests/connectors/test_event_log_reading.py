@@ -140,17 +140,63 @@ def test_small_reads_into_large_chunks_scan_each_byte_a_few_times_only(
     assert sum(scanned) <= 3 * len(text), (sum(scanned), len(scanned))
 
 
-def test_a_log_from_a_pipe_reads_the_same_as_from_a_file(tmp_path: Path) -> None:
-    # a regular file is read at offsets (lines left over are read again); anything else as a stream
-    text = b"".join(b'{"n":%d}\n' % i if i % 5 else b"\n" for i in range(20_000)) + b'{"last":1}'
-    plain, fifo = tmp_path / "events.jsonl", tmp_path / "fifo.jsonl"
-    plain.write_bytes(text)
-    os.mkfifo(fifo)
-    writer = threading.Thread(target=fifo.write_bytes, args=(text,))
+def _through_a_pipe(
+    text: bytes, chunk_lines: int, skip_lines: int, block_bytes: int
+) -> list[tuple[list[bytes], list[int]]]:
+    """``chunks`` of ``text`` written into a pipe by another thread (read through /dev/fd: a stream)."""
+    read_end, write_end = os.pipe()
+
+    def feed() -> None:
+        try:
+            with open(write_end, "wb") as pipe:
+                pipe.write(text)
+        except BrokenPipeError:  # the reader stopped early (and the test fails on what it got)
+            pass
+
+    writer = threading.Thread(target=feed)
     writer.start()
     try:
-        got = chunks(fifo, 3_000, 7, block_bytes=5_000)
+        return chunks(Path(f"/dev/fd/{read_end}"), chunk_lines, skip_lines, block_bytes=block_bytes)
     finally:
-        writer.join()
-    assert got == chunks(plain, 3_000, 7, block_bytes=5_000) == reference_chunks(plain, 3_000, 7)
-    assert got[-1][0][-1] == b'{"last":1}'
+        os.close(read_end)  # a writer still waiting then stops
+        writer.join(timeout=30)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    lines=log_lines,
+    final_break=st.booleans(),
+    chunk_lines=st.integers(1, 9),
+    skip_lines=st.integers(0, 12),
+    block_bytes=st.integers(1, 64),
+)
+def test_a_log_from_a_pipe_reads_the_same_as_from_a_file(
+    tmp_path: Path, lines: list[bytes], final_break: bool, chunk_lines: int, skip_lines: int, block_bytes: int
+) -> None:
+    # a regular file is read at offsets (lines left over are read again); a pipe as a stream, opened once
+    text = b"\n".join(lines) + (b"\n" if final_break and lines else b"")
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(text)
+    got = _through_a_pipe(text, chunk_lines, skip_lines, block_bytes)
+    assert got == chunks(path, chunk_lines, skip_lines, block_bytes=block_bytes)
+    assert got == reference_chunks(path, chunk_lines, skip_lines)
+
+
+def test_reads_cut_short_anywhere_still_read_the_whole_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # one read returns at most about 2 GiB on Linux, less on some file systems: only an empty one ends the log
+    from connectors import jsonl_files
+
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"".join(b'{"n":%d}\n' % i for i in range(1_000)) + b'{"last":1}')
+    real_pread = os.pread
+    monkeypatch.setattr(jsonl_files.os, "pread", lambda fd, size, offset: real_pread(fd, min(size, 777), offset))
+    got = chunks(path, 300, block_bytes=4096)
+    assert got == reference_chunks(path, 300, 0)
+    assert sum(len(events) for events, _ in got) == 1_001
+
+
+def test_a_directory_is_no_event_log(tmp_path: Path) -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(ConnectorError, match=f"cannot open event log {tmp_path}: Is a directory"):
+        next(read_event_chunks(tmp_path, 10))
+    assert len(os.listdir("/proc/self/fd")) == before  # and nothing left open
