@@ -233,8 +233,7 @@ cdef class PaneIndex:
         ``free`` are free slots, and the high water mark. ``position`` is per-slot scratch. Returns where
         it stopped: ``len(keys)``, or the first pair whose pane needs a slot when every slot is in use (the
         table must grow; call again from there)."""
-        cdef Py_ssize_t n = keys.shape[0], capacity = key_ids.shape[0], i, at, hole
-        cdef int64_t slot, held
+        cdef Py_ssize_t n = keys.shape[0], capacity = key_ids.shape[0], i = start
         cdef int64_t made = counts[0], distinct = counts[1], free_count = counts[2], high_water = counts[3]
         _same_length(n, panes.shape[0])
         _same_slots(capacity, pane_of.shape[0], alive.shape[0], stored.shape[0], touched.shape[0])
@@ -243,7 +242,23 @@ cdef class PaneIndex:
             raise ValueError(f"add_panes writes 4 rows of {n} and 4 counts, not {tuple(out.shape)[:2]} and {counts.shape[0]}.")
         if not (0 <= free_count <= free.shape[0] and 0 <= high_water <= capacity and 0 <= start <= n):
             raise ValueError(f"add_panes cannot start at {start} with {free_count} free slots and high water {high_water}.")
-        self._reserve(n - start)
+        # at most as many panes go in as there are slots to give them (not one per pair: most pairs find theirs)
+        self._reserve(min(n - start, free_count + capacity - high_water))
+        try:
+            i = self._add_panes(keys, panes, start, out, free, key_ids, pane_of, alive, stored, changed, touched,
+                                position, stamp, &made, &distinct, &free_count, &high_water)
+        finally:  # what was done stays counted, even when a slot out of range stopped the pass
+            counts[0], counts[1], counts[2], counts[3] = made, distinct, free_count, high_water
+        return i
+
+    cdef Py_ssize_t _add_panes(self, const int64_t[::1] keys, const int64_t[::1] panes, Py_ssize_t start,
+                               int64_t[:, ::1] out, const int64_t[::1] free, int64_t[::1] key_ids,
+                               int64_t[::1] pane_of, uint8_t[::1] alive, uint8_t[::1] stored, uint8_t[::1] changed,
+                               int64_t[::1] touched, int64_t[::1] position, int64_t stamp, int64_t* made_at,
+                               int64_t* distinct_at, int64_t* free_at, int64_t* high_at) except -1:
+        """The pass of ``add_panes``, its counts kept at the pointers as it goes."""
+        cdef Py_ssize_t n = keys.shape[0], capacity = key_ids.shape[0], i, at, hole
+        cdef int64_t slot, held
         for i in range(start, n):
             if i + AHEAD < n:
                 self._prefetch(keys[i + AHEAD], panes[i + AHEAD])
@@ -264,14 +279,14 @@ cdef class PaneIndex:
                 if slot >= capacity:
                     raise IndexError(f"pane ({keys[i]}, {panes[i]}) has slot {slot}, past the table's {capacity}.")
             else:  # missing: a slot for it, into the first free entry of its probe
-                if free_count > 0:
-                    slot = free[free_count - 1]
+                if free_at[0] > 0:
+                    slot = free[free_at[0] - 1]
                     if slot < 0 or slot >= capacity:
                         raise IndexError(f"free slot {slot} is not among the {capacity} slots.")
-                    free_count -= 1
-                elif high_water < capacity:
-                    slot = high_water
-                    high_water += 1
+                    free_at[0] -= 1
+                elif high_at[0] < capacity:
+                    slot = high_at[0]
+                    high_at[0] += 1
                 else:
                     break  # no slot left: the table grows, then goes on from this pair
                 if hole < 0:
@@ -286,19 +301,18 @@ cdef class PaneIndex:
                 alive[slot] = 1
                 stored[slot] = 0
                 touched[slot] = stamp - 1  # not yet touched by this add: marked just below
-                out[3, made] = slot
-                made += 1
+                out[3, made_at[0]] = slot
+                made_at[0] += 1
             if touched[slot] != stamp:
                 touched[slot] = stamp
                 changed[slot] = 1
-                position[slot] = distinct
-                out[2, distinct] = slot
-                distinct += 1
+                position[slot] = distinct_at[0]
+                out[2, distinct_at[0]] = slot
+                distinct_at[0] += 1
             out[0, i] = slot
             out[1, i] = position[slot]
         else:
             i = n
-        counts[0], counts[1], counts[2], counts[3] = made, distinct, free_count, high_water
         return i
 
     def release(self, const int64_t[::1] slots, const int64_t[::1] key_ids, const int64_t[::1] pane_of,

@@ -329,32 +329,35 @@ class PaneTable:
         free, free_count = self._free.stack()
         counts = np.asarray([0, 0, free_count, self._high_water], dtype=np.int64)
         at = 0
-        while True:
-            at = self.index.add_panes(
-                key_ids,
-                panes,
-                at,
-                out,
-                counts,
-                free,
-                self.key_ids,
-                self.panes,
-                self._bytes(self.alive),
-                self._bytes(self.stored),
-                self._bytes(self.changed),
-                self.touched,
-                self._position,
-                self._adds,
-            )
-            if at == n:
-                break
-            self._grow(self.capacity + 1)  # every slot in use: twice as many
-        created, distinct, free_count, self._high_water = counts.tolist()
-        self._free.taken_down_to(free_count)
-        new = out[3, :created]
-        self.last_created = new
-        for column in self.aggregation.columns.values():
-            column.reset(new)
+        try:
+            while True:
+                at = self.index.add_panes(
+                    key_ids,
+                    panes,
+                    at,
+                    out,
+                    counts,
+                    free,
+                    self.key_ids,
+                    self.panes,
+                    self._bytes(self.alive),
+                    self._bytes(self.stored),
+                    self._bytes(self.changed),
+                    self.touched,
+                    self._position,
+                    self._adds,
+                )
+                if at == n:
+                    break
+                # every slot in use: room for a slot per pair left (at least twice as many slots)
+                self._grow(int(counts[3]) + n - at)
+        finally:  # the panes the index took are the table's, even when a growth failed on the way
+            created, distinct, free_count, self._high_water = counts.tolist()
+            self._free.taken_down_to(free_count)
+            new = out[3, :created].copy()
+            self.last_created = new
+            for column in self.aggregation.columns.values():
+                column.reset(new)
         return out[0], out[2, :distinct], out[1]
 
     def distinct(self, slots: Int64Array) -> tuple[Int64Array, Int64Array]:

@@ -29,7 +29,8 @@ class PaneWindowOperator(WindowOperator):
         # up to ``closed_upto``), and the key ids given one
         self._closed_of_key = np.full(0, NO_TIME, dtype=np.int64)
         self._keys_closed: list[Int64Array] = []
-        self._closed_far: dict[int, int] = {}  # the same for key ids the array does not reach (see record_closed)
+        # the same for key ids the array does not reach (see record_closed): sorted ids, and their close points
+        self._far_keys = self._far_uptos = np.zeros(0, dtype=np.int64)
 
     # ---- geometry --------------------------------------------------------------------
     def pane_starts(self, ts: Int64Array) -> Int64Array:
@@ -194,7 +195,7 @@ class PaneWindowOperator(WindowOperator):
         for keys in self._keys_closed:
             self._closed_of_key[keys] = NO_TIME
         self._keys_closed = []
-        self._closed_far = {}
+        self._far_keys = self._far_uptos = np.zeros(0, dtype=np.int64)
         if self._closed_of_key.shape[0] > self._dense_reach():  # the table shrank: so does the array
             self._closed_of_key = np.full(0, NO_TIME, dtype=np.int64)
 
@@ -205,12 +206,18 @@ class PaneWindowOperator(WindowOperator):
     def record_closed(self, keys: Int64Array, uptos: Int64Array) -> None:
         """Within the segment, the windows of ``keys`` (distinct) closing by their ``uptos`` have been emitted.
         Kept by key id in an array where the ids are dense enough (they are the ids of a job's keys), else
-        in a dict."""
+        as sorted columns."""
         if keys.shape[0] == 0:
             return
         needed = int(keys.max()) + 1
         if int(keys.min()) < 0 or needed > self._dense_reach():
-            self._closed_far.update(zip(keys.tolist(), uptos.tolist()))
+            # a key's later record is a later stream time: the largest of its records is its last
+            all_keys = np.concatenate([self._far_keys, keys])
+            all_uptos = np.concatenate([self._far_uptos, uptos])
+            order = np.lexsort((all_uptos, all_keys))
+            all_keys, all_uptos = all_keys[order], all_uptos[order]
+            last = np.append(all_keys[1:] != all_keys[:-1], True)
+            self._far_keys, self._far_uptos = all_keys[last], all_uptos[last]
             return
         if needed > self._closed_of_key.shape[0]:
             grown = np.full(max(needed, 2 * self._closed_of_key.shape[0], 1024), NO_TIME, dtype=np.int64)
@@ -237,9 +244,10 @@ class PaneWindowOperator(WindowOperator):
             by_key = self._closed_of_key
             reached = (keys >= 0) & (keys < by_key.shape[0])
             np.maximum(lower, np.where(reached, by_key.take(np.clip(keys, 0, by_key.shape[0] - 1)), NO_TIME), out=lower)
-        if self._closed_far:
-            far = np.fromiter((self._closed_far.get(key, NO_TIME) for key in keys.tolist()), np.int64, keys.shape[0])
-            np.maximum(lower, far, out=lower)
+        if self._far_keys.shape[0]:
+            at = np.minimum(np.searchsorted(self._far_keys, keys), self._far_keys.shape[0] - 1)
+            found = self._far_keys[at] == keys
+            np.maximum(lower, np.where(found, self._far_uptos[at], NO_TIME), out=lower)
         return lower
 
     def _emit_closing(self, slots: Int64Array, upto: Int64Array) -> WindowResults | None:
