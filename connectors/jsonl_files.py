@@ -10,7 +10,7 @@ import os
 import shutil
 import stat
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -153,14 +153,8 @@ def read_event_chunks(
                     continue
                 starts, ends, blank = line_spans(data, whole)
                 lines = starts.shape[0]
-                taken = 0
-                while lines - taken >= chunk_lines or (not block and taken < lines):
-                    high = min(taken + chunk_lines, lines)
-                    chunk = _chunk(data, starts, ends, blank, taken, high, first, skip_lines)
-                    first += high - taken
-                    taken = high
-                    if chunk is not None:
-                        yield chunk
+                taken = yield from _chunks_of(data, starts, ends, blank, chunk_lines, first, skip_lines, not block)
+                first += taken
                 if not block:
                     return
                 rest = data[int(starts[taken]) :] if taken < lines else data[whole + 1 :]
@@ -236,14 +230,8 @@ def _chunks_at_offsets(
                 continue
             starts, ends, blank = line_spans(data, whole)
             lines = starts.shape[0]
-            taken = 0
-            while lines - taken >= chunk_lines or (end and taken < lines):
-                high = min(taken + chunk_lines, lines)
-                chunk = _chunk(data, starts, ends, blank, taken, high, first, skip_lines)
-                first += high - taken
-                taken = high
-                if chunk is not None:
-                    yield chunk
+            taken = yield from _chunks_of(data, starts, ends, blank, chunk_lines, first, skip_lines, end)
+            first += taken
             if end:
                 return
             left = int(starts[taken]) if taken < lines else whole + 1  # the first byte not handed out
@@ -257,6 +245,30 @@ def _chunks_at_offsets(
         raise ConnectorError(f"event log {path} is damaged after line {first - 1}: {reason(error)}.") from None
     finally:
         os.close(fd)
+
+
+def _chunks_of(
+    data: bytes,
+    starts: Int64Array,
+    ends: Int64Array,
+    blank: np.ndarray,
+    chunk_lines: int,
+    first: int,
+    skip_lines: int,
+    every: bool,
+) -> Generator[tuple[EventLines, Int64Array], None, int]:
+    """Yield the chunks of the lines found in ``data`` (spans, the first numbered ``first``): each
+    ``chunk_lines`` lines, and at the log's end (``every``) the lines left too; return how many lines
+    were handed out."""
+    lines = starts.shape[0]
+    taken = 0
+    while lines - taken >= chunk_lines or (every and taken < lines):
+        high = min(taken + chunk_lines, lines)
+        chunk = _chunk(data, starts, ends, blank, taken, high, first + taken, skip_lines)
+        taken = high
+        if chunk is not None:
+            yield chunk
+    return taken
 
 
 def _chunk(

@@ -85,26 +85,40 @@ cdef class PaneIndex:
     cdef inline bint _insert_once(self, int64_t key, int64_t pane, int64_t slot) noexcept nogil:
         """Store a pair with one walk of its probe, in its first free entry (as ``_put``); False, storing
         nothing, when the pair is there already."""
-        cdef Py_ssize_t at = <Py_ssize_t>(mix(key, pane) & <uint64_t>self.mask), free = -1
+        cdef Py_ssize_t hole
+        cdef Py_ssize_t at = self._walk(key, pane, &hole)
+        if self.entries[at, 2] >= 0:
+            return False
+        self._place(at, hole, key, pane, slot)
+        return True
+
+    cdef inline Py_ssize_t _walk(self, int64_t key, int64_t pane, Py_ssize_t* hole) noexcept nogil:
+        """Walk the pair's probe to its entry or to the empty entry that ends it; return where it stopped,
+        and set ``hole`` to the first tombstone on the way (-1: none)."""
+        cdef Py_ssize_t at = <Py_ssize_t>(mix(key, pane) & <uint64_t>self.mask)
         cdef int64_t held
+        hole[0] = -1
         while True:
             held = self.entries[at, 2]
             if held == EMPTY:
-                break
+                return at
             if held == REMOVED:
-                if free < 0:
-                    free = at
+                if hole[0] < 0:
+                    hole[0] = at
             elif self.entries[at, 0] == key and self.entries[at, 1] == pane:
-                return False
+                return at
             at = (at + 1) & self.mask
-        if free < 0:
-            free = at
+
+    cdef inline void _place(self, Py_ssize_t empty, Py_ssize_t hole, int64_t key, int64_t pane,
+                            int64_t slot) noexcept nogil:
+        """Store a missing pair whose probe ended at ``empty``, in its first tombstone ``hole`` if any."""
+        if hole < 0:
+            hole = empty
             self.used += 1
-        self.entries[free, 0] = key
-        self.entries[free, 1] = pane
-        self.entries[free, 2] = slot
+        self.entries[hole, 0] = key
+        self.entries[hole, 1] = pane
+        self.entries[hole, 2] = slot
         self.live += 1
-        return True
 
     cdef void _reserve(self, Py_ssize_t extra):
         """Rebuild into a larger (or tombstone-free) table when ``extra`` more entries would fill half."""
@@ -262,18 +276,8 @@ cdef class PaneIndex:
         for i in range(start, n):
             if i + AHEAD < n:
                 self._prefetch(keys[i + AHEAD], panes[i + AHEAD])
-            at = <Py_ssize_t>(mix(keys[i], panes[i]) & <uint64_t>self.mask)
-            hole = -1
-            while True:
-                held = self.entries[at, 2]
-                if held == EMPTY:
-                    break
-                if held == REMOVED:
-                    if hole < 0:
-                        hole = at
-                elif self.entries[at, 0] == keys[i] and self.entries[at, 1] == panes[i]:
-                    break
-                at = (at + 1) & self.mask
+            at = self._walk(keys[i], panes[i], &hole)
+            held = self.entries[at, 2]
             if held >= 0:
                 slot = held
                 if slot >= capacity:
@@ -289,13 +293,7 @@ cdef class PaneIndex:
                     high_at[0] += 1
                 else:
                     break  # no slot left: the table grows, then goes on from this pair
-                if hole < 0:
-                    hole = at
-                    self.used += 1
-                self.entries[hole, 0] = keys[i]
-                self.entries[hole, 1] = panes[i]
-                self.entries[hole, 2] = slot
-                self.live += 1
+                self._place(at, hole, keys[i], panes[i], slot)
                 key_ids[slot] = keys[i]
                 pane_of[slot] = panes[i]
                 alive[slot] = 1

@@ -51,21 +51,27 @@ log_lines = st.lists(
     | st.binary(max_size=12).filter(lambda line: b"\n" not in line),
     max_size=60,
 )
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
+# a log of those lines with or without a last line break, and how it is read: chunks, lines skipped, read size
+log_cases = given(
     lines=log_lines,
     final_break=st.booleans(),
     chunk_lines=st.integers(1, 9),
     skip_lines=st.integers(0, 12),
     block_bytes=st.integers(1, 64),
 )
+
+
+def _log_text(lines: list[bytes], final_break: bool) -> bytes:
+    return b"\n".join(lines) + (b"\n" if final_break and lines else b"")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@log_cases
 def test_chunks_match_a_line_by_line_reading(
     tmp_path: Path, lines: list[bytes], final_break: bool, chunk_lines: int, skip_lines: int, block_bytes: int
 ) -> None:
     path = tmp_path / "events.jsonl"
-    path.write_bytes(b"\n".join(lines) + (b"\n" if final_break and lines else b""))
+    path.write_bytes(_log_text(lines, final_break))
     got = chunks(path, chunk_lines, skip_lines, block_bytes=block_bytes)
     assert got == reference_chunks(path, chunk_lines, skip_lines)
 
@@ -163,18 +169,12 @@ def _through_a_pipe(
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    lines=log_lines,
-    final_break=st.booleans(),
-    chunk_lines=st.integers(1, 9),
-    skip_lines=st.integers(0, 12),
-    block_bytes=st.integers(1, 64),
-)
+@log_cases
 def test_a_log_from_a_pipe_reads_the_same_as_from_a_file(
     tmp_path: Path, lines: list[bytes], final_break: bool, chunk_lines: int, skip_lines: int, block_bytes: int
 ) -> None:
     # a regular file is read at offsets (lines left over are read again); a pipe as a stream, opened once
-    text = b"\n".join(lines) + (b"\n" if final_break and lines else b"")
+    text = _log_text(lines, final_break)
     path = tmp_path / "events.jsonl"
     path.write_bytes(text)
     got = _through_a_pipe(text, chunk_lines, skip_lines, block_bytes)
