@@ -27,12 +27,10 @@ from windows.errors import reason
 from windows.events import Int64Array
 
 
-def open_event_log(path: Path) -> io.BufferedReader:
-    """Open a ``.jsonl`` or ``.jsonl.gz`` event log for binary reading."""
+def _open_gzip(path: Path) -> io.BufferedReader:
+    """Open a ``.jsonl.gz`` event log for reading as a stream."""
     try:
-        if path.suffix == ".gz":
-            return io.BufferedReader(gzip.open(path, "rb"), buffer_size=1 << 20)  # type: ignore[arg-type]
-        return io.BufferedReader(io.FileIO(path, "rb"), buffer_size=1 << 20)
+        return io.BufferedReader(gzip.open(path, "rb"), buffer_size=1 << 20)  # type: ignore[arg-type]
     except OSError as error:
         raise ConnectorError(f"cannot open event log {path}: {error.strerror or error}.") from None
 
@@ -117,10 +115,10 @@ def read_event_chunks(
         raise ValueError(f"event log chunks hold at least one line, not {chunk_lines}.")
     if path.suffix == ".gz":
         block_bytes = min(block_bytes, GZIP_READ_BYTES)
-        handle = open_event_log(path)
+        handle = _open_gzip(path)
     else:
-        fd = _open_plain(path)
-        if _is_regular(fd):
+        fd, regular = _open_plain(path)
+        if regular:
             yield from _chunks_at_offsets(path, fd, chunk_lines, skip_lines, block_bytes)
             return
         try:
@@ -166,20 +164,22 @@ def read_event_chunks(
             raise ConnectorError(f"event log {path} is damaged after line {read}: {reason(error)}.") from None
 
 
-def _open_plain(path: Path) -> int:
-    """A descriptor of an uncompressed event log, open for reading (not a directory)."""
+def _open_plain(path: Path) -> tuple[int, bool]:
+    """A descriptor of an uncompressed event log, open for reading, and whether the log is a regular file
+    (which reads at any offset; a pipe or a device is read as a stream). A directory is refused."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as error:
         raise ConnectorError(f"cannot open event log {path}: {error.strerror or error}.") from None
     try:
-        directory = stat.S_ISDIR(os.fstat(fd).st_mode)
-    except OSError:
-        directory = False
-    if directory:
+        mode = os.fstat(fd).st_mode
+    except OSError as error:
+        os.close(fd)
+        raise ConnectorError(f"cannot open event log {path}: {error.strerror or error}.") from None
+    if stat.S_ISDIR(mode):
         os.close(fd)
         raise ConnectorError(f"cannot open event log {path}: Is a directory.")
-    return fd
+    return fd, stat.S_ISREG(mode)
 
 
 def _read_at(fd: int, wanted: int, offset: int) -> bytes:
@@ -197,14 +197,6 @@ def _read_at(fd: int, wanted: int, offset: int) -> bytes:
             got += len(more)
         data = b"".join(parts)
     return data
-
-
-def _is_regular(fd: int) -> bool:
-    """Whether ``fd`` is a regular file, which reads at any offset (not a pipe or a device: a stream)."""
-    try:
-        return stat.S_ISREG(os.fstat(fd).st_mode)
-    except OSError:
-        return False
 
 
 def _chunks_at_offsets(
