@@ -9,10 +9,13 @@ lookup hashes the pair (splitmix64), then walks to the pair or an empty entry.
 Removed entries leave a tombstone that lookups walk over; the table is
 rebuilt, without tombstones, when live entries and tombstones fill half of it.
 
-``lookup_missing`` and ``first_seen`` serve a pane table's ``add``: the slot
-of every event's pane, the panes to create (each once), and the distinct slots
-touched, in three passes over the events (the second only over those whose
-pane is missing) instead of a sort.
+``add_panes`` serves a pane table's ``add`` when no pane has been evicted:
+in one pass over the events it finds each event's pane, inserts a missing one
+where its probe ended (with a slot from the table's free stack or high water
+mark) and lists the distinct slots touched. A table with evicted panes reads
+them back before creating any, so it takes ``lookup_missing`` (the slot of
+every event's pane, and the panes missing, each once), then ``create``, then
+``first_seen`` (the distinct slots).
 """
 
 from libc.stdint cimport int64_t, uint8_t, uint64_t
@@ -60,15 +63,9 @@ cdef class PaneIndex:
 
     cdef inline Py_ssize_t _find(self, int64_t key, int64_t pane) noexcept nogil:
         """The entry holding the pair, or -1."""
-        cdef Py_ssize_t at = <Py_ssize_t>(mix(key, pane) & <uint64_t>self.mask)
-        cdef int64_t slot
-        while True:
-            slot = self.entries[at, 2]
-            if slot == EMPTY:
-                return -1
-            if slot != REMOVED and self.entries[at, 0] == key and self.entries[at, 1] == pane:
-                return at
-            at = (at + 1) & self.mask
+        cdef Py_ssize_t hole
+        cdef Py_ssize_t at = self._walk(key, pane, &hole)
+        return at if self.entries[at, 2] >= 0 else -1
 
     cdef inline void _put(self, int64_t key, int64_t pane, int64_t slot) noexcept nogil:
         """Store a pair known to be absent, in the first free entry of its probe."""
