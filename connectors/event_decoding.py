@@ -24,6 +24,7 @@ import orjson
 from connectors.event_fields import event_fields
 from connectors.event_lines import EventLines
 from connectors.event_scan import scan_fields
+from connectors.key_table import KeyTable
 from windows.events import Float64Array, Int64Array
 
 #: Events stamped before 2000-01-01T00:00:00Z are rejected as absurd.
@@ -74,14 +75,21 @@ class LateRecord:
 
 @dataclass
 class DecodedBatch:
-    """Good events in source order: keys as strings, everything else as columns."""
+    """Good events in source order: keys as strings, everything else as columns.
 
-    keys: list[str]
+    Decoded with a key table (``EventDecoder.decode``), an event whose key the
+    table holds may have its id in ``key_ids`` and None in ``keys``; every other
+    event has its key's text in ``keys`` (and -1 in ``key_ids``, when there is
+    such a column).
+    """
+
+    keys: list[str] | list[str | None]
     ts: Int64Array
     seq: Int64Array
     raws: list[bytes] | EventLines
     numbers: dict[str, Float64Array] = field(default_factory=dict)
     hashes: dict[str, Int64Array] = field(default_factory=dict)
+    key_ids: Int64Array | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -117,23 +125,35 @@ class EventDecoder:
         self.options = options
 
     def decode(
-        self, raws: Sequence[bytes] | EventLines, seqs: Sequence[int] | Int64Array
+        self,
+        raws: Sequence[bytes] | EventLines,
+        seqs: Sequence[int] | Int64Array,
+        key_table: KeyTable | None = None,
     ) -> tuple[DecodedBatch, list[Rejected]]:
         """Decode events ``raws`` (a sequence of bytes, or spans of one buffer) found at source positions
-        ``seqs``."""
-        fast = self._fast(raws, seqs)
+        ``seqs``; keys found in ``key_table`` may come as their ids (see ``DecodedBatch``)."""
+        fast = self._fast(raws, seqs, key_table)
         if fast is not None:
             return fast, []
         return self._slow(raws, seqs)
 
     # ---- fast path: the whole batch at once ----------------------------------------------
-    def _fast(self, raws: Sequence[bytes] | EventLines, seqs: Sequence[int] | Int64Array) -> DecodedBatch | None:
+    def _fast(
+        self,
+        raws: Sequence[bytes] | EventLines,
+        seqs: Sequence[int] | Int64Array,
+        key_table: KeyTable | None = None,
+    ) -> DecodedBatch | None:
         o = self.options
         raws = raws if type(raws) is list or type(raws) is EventLines else list(raws)
         docs: list[Any] = []
-        fields: tuple[list[str], Int64Array | list[Any], dict[str, Float64Array]] | None = None
+        fields: tuple[list[str] | list[str | None], Int64Array | list[Any], dict[str, Float64Array]] | None = None
+        key_ids: Int64Array | None = None
         if o.timestamp_format is TimeFormat.EPOCH_MS and not o.distinct_fields:  # no objects needed
-            fields = scan_fields(raws, o.key_field, o.timestamp_field, o.numeric_fields, o.max_event_bytes)
+            scanned = scan_fields(raws, o.key_field, o.timestamp_field, o.numeric_fields, o.max_event_bytes, key_table)
+            if scanned is not None:
+                scanned_keys, stamps, columns, key_ids = scanned
+                fields = (scanned_keys, stamps, columns)
         if fields is None:
             if max(map(len, raws), default=0) > o.max_event_bytes:
                 return None
@@ -166,6 +186,7 @@ class EventDecoder:
             raws=raws,
             numbers=numbers,
             hashes=hashes,
+            key_ids=key_ids,
         )
 
     def _fast_times(self, times: Int64Array | list[Any]) -> Int64Array | None:

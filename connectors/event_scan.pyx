@@ -5,7 +5,9 @@ The decoder's first path over a batch. ``orjson.loads`` builds a dict, a
 string and a number object for every member of every event, only for
 ``connectors.event_fields`` to read three to five of them and drop the rest:
 about two thirds of a busy job's decoding time. ``scan_fields`` reads the
-same fields from the bytes and builds only the key strings.
+same fields from the bytes and builds only the key strings, or, given the
+key registry's table (``connectors/key_table.pyx``), only those of keys it
+has not seen.
 
 It answers exactly what ``orjson.loads`` followed by ``event_fields`` (epoch
 milliseconds) would, or None, and then the decoder takes that path. To be
@@ -40,6 +42,9 @@ from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.math cimport isinf
 from libc.stdint cimport int64_t, uint8_t
 from libc.string cimport memcmp
+
+from connectors.key_table cimport KeyTable, key_hash
+from windows.int_text cimport write_int
 
 import numpy as np
 
@@ -326,10 +331,15 @@ def scan_fields(
     str timestamp_field not None,
     tuple numeric_fields not None,
     Py_ssize_t max_bytes,
+    KeyTable table=None,
 ):
-    """``(keys, timestamps, numbers)`` of ``raws`` (JSON objects: a list of bytes, or ``EventLines`` spans of
-    one buffer) as ``event_fields`` gives them for epoch milliseconds, or None when one event is not plainly
-    of that shape or is over ``max_bytes`` (see the module)."""
+    """``(keys, timestamps, numbers, key_ids)`` of ``raws`` (JSON objects: a list of bytes, or ``EventLines``
+    spans of one buffer) as ``event_fields`` gives them for epoch milliseconds, or None when one event is not
+    plainly of that shape or is over ``max_bytes`` (see the module).
+
+    With a key ``table``, each event's key is looked up there by its UTF-8 text: ``key_ids`` holds its id,
+    or -1 for a key not in the table, and only those keys are made strings (the others are None in
+    ``keys``). Without one, every key is a string and ``key_ids`` is None."""
     cdef bint listed = type(raws) is list
     cdef const uint8_t* base = NULL
     cdef const int64_t[::1] starts
@@ -358,6 +368,13 @@ def scan_fields(
     stamped = np.empty(n, dtype=np.int64)
     numbers = np.full((n_fields, n), nan, dtype=np.float64)
     cdef int64_t[::1] stamps = stamped
+    key_ids = None if table is None else np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] ids
+    if table is not None:
+        ids = key_ids
+    cdef char digits[24]
+    cdef const char* key_text
+    cdef Py_ssize_t key_size
     cdef double[:, ::1] values = numbers
     for i in range(n):
         if listed:
@@ -397,11 +414,14 @@ def scan_fields(
                     return None
                 have_key = True
                 if value.kind == K_STRING and not value.escaped:
-                    keys[i] = PyUnicode_DecodeUTF8(<const char*>value.start, value.end - value.start, NULL)
+                    key_text, key_size = <const char*>value.start, value.end - value.start
                 elif value.kind == K_NUMBER and value.integral:
-                    keys[i] = str(value.integer)
+                    key_text = digits
+                    key_size = write_int(digits, value.integer) - digits
                 else:
                     return None
+                if table is None or not _known(table, key_text, key_size, &ids[i]):
+                    keys[i] = PyUnicode_DecodeUTF8(key_text, key_size, NULL)
             if same_name(name_start, name_end, time_name):
                 if have_time or value.kind != K_NUMBER or not value.integral:
                     return None
@@ -429,7 +449,13 @@ def scan_fields(
             p = skip_space(p + 1, end)
         if skip_space(p + 1, end) != end or not have_key or not have_time:
             return None
-    return keys, stamped, {name: numbers[f] for f, name in enumerate(numeric_fields)}
+    return keys, stamped, {name: numbers[f] for f, name in enumerate(numeric_fields)}, key_ids
+
+
+cdef inline bint _known(KeyTable table, const char* text, Py_ssize_t size, int64_t* found) noexcept:
+    """Whether ``text[:size]`` is a key of ``table``; its id (or -1) goes to ``found``."""
+    found[0] = table.find(text, size, key_hash(text, size))
+    return found[0] >= 0
 
 
 cdef extern from "string.h" nogil:

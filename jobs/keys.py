@@ -7,8 +7,8 @@ from hashlib import blake2b
 import numpy as np
 import orjson
 
+from connectors.key_table import KeyTable
 from connectors.partitioner import partitions_for
-from jobs.key_lookup import known_ids
 from windows.events import Int64Array
 
 #: Up to this many keys, ``KeyRegistry.ranks`` gives dense ranks instead of hashes.
@@ -20,7 +20,7 @@ class KeyRegistry:
 
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
-        self._ids: dict[str, int] = {}  # each key's text -> its id
+        self.table = KeyTable()  # each key's id by its UTF-8 text (the decoder looks keys up in it)
         self.utf8: list[bytes] = []  # each key's UTF-8 bytes
         self.json: list[bytes] = []  # each key as JSON text
         self._partition = np.zeros(1024, dtype=np.int64)
@@ -33,29 +33,38 @@ class KeyRegistry:
     def __len__(self) -> int:
         return len(self.utf8)
 
-    def _add(self, key: str) -> int:
-        key_id = len(self.utf8)
-        self._ids[key] = key_id
-        self.utf8.append(key.encode("utf-8"))
-        # orjson's bytes keep a 4 KiB buffer; a copy through str holds only the text
-        self.json.append(orjson.dumps(key).decode().encode())
+    def _add(self, key: bytes) -> int:
+        """Register ``key`` (UTF-8 text, not registered yet); return its id."""
+        # orjson's bytes keep a 4 KiB buffer; a copy through str holds only the text (and a key that is not
+        # UTF-8 fails here, before the table holds it)
+        json = orjson.dumps(key.decode("utf-8")).decode().encode()
+        key_id = self.table.add(key)
+        self.utf8.append(key)
+        self.json.append(json)
         return key_id
 
-    def ids(self, keys: list[str]) -> Int64Array:
-        """Ids of ``keys``, registering new ones (in their order of first occurrence)."""
-        ids, missing = known_ids(self._ids, keys)
+    def ids(self, keys: list[str] | list[str | None], found: Int64Array | None = None) -> Int64Array:
+        """Ids of ``keys``, registering new ones (in their order of first occurrence). With ``found``, the
+        ids the decoder found in ``table`` already, -1 where ``keys`` holds the key's text instead."""
+        if found is None:
+            ids, missing = self.table.ids(keys)  # type: ignore[arg-type]  # every key is a string here
+        else:
+            ids, missing = found, int(np.count_nonzero(found < 0))
         if missing:
-            get, add = self._ids.get, self._add
+            lookup, add = self.table.lookup, self._add
             for i in np.flatnonzero(ids < 0).tolist():
-                found = get(keys[i])
-                ids[i] = found if found is not None else add(keys[i])
+                text = keys[i]
+                if text is None:
+                    raise ValueError(f"event {i} of the batch has neither a key id nor a key.")
+                key = text.encode("utf-8")
+                known = lookup(key)  # registered by an earlier event of the batch
+                ids[i] = known if known >= 0 else add(key)
         return ids
 
     def id_of(self, key: bytes) -> int:
         """Id of a key given as UTF-8 bytes, registering it if new."""
-        text = key.decode("utf-8")
-        found = self._ids.get(text)
-        return found if found is not None else self._add(text)
+        found = self.table.lookup(key)
+        return found if found >= 0 else self._add(key)
 
     def key_bytes(self, key_id: int) -> bytes:
         """The UTF-8 bytes of a key id."""
@@ -63,13 +72,7 @@ class KeyRegistry:
 
     def ids_of(self, keys: list[bytes]) -> list[int]:
         """Ids of keys given as UTF-8 bytes, registering new ones (bulk ``id_of``)."""
-        get, add = self._ids.get, self._add
-        ids = []
-        for raw in keys:
-            text = raw.decode("utf-8")
-            found = get(text)
-            ids.append(found if found is not None else add(text))
-        return ids
+        return [self.id_of(raw) for raw in keys]
 
     def partitions_of(self, ids: Int64Array) -> Int64Array:
         """Kafka default-partitioner partition of each key id (computed once per key, when first asked)."""
@@ -137,8 +140,9 @@ class KeyRegistry:
         kept = keep.tolist()
         self.utf8 = [self.utf8[i] for i in kept]
         self.json = [self.json[i] for i in kept]
-        new_ids = mapping.tolist()
-        self._ids = {key: new_ids[i] for key, i in self._ids.items() if new_ids[i] >= 0}
+        self.table = KeyTable()
+        for key in self.utf8:
+            self.table.add(key)
         # ids are renumbered in order, so the keys with a computed partition and hash stay a prefix
         partitioned = int(np.searchsorted(keep, self._partitioned))
         self._partition = self._partition[keep[:partitioned]]

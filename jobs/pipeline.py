@@ -139,10 +139,10 @@ class JobRunner:
         context when the source has one (Kafka headers and timestamps).
         """
         self.stats.events += len(raws)
-        decoded, rejected = self.decoder.decode(raws, seqs)
+        decoded, rejected = self.decoder.decode(raws, seqs, self.registry.table)
         if self.spec.traced and len(decoded):
             self._add_traces(decoded, seqs, traceparents, origins)
-        key_ids = self.registry.ids(decoded.keys)
+        key_ids = self.registry.ids(decoded.keys, decoded.key_ids)
         if partition is None:
             by_partition = self._by_partition(self.registry.partitions_of(key_ids))
         else:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from connectors.event_fields import event_fields
 from connectors.event_lines import EventLines
 from connectors.event_scan import line_spans, scan_fields
+from connectors.key_table import KeyTable
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = ["k", "ts", "a", "b", "x", "é", "a\u0000", "kk"]
@@ -92,7 +93,23 @@ def assert_same_or_declined(raws: list[bytes], fields: tuple[str, ...]) -> Any:
     for name in fields:
         np.testing.assert_array_equal(got[2][name], expected[2][name])  # NaN where NaN; -0.0 == 0.0 though
         assert np.signbit(got[2][name]).tolist() == np.signbit(expected[2][name]).tolist()
+    assert got[3] is None  # no key table: every key a string
+    assert_keys_looked_up(raws, fields, expected[0])
     return got
+
+
+def assert_keys_looked_up(raws: list[bytes], fields: tuple[str, ...], keys: list[str]) -> None:
+    """Scanned with a key table holding every other key: ids of the keys it holds, strings of the others."""
+    table = KeyTable()
+    for key in keys[::2]:
+        if table.lookup(key.encode()) < 0:
+            table.add(key.encode())
+    for events in (raws, spans_of(raws)):
+        got = scan_fields(events, "k", "ts", fields, 1 << 20, table)
+        assert got is not None
+        expected_ids = [table.lookup(key.encode()) for key in keys]
+        assert got[3] is not None and got[3].tolist() == expected_ids
+        assert got[0] == [None if at >= 0 else key for key, at in zip(keys, expected_ids)]
 
 
 @settings(max_examples=500, deadline=None)
@@ -207,8 +224,8 @@ def test_what_the_scan_leaves_to_orjson() -> None:
     for text in (b"\x7f", b"\xdf\xbf", b"\xe0\xa0\x80", b"\xed\x9f\xbf", b"\xf0\x90\x80\x80", b"\xf4\x8f\xbf\xbf"):
         raw = b'{"k":"a","ts":1,"x":"%s"}' % text  # the edges that are allowed
         assert reference([raw], ()) is not None and scanned(raw) is not None, raw
-    keys, stamps, numbers = scanned(b'{"k":-0,"ts":-5,"a":null}')
-    assert keys == ["0"] and stamps.tolist() == [-5] and np.isnan(numbers["a"][0])
+    keys, stamps, numbers, key_ids = scanned(b'{"k":-0,"ts":-5,"a":null}')
+    assert keys == ["0"] and stamps.tolist() == [-5] and np.isnan(numbers["a"][0]) and key_ids is None
 
 
 @given(

@@ -53,6 +53,23 @@ def test_ids_number_keys_in_order_of_first_sight_across_batches(batches: list[li
     assert registry.utf8 == [key.encode() for key in expected]
 
 
+def test_ids_take_the_ids_the_decoder_found_and_register_the_keys_it_left_as_text() -> None:
+    registry = KeyRegistry(partitions=2)
+    registry.ids(["a", "b"])
+    found = np.array([1, -1, 0, -1, -1], dtype=np.int64)
+    assert registry.ids([None, "c", None, "d", "c"], found).tolist() == [1, 2, 0, 3, 2]
+    assert registry.utf8 == [b"a", b"b", b"c", b"d"] and registry.table.lookup(b"d") == 3
+    with pytest.raises(ValueError, match="event 0 of the batch has neither a key id nor a key"):
+        registry.ids([None], np.array([-1], dtype=np.int64))
+
+
+def test_a_key_that_is_not_utf8_is_refused_and_not_registered() -> None:
+    registry = KeyRegistry(partitions=1)
+    with pytest.raises(UnicodeDecodeError):
+        registry.id_of(b"\xff")
+    assert len(registry) == 0 and len(registry.table) == 0 and registry.id_of(b"ok") == 0
+
+
 def _hash(key: str) -> int:
     """The 64-bit hash ``ranks`` orders keys by (BLAKE2b-64 of the text, big-endian, signed)."""
     return int.from_bytes(blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
