@@ -12,6 +12,9 @@ from windows import sketch_counts
 from windows.aggregates import AggregateKind, AggregateSpec
 from windows.events import Float64Array, Int64Array
 from windows.pane_state import (
+    TRACE_HI,
+    TRACE_LO,
+    TRACE_ORIGIN,
     ArrivalColumn,
     CountColumn,
     DecayColumn,
@@ -104,6 +107,15 @@ class Aggregation:
         self.trace_column = TraceColumn(trace_links) if trace_links > 0 else None
         if self.trace_column is not None:
             self.columns[_TRACE_KEY] = self.trace_column
+
+    def batch_fields(self) -> tuple[frozenset[str], frozenset[str]]:
+        """The columns of an event batch these aggregates read: its ``numbers`` and its ``hashes`` (the trace
+        columns among them when the window keeps trace links)."""
+        numbers = {s.field for s in self.specs if s.field is not None and s.kind is not AggregateKind.DISTINCT}
+        hashes = {s.field for s in self.specs if s.field is not None and s.kind is AggregateKind.DISTINCT}
+        if self.trace_column is not None:
+            hashes |= {TRACE_HI, TRACE_LO, TRACE_ORIGIN}
+        return frozenset(numbers), frozenset(hashes)
 
     def fresh(self) -> Aggregation:
         """Empty columns for the same aggregates."""

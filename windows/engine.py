@@ -165,6 +165,7 @@ class PartitionEngine:
         self.partition = partition
         self.key_order = key_order  # sort rank of each key id (ties in time, window and bounds go by it)
         self.operators = [build_operator(spec, i) for i, spec in enumerate(self.specs)]
+        self._fields = [operator.table.aggregation.batch_fields() for operator in self.operators]
         if traced is not None:  # else every window keeps its trace links
             for operator in self.operators:
                 operator.traced_rows = partial(traced, operator.spec.name)
@@ -179,8 +180,11 @@ class PartitionEngine:
         st_before, st_after = stream_times(batch.ts, self.stream_time)
         late_everywhere = np.ones(n, dtype=bool)
         chunks: list[WindowResults] = []
-        for operator in self.operators:
-            emitted, late_all, late_some = operator.process(batch, st_before, st_after, self.stream_time)
+        for operator, (numbers, hashes) in zip(self.operators, self._fields):
+            # each operator sees only the columns its aggregates read: it takes no copy of the others
+            emitted, late_all, late_some = operator.process(
+                batch.only(numbers, hashes), st_before, st_after, self.stream_time
+            )
             chunks.extend(emitted)
             late_everywhere &= late_all
             late_count = int(late_some.sum())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,6 +48,19 @@ class EventBatch:
             seq=self.seq[index],
             numbers={name: column[index] for name, column in self.numbers.items()},
             hashes={name: column[index] for name, column in self.hashes.items()},
+        )
+
+    def only(self, numbers: Collection[str], hashes: Collection[str]) -> EventBatch:
+        """This batch with only the ``numbers`` and ``hashes`` columns named (the same arrays, not copies): the
+        batches taken from it then gather no column nobody reads."""
+        if all(name in numbers for name in self.numbers) and all(name in hashes for name in self.hashes):
+            return self
+        return EventBatch(
+            ts=self.ts,
+            key_ids=self.key_ids,
+            seq=self.seq,
+            numbers={name: column for name, column in self.numbers.items() if name in numbers},
+            hashes={name: column for name, column in self.hashes.items() if name in hashes},
         )
 
     def rows(self, positions: Int64Array) -> EventBatch:
