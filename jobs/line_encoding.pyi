@@ -35,5 +35,5 @@ class DecisionRows(PlacedRows):
         names: list[bytes],
         columns: list[np.ndarray],
         trace_rows: npt.NDArray[np.int64] | None,
-        traces: npt.NDArray[np.int64] | None,
+        traces: npt.NDArray[np.int64] | tuple[npt.NDArray[np.int64], ...] | None,
     ) -> None: ...

@@ -270,10 +270,11 @@ cdef class DecisionRows(PlacedRows):
     the rows are made, eight at a time. Row ``i``'s trace entries are ``traces[trace_rows[i]]`` (traced x
     links x (ts, seq, origin, trace high, trace low); none when ``trace_rows[i]`` is -1 or both are None):
     the trace of the event that made the window fire (the first entry) and the other distinct traces it
-    keeps."""
+    keeps. ``traces`` may come in parts (a tuple of such arrays, of one width), their entries numbered one
+    after another, as joined result chunks hold them (``windows.results``): no part is copied."""
 
-    cdef const int64_t[:, :, ::1] trace
-    cdef const int64_t[:] rows_traced
+    cdef list trace_parts  # the arrays ``row_trace`` points into, kept alive here
+    cdef const int64_t** row_trace  # each row's trace entries (NULL: none)
     cdef Py_ssize_t width
     cdef Py_ssize_t traced
     cdef bytes digests  # 16 bytes per row
@@ -295,29 +296,15 @@ cdef class DecisionRows(PlacedRows):
         traces,
     ):
         cdef Py_ssize_t n = key_ids.shape[0], i, id_start
-        cdef int64_t at
         self._hold("decision", head, key_json, key_ids, starts, ends, emitted_at, names, columns)
         if (trace_rows is None) != (traces is None):
             raise ValueError("decision trace entries need both their rows and the entries")
         origins_array = np.zeros(n, dtype=np.int64)
         cdef int64_t[::1] origins = origins_array
         self.width = self.traced = 0
+        self.trace_parts = []
         if traces is not None:
-            self.trace = np.ascontiguousarray(traces, dtype=np.int64)
-            self.rows_traced = trace_rows
-            self.width = self.trace.shape[1]
-            self.traced = self.trace.shape[0]
-            if self.rows_traced.shape[0] != n or self.trace.shape[2] != LINK_FIELDS:
-                raise ValueError(
-                    f"trace entries of shape {np.shape(traces)} for {self.rows_traced.shape[0]} rows do not match "
-                    f"{n} decisions"
-                )
-            for i in range(n):
-                at = self.rows_traced[i]
-                if at >= self.traced:
-                    raise IndexError(f"decision {i} points at trace entry {at}, past the {self.traced} given")
-                if self.width and at >= 0 and self.trace[at, 0, LINK_SEQ] != NO_SEQ:
-                    origins[i] = self.trace[at, 0, LINK_ORIGIN]
+            self._point_at_traces(trace_rows, traces, origins)
         self.origins = origins_array
         # every id's text, one after another, then their digests, many at a time (``blake2b_128_many``)
         cdef Buffer text
@@ -347,21 +334,77 @@ cdef class DecisionRows(PlacedRows):
             PyMem_Free(id_ends)
             PyMem_Free(id_texts)
         # the trace entries are the whole chunk's (its rows that met a rule's condition, often many more than
-        # fired): each row counts its share of them
-        self.row_bytes = 8 * (5 + len(names)) + 16 + (self.traced * self.width * LINK_FIELDS * 8) // max(n, 1)
+        # fired): each row counts its share of them, and its pointer to them
+        self.row_bytes = 8 * (6 + len(names)) + 16 + (self.traced * self.width * LINK_FIELDS * 8) // max(n, 1)
         # a trace link takes about 35 bytes
         self.line_bytes = PyBytes_GET_SIZE(head) + 384 + 48 * self.width
 
+    def __dealloc__(self):
+        PyMem_Free(self.row_trace)
+
+    cdef int _point_at_traces(self, trace_rows, traces, int64_t[::1] origins) except -1:
+        """Find each row's trace entries in ``traces`` (an array or a tuple of parts) at ``trace_rows``; set
+        ``origins`` from them."""
+        cdef Py_ssize_t n = self.count, i, part_count, p, low, high
+        cdef const int64_t[:] rows_traced = trace_rows
+        cdef const int64_t[:, :, ::1] part
+        cdef int64_t at
+        cdef const int64_t* row
+        parts = list(traces) if isinstance(traces, (tuple, list)) else [traces]
+        part_count = len(parts)
+        if rows_traced.shape[0] != n:
+            raise ValueError(f"trace entries for {rows_traced.shape[0]} rows do not match {n} decisions")
+        firsts_array = np.zeros(part_count + 1, dtype=np.int64)  # where each part's entries start, then the end
+        cdef int64_t[::1] firsts = firsts_array
+        cdef const int64_t** bases = <const int64_t**>PyMem_Malloc(max(part_count, 1) * sizeof(int64_t*))
+        self.row_trace = <const int64_t**>PyMem_Malloc(max(n, 1) * sizeof(int64_t*))
+        try:
+            if bases == NULL or self.row_trace == NULL:
+                raise MemoryError("no memory for decision trace entries")
+            for p in range(part_count):
+                array = np.ascontiguousarray(parts[p], dtype=np.int64)
+                if array.ndim != 3 or array.shape[2] != LINK_FIELDS or (p and array.shape[1] != self.width):
+                    raise ValueError(
+                        f"trace entries of shape {np.shape(parts[p])} for {n} decisions are not (entries, "
+                        f"{self.width if p else 'links'}, {LINK_FIELDS})"
+                    )
+                part = array
+                self.trace_parts.append(array)
+                self.width = array.shape[1]
+                bases[p] = &part[0, 0, 0] if array.shape[0] and self.width else NULL
+                firsts[p + 1] = firsts[p] + array.shape[0]
+            self.traced = firsts[part_count]
+            for i in range(n):
+                at = rows_traced[i]
+                if at >= self.traced:
+                    raise IndexError(f"decision {i} points at trace entry {at}, past the {self.traced} given")
+                self.row_trace[i] = NULL
+                if at < 0 or not self.width:
+                    continue
+                low, high = 0, part_count - 1  # the last part starting at or before ``at``
+                while low < high:
+                    p = (low + high + 1) >> 1
+                    if firsts[p] <= at:
+                        low = p
+                    else:
+                        high = p - 1
+                row = bases[low] + (at - firsts[low]) * self.width * LINK_FIELDS
+                self.row_trace[i] = row
+                if row[LINK_SEQ] != NO_SEQ:
+                    origins[i] = row[LINK_ORIGIN]
+        finally:
+            PyMem_Free(bases)
+        return 0
+
     cdef int write_row(self, Buffer* b, Py_ssize_t i) except -1:
         cdef Py_ssize_t j, at_id
-        cdef int64_t at
         cdef const int64_t* row
         cdef bint any_link
         cdef int64_t origin
         if i < 0 or i >= self.count:
             raise IndexError(f"decision row {i} is not among the {self.count} rows.")
-        if self.width and i + PREFETCH_AHEAD < self.count:
-            prefetch_row(self.trace, self.rows_traced[i + PREFETCH_AHEAD], self.traced)
+        if self.width and i + PREFETCH_AHEAD < self.count and self.row_trace[i + PREFETCH_AHEAD] != NULL:
+            prefetch_span(self.row_trace[i + PREFETCH_AHEAD], self.width * LINK_FIELDS * sizeof(int64_t))
         put_bytes(b, self.head)
         put(b, '"id":"', 6)
         reserve(b, 32)
@@ -371,11 +414,10 @@ cdef class DecisionRows(PlacedRows):
         put(b, '",', 2)
         put_placement(b, key_item(self.key_json, self.key_ids[i]), self.starts[i], self.ends[i], self.emitted_at[i])
         put(b, ",", 1)
-        at = self.rows_traced[i] if self.width else -1
-        if at < 0 or self.trace[at, 0, LINK_SEQ] == NO_SEQ:
+        row = self.row_trace[i] if self.width else NULL
+        if row == NULL or row[LINK_SEQ] == NO_SEQ:
             put(b, '"trace_id":null,"traceparent":null,"trace_links":[],"origin_at":null,', 69)
         else:
-            row = &self.trace[at, 0, 0]
             put(b, '"trace_id":"', 12)
             put_trace(b, row)
             put(b, '","traceparent":"00-', 20)
@@ -406,12 +448,6 @@ cdef class DecisionRows(PlacedRows):
         put(b, '"values":', 9)
         self.values.write(b, i)
         return put(b, "}\n", 2)
-
-
-cdef inline void prefetch_row(const int64_t[:, :, ::1] trace, int64_t at, Py_ssize_t traced) noexcept:
-    """Have the CPU start loading trace row ``at`` (every cache line of it), if there is one."""
-    if 0 <= at < traced:
-        prefetch_span(&trace[at, 0, 0], trace.shape[1] * trace.shape[2] * sizeof(int64_t))
 
 
 # ---- decision ids ------------------------------------------------------------------------

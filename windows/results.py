@@ -9,6 +9,8 @@ import numpy as np
 from windows.events import Float64Array, Int64Array
 
 Values = dict[str, "Int64Array | Float64Array"]
+#: Trace entries of result rows, shape (rows, links, 5), whole or in parts (see ``WindowResults``).
+TraceEntries = Int64Array | tuple[Int64Array, ...]
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,10 @@ class WindowResults:
     ``pane_state.TraceColumn``), and ``trace_rows`` each row's index into
     ``traces``, -1 for a row that kept none. Taking rows takes ``trace_rows``
     and leaves ``traces`` as it is, so reordering results never copies their
-    trace entries. Both are None for a window without trace links.
+    trace entries; joining chunks (``concat``) keeps their ``traces`` as parts
+    (a tuple of such arrays, whose entries ``trace_rows`` numbers one after
+    another), so joining copies none either. Both are None for a window
+    without trace links.
     """
 
     window: str
@@ -44,7 +49,7 @@ class WindowResults:
     values: Values
     ticks: Int64Array | None = None
     trace_rows: Int64Array | None = None
-    traces: Int64Array | None = None
+    traces: TraceEntries | None = None
 
     def __len__(self) -> int:
         return int(self.key_ids.shape[0])
@@ -86,6 +91,7 @@ class WindowResults:
         """The results of several chunks of one window and kind, in their order (a chunk without ticks counts
         as tick 0 beside chunks with them)."""
         first = chunks[0]
+        trace_rows, traces = _joined_traces(chunks)
         ticks = None
         if any(c.ticks is not None for c in chunks):
             ticks = np.concatenate([c.ticks if c.ticks is not None else np.zeros(len(c), np.int64) for c in chunks])
@@ -99,7 +105,8 @@ class WindowResults:
             emitted_at=np.concatenate([c.emitted_at for c in chunks]),
             values={name: np.concatenate([c.values[name] for c in chunks]) for name in first.values},
             ticks=ticks,
-            **_joined_traces(chunks),
+            trace_rows=trace_rows,
+            traces=traces,
         )
 
     def trace_entries(self) -> Int64Array | None:
@@ -107,30 +114,33 @@ class WindowResults:
         ``NO_SEQ``); None without trace links."""
         if self.trace_rows is None or self.traces is None:
             return None
-        entries = np.full((len(self), *self.traces.shape[1:]), np.iinfo(np.int64).min, dtype=np.int64)
+        traces = np.concatenate(self.traces) if isinstance(self.traces, tuple) else self.traces
+        entries = np.full((len(self), *traces.shape[1:]), np.iinfo(np.int64).min, dtype=np.int64)
         kept = self.trace_rows >= 0
-        entries[kept] = self.traces[self.trace_rows[kept]]
+        entries[kept] = traces[self.trace_rows[kept]]
         return entries
 
 
-def _joined_traces(chunks: list[WindowResults]) -> dict[str, Int64Array | None]:
-    """The ``trace_rows`` and ``traces`` of several chunks joined: each distinct ``traces`` array once (chunks
-    cut from one chunk share it), after the previous ones, each chunk's row indexes moved along with it."""
+def _joined_traces(chunks: list[WindowResults]) -> tuple[Int64Array | None, TraceEntries | None]:
+    """The ``trace_rows`` and ``traces`` of several chunks joined: the parts of each distinct ``traces`` once
+    (chunks cut from one chunk share it), after the previous ones, each chunk's row indexes moved along with
+    it; no entry is copied."""
     if any(c.trace_rows is None or c.traces is None for c in chunks):
-        return {"trace_rows": None, "traces": None}
+        return None, None
     rows: list[Int64Array] = []
-    arrays: list[Int64Array] = []
-    offsets: dict[int, int] = {}  # id of each distinct traces array -> where its entries start
+    parts: list[Int64Array] = []
+    offsets: dict[int, int] = {}  # id of each distinct traces -> where its entries start
     at = 0
     for chunk in chunks:
         assert chunk.trace_rows is not None and chunk.traces is not None
         offset = offsets.get(id(chunk.traces))
         if offset is None:
             offset = offsets[id(chunk.traces)] = at
-            arrays.append(chunk.traces)
-            at += int(chunk.traces.shape[0])
+            own = chunk.traces if isinstance(chunk.traces, tuple) else (chunk.traces,)
+            parts.extend(own)
+            at += sum(int(part.shape[0]) for part in own)
         rows.append(np.where(chunk.trace_rows >= 0, chunk.trace_rows + offset, -1))
-    return {"trace_rows": np.concatenate(rows), "traces": np.concatenate(arrays)}
+    return np.concatenate(rows), tuple(parts)
 
 
 @dataclass(frozen=True)

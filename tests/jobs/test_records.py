@@ -186,3 +186,23 @@ def test_decision_rows_without_trace_links_have_no_origins_and_count_the_trace_e
     many = DecisionRows(*args, np.zeros(3, dtype=np.int64), np.full((30_000, 4, 5), -1, dtype=np.int64))
     # a held row counts its share of the chunk's trace entries, which it keeps alive until written
     assert many.row_bytes - few.row_bytes == 30_000 * 4 * 5 * 8 // 3 - 1 * 4 * 5 * 8 // 3
+
+
+@given(rows=st.integers(1, 30), cuts=st.lists(st.integers(0, 12), max_size=4), seed=st.integers(0, 2**32 - 1))
+def test_decision_rows_read_trace_entries_in_parts_as_they_read_them_whole(
+    rows: int, cuts: list[int], seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    entries = rng.integers(1, 1_000, (12, 3, 5)).astype(np.int64)
+    entries[rng.random(12) < 0.3, 0, 1] = np.iinfo(np.int64).min  # some kept no trace
+    parts = tuple(np.split(entries, sorted(cuts)))  # empty parts among them, when cuts repeat or reach the ends
+    keys = rng.integers(0, 2, rows).astype(np.int64)
+    trace_rows = rng.integers(-1, 12, rows).astype(np.int64)
+    args = (b'{"rule":"r",', b"p", [b"a", b"b"], [b'"a"', b'"b"'], keys, keys, keys, keys, [b'"n"'], [np.ones(rows)])
+    whole, split = DecisionRows(*args, trace_rows, entries), DecisionRows(*args, trace_rows, parts)
+    assert LineBlock(*split.lines()).records() == LineBlock(*whole.lines()).records()
+    assert split.origins.tolist() == whole.origins.tolist()
+    with pytest.raises(IndexError, match="decision 0 points at trace entry 12, past the 12 given"):
+        DecisionRows(*args, np.full(rows, 12, dtype=np.int64), parts)
+    with pytest.raises(ValueError, match=r"trace entries of shape \(1, 2, 5\) for"):
+        DecisionRows(*args, trace_rows, (entries, np.zeros((1, 2, 5), dtype=np.int64)))

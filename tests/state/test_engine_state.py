@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -130,7 +129,7 @@ def test_trace_links_survive_a_restore(specs, events, cuts) -> None:  # type: ig
         restored = run_with_restarts(specs, events, cuts, Path(root) / "p", make_batch=traced)
     assert flatten(restored, final=None) == flatten(whole, final=None)
     assert [row for c in restored for row in _entries(c)] == [row for c in whole for row in _entries(c)]
-    assert all(isinstance(c.traces, np.ndarray) for c in whole)
+    assert all(c.traces is not None for c in whole)
 
 
 def _entries(chunk: WindowResults) -> list[list[list[int]]]:

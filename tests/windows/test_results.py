@@ -35,7 +35,11 @@ def test_rows_taken_cut_and_joined_keep_their_own_trace_entries() -> None:
     joined = WindowResults.concat([whole.rows(1, 3), other, whole.rows(0, 1)])
     assert joined.key_ids.tolist() == [2, 3, 4, 1]
     assert _entries(joined) == [EMPTY, [30, 3, 0, 7, 8], [40, 4, 0, 9, 9], [10, 1, 0, 5, 6]]
-    assert joined.traces is not None and joined.traces.shape[0] == 3
+    # as the parts they were, not copied
+    assert isinstance(joined.traces, tuple) and joined.traces[0] is whole.traces and joined.traces[1] is other.traces
+    again = WindowResults.concat([joined.rows(2, 4), whole.rows(0, 2), joined.rows(0, 1)])
+    assert _entries(again) == [[40, 4, 0, 9, 9], [10, 1, 0, 5, 6], [10, 1, 0, 5, 6], EMPTY, EMPTY]
+    assert isinstance(again.traces, tuple) and [part.shape[0] for part in again.traces] == [2, 1, 2]
 
 
 def test_chunks_without_trace_links_join_without_them() -> None:
