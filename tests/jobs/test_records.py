@@ -85,6 +85,16 @@ def test_every_finite_value_reads_back_as_the_same_double(values: list[float]) -
         assert (back is None and math.isnan(value)) or back == value
 
 
+def test_repeated_and_colliding_values_are_written_as_their_own_text() -> None:
+    # texts of recent doubles are kept in a table of 4,096 entries by their bits: 20,000 distinct values share
+    # entries, and each written again after others took its entry must still be its own text
+    rng = np.random.default_rng(5)
+    distinct = rng.normal(size=20_000) * 10.0 ** rng.integers(-30, 30, 20_000)
+    column = np.concatenate([distinct, distinct[::-1], distinct[rng.integers(0, 20_000, 5_000)]])
+    written = _values({"v": column})
+    assert written == ['{"v":%s}' % expected_number(v) for v in column.tolist()]
+
+
 def test_a_result_line_carries_its_job_window_key_bounds_and_no_internal_values() -> None:
     ids = np.array([1, 0], dtype=np.int64)
     starts, ends, at = np.array([0, 10]), np.array([10, 20]), np.array([15, 25])
