@@ -454,7 +454,7 @@ def scan_fields(
 
 cdef inline bint _known(KeyTable table, const char* text, Py_ssize_t size, int64_t* found) noexcept:
     """Whether ``text[:size]`` is a key of ``table``; its id (or -1) goes to ``found``."""
-    found[0] = table.find(text, size, key_hash(text, size))
+    found[0] = table.find(text, size, key_hash(text, size, table.seed))
     return found[0] >= 0
 
 

@@ -3,10 +3,11 @@
 from libc.stdint cimport int64_t, uint64_t
 
 
-cdef uint64_t key_hash(const char* text, Py_ssize_t n) noexcept nogil
+cdef uint64_t key_hash(const char* text, Py_ssize_t n, uint64_t seed) noexcept nogil
 
 
 cdef class KeyTable:
+    cdef readonly uint64_t seed  # of ``key_hash``, random per table
     cdef uint64_t* entries  # per place: the key's hash, then its id (-1: an empty place)
     cdef Py_ssize_t mask  # places - 1 (a power of two, at least twice the keys)
     cdef char* text  # every key's UTF-8 text, one after another, in id order

@@ -11,7 +11,7 @@ and makes a string only for a key it has not seen (``jobs.keys.KeyRegistry``
 registers those).
 
 Open addressing with linear probing over (hash, id) places, at most half
-full; the texts lie one after another in one buffer, in id order. Ids are
+full, the hash seeded at random per table; the texts lie one after another in one buffer, in id order. Ids are
 0, 1, 2, ... in the order keys are added; the table never forgets one (the
 registry builds a new table when it renumbers its keys).
 """
@@ -20,6 +20,8 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcmp, memcpy, memset
+
+import os
 
 import numpy as np
 
@@ -31,10 +33,10 @@ cdef extern from "Python.h":
 cdef uint64_t EMPTY = <uint64_t>-1
 
 
-cdef uint64_t key_hash(const char* text, Py_ssize_t n) noexcept nogil:
-    """A 64-bit hash of ``n`` bytes: eight bytes a step through a multiply-xorshift, then splitmix64's
-    finalizer (the keys are short: one to three steps)."""
-    cdef uint64_t h = 0x9E3779B97F4A7C15ULL ^ <uint64_t>n
+cdef uint64_t key_hash(const char* text, Py_ssize_t n, uint64_t seed) noexcept nogil:
+    """A 64-bit hash of ``n`` bytes under ``seed``: eight bytes a step through a multiply-xorshift, then
+    splitmix64's finalizer (the keys are short: one to three steps)."""
+    cdef uint64_t h = (seed + 0x9E3779B97F4A7C15ULL) ^ <uint64_t>n
     cdef uint64_t word
     while n >= 8:
         memcpy(&word, text, 8)
@@ -54,6 +56,9 @@ cdef class KeyTable:
     """Keys' ids by their UTF-8 text; ids are handed out in the order keys are added."""
 
     def __cinit__(self):
+        # a random seed per table: keys are event data, and with a fixed hash anybody could send keys that all
+        # probe the same places (a dict's string hash is random per process for the same reason)
+        self.seed = int.from_bytes(os.urandom(8), "little")
         self.mask = 63
         self.entries = <uint64_t*>PyMem_Malloc(2 * 64 * sizeof(uint64_t))
         self.text_room = 1024
@@ -153,13 +158,13 @@ cdef class KeyTable:
         """The id of ``key`` (UTF-8 text), or -1 when it is not in the table."""
         cdef const char* text = key
         cdef Py_ssize_t n = len(key)
-        return self.find(text, n, key_hash(text, n))
+        return self.find(text, n, key_hash(text, n, self.seed))
 
     def add(self, bytes key not None) -> int:
         """Add ``key`` (UTF-8 text); return its id, the number of keys before it."""
         cdef const char* text = key
         cdef Py_ssize_t n = len(key)
-        cdef uint64_t hashed = key_hash(text, n)
+        cdef uint64_t hashed = key_hash(text, n, self.seed)
         if self.find(text, n, hashed) >= 0:
             raise ValueError(f"key {key!r} is in the table already.")
         return self.insert(text, n, hashed)
@@ -176,7 +181,7 @@ cdef class KeyTable:
             if type(key) is not str:
                 raise TypeError(f"a key is a string, not {type(key).__name__}.")
             text = PyUnicode_AsUTF8AndSize(key, &size)
-            found[i] = self.find(text, size, key_hash(text, size))
+            found[i] = self.find(text, size, key_hash(text, size, self.seed))
             if found[i] < 0:
                 missing += 1
         return out, missing

@@ -38,6 +38,8 @@ class KeyRegistry:
         # orjson's bytes keep a 4 KiB buffer; a copy through str holds only the text (and a key that is not
         # UTF-8 fails here, before the table holds it)
         json = orjson.dumps(key.decode("utf-8")).decode().encode()
+        if len(self.table) != len(self.utf8):
+            raise AssertionError(f"the key table holds {len(self.table)} keys and the registry {len(self.utf8)}")
         key_id = self.table.add(key)
         self.utf8.append(key)
         self.json.append(json)
@@ -138,11 +140,11 @@ class KeyRegistry:
         mapping = np.full(len(self), -1, dtype=np.int64)
         mapping[keep] = np.arange(keep.shape[0], dtype=np.int64)
         kept = keep.tolist()
-        self.utf8 = [self.utf8[i] for i in kept]
-        self.json = [self.json[i] for i in kept]
-        self.table = KeyTable()
-        for key in self.utf8:
-            self.table.add(key)
+        utf8 = [self.utf8[i] for i in kept]
+        table = KeyTable()  # built aside: a failure on the way leaves the registry as it was
+        for key in utf8:
+            table.add(key)
+        self.utf8, self.json, self.table = utf8, [self.json[i] for i in kept], table
         # ids are renumbered in order, so the keys with a computed partition and hash stay a prefix
         partitioned = int(np.searchsorted(keep, self._partitioned))
         self._partition = self._partition[keep[:partitioned]]

@@ -238,3 +238,14 @@ def test_line_spans_are_the_split_lines_without_carriage_returns(data: bytes) ->
     assert [data[a:b] for a, b in zip(starts.tolist(), ends.tolist())] == [line.rstrip(b"\r") for line in lines]
     assert blank.tolist() == [not line.strip() for line in lines]
     assert starts.tolist()[1:] == [i + 1 for i, byte in enumerate(data) if byte == 10]
+
+
+def test_integer_keys_are_looked_up_by_their_decimal_text() -> None:
+    table = KeyTable()
+    table.add(b"5")
+    table.add(b"-7")
+    raws = [b'{"k":5,"ts":1}', b'{"k":"5","ts":2}', b'{"k":-7,"ts":3}', b'{"k":70,"ts":4}', b'{"k":-0,"ts":5}']
+    got = scan_fields(raws, "k", "ts", (), 1 << 20, table)
+    assert got is not None
+    assert got[3] is not None and got[3].tolist() == [0, 0, 1, -1, -1]
+    assert got[0] == [None, None, None, "70", "0"]

@@ -46,3 +46,10 @@ def test_a_key_is_added_once_and_looked_up_as_a_string_only() -> None:
         table.add(b"a")
     with pytest.raises(TypeError, match="a key is a string, not bytes"):
         table.ids(["a", b"a"])  # type: ignore[list-item]
+
+
+def test_each_table_hashes_with_a_seed_of_its_own() -> None:
+    # keys are event data: with one fixed hash, keys chosen to probe the same places would make every
+    # lookup walk them all
+    seeds = {KeyTable().seed for _ in range(8)}
+    assert len(seeds) == 8

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connectors.event_decoding import DecodeOptions, EventDecoder
 from jobs import keys as keys_module
 from jobs.keys import KeyRegistry
 
@@ -103,3 +104,23 @@ def _check_ranks(batches: list[list[str]], dense: bool) -> None:
     ranks = registry.ranks(np.arange(len(kept), dtype=np.int64)).tolist()
     assert [key for _, key in sorted(zip(ranks, kept))] == _hash_order(kept)
     assert (mapping >= -1).all()
+
+
+def test_ids_the_scan_finds_and_ids_the_slow_path_registers_agree_across_a_compaction() -> None:
+    registry = KeyRegistry(partitions=1)
+    decoder = EventDecoder(DecodeOptions(key_field="k", timestamp_field="ts"))
+
+    def ids(raws: list[bytes]) -> list[bytes]:
+        decoded, _ = decoder.decode(raws, list(range(len(raws))), registry.table)
+        return [registry.utf8[i] for i in registry.ids(decoded.keys, decoded.key_ids).tolist()]
+
+    def event(key: str) -> bytes:
+        return b'{"k":"%s","ts":1700000000000}' % key.encode()
+
+    assert ids([event("a"), event("b"), event("c"), event("b")]) == [b"a", b"b", b"c", b"b"]  # the scan
+    registry.compact(np.array([2], dtype=np.int64))  # only "c" stays, as id 0
+    assert registry.utf8 == [b"c"] and registry.table.lookup(b"c") == 0 and registry.table.lookup(b"a") == -1
+    # one bad event: the whole batch goes the slow way, keys as strings
+    assert ids([event("a"), b"not json", event("c")]) == [b"a", b"c"]
+    assert ids([event("c"), event("d"), event("a")]) == [b"c", b"d", b"a"]
+    assert registry.utf8 == [b"c", b"a", b"d"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 
 import numpy as np
@@ -212,6 +213,12 @@ def test_decision_rows_read_trace_entries_in_parts_as_they_read_them_whole(
     whole, split = DecisionRows(*args, trace_rows, entries), DecisionRows(*args, trace_rows, parts)
     assert LineBlock(*split.lines()).records() == LineBlock(*whole.lines()).records()
     assert split.origins.tolist() == whole.origins.tolist()
+    # parts that must be copied to be read (not in C order), their only references dropped: the rows keep the
+    # copies they point into
+    copied = DecisionRows(*args, trace_rows, tuple(np.asfortranarray(part) for part in parts))
+    gc.collect()
+    _ = [np.ones(64) for _ in range(1_000)]
+    assert LineBlock(*copied.lines()).records() == LineBlock(*whole.lines()).records()
     with pytest.raises(IndexError, match="decision 0 points at trace entry 12, past the 12 given"):
         DecisionRows(*args, np.full(rows, 12, dtype=np.int64), parts)
     with pytest.raises(ValueError, match=r"trace entries of shape \(1, 2, 5\) for"):
