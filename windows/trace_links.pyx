@@ -92,7 +92,7 @@ def merge_ranges(
     first (panes in time order hold disjoint, ordered times, so these are its newest entries; with no
     empty pane they come from the last ``links`` panes)."""
     cdef Py_ssize_t n_groups = lo.shape[0], links = rows.shape[1], g, p, e, f, taken
-    out_array = np.full((n_groups, links, LINK_FIELDS), NO_SEQ, dtype=np.int64)
+    out_array = np.empty((n_groups, links, LINK_FIELDS), dtype=np.int64)  # each row written once, below
     cdef int64_t[:, :, ::1] out = out_array
     cdef const int64_t* row
     for g in range(n_groups):
@@ -118,6 +118,10 @@ def merge_ranges(
                         out[g, taken, f] = row[LINK_FIELDS * e + f]
                     taken += 1
             p -= 1
+        while taken < links:  # the entries no pane filled: empty
+            for f in range(LINK_FIELDS):
+                out[g, taken, f] = NO_SEQ
+            taken += 1
     return out_array
 
 
