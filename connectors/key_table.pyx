@@ -11,9 +11,10 @@ and makes a string only for a key it has not seen (``jobs.keys.KeyRegistry``
 registers those).
 
 Open addressing with linear probing over (hash, id) places, at most half
-full, the hash seeded at random per table; the texts lie one after another in one buffer, in id order. Ids are
-0, 1, 2, ... in the order keys are added; the table never forgets one (the
-registry builds a new table when it renumbers its keys).
+full, the hash seeded at random per table; the texts lie one after another
+in one buffer, in id order. Ids are 0, 1, 2, ... in the order keys are
+added; the table never forgets one (the registry builds a new table when it
+renumbers its keys).
 """
 
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
