@@ -412,6 +412,7 @@ cdef class DecisionRows(PlacedRows):
         put_hex_digest(b.data + b.size, <const uint8_t*>PyBytes_AS_STRING(self.digests) + 16 * i)
         b.size += 32
         put(b, '",', 2)
+        prefetch_key(self.key_json, self.key_ids, i + 8)
         put_placement(b, key_item(self.key_json, self.key_ids[i]), self.starts[i], self.ends[i], self.emitted_at[i])
         put(b, ",", 1)
         row = self.row_trace[i] if self.width else NULL
