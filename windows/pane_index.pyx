@@ -322,6 +322,9 @@ cdef class PaneIndex:
             if slots[i] < 0 or slots[i] >= capacity:
                 raise IndexError(f"slot {slots[i]} is not among the {capacity} slots.")
         for i in range(n):
+            if i + 2 * AHEAD < n:  # the slots are all over the table: their key and pane first, then their entry
+                __builtin_prefetch(&key_ids[slots[i + 2 * AHEAD]])
+                __builtin_prefetch(&pane_of[slots[i + 2 * AHEAD]])
             if i + AHEAD < n:
                 self._prefetch(key_ids[slots[i + AHEAD]], pane_of[slots[i + AHEAD]])
             slot = slots[i]
