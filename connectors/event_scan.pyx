@@ -43,7 +43,7 @@ from libc.math cimport isinf
 from libc.stdint cimport int64_t, uint8_t
 from libc.string cimport memcmp
 
-from connectors.key_table cimport KeyTable, key_hash
+from connectors.key_table cimport KeyTable
 from windows.int_text cimport write_int
 
 import numpy as np
@@ -420,7 +420,9 @@ def scan_fields(
                     key_size = write_int(digits, value.integer) - digits
                 else:
                     return None
-                if table is None or not _known(table, key_text, key_size, &ids[i]):
+                if table is not None:
+                    ids[i] = table.id_of(key_text, key_size)
+                if table is None or ids[i] < 0:
                     keys[i] = PyUnicode_DecodeUTF8(key_text, key_size, NULL)
             if same_name(name_start, name_end, time_name):
                 if have_time or value.kind != K_NUMBER or not value.integral:
@@ -450,12 +452,6 @@ def scan_fields(
         if skip_space(p + 1, end) != end or not have_key or not have_time:
             return None
     return keys, stamped, {name: numbers[f] for f, name in enumerate(numeric_fields)}, key_ids
-
-
-cdef inline bint _known(KeyTable table, const char* text, Py_ssize_t size, int64_t* found) noexcept:
-    """Whether ``text[:size]`` is a key of ``table``; its id (or -1) goes to ``found``."""
-    found[0] = table.find(text, size, key_hash(text, size, table.seed))
-    return found[0] >= 0
 
 
 cdef extern from "string.h" nogil:

@@ -3,11 +3,8 @@
 from libc.stdint cimport int64_t, uint64_t
 
 
-cdef uint64_t key_hash(const char* text, Py_ssize_t n, uint64_t seed) noexcept nogil
-
-
 cdef class KeyTable:
-    cdef readonly uint64_t seed  # of ``key_hash``, random per table
+    cdef readonly uint64_t seed  # of the table's hash, random per table
     cdef uint64_t* entries  # per place: the key's hash, then its id (-1: an empty place)
     cdef Py_ssize_t mask  # places - 1 (a power of two, at least twice the keys)
     cdef char* text  # every key's UTF-8 text, one after another, in id order
@@ -17,6 +14,7 @@ cdef class KeyTable:
     cdef Py_ssize_t count
     cdef Py_ssize_t id_room
 
+    cdef int64_t id_of(self, const char* key, Py_ssize_t n) noexcept nogil
     cdef int64_t find(self, const char* key, Py_ssize_t n, uint64_t hashed) noexcept nogil
     cdef int64_t insert(self, const char* key, Py_ssize_t n, uint64_t hashed) except -1
     cdef void _rehash(self, Py_ssize_t places) except *

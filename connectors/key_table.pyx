@@ -34,7 +34,7 @@ cdef extern from "Python.h":
 cdef uint64_t EMPTY = <uint64_t>-1
 
 
-cdef uint64_t key_hash(const char* text, Py_ssize_t n, uint64_t seed) noexcept nogil:
+cdef inline uint64_t key_hash(const char* text, Py_ssize_t n, uint64_t seed) noexcept nogil:
     """A 64-bit hash of ``n`` bytes under ``seed``: eight bytes a step through a multiply-xorshift, then
     splitmix64's finalizer (the keys are short: one to three steps)."""
     cdef uint64_t h = (seed + 0x9E3779B97F4A7C15ULL) ^ <uint64_t>n
@@ -80,6 +80,10 @@ cdef class KeyTable:
 
     def __len__(self):
         return self.count
+
+    cdef int64_t id_of(self, const char* key, Py_ssize_t n) noexcept nogil:
+        """The id of the key ``key[:n]``, or -1."""
+        return self.find(key, n, key_hash(key, n, self.seed))
 
     cdef int64_t find(self, const char* key, Py_ssize_t n, uint64_t hashed) noexcept nogil:
         """The id of the key ``key[:n]`` whose ``key_hash`` is ``hashed``, or -1."""
@@ -159,7 +163,7 @@ cdef class KeyTable:
         """The id of ``key`` (UTF-8 text), or -1 when it is not in the table."""
         cdef const char* text = key
         cdef Py_ssize_t n = len(key)
-        return self.find(text, n, key_hash(text, n, self.seed))
+        return self.id_of(text, n)
 
     def add(self, bytes key not None) -> int:
         """Add ``key`` (UTF-8 text); return its id, the number of keys before it."""
@@ -182,7 +186,7 @@ cdef class KeyTable:
             if type(key) is not str:
                 raise TypeError(f"a key is a string, not {type(key).__name__}.")
             text = PyUnicode_AsUTF8AndSize(key, &size)
-            found[i] = self.find(text, size, key_hash(text, size, self.seed))
+            found[i] = self.id_of(text, size)
             if found[i] < 0:
                 missing += 1
         return out, missing

@@ -135,9 +135,7 @@ cdef extern from *:
     } WinnowFloatText;
     static WinnowFloatText winnow_float_texts[4096];
 
-    static inline WinnowFloatText* winnow_float_entry(double value) {
-        uint64_t bits;
-        memcpy(&bits, &value, 8);
+    static inline WinnowFloatText* winnow_float_entry(uint64_t bits) {
         return &winnow_float_texts[(bits * 0x9E3779B97F4A7C15ULL) >> 52];
     }
     """
@@ -145,7 +143,7 @@ cdef extern from *:
         uint64_t bits
         unsigned char length
         char text[31]
-    FloatText* float_entry "winnow_float_entry"(double value) noexcept nogil
+    FloatText* float_entry "winnow_float_entry"(uint64_t bits) noexcept nogil
 
 
 cdef inline int put_number(Buffer* b, double value) except -1:
@@ -158,7 +156,7 @@ cdef inline int put_number(Buffer* b, double value) except -1:
     if trunc(value) == value and fabs(value) < 1e15:
         return put_int(b, <int64_t>value)
     memcpy(&bits, &value, 8)
-    entry = float_entry(value)
+    entry = float_entry(bits)
     if entry.bits == bits and entry.length:
         return put(b, entry.text, entry.length)
     text = PyOS_double_to_string(value, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
