@@ -4,6 +4,7 @@
 ``jobs/fired_marks.pyx`` keeps the windows each rule has fired on,
 ``windows/trace_links.pyx`` keeps the newest trace entries of panes and
 windows, ``windows/pane_index.pyx`` finds the slot of a pane,
+``windows/pane_spans.pyx`` finds which tumbling and hopping windows close, and which of their panes,
 ``windows/radix_sort.pyx`` sorts the engine's packed sort keys,
 ``windows/emission_runs.pyx`` cuts an emission order into runs of one chunk,
 ``windows/sketch_counts.pyx`` adds, merges and reads quantile sketches' bucket counts,
@@ -47,6 +48,7 @@ setup(
             "state.pane_encoding",
             "windows.emission_runs",
             "windows.pane_index",
+            "windows.pane_spans",
             "windows.radix_sort",
             "windows.sketch_counts",
             "windows.sliding_points",

@@ -372,6 +372,11 @@ class PaneTable:
         self.index = PaneIndex(live.shape[0])
         self.index.insert(self.key_ids[live], self.panes[live], live)
 
+    @property
+    def high_water(self) -> int:
+        """Slots at or above it have never been used (``alive`` tells which below it are in use)."""
+        return self._high_water
+
     def live_slots(self) -> Int64Array:
         """Every slot in use."""
         return np.flatnonzero(self.alive[: self._high_water]).astype(np.int64)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from windows import pane_spans
 from windows.definitions import HoppingWindows, TumblingWindows, WindowSpec
 from windows.events import EventBatch, Int64Array
 from windows.operator import WindowOperator
@@ -122,13 +123,20 @@ class PaneWindowOperator(WindowOperator):
             self.closed_upto = upto
             return None
         loaded = self.table.load_range(NO_TIME, upto - self.grace)  # evicted panes of the windows closing now
-        live = self.table.live_slots()
-        panes = self.table.panes[live]
-        last = self.last_close(panes)  # also where a pane is released: its last window has closed
-        # no key has emitted less than ``closed_upto``: only panes with a window closing since are visited
-        near = live[(self.first_close(panes) <= upto) & (last > self.closed_upto)]
-        results = self._emit_closing(near, np.full(near.shape[0], upto, dtype=np.int64))
-        dead = live[last <= upto]
+        # no key has emitted less than ``closed_upto``: only panes with a window closing since are visited;
+        # a pane whose last window has closed is released
+        table = self.table
+        near, dead = pane_spans.closing_panes(
+            table.alive.view(np.uint8),
+            table.panes,
+            table.high_water,
+            upto,
+            self.closed_upto,
+            self.size,
+            self.step,
+            self.grace,
+        )
+        results = self._emit_closing(near, np.asarray([upto], dtype=np.int64))
         self.forget_pending(dead)
         self.table.release(dead)
         self.closed_upto = upto
@@ -237,48 +245,29 @@ class PaneWindowOperator(WindowOperator):
         self.record_closed(keys, uptos)
         return results
 
-    def _lower_bounds(self, keys: Int64Array) -> Int64Array:
-        """Per key id, the close point up to which its windows were emitted."""
-        lower = np.full(keys.shape[0], self.closed_upto, dtype=np.int64)
-        if self._keys_closed:
-            by_key = self._closed_of_key
-            reached = (keys >= 0) & (keys < by_key.shape[0])
-            np.maximum(lower, np.where(reached, by_key.take(np.clip(keys, 0, by_key.shape[0] - 1)), NO_TIME), out=lower)
-        if self._far_keys.shape[0]:
-            at = np.minimum(np.searchsorted(self._far_keys, keys), self._far_keys.shape[0] - 1)
-            found = self._far_keys[at] == keys
-            np.maximum(lower, np.where(found, self._far_uptos[at], NO_TIME), out=lower)
-        return lower
-
     def _emit_closing(self, slots: Int64Array, upto: Int64Array) -> WindowResults | None:
         """The windows containing the panes of ``slots`` that close after what their key has emitted and by
-        the slot's ``upto``."""
-        owners, pair_starts = self._closing_windows_of(slots, upto)
-        return self._emit_windows(slots.take(owners), pair_starts)
+        the slot's ``upto`` (one entry: the same for all)."""
+        return self._emit_windows(*self._closing_windows_of(slots, upto))
 
     def _closing_windows_of(self, slots: Int64Array, upto: Int64Array) -> tuple[Int64Array, Int64Array]:
         """Like ``_windows_of``, only the pairs whose window closes after what the slot's key has emitted and
-        by the slot's ``upto``: a window starting at ``s`` closes at ``s + size + grace``, so each pane's
-        closing windows are one run of its window starts, found without listing the others (most of a
-        pane's windows are not closing at any one close)."""
-        panes = self.table.panes.take(slots)
-        reach = self.size + self.grace
-        step = self.step
-        # the first start closing after ``lower`` and the last closing by ``upto``, both clipped so that no
-        # step of the sums can wrap: a bound within a step and a window of the extremes holds no pane
-        lower = np.clip(self._lower_bounds(self.table.key_ids.take(slots)), NO_TIME + reach, END_OF_TIME - step)
-        upto = np.maximum(upto, NO_TIME + reach + step)
-        low = np.maximum(self._first_start(panes), ((lower - reach) // step + 1) * step)
-        high = np.minimum(self._last_start(panes), (upto - reach) // step * step)
-        count = np.where(high >= low, (high - low) // step + 1, 0)
-        if not self.shares_panes:  # tumbling: a pane is its one window, closing or not
-            owners = np.flatnonzero(count)
-            return owners, panes.take(owners)
-        some = np.flatnonzero(count)
-        count, low = count.take(some), low.take(some)
-        owners = np.repeat(some, count)
-        offsets = np.arange(owners.shape[0], dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
-        return owners, np.repeat(low, count) + offsets * step
+        by the slot's ``upto``, as the pair's slot and window start: a window starting at ``s`` closes at
+        ``s + size + grace``, so each pane's closing windows are one run of its window starts, found in C
+        without listing the others (most of a pane's windows are not closing at any one close)."""
+        return pane_spans.closing_pairs(
+            np.ascontiguousarray(slots, dtype=np.int64),
+            self.table.panes,
+            self.table.key_ids,
+            np.ascontiguousarray(upto, dtype=np.int64),
+            self.closed_upto,
+            self._closed_of_key if self._keys_closed else self._closed_of_key[:0],
+            self._far_keys,
+            self._far_uptos,
+            self.size,
+            self.step,
+            self.grace,
+        )
 
     def _updates(self, changed: Int64Array, when: Int64Array) -> WindowResults | None:
         owners, changed_starts = self._windows_of(changed)
@@ -303,7 +292,7 @@ class PaneWindowOperator(WindowOperator):
     def close_everything(self) -> WindowResults | None:
         self.table.load_range(NO_TIME, END_OF_TIME)
         live = self.table.live_slots()
-        results = self._emit_closing(live, np.full(live.shape[0], END_OF_TIME, dtype=np.int64))
+        results = self._emit_closing(live, np.asarray([END_OF_TIME], dtype=np.int64))
         self.table.release(live)
         self.pending = set()
         return results

@@ -42,6 +42,18 @@ def _expected(
     return sorted(pairs)
 
 
+def _closing(operator: PaneWindowOperator, slots: list[int], uptos: list[int]) -> list[tuple[int, int]]:
+    """The (position in ``slots``, window start) pairs the operator finds, each slot's in start order."""
+    pair_slots, starts = operator._closing_windows_of(
+        np.asarray(slots, dtype=np.int64), np.asarray(uptos, dtype=np.int64)
+    )
+    position = {slot: i for i, slot in enumerate(slots)}
+    pairs = [(position[slot], start) for slot, start in zip(pair_slots.tolist(), starts.tolist())]
+    assert [p for p, _ in pairs] == sorted(p for p, _ in pairs), "pairs come in the order of their slots"
+    assert pairs == sorted(pairs), "a slot's windows come in start order"
+    return sorted(pairs)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     _DEFINITIONS,
@@ -61,10 +73,7 @@ def test_closing_windows_are_those_closing_after_the_keys_last_close_and_by_upto
     slots = data.draw(st.permutations(range(len(panes))))
     uptos = data.draw(st.lists(_TIMES, min_size=len(slots), max_size=len(slots)))
 
-    owners, starts = operator._closing_windows_of(np.asarray(slots, dtype=np.int64), np.asarray(uptos, dtype=np.int64))
-
-    assert sorted(zip(owners.tolist(), starts.tolist())) == _expected(operator, closed_keys, slots, uptos)
+    assert _closing(operator, slots, uptos) == _expected(operator, closed_keys, slots, uptos)
     # the segment's end forgets what its rounds closed: only ``closed_upto`` bounds the next close
     operator._segment_closed()
-    owners, starts = operator._closing_windows_of(np.asarray(slots, dtype=np.int64), np.asarray(uptos, dtype=np.int64))
-    assert sorted(zip(owners.tolist(), starts.tolist())) == _expected(operator, {}, slots, uptos)
+    assert _closing(operator, slots, uptos) == _expected(operator, {}, slots, uptos)
