@@ -178,21 +178,25 @@ def merge(const int64_t[::1] keys, const int64_t[::1] times, const int64_t[::1] 
 
 cdef inline void _add(int64_t[:, ::1] rows, Py_ssize_t* count, int64_t key, int64_t start, int64_t end,
                       Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
-    """Append a window (key, inclusive bounds, the half-open range of points it holds) to ``rows``; past
-    their end, only count it (the caller then refuses the result)."""
+    """Append a window (key, inclusive bounds, the half-open range of points it holds) to ``rows`` (one row
+    per column); past their end, only count it (the caller then refuses the result)."""
     cdef Py_ssize_t at = count[0]
     count[0] = at + 1
-    if at >= rows.shape[0]:
+    if at >= rows.shape[1]:
         return
-    rows[at, 0] = key
-    rows[at, 1] = start
-    rows[at, 2] = end
-    rows[at, 3] = lo
-    rows[at, 4] = hi
+    rows[0, at] = key
+    rows[1, at] = start
+    rows[2, at] = end
+    rows[3, at] = lo
+    rows[4, at] = hi
 
 
-def _columns(rows, Py_ssize_t count):
-    return tuple(np.ascontiguousarray(rows[:count, c]) for c in range(5))
+def _columns(rows, Py_ssize_t count, order=range(5)):
+    """The first ``count`` entries of the rows of ``rows`` (one per column, in ``order``): views when they fill
+    most of it, else copies, so that a close that made few windows does not keep room for many."""
+    if 2 * count >= rows.shape[1]:
+        return tuple(rows[c, :count] for c in order)
+    return tuple(rows[c, :count].copy() for c in order)
 
 
 cdef inline bint _expired(const int64_t[::1] exp_keys, const int64_t[::1] exp_times, int64_t key,
@@ -315,7 +319,7 @@ def closing(const int64_t[::1] keys, const int64_t[::1] times, object select_key
                 # of every key would take megabytes each time)
                 total += span[i, 1] - span[i, 0] + span[i, 3] - span[i, 2]
             a = last[i]
-    out = np.empty((total, 5), dtype=np.int64)
+    out = np.empty((5, total), dtype=np.int64)  # a row per column: each column's entries are contiguous
     cdef int64_t[:, ::1] rows = out
     with nogil:
         for i in range(count):
@@ -447,7 +451,7 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times,
                 bound += 2 * (b - a + lb - la)  # a left and a right window per distinct time at most
             a, la = b, lb
     # window rows: key, start, end, close, then the ranges of points and late points it may hold
-    rows = np.empty((bound, 8), dtype=np.int64)
+    rows = np.empty((8, bound), dtype=np.int64)  # a row per column: each column's entries are contiguous
     cdef int64_t[:, ::1] w = rows
     with nogil:
         for i in range(count):
@@ -476,7 +480,7 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times,
                     while lo < p and times[lo] < t - size:
                         lo += 1
                     # p is the first point after t: the window's points are [lo, p)
-                    w[made, 0], w[made, 1], w[made, 2], w[made, 3], w[made, 4], w[made, 5] = key, t - size, t, c, lo, p
+                    w[0, made], w[1, made], w[2, made], w[3, made], w[4, made], w[5, made] = key, t - size, t, c, lo, p
                     made += 1
                 c = t + size + 2 + grace  # its right window [t + 1, t + 1 + size] closes here
                 if not (low < c <= upto):
@@ -488,34 +492,25 @@ def closing_late(const int64_t[::1] keys, const int64_t[::1] times,
                 if _late_within(late_times, late_arrivals, la, lb, t + size, t + 1 + size, c):
                     continue  # the left window of a late point at its end, which came before it closed
                 if beyond > at or _late_within(late_times, late_arrivals, la, lb, t, t + size, c):
-                    w[made, 0], w[made, 1], w[made, 2], w[made, 3] = key, t + 1, t + 1 + size, c
-                    w[made, 4], w[made, 5] = at, beyond  # no point at t + 1 + size: [at, beyond) are its points
+                    w[0, made], w[1, made], w[2, made], w[3, made] = key, t + 1, t + 1 + size, c
+                    w[4, made], w[5, made] = at, beyond  # no point at t + 1 + size: [at, beyond) are its points
                     made += 1
             q = key_first
             p = q
             while p < made:  # this key's windows: their late ranges; with hiding_only, only those hiding one
-                start, end, c = w[p, 1], w[p, 2], w[p, 3]
+                start, end, c = w[1, p], w[2, p], w[3, p]
                 if hiding_only and not _hides_late(late_times, late_arrivals, la, lb, start, end, c):
                     p += 1
                     continue
-                w[q, 0], w[q, 1], w[q, 2], w[q, 3], w[q, 4], w[q, 5] = key, start, end, c, w[p, 4], w[p, 5]
-                w[q, 6] = _search(late_times, la, lb, start, False)
-                w[q, 7] = _search(late_times, w[q, 6], lb, end, True)
+                w[0, q], w[1, q], w[2, q], w[3, q], w[4, q], w[5, q] = key, start, end, c, w[4, p], w[5, p]
+                w[6, q] = _search(late_times, la, lb, start, False)
+                w[7, q] = _search(late_times, w[6, q], lb, end, True)
                 p += 1
                 q += 1
             made = q
     if made > bound:
         raise RuntimeError(f"{made} windows close, more than the {bound} their points were counted to allow.")
-    return (
-        np.ascontiguousarray(rows[:made, 0]),
-        np.ascontiguousarray(rows[:made, 1]),
-        np.ascontiguousarray(rows[:made, 2]),
-        np.ascontiguousarray(rows[:made, 4]),
-        np.ascontiguousarray(rows[:made, 5]),
-        np.ascontiguousarray(rows[:made, 6]),
-        np.ascontiguousarray(rows[:made, 7]),
-        np.ascontiguousarray(rows[:made, 3]),
-    )
+    return _columns(rows, made, (0, 1, 2, 4, 5, 6, 7, 3))
 
 
 def running_max(const int64_t[::1] keys, const int64_t[::1] values, const int64_t[::1] initial):
