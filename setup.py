@@ -29,7 +29,9 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension(name, [name.replace(".", "/") + ".pyx"], extra_compile_args=["-O3"])
+        # -fwrapv: signed arithmetic wraps as numpy's does (the time loops rely on it; CPython's own flags
+        # carry it too, but not every build's)
+        Extension(name, [name.replace(".", "/") + ".pyx"], extra_compile_args=["-O3", "-fwrapv"])
         for name in (
             "connectors.blake2b",
             "connectors.event_fields",

@@ -58,9 +58,9 @@ cdef inline int64_t _far_upto(const int64_t[::1] far_keys, const int64_t[::1] fa
     return NO_TIME
 
 
-cdef inline void _check_steps(int64_t size, int64_t step) except *:
-    if step <= 0 or size < step:
-        raise ValueError(f"windows of {size} ms every {step} ms cannot be closed by panes.")
+cdef inline void _check_steps(int64_t size, int64_t step, int64_t grace) except *:
+    if step <= 0 or size < step or grace < 0:
+        raise ValueError(f"windows of {size} ms every {step} ms with {grace} ms of grace cannot be closed by panes.")
 
 
 def closing_pairs(
@@ -78,17 +78,19 @@ def closing_pairs(
 ):
     """``(pair_slots, pair_starts)``: for each of ``slots`` (whose pane starts and key ids are in the per-slot
     ``pane_of`` and ``key_of``), in order, the windows containing its pane that close after what its key has
-    emitted and by its entry of ``uptos`` (one entry: the same for all), in start order.
+    emitted and by its entry of ``uptos`` (one entry: the same for all), in start order. A tumbling window
+    (``size == step``) is its pane: its start is the pane's.
 
     What a key has emitted is the largest of ``closed_upto``, its entry of ``by_key`` (by key id; ids beyond
-    it have none) and its close point among ``far_keys`` (sorted) in ``far_uptos``."""
+    it have none) and its close point among ``far_keys`` (sorted ascending, distinct) in ``far_uptos``."""
     cdef Py_ssize_t n = slots.shape[0], slot_count = pane_of.shape[0], i, total = 0, at = 0
     cdef Py_ssize_t reach_keys = by_key.shape[0], far = far_keys.shape[0]
     cdef int64_t reach = size + grace, slot, key, lower, upto, low, high, count, j, pane
-    cdef bint one_upto = uptos.shape[0] == 1
-    _check_steps(size, step)
+    cdef int64_t most = size / step + 1  # windows a pane can lie in
+    cdef bint one_upto = uptos.shape[0] == 1, tumbling = size == step
+    _check_steps(size, step, grace)
     if uptos.shape[0] != n and not one_upto:
-        raise ValueError(f"closing_pairs takes one close point or one per slot: {n} slots, {uptos.shape[0]} points.")
+        raise ValueError(f"closing_pairs takes one close point, or one for each of the {n} slots, not {uptos.shape[0]}.")
     if key_of.shape[0] != slot_count:
         raise ValueError(f"per-slot pane starts and key ids differ in length: {slot_count} and {key_of.shape[0]}.")
     if far_uptos.shape[0] != far:
@@ -115,6 +117,13 @@ def closing_pairs(
             low = _max(_first_start(pane, size, step), (_floor_div(lower - reach, step) + 1) * step)
             high = _min(_last_start(pane, step), _floor_div(upto - reach, step) * step)
             count = (high - low) / step + 1 if high >= low else 0
+            if tumbling and count:  # the pane's one window, whose start is the pane's
+                count, low = 1, pane
+            elif count < 0 or count > most:  # its window starts wrapped around the earliest time
+                with gil:
+                    raise ValueError(
+                        f"the windows of pane {pane} ({size} ms every {step} ms) start before the earliest time."
+                    )
             counts[i] = count
             lows[i] = low
             total += count
@@ -147,7 +156,7 @@ def closing_panes(
     ``upto`` (its pane is then released)."""
     cdef Py_ssize_t i, near_count = 0, dead_count = 0
     cdef int64_t pane, last
-    _check_steps(size, step)
+    _check_steps(size, step, grace)
     if not 0 <= high_water <= alive.shape[0] or pane_of.shape[0] < high_water:
         raise ValueError(f"{high_water} slots in use do not fit {alive.shape[0]} flags and {pane_of.shape[0]} panes.")
     near_array = np.empty(high_water, dtype=np.int64)
