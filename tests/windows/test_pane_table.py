@@ -91,3 +91,16 @@ def test_an_add_stopped_by_a_failed_growth_leaves_the_table_whole(monkeypatch: p
     assert table.last_created.shape[0] == 524 and table._high_water == 1_024
     free, free_count = table._free.stack()
     assert free_count == 0 and not set(free[:free_count].tolist()) & set(live.tolist())
+
+
+def test_slots_given_up_are_taken_again_lowest_first_the_last_release_first() -> None:
+    table = PaneTable(Aggregation((parse_aggregate("n", "count"),)), pane_size=1)
+    keys = np.arange(20, dtype=np.int64)
+    table.add(EventBatch(ts=keys * 0, key_ids=keys, seq=keys), keys * 0)  # slots 0-19
+    table.release(np.asarray([3, 17, 1], dtype=np.int64))
+    table.release(np.asarray([12, 5, 9], dtype=np.int64))
+    new = np.arange(100, 106, dtype=np.int64)
+    table.add(EventBatch(ts=new * 0 + 1, key_ids=new, seq=new), new * 0 + 1)
+    # the last release's slots first, each release's in ascending order (new panes fill neighbouring slots)
+    assert table.last_created.tolist() == [5, 9, 12, 1, 3, 17]
+    assert table.index.lookup(new, new * 0 + 1).tolist() == [5, 9, 12, 1, 3, 17]
