@@ -70,13 +70,14 @@ class _FreeSlots:
             self._slots = grown
         pushed = self._slots[self._count : need]
         pushed[:] = slots
-        if pushed.shape[0] > 1 and int(pushed.min()) >= 0:  # slots are never negative; a sort key must not be
+        self._count = need  # on the stack even if the sort fails (slots are never negative: their release checks)
+        if pushed.shape[0] > 1:
             sort_packed(pushed, int(pushed.max()).bit_length())
             pushed[:] = pushed[::-1].copy()
-        self._count = need
 
     def stack(self) -> tuple[Int64Array, int]:
-        """The stack's storage and how many of its entries are free slots (the last given up last)."""
+        """The stack's storage and how many of its entries are free slots (the top, taken first, last; each
+        push's slots in descending order)."""
         return self._slots, self._count
 
     def taken_down_to(self, count: int) -> None:
@@ -327,7 +328,8 @@ class PaneTable:
 
     def _add_in_memory(self, key_ids: Int64Array, panes: Int64Array) -> tuple[Int64Array, Int64Array, Int64Array]:
         """``slots_for`` and ``distinct`` of a table that evicted nothing, in one pass (``PaneIndex.add_panes``):
-        each pane's slot (created empty where missing, free slots last given up first), the distinct slots
+        each pane's slot (created empty where missing, free slots last given up first, each release's lowest
+        first), the distinct slots
         (marked changed) and each pane's index among them."""
         key_ids = np.ascontiguousarray(key_ids, dtype=np.int64)
         panes = np.ascontiguousarray(panes, dtype=np.int64)

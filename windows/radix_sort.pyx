@@ -1,5 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
-"""An LSD radix sort of non-negative integers of known width, for the engine's packed sort keys.
+"""An LSD radix sort of non-negative integers of known width, for the engine's packed sort keys (and the
+slots a pane table gives up, ``pane_table._FreeSlots``).
 
 ``sort_order.lex_order`` packs the columns it orders by into one number per
 row (with the row's position in the low bits) and sorts those numbers. On this
