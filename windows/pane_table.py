@@ -329,8 +329,7 @@ class PaneTable:
     def _add_in_memory(self, key_ids: Int64Array, panes: Int64Array) -> tuple[Int64Array, Int64Array, Int64Array]:
         """``slots_for`` and ``distinct`` of a table that evicted nothing, in one pass (``PaneIndex.add_panes``):
         each pane's slot (created empty where missing, free slots last given up first, each release's lowest
-        first), the distinct slots
-        (marked changed) and each pane's index among them."""
+        first), the distinct slots (marked changed) and each pane's index among them."""
         key_ids = np.ascontiguousarray(key_ids, dtype=np.int64)
         panes = np.ascontiguousarray(panes, dtype=np.int64)
         n = key_ids.shape[0]
